@@ -1,0 +1,228 @@
+/**
+ * The context a layer receives: one exchange (a request and its response, or one
+ * notification) as it crosses the wrapped transport.
+ *
+ * `ctx.response` holds the response once `await next()` resolves. Retries call `next()`
+ * again on the same context. Attempts that run at the same time (hedging) or under
+ * their own deadline (attempt timeouts) each run on a `ctx.fork()`: a context with its
+ * own `signal` and `response` that shares everything else with its parent.
+ */
+import type { Direction, EventBus } from './events.ts';
+import type { Idempotency } from './idempotency.ts';
+import type {
+  JSONRPCNotification,
+  JSONRPCParams,
+  JSONRPCRequest,
+  JSONRPCResponse,
+  RequestId,
+} from './jsonrpc.ts';
+import type { MessageExtraInfo, TransportSendOptions } from './transport.ts';
+
+export type ExchangeKind = 'request' | 'notification';
+
+/** What layers may know about the wrapped transport an exchange crosses. */
+export interface Session {
+  /** The `name` given to `wrap()` (defaults to `mcp`); used as a label by observability. */
+  readonly name: string;
+  /** The transport's session id (`Mcp-Session-Id`), once known. */
+  readonly sessionId: string | undefined;
+  /** The negotiated protocol version, once known. */
+  readonly protocolVersion: string | undefined;
+  /** `client` when this side sent `initialize`/`server/discover`, `server` when it received one. */
+  readonly role: 'client' | 'server' | undefined;
+  /** True when the inner transport opens one HTTP request per outbound request. */
+  readonly hasPerRequestStream: boolean;
+  /** True once the wrapped transport has closed. */
+  readonly closed: boolean;
+  readonly events: EventBus;
+  readonly idempotency: Idempotency;
+}
+
+export type ProgressListener = (params: JSONRPCParams) => void;
+
+/** State shared by a context and all of its forks: one per exchange. */
+class SharedExchange {
+  attempts = 0;
+  sent = false;
+  idempotent: boolean | undefined = undefined;
+  state: Map<unknown, unknown> | undefined = undefined;
+  progress: Set<ProgressListener> | undefined = undefined;
+  /** The core's bookkeeping record for this exchange. */
+  record: unknown = undefined;
+}
+
+export interface ContextInit {
+  direction: Direction;
+  kind: ExchangeKind;
+  message: JSONRPCRequest | JSONRPCNotification;
+  options: TransportSendOptions | undefined;
+  extra: MessageExtraInfo | undefined;
+  session: Session;
+}
+
+export class Context {
+  /** `outbound`: the application sends it. `inbound`: the peer sent it. */
+  readonly direction: Direction;
+  readonly kind: ExchangeKind;
+  /** The application's message (outbound) or the peer's (inbound), as it was given. */
+  readonly message: JSONRPCRequest | JSONRPCNotification;
+  readonly method: string;
+  /** The request id the application knows: its own (outbound) or the peer's (inbound). */
+  readonly id: RequestId | undefined;
+  /** Send options the application passed (outbound). */
+  readonly options: TransportSendOptions | undefined;
+  /** Extra info the inner transport attached (inbound). */
+  readonly extra: MessageExtraInfo | undefined;
+  readonly session: Session;
+  /** `performance.now()` when the exchange began. */
+  readonly startedAt: number;
+  /** Aborts when the exchange is cancelled or the transport closes (and, on a fork, by its own signal). */
+  readonly signal: AbortSignal;
+  /** The response, once `next()` resolved or a layer answered. */
+  response: JSONRPCResponse | undefined = undefined;
+  /** Extra info the inner transport attached to the response. */
+  responseExtra: MessageExtraInfo | undefined = undefined;
+  /** The number of the latest attempt made on this context (1-based; 0 before any). */
+  attempt = 0;
+
+  readonly #shared: SharedExchange;
+  readonly #controller: AbortController;
+
+  constructor(init: ContextInit, parent?: Context, signal?: AbortSignal) {
+    this.direction = init.direction;
+    this.kind = init.kind;
+    this.message = init.message;
+    this.method = init.message.method;
+    this.id = init.kind === 'request' ? (init.message as JSONRPCRequest).id : undefined;
+    this.options = init.options;
+    this.extra = init.extra;
+    this.session = init.session;
+    this.#controller = new AbortController();
+    this.signal = this.#controller.signal;
+    if (parent === undefined) {
+      this.startedAt = performance.now();
+      this.#shared = new SharedExchange();
+    } else {
+      this.startedAt = parent.startedAt;
+      this.#shared = parent.#shared;
+      this.attempt = parent.attempt;
+      link(parent.signal, this.#controller);
+      if (signal !== undefined) link(signal, this.#controller);
+    }
+  }
+
+  get events(): EventBus {
+    return this.session.events;
+  }
+
+  get params(): JSONRPCParams | undefined {
+    return this.message.params;
+  }
+
+  /** `params.name` of a `tools/call`, else undefined. */
+  get tool(): string | undefined {
+    return this.method === 'tools/call' ? stringParam(this.message.params, 'name') : undefined;
+  }
+
+  /**
+   * What the exchange acts on, for span names and labels: the tool or prompt name,
+   * the resource URI, or undefined.
+   */
+  get target(): string | undefined {
+    switch (this.method) {
+      case 'tools/call':
+      case 'prompts/get':
+        return stringParam(this.message.params, 'name');
+      case 'resources/read':
+      case 'resources/subscribe':
+      case 'resources/unsubscribe':
+        return stringParam(this.message.params, 'uri');
+      default:
+        return undefined;
+    }
+  }
+
+  /** Attempts started on this exchange so far, across retries and hedges. */
+  get attempts(): number {
+    return this.#shared.attempts;
+  }
+
+  /** True once some attempt's bytes may have reached the peer. */
+  get sent(): boolean {
+    return this.#shared.sent;
+  }
+
+  /**
+   * True when sending this request twice is safe (DESIGN.md invariant 3): a read-only
+   * method, a tool whose annotations or configuration say so, or a layer's override.
+   */
+  get idempotent(): boolean {
+    return this.#shared.idempotent ?? (this.kind === 'request' && this.session.idempotency.isIdempotent(this));
+  }
+
+  set idempotent(value: boolean) {
+    this.#shared.idempotent = value;
+  }
+
+  /** Per-exchange storage for layers (a span, a start time...), shared with forks. */
+  get state(): Map<unknown, unknown> {
+    return (this.#shared.state ??= new Map());
+  }
+
+  /** A context for one attempt with its own signal and response; see the class comment. */
+  fork(options: { signal?: AbortSignal } = {}): Context {
+    return new Context(this, this, options.signal);
+  }
+
+  /** Calls `listener` for each `notifications/progress` the peer sends for this request. */
+  onProgress(listener: ProgressListener): () => void {
+    const set = (this.#shared.progress ??= new Set());
+    set.add(listener);
+    return () => set.delete(listener);
+  }
+
+  /** @internal The core's record of this exchange (shared with forks). */
+  get _record(): unknown {
+    return this.#shared.record;
+  }
+
+  set _record(record: unknown) {
+    this.#shared.record = record;
+  }
+
+  /** @internal The core records that an attempt started; returns its number. */
+  _beginAttempt(): number {
+    this.attempt = ++this.#shared.attempts;
+    return this.attempt;
+  }
+
+  /** @internal The core records that bytes of an attempt may have reached the peer. */
+  _markSent(): void {
+    this.#shared.sent = true;
+  }
+
+  /** @internal The core relays a progress notification for this request. */
+  _progress(params: JSONRPCParams): void {
+    const set = this.#shared.progress;
+    if (set === undefined) return;
+    for (const listener of set) listener(params);
+  }
+
+  /** @internal The core aborts the exchange (cancel, close). */
+  _abort(reason: Error): void {
+    this.#controller.abort(reason);
+  }
+}
+
+function link(source: AbortSignal, target: AbortController): void {
+  if (source.aborted) {
+    target.abort(source.reason);
+    return;
+  }
+  source.addEventListener('abort', () => target.abort(source.reason), { once: true });
+}
+
+function stringParam(params: JSONRPCParams | undefined, key: string): string | undefined {
+  const value = params?.[key];
+  return typeof value === 'string' ? value : undefined;
+}

@@ -1,0 +1,104 @@
+/**
+ * The event bus of a wrapped transport. Layers publish what they do (a retry, a
+ * timeout, a breaker transition...) as typed values; `metrics`, `logging` and `tracing`
+ * subscribe, so observability sees every other layer without importing it.
+ *
+ * Layers add their own event types by declaration merging:
+ *
+ *   declare module 'mcp-layers' { interface LayerEvents { 'my-layer:thing': { ctx: Context } } }
+ *
+ * A throwing listener never breaks the message path: the error goes to `onListenerError`.
+ */
+import type { Context } from './context.ts';
+import type { RequestId } from './jsonrpc.ts';
+
+/** Which way a message travels, seen from the application. */
+export type Direction = 'outbound' | 'inbound';
+
+/** Every event a layer or the core may publish. Extend it by declaration merging. */
+export interface LayerEvents {
+  /** The core put an attempt of an outbound request on the wire with a fresh wire id. */
+  attempt: { ctx: Context; attempt: number; wireId: RequestId };
+  /** The core sent `notifications/cancelled` for a wire id it gave up on (invariant 4). */
+  'cancel-sent': { ctx: Context; wireId: RequestId; reason: string };
+  /** An exchange was cancelled by the application or the peer. */
+  cancelled: { ctx: Context; by: 'application' | 'peer'; reason: string | undefined };
+  /** A response arrived for a wire id that is not pending; it was dropped. */
+  'stray-response': { wireId: unknown; reason: 'late' | 'unknown' };
+  /** A peer's message was not valid JSON-RPC; it went to `onerror`. */
+  'invalid-message': { error: Error };
+  /** The negotiated protocol version became known. */
+  'protocol-version': { version: string };
+  /** The wrapped transport started. */
+  start: { name: string };
+  /** The wrapped transport closed; `pending` exchanges were settled. */
+  close: { name: string; pending: number };
+
+  // Resilience layers (middleware/*.ts) publish these.
+  retry: { ctx: Context; attempt: number; delayMs: number; reason: string };
+  'retry-budget-exhausted': { ctx: Context; reason: string };
+  'give-up': { ctx: Context; attempts: number; reason: string };
+  timeout: { ctx: Context; scope: 'attempt' | 'total'; ms: number };
+  'breaker-state': { key: string; from: BreakerState; to: BreakerState };
+  'breaker-rejected': { ctx: Context; key: string };
+  shed: { ctx: Context; reason: string; inFlight: number; queued: number };
+  queued: { ctx: Context; queued: number };
+  hedge: { ctx: Context; attempt: number; delayMs: number };
+  'hedge-outcome': { ctx: Context; winner: number; cancelled: number };
+  chaos: { ctx: Context; fault: ChaosFault };
+
+  // Transports, wire layers and auth publish these.
+  reconnect: { attempt: number; delayMs: number; outcome: 'scheduled' | 'connected' | 'failed'; error?: Error };
+  connection: { state: 'open' | 'closed'; transport: string };
+  heartbeat: { outcome: 'ok' | 'missed'; rttMs?: number };
+  'token-refresh': { outcome: 'ok' | 'failed'; durationMs: number; reason: string; error?: Error };
+  'batch-flushed': { size: number; bytes?: number };
+  'bytes-compressed': { encoding: string; direction: Direction; before: number; after: number };
+  wire: { direction: Direction; bytes: number; encoding: string };
+}
+
+export type BreakerState = 'closed' | 'open' | 'half-open' | 'isolated';
+export type ChaosFault = 'latency' | 'error' | 'drop' | 'disconnect';
+
+export type EventListener<T> = (event: T) => void;
+
+export class EventBus<M extends object = LayerEvents> {
+  readonly #listeners = new Map<keyof M, Set<EventListener<never>>>();
+  /** Where listener exceptions go. The wrapped transport points this at its `onerror`. */
+  onListenerError: (error: unknown, type: PropertyKey) => void = () => {};
+
+  /** Subscribes; returns the function that unsubscribes. */
+  on<K extends keyof M>(type: K, listener: EventListener<M[K]>): () => void {
+    let set = this.#listeners.get(type);
+    if (set === undefined) this.#listeners.set(type, (set = new Set()));
+    set.add(listener as EventListener<never>);
+    return () => {
+      set.delete(listener as EventListener<never>);
+      if (set.size === 0 && this.#listeners.get(type) === set) this.#listeners.delete(type);
+    };
+  }
+
+  /** True when someone listens: lets publishers skip building an event nobody reads. */
+  has(type: keyof M): boolean {
+    return this.#listeners.has(type);
+  }
+
+  emit<K extends keyof M>(type: K, event: M[K]): void {
+    const set = this.#listeners.get(type);
+    if (set === undefined) return;
+    for (const listener of set) {
+      try {
+        (listener as EventListener<M[K]>)(event);
+      } catch (error) {
+        this.onListenerError(error, type);
+      }
+    }
+  }
+
+  /** Number of listeners across all types (for leak checks in tests). */
+  get listenerCount(): number {
+    let n = 0;
+    for (const set of this.#listeners.values()) n += set.size;
+    return n;
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * Keeps the application's view of inbound traffic in wire order.
+ *
+ * Each inbound message takes a slot when it arrives. It reaches the application
+ * only after every earlier slot has been delivered or released, so a progress
+ * notification is never overtaken by its request's response, and a response is never
+ * overtaken by a notification the peer sent after it — as without the stack.
+ *
+ * Layers that finish within the same turn of the event loop (no timers, no I/O)
+ * therefore keep exact order. A slot whose message is held longer (a retry backing
+ * off, a request queued by a concurrency limit) must not stall everything behind it:
+ * at the end of the turn those slots are detached, and deliver whenever they are ready.
+ */
+
+type Run = () => void;
+
+const PENDING = 0;
+const READY = 1;
+const RELEASED = 2;
+const DETACHED = 3;
+
+export class Slot {
+  state = PENDING;
+  run: Run | undefined = undefined;
+}
+
+// Captured at load so fake timers in tests cannot freeze delivery: the valve measures
+// turns of the event loop, not time.
+const endOfTurn: (fn: () => void) => void = globalThis.setImmediate.bind(globalThis);
+
+export class InboundOrder {
+  #queue: Slot[] = [];
+  #head = 0;
+  #valveArmed = false;
+  readonly #onError: (error: unknown) => void;
+
+  constructor(onError: (error: unknown) => void) {
+    this.#onError = onError;
+  }
+
+  admit(): Slot {
+    const slot = new Slot();
+    this.#queue.push(slot);
+    return slot;
+  }
+
+  /** The slot's message is ready for the application; runs now or when its turn comes. */
+  deliver(slot: Slot, run: Run): void {
+    if (slot.state === DETACHED) {
+      slot.state = RELEASED;
+      this.#run(run);
+      return;
+    }
+    if (slot.state !== PENDING) return;
+    slot.state = READY;
+    slot.run = run;
+    this.#flush();
+  }
+
+  /** The slot's message will not reach the application (dropped, shed, retried). */
+  release(slot: Slot): void {
+    if (slot.state === PENDING) {
+      slot.state = RELEASED;
+      this.#flush();
+    } else if (slot.state === DETACHED) {
+      slot.state = RELEASED;
+    }
+  }
+
+  /** Delivers everything ready and detaches the rest (on close). */
+  drain(): void {
+    this.#detachPending();
+    this.#flush();
+  }
+
+  get size(): number {
+    return this.#queue.length - this.#head;
+  }
+
+  #flush(): void {
+    const queue = this.#queue;
+    while (this.#head < queue.length) {
+      const slot = queue[this.#head] as Slot;
+      if (slot.state === PENDING) break;
+      this.#head++;
+      if (slot.state === READY) {
+        slot.state = RELEASED;
+        const run = slot.run as Run;
+        slot.run = undefined;
+        this.#run(run);
+      }
+    }
+    if (this.#head === queue.length) {
+      queue.length = 0;
+      this.#head = 0;
+    } else {
+      if (this.#head > 1024 && this.#head * 2 > queue.length) {
+        this.#queue = queue.slice(this.#head);
+        this.#head = 0;
+      }
+      if (this.size > 1) this.#armValve();
+    }
+  }
+
+  #armValve(): void {
+    if (this.#valveArmed) return;
+    this.#valveArmed = true;
+    endOfTurn(() => {
+      this.#valveArmed = false;
+      this.#detachPending();
+      this.#flush();
+    });
+  }
+
+  /** Pending slots stop holding back the queue; they deliver whenever ready. */
+  #detachPending(): void {
+    const queue = this.#queue;
+    for (let i = this.#head; i < queue.length; i++) {
+      const slot = queue[i] as Slot;
+      if (slot.state === PENDING) slot.state = DETACHED;
+    }
+  }
+
+  #run(run: Run): void {
+    try {
+      run();
+    } catch (error) {
+      this.#onError(error);
+    }
+  }
+}

@@ -1,0 +1,13 @@
+/** The core: everything a layer or an application needs, and no layer. */
+export { compose, type ComposedLayer, type Terminal } from './compose.ts';
+export { Context, type ContextInit, type ExchangeKind, type ProgressListener, type Session } from './context.ts';
+export * from './errors.ts';
+export { EventBus, type BreakerState, type ChaosFault, type Direction, type EventListener, type LayerEvents } from './events.ts';
+export { globMatcher, type NameMatcher } from './glob.ts';
+export { Idempotency, type IdempotencyOptions } from './idempotency.ts';
+export * from './jsonrpc.ts';
+export { isLayer, toLayer, type Layer, type LayerHost, type LayerLike, type Middleware, type Next, type WireWrite } from './layer.ts';
+export type { MessageExtraInfo, Transport, TransportSendOptions } from './transport.ts';
+export { classify, type Classified } from './validate.ts';
+export { compileMatch, when, type Match, type Matcher } from './when.ts';
+export { LayeredTransport, wrap, type WrapOptions, type Wrapped } from './wrap.ts';

@@ -1,0 +1,448 @@
+/**
+ * Outbound requests: the application asks, the peer answers.
+ *
+ * One exchange per application request, keyed by the application's id. Each attempt
+ * (each call of the innermost `next()`) goes on the wire with a fresh wire id from a
+ * per-transport counter, so retries and hedges never reuse an id in the session and
+ * never collide with the application's ids (which never reach the wire). A response
+ * is matched by wire id, mapped back to the application's id, and delivered once
+ * when the layer stack has finished with it.
+ *
+ *   send(request) ─► exchange ─► layers ─► attempt(): wire id N ─► inner.send
+ *   onmessage(response N) ─► attempt settles ─► layers unwind ─► deliver(app id)
+ */
+import { Context, type Session } from './context.ts';
+import {
+  asError,
+  CancelledError,
+  ConnectionClosedError,
+  LayerFaultError,
+  McpLayersError,
+  StrayResponseError,
+  toErrorObject,
+  TransportError,
+} from './errors.ts';
+import type { Slot } from './inbound-order.ts';
+import {
+  CANCELLED,
+  type JSONRPCErrorResponse,
+  type JSONRPCNotification,
+  type JSONRPCParams,
+  type JSONRPCRequest,
+  type JSONRPCResponse,
+  type RequestId,
+  SUBSCRIPTION_ID_META_KEY,
+} from './jsonrpc.ts';
+import type { ComposedLayer } from './compose.ts';
+import type { Port } from './port.ts';
+import type { MessageExtraInfo, TransportSendOptions } from './transport.ts';
+
+/** One application request, from `send()` until its response is delivered. */
+interface Exchange {
+  readonly ctx: Context;
+  readonly appId: RequestId;
+  readonly progressToken: unknown;
+  /** Resolves the application's `send()`: first write done, or the exchange ended. */
+  readonly accept: () => void;
+  settled: boolean;
+  /** Why it ends without a response: cancelled by the application or the peer. */
+  silentEnd: 'application' | 'peer' | undefined;
+  /** Order slots of responses that arrived and are held by the layers. */
+  slots: Slot[];
+  detachRequestSignal: (() => void) | undefined;
+}
+
+/** One attempt on the wire. */
+interface Attempt {
+  readonly wireId: number;
+  readonly exchange: Exchange;
+  readonly ctx: Context;
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+  done: boolean;
+  writeStarted: boolean;
+  requestController: AbortController | undefined;
+  cleanup: () => void;
+}
+
+export class OutboundRequests {
+  readonly #port: Port;
+  readonly #stack: ComposedLayer;
+  readonly #byAppId = new Map<RequestId, Exchange>();
+  readonly #byWireId = new Map<RequestId, Attempt>();
+  readonly #byProgressToken = new Map<unknown, Context>();
+  #lastWireId = 0;
+
+  constructor(port: Port, stack: ComposedLayer) {
+    this.#port = port;
+    this.#stack = stack;
+  }
+
+  get session(): Session {
+    return this.#port.session;
+  }
+
+  /** Starts an exchange. Resolves when its first attempt is written or it has ended; never rejects. */
+  send(message: JSONRPCRequest, options: TransportSendOptions | undefined): Promise<void> {
+    const appId = message.id;
+    if (this.#byAppId.has(appId)) {
+      return Promise.reject(
+        new McpLayersError(-32600, `request id ${JSON.stringify(appId)} is already in flight; an id must not be reused while its request is pending`, {
+          reason: 'duplicate-id',
+        }),
+      );
+    }
+    const ctx = new Context({ direction: 'outbound', kind: 'request', message, options, extra: undefined, session: this.#port.session });
+    let accept!: () => void;
+    const accepted = new Promise<void>((resolve) => (accept = resolve));
+    const progressToken = message.params?._meta?.['progressToken'];
+    const exchange: Exchange = {
+      ctx,
+      appId,
+      progressToken,
+      accept,
+      settled: false,
+      silentEnd: undefined,
+      slots: [],
+      detachRequestSignal: undefined,
+    };
+    ctx._record = exchange;
+    this.#byAppId.set(appId, exchange);
+    if (progressToken !== undefined) this.#byProgressToken.set(progressToken, ctx);
+    const requestSignal = options?.requestSignal;
+    if (requestSignal !== undefined) {
+      // 2026-07-28 clients cancel by aborting the request's own signal instead of sending notifications/cancelled.
+      const onAbort = () => this.cancel(appId, 'application', abortReason(requestSignal));
+      if (requestSignal.aborted) queueMicrotask(onAbort);
+      else {
+        requestSignal.addEventListener('abort', onAbort, { once: true });
+        exchange.detachRequestSignal = () => requestSignal.removeEventListener('abort', onAbort);
+      }
+    }
+    this.#stack.handle(ctx, this.#attempt).then(
+      () => this.#finish(exchange),
+      (error: unknown) => this.#fail(exchange, error),
+    );
+    return accepted;
+  }
+
+  /**
+   * Ends an exchange without a response: the application cancelled it (its
+   * `notifications/cancelled`, translated to every live wire id) or the peer did.
+   * Returns false when no such exchange is pending.
+   */
+  cancel(appId: RequestId, by: 'application' | 'peer', reason: string | undefined): boolean {
+    const exchange = this.#byAppId.get(appId);
+    if (exchange === undefined || exchange.settled) return false;
+    exchange.silentEnd = by;
+    this.#port.session.events.emit('cancelled', { ctx: exchange.ctx, by, reason });
+    // Aborting the context abandons every live attempt, which tells the peer (invariant 4).
+    exchange.ctx._abort(new CancelledError(reason === undefined ? `Request cancelled by the ${by}` : `Request cancelled by the ${by}: ${reason}`));
+    this.#settle(exchange);
+    return true;
+  }
+
+  /** The application id of a live wire id, or undefined. */
+  appIdOf(wireId: unknown): RequestId | undefined {
+    const attempt = this.#byWireId.get(wireId as RequestId);
+    return attempt?.exchange.appId;
+  }
+
+  /** Relays `notifications/progress` to the request it reports on (timeouts may extend). */
+  progress(params: JSONRPCParams): void {
+    const ctx = this.#byProgressToken.get(params['progressToken']);
+    ctx?._progress(params);
+  }
+
+  /**
+   * A response arrived from the peer. Returns false (and reports) when its wire id is
+   * not pending: late (an attempt we gave up on), duplicate, or never ours.
+   */
+  receive(message: JSONRPCResponse, extra: MessageExtraInfo | undefined): void {
+    const wireId = message.id;
+    const attempt = wireId === undefined ? undefined : this.#byWireId.get(wireId);
+    if (attempt === undefined) {
+      this.#stray(message);
+      return;
+    }
+    const { exchange } = attempt;
+    const slot = this.#port.order.admit();
+    exchange.slots.push(slot);
+    const response = mapResponse(message, exchange.appId, attempt.wireId);
+    attempt.ctx.responseExtra = extra;
+    this.#settleAttempt(attempt, response, undefined);
+  }
+
+  /** The connection closed: every pending exchange ends now with a ConnectionClosed error. */
+  closeAll(error: Error): number {
+    const pending = [...this.#byAppId.values()];
+    for (const exchange of pending) {
+      if (exchange.settled) continue;
+      this.#deliverError(exchange, error);
+      this.#settle(exchange);
+      exchange.ctx._abort(error);
+    }
+    return pending.length;
+  }
+
+  get size(): { exchanges: number; attempts: number; progressTokens: number } {
+    return { exchanges: this.#byAppId.size, attempts: this.#byWireId.size, progressTokens: this.#byProgressToken.size };
+  }
+
+  /** The innermost `next()`: one attempt on the wire. */
+  readonly #attempt = (ctx: Context): Promise<void> => {
+    const exchange = ctx._record as Exchange | undefined;
+    if (exchange === undefined || exchange.settled) {
+      return Promise.reject(new CancelledError('The exchange already ended; no further attempts are made', { reason: 'exchange-ended' }));
+    }
+    if (ctx.signal.aborted) return Promise.reject(ctx.signal.reason);
+    if (this.#port.session.closed) {
+      return Promise.reject(new ConnectionClosedError('Connection closed before the request was sent', { neverSent: true }));
+    }
+    // A new attempt supersedes responses held for earlier ones: they will not be delivered.
+    this.#releaseSlots(exchange);
+    const attemptNo = ctx._beginAttempt();
+    const wireId = ++this.#lastWireId;
+    return new Promise<void>((resolve, reject) => {
+      const attempt: Attempt = {
+        wireId,
+        exchange,
+        ctx,
+        resolve,
+        reject,
+        done: false,
+        writeStarted: false,
+        requestController: undefined,
+        cleanup: noop,
+      };
+      this.#byWireId.set(wireId, attempt);
+      const onAbort = () => this.#abandon(attempt, ctx.signal.reason);
+      ctx.signal.addEventListener('abort', onAbort, { once: true });
+      attempt.cleanup = () => ctx.signal.removeEventListener('abort', onAbort);
+      const events = this.#port.session.events;
+      if (events.has('attempt')) events.emit('attempt', { ctx, attempt: attemptNo, wireId });
+
+      const wire: JSONRPCRequest = { ...ctx.message, id: wireId } as JSONRPCRequest;
+      const options = this.#attemptOptions(exchange, attempt);
+      attempt.writeStarted = true;
+      let written: Promise<void>;
+      try {
+        written = this.#port.write(wire, options);
+      } catch (error) {
+        written = Promise.reject(error);
+      }
+      written.then(
+        () => {
+          ctx._markSent();
+          exchange.accept();
+        },
+        (error: unknown) => {
+          const failure = sendFailure(error);
+          if (!failure.neverSent) ctx._markSent();
+          this.#settleAttempt(attempt, undefined, failure);
+        },
+      );
+    });
+  };
+
+  #attemptOptions(exchange: Exchange, attempt: Attempt): TransportSendOptions | undefined {
+    const app = exchange.ctx.options;
+    const perRequest = this.#port.session.hasPerRequestStream;
+    if (app === undefined && !perRequest) return undefined;
+    const options: TransportSendOptions = { ...app };
+    if (perRequest || app?.requestSignal !== undefined) {
+      // Each attempt has its own stream; abandoning the attempt closes it.
+      attempt.requestController = new AbortController();
+      options.requestSignal = attempt.requestController.signal;
+    }
+    if (perRequest || app?.onRequestStreamEnd !== undefined) {
+      options.onRequestStreamEnd = () => {
+        this.#settleAttempt(
+          attempt,
+          undefined,
+          new TransportError('The request stream ended before the response arrived', { reason: 'stream-ended' }),
+        );
+      };
+    }
+    return options;
+  }
+
+  #settleAttempt(attempt: Attempt, response: JSONRPCResponse | undefined, error: unknown): void {
+    if (attempt.done) return;
+    attempt.done = true;
+    this.#byWireId.delete(attempt.wireId);
+    attempt.cleanup();
+    if (response !== undefined) {
+      attempt.ctx.response = response;
+      attempt.resolve();
+    } else {
+      attempt.reject(error);
+    }
+  }
+
+  /** The stack gave up on an attempt (timeout, hedge loser, cancel): tell the peer. */
+  #abandon(attempt: Attempt, reason: unknown): void {
+    if (attempt.done) return;
+    this.#settleAttempt(attempt, undefined, reason instanceof Error ? reason : new CancelledError(String(reason)));
+    if (!attempt.writeStarted) return;
+    attempt.requestController?.abort(reason);
+    const { ctx } = attempt;
+    // MCP forbids cancelling initialize; a 2026-era per-request stream is cancelled by closing it.
+    if (ctx.method === 'initialize' || (attempt.requestController !== undefined && this.#port.cancelsByClosingStream())) return;
+    const text = reason instanceof Error ? reason.message : String(reason);
+    const cancel: JSONRPCNotification = {
+      jsonrpc: '2.0',
+      method: CANCELLED,
+      params: { requestId: attempt.wireId, reason: text },
+    };
+    const related = ctx.options?.relatedRequestId;
+    let written: Promise<void>;
+    try {
+      written = this.#port.write(cancel, related === undefined ? undefined : { relatedRequestId: related });
+    } catch (error) {
+      written = Promise.reject(error);
+    }
+    written.catch((error: unknown) => {
+      if (!this.#port.session.closed) this.#port.report(new Error(`Failed to send notifications/cancelled for wire id ${attempt.wireId}: ${asError(error).message}`, { cause: error }));
+    });
+    const events = this.#port.session.events;
+    if (events.has('cancel-sent')) events.emit('cancel-sent', { ctx, wireId: attempt.wireId, reason: text });
+  }
+
+  #finish(exchange: Exchange): void {
+    if (exchange.settled) return;
+    const { ctx } = exchange;
+    const response = ctx.response;
+    if (response === undefined) {
+      this.#fail(
+        exchange,
+        new LayerFaultError(`The layer stack finished ${ctx.method} without a response: a layer returned without calling next() or setting ctx.response`),
+      );
+      return;
+    }
+    this.#settle(exchange);
+    const delivered = response.id === exchange.appId ? response : { ...response, id: exchange.appId };
+    this.#deliverHeld(exchange, delivered, ctx.responseExtra);
+  }
+
+  #fail(exchange: Exchange, error: unknown): void {
+    if (exchange.settled) return;
+    this.#settle(exchange);
+    const options = exchange.ctx.options;
+    if (error instanceof TransportError && error.reason === 'stream-ended' && options?.onRequestStreamEnd !== undefined) {
+      // The application reads the end of a per-request stream as the outcome (subscriptions/listen).
+      this.#releaseSlots(exchange);
+      callSafely(options.onRequestStreamEnd, this.#port);
+      return;
+    }
+    this.#deliverError(exchange, error);
+  }
+
+  #deliverError(exchange: Exchange, error: unknown): void {
+    this.#releaseSlots(exchange);
+    const response: JSONRPCErrorResponse = {
+      jsonrpc: '2.0',
+      id: exchange.appId,
+      error: toErrorObject(error, exchange.ctx.attempts),
+    };
+    this.#port.deliver(response, undefined);
+  }
+
+  /** Delivers through the newest held slot (keeps wire order); releases the others. */
+  #deliverHeld(exchange: Exchange, response: JSONRPCResponse, extra: MessageExtraInfo | undefined): void {
+    const slot = exchange.slots.pop();
+    this.#releaseSlots(exchange);
+    if (slot === undefined) this.#port.deliver(response, extra);
+    else this.#port.order.deliver(slot, () => this.#port.deliver(response, extra));
+  }
+
+  #releaseSlots(exchange: Exchange): void {
+    const { slots } = exchange;
+    if (slots.length === 0) return;
+    for (const slot of slots) this.#port.order.release(slot);
+    slots.length = 0;
+  }
+
+  /** Marks the exchange ended and forgets it; a silent end releases held responses. */
+  #settle(exchange: Exchange): void {
+    if (exchange.settled) return;
+    exchange.settled = true;
+    this.#byAppId.delete(exchange.appId);
+    if (exchange.progressToken !== undefined && this.#byProgressToken.get(exchange.progressToken) === exchange.ctx) {
+      this.#byProgressToken.delete(exchange.progressToken);
+    }
+    exchange.detachRequestSignal?.();
+    if (exchange.silentEnd !== undefined) this.#releaseSlots(exchange);
+    exchange.accept();
+  }
+
+  #stray(message: JSONRPCResponse): void {
+    const wireId = message.id;
+    if (wireId === undefined || wireId === null) {
+      const error = 'error' in message ? message.error : undefined;
+      this.#port.report(
+        new StrayResponseError(
+          `The peer sent an error response without an id (it could not read a request): ${error?.code} ${error?.message}`,
+          wireId,
+          'unknown',
+        ),
+      );
+      return;
+    }
+    // Wire ids come from our counter: a smaller integer was ours and already answered or abandoned.
+    const late = typeof wireId === 'number' && Number.isInteger(wireId) && wireId > 0 && wireId <= this.#lastWireId;
+    const events = this.#port.session.events;
+    if (events.has('stray-response')) events.emit('stray-response', { wireId, reason: late ? 'late' : 'unknown' });
+    if (!late) {
+      this.#port.report(
+        new StrayResponseError(`Dropped a response for id ${JSON.stringify(wireId)}: no request with that id is pending`, wireId, 'unknown'),
+      );
+    }
+  }
+}
+
+const noop = (): void => {};
+
+/** Copies the peer's response with the application's id (and subscription id) restored. */
+function mapResponse(message: JSONRPCResponse, appId: RequestId, wireId: number): JSONRPCResponse {
+  if ('result' in message) {
+    const meta = message.result['_meta'] as Record<string, unknown> | undefined;
+    if (meta !== undefined && meta !== null && meta[SUBSCRIPTION_ID_META_KEY] === wireId) {
+      return { ...message, id: appId, result: { ...message.result, _meta: { ...meta, [SUBSCRIPTION_ID_META_KEY]: appId } } };
+    }
+  }
+  return { ...message, id: appId };
+}
+
+/** Classifies a rejected write: did the bytes provably never leave? */
+function sendFailure(error: unknown): McpLayersError {
+  if (error instanceof McpLayersError) return error;
+  const cause = asError(error);
+  const code = (cause as { code?: unknown }).code;
+  const neverSent =
+    code === 'ECONNREFUSED' ||
+    code === 'ENOTFOUND' ||
+    code === 'EAI_AGAIN' ||
+    code === 'ERR_STREAM_DESTROYED' ||
+    code === 'ERR_STREAM_WRITE_AFTER_END' ||
+    /not connected/i.test(cause.message);
+  return new TransportError(`The transport failed to send the request: ${cause.message}`, {
+    reason: neverSent ? 'not-sent' : 'send-failed',
+    neverSent,
+    cause,
+  });
+}
+
+function abortReason(signal: AbortSignal): string | undefined {
+  const reason: unknown = signal.reason;
+  if (reason === undefined) return undefined;
+  return reason instanceof Error ? reason.message : String(reason);
+}
+
+function callSafely(fn: () => void, port: Port): void {
+  try {
+    fn();
+  } catch (error) {
+    port.report(error);
+  }
+}

@@ -1,0 +1,23 @@
+/**
+ * What the exchange tables need from the wrapped transport: a way to the wire, a way
+ * to the application, and a place to report. Keeps outbound.ts and inbound.ts free of
+ * lifecycle concerns.
+ */
+import type { Session } from './context.ts';
+import type { InboundOrder } from './inbound-order.ts';
+import type { JSONRPCMessage } from './jsonrpc.ts';
+import type { WireWrite } from './layer.ts';
+import type { MessageExtraInfo } from './transport.ts';
+
+export interface Port {
+  readonly session: Session;
+  readonly order: InboundOrder;
+  /** Writes to the inner transport through every wire decoration. */
+  readonly write: WireWrite;
+  /** Hands a message to the application's `onmessage` (errors it throws go to onerror). */
+  deliver(message: JSONRPCMessage, extra: MessageExtraInfo | undefined): void;
+  /** Reports to the application's `onerror`. */
+  report(error: unknown): void;
+  /** True when cancelling means closing the request's own stream, not sending `notifications/cancelled`. */
+  cancelsByClosingStream(): boolean;
+}

@@ -1,0 +1,461 @@
+/**
+ * wrap(transport, layers, options?): a Transport that runs every message crossing
+ * `transport` through `layers` (first = outermost), for client and server transports
+ * alike, and otherwise behaves exactly like `transport`.
+ *
+ * This file is the switchboard: it sorts what the application sends and what the
+ * peer sends into the six kinds of message and hands each to its place:
+ *
+ *   application send()                      peer (inner onmessage)
+ *     request       ─► outbound.ts             request       ─► inbound.ts
+ *     notification  ─► layers ─► wire          notification  ─► layers ─► application
+ *     response      ─► inbound.ts (answer)     response      ─► outbound.ts (correlate)
+ */
+import { type ComposedLayer, compose } from './compose.ts';
+import { Context, type Session } from './context.ts';
+import { asError, ConnectionClosedError, InvalidMessageError } from './errors.ts';
+import { EventBus } from './events.ts';
+import { Idempotency, type IdempotencyOptions } from './idempotency.ts';
+import { InboundOrder } from './inbound-order.ts';
+import { InboundRequests } from './inbound.ts';
+import {
+  CANCELLED,
+  type JSONRPCMessage,
+  type JSONRPCNotification,
+  type JSONRPCRequest,
+  type JSONRPCResponse,
+  PROGRESS,
+  type RequestId,
+  SUBSCRIPTION_ID_META_KEY,
+} from './jsonrpc.ts';
+import type { LayerHost, LayerLike, WireWrite } from './layer.ts';
+import { OutboundRequests } from './outbound.ts';
+import type { Port } from './port.ts';
+import type { MessageExtraInfo, Transport, TransportSendOptions } from './transport.ts';
+import { classify } from './validate.ts';
+
+export interface WrapOptions extends IdempotencyOptions {
+  /** A label for this transport in events, logs and metrics (default `mcp`). */
+  name?: string;
+  /** Share one event bus between several wrapped transports (default: a new bus). */
+  events?: EventBus;
+}
+
+/** The wrapped transport: ours, plus every extra member of the inner one (e.g. `handleRequest`). */
+export type Wrapped<T extends Transport> = LayeredTransport & Omit<T, keyof LayeredTransport>;
+
+/** The first version whose per-request streams are cancelled by closing them. */
+const PER_REQUEST_STREAM_ERA = '2026-07-28';
+
+export function wrap<T extends Transport>(transport: T, layers: readonly LayerLike[] = [], options: WrapOptions = {}): Wrapped<T> {
+  if (
+    typeof transport !== 'object' ||
+    transport === null ||
+    typeof transport.start !== 'function' ||
+    typeof transport.send !== 'function' ||
+    typeof transport.close !== 'function'
+  ) {
+    throw new TypeError('wrap(transport): transport must be an MCP Transport with start(), send() and close() methods');
+  }
+  const wrapped = new LayeredTransport(transport, layers, options);
+  forwardExtraMembers(wrapped, transport);
+  return wrapped as Wrapped<T>;
+}
+
+export class LayeredTransport implements Transport {
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  onmessage?: (message: JSONRPCMessage, extra?: MessageExtraInfo) => void;
+
+  readonly name: string;
+  readonly events: EventBus;
+  /** The wrapped transport. */
+  readonly inner: Transport;
+  readonly session: Session;
+
+  readonly #stack: ComposedLayer;
+  readonly #detach: () => void;
+  readonly #idempotency: Idempotency;
+  readonly #order: InboundOrder;
+  readonly #outbound: OutboundRequests;
+  readonly #inbound: InboundRequests;
+  #write: WireWrite;
+  #started = false;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  #protocolVersion: string | undefined;
+  #role: 'client' | 'server' | undefined;
+
+  constructor(inner: Transport, layers: readonly LayerLike[], options: WrapOptions) {
+    if (!Array.isArray(layers)) throw new TypeError(`wrap(transport, layers): layers must be an array of layers, got ${typeof layers}`);
+    if (options.name !== undefined && (typeof options.name !== 'string' || options.name === '')) {
+      throw new TypeError('wrap options.name: expected a non-empty string');
+    }
+    this.inner = inner;
+    this.name = options.name ?? 'mcp';
+    this.events = options.events ?? new EventBus();
+    this.events.onListenerError = (error, type) =>
+      this.#report(new Error(`An event listener for "${String(type)}" threw: ${asError(error).message}`, { cause: error }));
+    this.#idempotency = new Idempotency(options);
+    this.#order = new InboundOrder((error) => this.#report(error));
+    this.#write = (message, sendOptions) => inner.send(message as JSONRPCMessage, sendOptions);
+    this.#stack = compose(layers, 'stack');
+
+    const self = this;
+    this.session = {
+      get name() {
+        return self.name;
+      },
+      get sessionId() {
+        return self.inner.sessionId;
+      },
+      get protocolVersion() {
+        return self.#protocolVersion;
+      },
+      get role() {
+        return self.#role;
+      },
+      get hasPerRequestStream() {
+        return self.inner.hasPerRequestStream === true;
+      },
+      get closed() {
+        return self.#closed;
+      },
+      events: this.events,
+      idempotency: this.#idempotency,
+    };
+
+    const port: Port = {
+      session: this.session,
+      order: this.#order,
+      write: (message, sendOptions) => this.#write(message, sendOptions),
+      deliver: (message, extra) => this.#deliver(message, extra),
+      report: (error) => this.#report(error),
+      cancelsByClosingStream: () =>
+        this.session.hasPerRequestStream && this.#protocolVersion !== undefined && this.#protocolVersion >= PER_REQUEST_STREAM_ERA,
+    };
+    this.#outbound = new OutboundRequests(port, this.#stack);
+    this.#inbound = new InboundRequests(port, this.#stack);
+
+    // Decorations apply in reverse so that the first layer's is the outermost.
+    const decorations: Array<(write: WireWrite) => WireWrite> = [];
+    const host: LayerHost = {
+      session: this.session,
+      events: this.events,
+      inner,
+      decorateWrite: (decorate) => void decorations.push(decorate),
+    };
+    this.#detach = this.#stack.attach(host);
+    for (const decorate of decorations.reverse()) this.#write = decorate(this.#write);
+  }
+
+  get sessionId(): string | undefined {
+    return this.inner.sessionId;
+  }
+
+  set sessionId(value: string | undefined) {
+    this.inner.sessionId = value;
+  }
+
+  get hasPerRequestStream(): boolean | undefined {
+    return this.inner.hasPerRequestStream;
+  }
+
+  /** The negotiated protocol version, once known. */
+  get protocolVersion(): string | undefined {
+    return this.#protocolVersion;
+  }
+
+  setProtocolVersion(version: string): void {
+    this.#noteProtocolVersion(version);
+    this.inner.setProtocolVersion?.(version);
+  }
+
+  setSupportedProtocolVersions(versions: string[]): void {
+    this.inner.setSupportedProtocolVersions?.(versions);
+  }
+
+  async start(): Promise<void> {
+    if (this.#started) throw new Error(`${this.name}: the wrapped transport is already started`);
+    this.#started = true;
+    // Installed here, not in wrap(): transports such as InMemoryTransport queue what
+    // arrives before their callbacks exist, and the application's must exist first.
+    this.inner.onmessage = (message: unknown, extra?: MessageExtraInfo) => this.#onInnerMessage(message, extra);
+    this.inner.onerror = (error: Error) => this.#report(error);
+    this.inner.onclose = () => this.#onInnerClose();
+    this.events.emit('start', { name: this.name });
+    await this.inner.start();
+  }
+
+  async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
+    if (this.#closed) throw new ConnectionClosedError(`${this.name}: cannot send ${describeMessage(message)}: the transport is closed`, { neverSent: true });
+    const classified = classify(message);
+    switch (classified.kind) {
+      case 'request':
+        this.#noteRole(classified.message.method, 'client');
+        return this.#outbound.send(classified.message, options);
+      case 'notification':
+        return this.#sendNotification(classified.message, options);
+      case 'response':
+        this.#noteOwnResponse(classified.message);
+        return this.#inbound.respond(classified.message, options);
+      case 'invalid':
+        throw new InvalidMessageError(`${this.name}: the application tried to send an invalid message: ${classified.problem}`, 'outbound');
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closing === undefined) {
+      this.#closing = (async () => {
+        try {
+          await this.inner.close();
+        } finally {
+          // A transport whose close() does not call onclose still ends the session once.
+          this.#onInnerClose();
+        }
+      })();
+    }
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  /** Live bookkeeping sizes; all zero once traffic has settled (invariant 5). */
+  stats(): { outbound: number; attempts: number; progressTokens: number; inbound: number; queued: number } {
+    const out = this.#outbound.size;
+    return {
+      outbound: out.exchanges,
+      attempts: out.attempts,
+      progressTokens: out.progressTokens,
+      inbound: this.#inbound.size.exchanges,
+      queued: this.#order.size,
+    };
+  }
+
+  #sendNotification(message: JSONRPCNotification, options: TransportSendOptions | undefined): Promise<void> {
+    if (message.method === CANCELLED) {
+      const requestId = message.params?.['requestId'] as RequestId | undefined;
+      const reason = message.params?.['reason'];
+      // Translated: the peer never saw the application's id; every live wire id is cancelled instead.
+      if (requestId !== undefined && this.#outbound.cancel(requestId, 'application', typeof reason === 'string' ? reason : undefined)) {
+        return Promise.resolve();
+      }
+      // A cancel for a request that already ended (a race the SDK allows) has nothing to say to the peer.
+      if (requestId !== undefined) return Promise.resolve();
+    }
+    const ctx = new Context({ direction: 'outbound', kind: 'notification', message, options, extra: undefined, session: this.session });
+    return this.#stack.handle(ctx, this.#writeNotification);
+  }
+
+  readonly #writeNotification = (ctx: Context): Promise<void> => this.#write(ctx.message, ctx.options);
+
+  #onInnerMessage(message: unknown, extra: MessageExtraInfo | undefined): void {
+    // Never throw into the inner transport's callback: whatever happens is reported.
+    try {
+      if (Array.isArray(message)) {
+        if (message.length === 0) this.#rejectInvalid(message, 'an empty JSON-RPC batch');
+        for (const item of message) this.#receive(item, extra);
+      } else {
+        this.#receive(message, extra);
+      }
+    } catch (error) {
+      this.#report(error);
+    }
+  }
+
+  #receive(message: unknown, extra: MessageExtraInfo | undefined): void {
+    const classified = classify(message);
+    switch (classified.kind) {
+      case 'response':
+        this.#noteResponse(classified.message);
+        return this.#outbound.receive(classified.message, extra);
+      case 'request':
+        this.#noteRole(classified.message.method, 'server');
+        return this.#inbound.receive(classified.message, extra);
+      case 'notification':
+        return this.#receiveNotification(classified.message, extra);
+      case 'invalid':
+        return this.#rejectInvalid(message, classified.problem, classified.id);
+    }
+  }
+
+  #receiveNotification(message: JSONRPCNotification, extra: MessageExtraInfo | undefined): void {
+    const params = message.params;
+    if (message.method === CANCELLED && params !== undefined) {
+      const requestId = params['requestId'] as RequestId;
+      const reason = typeof params['reason'] === 'string' ? params['reason'] : undefined;
+      if (!this.#inbound.cancel(requestId, reason)) {
+        // The peer ended one of *our* requests (2026-07-28 subscription teardown): say so in the application's ids.
+        const appId = this.#outbound.appIdOf(requestId);
+        if (appId !== undefined) {
+          message = { ...message, params: { ...params, requestId: appId } };
+          this.#outbound.cancel(appId, 'peer', reason);
+        }
+      }
+    } else if (message.method === PROGRESS && params !== undefined) {
+      this.#outbound.progress(params);
+    } else if (message.method === 'notifications/tools/list_changed') {
+      this.#idempotency.forget();
+    }
+    const meta = params?._meta;
+    if (meta !== undefined && meta !== null && meta[SUBSCRIPTION_ID_META_KEY] !== undefined) {
+      const appId = this.#outbound.appIdOf(meta[SUBSCRIPTION_ID_META_KEY]);
+      if (appId !== undefined) {
+        message = { ...message, params: { ...message.params, _meta: { ...meta, [SUBSCRIPTION_ID_META_KEY]: appId } } };
+      }
+    }
+    const slot = this.#order.admit();
+    const ctx = new Context({ direction: 'inbound', kind: 'notification', message, options: undefined, extra, session: this.session });
+    let delivered = false;
+    this.#stack
+      .handle(ctx, (current) => {
+        if (!delivered) {
+          delivered = true;
+          this.#order.deliver(slot, () => this.#deliver(current.message, current.extra));
+        }
+        return Promise.resolve();
+      })
+      .then(
+        () => {
+          if (!delivered) this.#order.release(slot);
+        },
+        (error: unknown) => {
+          if (!delivered) this.#order.release(slot);
+          this.#report(error);
+        },
+      );
+  }
+
+  /** A peer's message that is not valid JSON-RPC: report it; answer it when it was a readable request. */
+  #rejectInvalid(message: unknown, problem: string, id?: RequestId): void {
+    const error = new InvalidMessageError(`${this.name}: received an invalid JSON-RPC message: ${problem}`, 'inbound');
+    this.events.emit('invalid-message', { error });
+    this.#report(error);
+    const looksLikeRequest = typeof message === 'object' && message !== null && 'method' in message;
+    if (id !== undefined && looksLikeRequest && !this.#closed) {
+      const reply: JSONRPCResponse = { jsonrpc: '2.0', id, error: { code: -32600, message: `Invalid Request: ${problem}` } };
+      this.#write(reply, { relatedRequestId: id }).catch((cause: unknown) => this.#report(cause));
+    }
+  }
+
+  #deliver(message: JSONRPCMessage, extra: MessageExtraInfo | undefined): void {
+    const onmessage = this.onmessage;
+    if (onmessage === undefined) return;
+    try {
+      onmessage(message, extra);
+    } catch (error) {
+      this.#report(error);
+    }
+  }
+
+  #report(error: unknown): void {
+    const onerror = this.onerror;
+    if (onerror === undefined) return;
+    try {
+      onerror(asError(error));
+    } catch {
+      // An onerror that throws has nowhere left to report to.
+    }
+  }
+
+  #onInnerClose(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#order.drain();
+    const error = new ConnectionClosedError();
+    const pending = this.#outbound.closeAll(error) + this.#inbound.closeAll(error);
+    try {
+      this.#detach();
+    } catch (cause) {
+      this.#report(cause);
+    }
+    this.events.emit('close', { name: this.name, pending });
+    const onclose = this.onclose;
+    if (onclose !== undefined) {
+      try {
+        onclose();
+      } catch (cause) {
+        this.#report(cause);
+      }
+    }
+  }
+
+  #noteRole(method: string, role: 'client' | 'server'): void {
+    if (this.#role === undefined && (method === 'initialize' || method === 'server/discover')) this.#role = role;
+  }
+
+  /** Learns from responses the peer sends us: tool annotations, the negotiated version. */
+  #noteResponse(message: JSONRPCResponse): void {
+    if (!('result' in message)) return;
+    const result = message.result;
+    if (Array.isArray(result['tools'])) this.#idempotency.learn(result);
+    if (typeof result['protocolVersion'] === 'string' && 'capabilities' in result) this.#noteProtocolVersion(result['protocolVersion']);
+  }
+
+  /** Learns from the application's own answers (a server's initialize result). */
+  #noteOwnResponse(message: JSONRPCResponse): void {
+    if (!('result' in message)) return;
+    const result = message.result;
+    if (typeof result['protocolVersion'] === 'string' && 'capabilities' in result) this.#noteProtocolVersion(result['protocolVersion']);
+  }
+
+  #noteProtocolVersion(version: string): void {
+    if (this.#protocolVersion === version) return;
+    this.#protocolVersion = version;
+    this.events.emit('protocol-version', { version });
+  }
+}
+
+const noop = (): void => {};
+
+function describeMessage(message: unknown): string {
+  if (typeof message === 'object' && message !== null && 'method' in message) return String((message as { method: unknown }).method);
+  return 'a response';
+}
+
+const OWN_MEMBERS = new Set<PropertyKey>([
+  'constructor',
+  'start',
+  'send',
+  'close',
+  'onclose',
+  'onerror',
+  'onmessage',
+  'sessionId',
+  'setProtocolVersion',
+  'setSupportedProtocolVersions',
+  'hasPerRequestStream',
+]);
+
+/**
+ * Gives the wrapped transport every other public member of the inner one — methods
+ * such as `handleRequest()` (server HTTP transports) or `terminateSession()`, and
+ * getters such as `protocolVersion` — forwarded live. Underscore-prefixed members are
+ * the SDK's private state and are not forwarded.
+ */
+function forwardExtraMembers(wrapped: LayeredTransport, inner: Transport): void {
+  const seen = new Set<PropertyKey>();
+  for (let object: object | null = inner; object !== null && object !== Object.prototype; object = Object.getPrototypeOf(object)) {
+    for (const key of Reflect.ownKeys(object)) {
+      if (seen.has(key) || OWN_MEMBERS.has(key) || (typeof key === 'string' && key.startsWith('_')) || key in wrapped) continue;
+      seen.add(key);
+      const descriptor = Object.getOwnPropertyDescriptor(object, key) as PropertyDescriptor;
+      if (typeof descriptor.value === 'function') {
+        Object.defineProperty(wrapped, key, {
+          configurable: true,
+          writable: true,
+          value: (...args: unknown[]) => (Reflect.get(inner, key) as (...a: unknown[]) => unknown).apply(inner, args),
+        });
+      } else {
+        Object.defineProperty(wrapped, key, {
+          configurable: true,
+          enumerable: descriptor.enumerable ?? false,
+          get: () => Reflect.get(inner, key),
+          set: (value: unknown) => Reflect.set(inner, key, value),
+        });
+      }
+    }
+  }
+}
