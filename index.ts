@@ -7,3 +7,4 @@
  * the reverse); this entry point re-exports both.
  */
 export * from './src/index.ts';
+export * from './middleware/index.ts';

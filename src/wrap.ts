@@ -22,7 +22,6 @@ import {
   CANCELLED,
   type JSONRPCMessage,
   type JSONRPCNotification,
-  type JSONRPCRequest,
   type JSONRPCResponse,
   PROGRESS,
   type RequestId,
@@ -81,10 +80,13 @@ export class LayeredTransport implements Transport {
   readonly #inbound: InboundRequests;
   #write: WireWrite;
   #started = false;
-  #closed = false;
   #closing: Promise<void> | undefined;
-  #protocolVersion: string | undefined;
-  #role: 'client' | 'server' | undefined;
+  /** What the session view reads; mutated as the session learns. */
+  readonly #state: { closed: boolean; protocolVersion: string | undefined; role: 'client' | 'server' | undefined } = {
+    closed: false,
+    protocolVersion: undefined,
+    role: undefined,
+  };
 
   constructor(inner: Transport, layers: readonly LayerLike[], options: WrapOptions) {
     if (!Array.isArray(layers)) throw new TypeError(`wrap(transport, layers): layers must be an array of layers, got ${typeof layers}`);
@@ -101,25 +103,24 @@ export class LayeredTransport implements Transport {
     this.#write = (message, sendOptions) => inner.send(message as JSONRPCMessage, sendOptions);
     this.#stack = compose(layers, 'stack');
 
-    const self = this;
+    const state = this.#state;
+    const name = this.name;
     this.session = {
-      get name() {
-        return self.name;
-      },
+      name,
       get sessionId() {
-        return self.inner.sessionId;
+        return inner.sessionId;
       },
       get protocolVersion() {
-        return self.#protocolVersion;
+        return state.protocolVersion;
       },
       get role() {
-        return self.#role;
+        return state.role;
       },
       get hasPerRequestStream() {
-        return self.inner.hasPerRequestStream === true;
+        return inner.hasPerRequestStream === true;
       },
       get closed() {
-        return self.#closed;
+        return state.closed;
       },
       events: this.events,
       idempotency: this.#idempotency,
@@ -132,7 +133,7 @@ export class LayeredTransport implements Transport {
       deliver: (message, extra) => this.#deliver(message, extra),
       report: (error) => this.#report(error),
       cancelsByClosingStream: () =>
-        this.session.hasPerRequestStream && this.#protocolVersion !== undefined && this.#protocolVersion >= PER_REQUEST_STREAM_ERA,
+        this.session.hasPerRequestStream && this.#state.protocolVersion !== undefined && this.#state.protocolVersion >= PER_REQUEST_STREAM_ERA,
     };
     this.#outbound = new OutboundRequests(port, this.#stack);
     this.#inbound = new InboundRequests(port, this.#stack);
@@ -163,7 +164,7 @@ export class LayeredTransport implements Transport {
 
   /** The negotiated protocol version, once known. */
   get protocolVersion(): string | undefined {
-    return this.#protocolVersion;
+    return this.#state.protocolVersion;
   }
 
   setProtocolVersion(version: string): void {
@@ -188,7 +189,7 @@ export class LayeredTransport implements Transport {
   }
 
   async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
-    if (this.#closed) throw new ConnectionClosedError(`${this.name}: cannot send ${describeMessage(message)}: the transport is closed`, { neverSent: true });
+    if (this.#state.closed) throw new ConnectionClosedError(`${this.name}: cannot send ${describeMessage(message)}: the transport is closed`, { neverSent: true });
     const classified = classify(message);
     switch (classified.kind) {
       case 'request':
@@ -334,7 +335,7 @@ export class LayeredTransport implements Transport {
     this.events.emit('invalid-message', { error });
     this.#report(error);
     const looksLikeRequest = typeof message === 'object' && message !== null && 'method' in message;
-    if (id !== undefined && looksLikeRequest && !this.#closed) {
+    if (id !== undefined && looksLikeRequest && !this.#state.closed) {
       const reply: JSONRPCResponse = { jsonrpc: '2.0', id, error: { code: -32600, message: `Invalid Request: ${problem}` } };
       this.#write(reply, { relatedRequestId: id }).catch((cause: unknown) => this.#report(cause));
     }
@@ -361,8 +362,8 @@ export class LayeredTransport implements Transport {
   }
 
   #onInnerClose(): void {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (this.#state.closed) return;
+    this.#state.closed = true;
     this.#order.drain();
     const error = new ConnectionClosedError();
     const pending = this.#outbound.closeAll(error) + this.#inbound.closeAll(error);
@@ -383,7 +384,7 @@ export class LayeredTransport implements Transport {
   }
 
   #noteRole(method: string, role: 'client' | 'server'): void {
-    if (this.#role === undefined && (method === 'initialize' || method === 'server/discover')) this.#role = role;
+    if (this.#state.role === undefined && (method === 'initialize' || method === 'server/discover')) this.#state.role = role;
   }
 
   /** Learns from responses the peer sends us: tool annotations, the negotiated version. */
@@ -402,13 +403,11 @@ export class LayeredTransport implements Transport {
   }
 
   #noteProtocolVersion(version: string): void {
-    if (this.#protocolVersion === version) return;
-    this.#protocolVersion = version;
+    if (this.#state.protocolVersion === version) return;
+    this.#state.protocolVersion = version;
     this.events.emit('protocol-version', { version });
   }
 }
-
-const noop = (): void => {};
 
 function describeMessage(message: unknown): string {
   if (typeof message === 'object' && message !== null && 'method' in message) return String((message as { method: unknown }).method);
@@ -453,7 +452,9 @@ function forwardExtraMembers(wrapped: LayeredTransport, inner: Transport): void 
           configurable: true,
           enumerable: descriptor.enumerable ?? false,
           get: () => Reflect.get(inner, key),
-          set: (value: unknown) => Reflect.set(inner, key, value),
+          set: (value: unknown) => {
+            Reflect.set(inner, key, value);
+          },
         });
       }
     }

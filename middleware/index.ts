@@ -1,0 +1,2 @@
+/** Every layer, one file each. Layers depend on the core (src/), never the reverse. */
+export {};
