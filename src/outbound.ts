@@ -185,6 +185,20 @@ export class OutboundRequests {
     return pending.length;
   }
 
+  /** The connection under the session dropped: attempts in flight on it will never be answered. */
+  connectionLost(cause: Error): void {
+    for (const attempt of [...this.#byWireId.values()]) {
+      this.#settleAttempt(
+        attempt,
+        undefined,
+        new ConnectionClosedError(`The connection was lost while the request was in flight: ${cause.message}`, {
+          reason: 'connection-lost',
+          cause,
+        }),
+      );
+    }
+  }
+
   get size(): { exchanges: number; attempts: number; progressTokens: number } {
     return { exchanges: this.#byAppId.size, attempts: this.#byWireId.size, progressTokens: this.#byProgressToken.size };
   }
@@ -414,11 +428,13 @@ function mapResponse(message: JSONRPCResponse, appId: RequestId, wireId: number)
   return { ...message, id: appId };
 }
 
-/** Classifies a rejected write: did the bytes provably never leave? */
+/** Classifies a rejected write: did the bytes provably never leave? Was it an HTTP status? */
 function sendFailure(error: unknown): McpLayersError {
   if (error instanceof McpLayersError) return error;
   const cause = asError(error);
-  const code = (cause as { code?: unknown }).code;
+  const { code, status: rawStatus } = cause as { code?: unknown; status?: unknown };
+  // The SDKs' HTTP errors carry the status as `code` (v1 StreamableHTTPError) or `status`.
+  const status = httpStatus(rawStatus) ?? httpStatus(code);
   const neverSent =
     code === 'ECONNREFUSED' ||
     code === 'ENOTFOUND' ||
@@ -427,10 +443,17 @@ function sendFailure(error: unknown): McpLayersError {
     code === 'ERR_STREAM_WRITE_AFTER_END' ||
     /not connected/i.test(cause.message);
   return new TransportError(`The transport failed to send the request: ${cause.message}`, {
-    reason: neverSent ? 'not-sent' : 'send-failed',
+    reason: status !== undefined ? `http-${status}` : neverSent ? 'not-sent' : 'send-failed',
     neverSent,
+    // A 4xx other than 408/429 will fail the same way again.
+    retryable: status === undefined || status >= 500 || status === 408 || status === 429,
     cause,
+    ...(status === undefined ? {} : { status }),
   });
+}
+
+function httpStatus(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 400 && value <= 599 ? value : undefined;
 }
 
 function abortReason(signal: AbortSignal): string | undefined {

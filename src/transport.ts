@@ -52,4 +52,11 @@ export interface Transport {
   setSupportedProtocolVersions?(versions: string[]): void;
   /** True when the transport opens one underlying request per outbound request (HTTP). */
   readonly hasPerRequestStream?: boolean | undefined;
+  /**
+   * mcp-layers extension, optional: a transport that reconnects on its own calls this when
+   * the connection dropped and requests in flight on it will never be answered. The
+   * wrapped transport fails those attempts with a retryable ConnectionClosedError (so
+   * `retry` re-sends the idempotent ones) without ending the session.
+   */
+  onconnectionlost?(error: Error): void;
 }

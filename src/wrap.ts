@@ -184,6 +184,7 @@ export class LayeredTransport implements Transport {
     this.inner.onmessage = (message: unknown, extra?: MessageExtraInfo) => this.#onInnerMessage(message, extra);
     this.inner.onerror = (error: Error) => this.#report(error);
     this.inner.onclose = () => this.#onInnerClose();
+    this.inner.onconnectionlost = (error: Error) => this.#outbound.connectionLost(asError(error));
     this.events.emit('start', { name: this.name });
     await this.inner.start();
   }
@@ -426,6 +427,7 @@ const OWN_MEMBERS = new Set<PropertyKey>([
   'setProtocolVersion',
   'setSupportedProtocolVersions',
   'hasPerRequestStream',
+  'onconnectionlost',
 ]);
 
 /**
