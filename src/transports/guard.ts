@@ -42,7 +42,7 @@ export class AuthenticationError extends Error {
 
 export type Admission =
   | { ok: true; authInfo: unknown }
-  | { ok: false; status: number; message: string; code: number; headers: Record<string, string> };
+  | { ok: false; status: number; message: string; code: number; headers: Record<string, string>; cause?: unknown };
 
 const LOOPBACK_ORIGINS = [
   'http://localhost',
@@ -100,8 +100,9 @@ export class Guard {
         const message = /^[A-Z][a-z]+( [A-Z][a-z]+)*:/.test(error.message) ? error.message : `Unauthorized: ${error.message}`;
         return refuse(status, ErrorCode.Unauthorized, message, error.headers);
       }
-      // Anything else is a bug in the hook: refuse without echoing its message (it may hold secrets).
-      return refuse(401, ErrorCode.Unauthorized, 'Unauthorized: authentication failed (authenticate() threw)');
+      // Anything else is a bug in the hook: refuse without echoing its message (it may hold
+      // secrets); the server reports the error itself to its onerror.
+      return { ...refuse(401, ErrorCode.Unauthorized, 'Unauthorized: authentication failed (authenticate() threw)'), cause: error } as Admission;
     } finally {
       clearTimeout(timer);
     }

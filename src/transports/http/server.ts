@@ -219,7 +219,10 @@ export class McpHttpServer {
     if (this.#closing !== undefined) return reply(res, 503, ErrorCode.ConnectionClosed, 'Service Unavailable: the server is shutting down');
     if (this.#decodings.length > 0) res.setHeader('accept-encoding', this.#decodings.join(', '));
     const admission = await this.#guard.admit(req);
-    if (!admission.ok) return reply(res, admission.status, admission.code, admission.message, admission.headers);
+    if (!admission.ok) {
+      if (admission.cause !== undefined) this.#report(new Error(`${LABEL}: authenticate() threw; the request was refused with 401`, { cause: admission.cause }));
+      return reply(res, admission.status, admission.code, admission.message, admission.headers);
+    }
     let parsedBody: unknown;
     if (req.method === 'POST') {
       const body = await readBody(req, this.#maxBody, this.#decodings);

@@ -195,6 +195,11 @@ export class WebSocketClientTransport implements Transport {
     return this.#state;
   }
 
+  /** Bytes waiting in the socket's send buffer (0 when disconnected). */
+  get bufferedAmount(): number {
+    return this.#channel?.socket.bufferedAmount ?? 0;
+  }
+
   /** The protocol version the application negotiated (the SDK tells the transport). */
   get protocolVersion(): string | undefined {
     return this.#protocolVersion ?? this.#handshake?.protocolVersion;

@@ -204,7 +204,10 @@ export class McpWebSocketServer {
     } finally {
       this.#admitting--;
     }
-    if (!admission.ok) return this.#refuse(socket, admission.status, admission.code, admission.message, admission.headers);
+    if (!admission.ok) {
+      if (admission.cause !== undefined) this.#report(new Error(`${LABEL}: authenticate() threw; the upgrade was refused with 401`, { cause: admission.cause }));
+      return this.#refuse(socket, admission.status, admission.code, admission.message, admission.headers);
+    }
     if (socket.destroyed || this.#closing !== undefined) {
       socket.destroy();
       return;
@@ -323,6 +326,11 @@ export class WebSocketServerTransport implements Transport {
       },
       observe: (bus) => this.#fanout.add(bus),
     };
+  }
+
+  /** Bytes waiting in the socket's send buffer. */
+  get bufferedAmount(): number {
+    return this.#channel.socket.bufferedAmount;
   }
 
   async start(): Promise<void> {
