@@ -47,7 +47,7 @@ describe.each(pairs)('SDK %s Client ↔ SDK %s McpServer over Streamable HTTP', 
 
   it('lists and calls tools, reads resources and gets prompts', async () => {
     const c = await connect();
-    expect((await c.listTools()).tools.map((t) => t.name).sort()).toEqual(['ask', 'count', 'echo']);
+    expect((await c.listTools()).tools.map((t) => t.name).toSorted()).toEqual(['ask', 'count', 'echo']);
     expect(textOf(await c.callTool({ name: 'echo', arguments: { text: 'over http' } }))).toBe('over http');
     expect((await c.readResource({ uri: 'doc://readme' })).contents[0]?.text).toContain('mcp-layers test resource.');
     expect((await c.getPrompt({ name: 'greet', arguments: { name: 'Grace' } })).messages[0]?.content).toEqual({ type: 'text', text: 'Hello, Grace!' });

@@ -43,7 +43,7 @@ describe.each(pairs)('SDK %s Client ↔ SDK %s McpServer over WebSocket', (clien
     const c = await connect();
     expect(c.getServerVersion()?.name).toBe(`test-server-${serverVersion}`);
     const { tools } = await c.listTools();
-    expect(tools.map((t) => t.name).sort()).toEqual(['ask', 'count', 'echo']);
+    expect(tools.map((t) => t.name).toSorted()).toEqual(['ask', 'count', 'echo']);
     expect(textOf(await c.callTool({ name: 'echo', arguments: { text: 'over ws' } }))).toBe('over ws');
     const resource = await c.readResource({ uri: 'doc://readme' });
     expect(resource.contents[0]?.text).toContain('mcp-layers test resource.');

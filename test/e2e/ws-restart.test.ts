@@ -90,7 +90,7 @@ describe.each(['v1', 'v2'] as SdkVersion[])('SDK %s Client across a server resta
     expect(retried).toEqual(['tools/call']);
 
     // The session goes on as if nothing happened.
-    expect((await client.listTools()).tools.map((t) => t.name).sort()).toEqual(['slow_read', 'slow_write', 'write']);
+    expect((await client.listTools()).tools.map((t) => t.name).toSorted()).toEqual(['slow_read', 'slow_write', 'write']);
     expect(textOf(await client.callTool({ name: 'write', arguments: { key: 'd' } }))).toBe(`wrote d in ${second.pid}`);
 
     expect(executions()).toEqual([
