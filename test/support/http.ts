@@ -12,8 +12,8 @@ import type { SdkVersion } from './mcp.ts';
 export type ServerTransport = Transport & HttpServerTransportLike;
 
 /** A stateful (session id) server transport of the given SDK; `node` picks v1's Node-style one. */
-export function makeServerTransport(version: SdkVersion | 'v1-node', options: { json?: boolean } = {}): ServerTransport {
-  const common = { sessionIdGenerator: () => randomUUID(), enableJsonResponse: options.json === true };
+export function makeServerTransport(version: SdkVersion | 'v1-node', options: { json?: boolean; stateless?: boolean } = {}): ServerTransport {
+  const common = { sessionIdGenerator: options.stateless === true ? undefined : () => randomUUID(), enableJsonResponse: options.json === true };
   if (version === 'v1') return new WebServerTransportV1(common) as unknown as ServerTransport;
   if (version === 'v1-node') return new NodeServerTransportV1(common) as unknown as ServerTransport;
   return new WebServerTransportV2(common) as unknown as ServerTransport;

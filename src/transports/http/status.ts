@@ -34,6 +34,7 @@ export function httpStatusError(method: string, url: string, status: number, sta
     reason: `http-${status}`,
     status,
     retryable: isRetryableStatus(status),
+    data: { status },
     ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
   });
 }
