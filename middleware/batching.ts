@@ -13,8 +13,12 @@
  *     2025-03-26 only (added there, removed in 2025-06-18; not in 2024-11-05 nor in
  *     2026-07-28). Until a version is negotiated, and in every other version, messages
  *     pass through one by one. `initialize` is never batched (the spec forbids it).
- * Messages with send options other than `relatedRequestId` (resumption tokens, per-request
- * signals or headers) go alone, after whatever was pending, so order is kept.
+ * Messages with send options other than `relatedRequestId` (resumption tokens, headers) go
+ * alone, after whatever was pending, so order is kept. Per-request stream options (the v2
+ * HTTP client's `requestSignal` / `onRequestStreamEnd`) are era-dependent: in 2025-03-26
+ * cancellation is `notifications/cancelled`, so a batched request does not abort its
+ * shared POST; when the batch's response stream ends, every request in it still waiting
+ * is told (each fails with a retryable stream-ended error, as it would alone).
  */
 import { ConnectionClosedError, InvalidOptionError } from '../src/errors.ts';
 import type { JSONRPCMessage } from '../src/jsonrpc.ts';
@@ -60,8 +64,12 @@ export function batching(options: BatchingOptions = {}): Layer {
   };
 }
 
+/** Send options a batched message may carry (see the header comment). */
+const BATCHABLE_OPTIONS = new Set(['relatedRequestId', 'requestSignal', 'onRequestStreamEnd']);
+
 interface Pending {
   readonly message: JSONRPCMessage;
+  readonly onStreamEnd: (() => void) | undefined;
   readonly resolve: () => void;
   readonly reject: (error: unknown) => void;
 }
@@ -88,8 +96,9 @@ class Batcher {
         this.#flush();
         return write(message, sendOptions);
       }
+      const onStreamEnd = sendOptions?.onRequestStreamEnd;
       return new Promise<void>((resolve, reject) => {
-        this.#pending.push({ message, resolve, reject });
+        this.#pending.push({ message, onStreamEnd: typeof onStreamEnd === 'function' ? (onStreamEnd as () => void) : undefined, resolve, reject });
         if (this.#pending.length >= this.#maxBatch) this.#flush();
         else this.#arm();
       });
@@ -110,7 +119,7 @@ class Batcher {
     if (version === undefined || !BATCHING_PROTOCOL_VERSIONS.includes(version)) return false;
     if ('method' in message && message.method === 'initialize') return false;
     if (options !== undefined) {
-      for (const key in options) if (key !== 'relatedRequestId' && options[key] !== undefined) return false;
+      for (const key in options) if (!BATCHABLE_OPTIONS.has(key) && options[key] !== undefined) return false;
     }
     return true;
   }
@@ -143,9 +152,18 @@ class Batcher {
     const payload = batch.length === 1 ? (batch[0] as Pending).message : batch.map((p) => p.message);
     const events = this.#host.events;
     if (events.has('batch-flushed')) events.emit('batch-flushed', { size: batch.length });
+    const streamEnds = batch.flatMap((p) => (p.onStreamEnd === undefined ? [] : [p.onStreamEnd]));
+    const options =
+      streamEnds.length === 0
+        ? undefined
+        : {
+            onRequestStreamEnd: () => {
+              for (const end of streamEnds) end();
+            },
+          };
     let written: Promise<void>;
     try {
-      written = write(payload);
+      written = write(payload, options);
     } catch (error) {
       written = Promise.reject(error);
     }
