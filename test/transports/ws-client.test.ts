@@ -121,6 +121,65 @@ describe('WebSocketClientTransport used bare (no wrap) across a restart', () => 
   });
 });
 
+describe('WebSocketClientTransport: answers that lost their peer', () => {
+  it('drops the answer to a server request that arrived on a connection that died, instead of confusing the new server', async () => {
+    const strays: unknown[] = [];
+    let asked!: () => void;
+    const samplingAsked = new Promise<void>((resolve) => (asked = resolve));
+    const serve = (port: number) =>
+      listenWebSocket({
+        port,
+        onconnection: async (transport) => {
+          const server = new McpServer({ name: 'asker', version: '1.0.0' });
+          server.registerTool('ask', {}, async () => {
+            const result = await server.server.createMessage({ messages: [{ role: 'user', content: { type: 'text', text: 'hi' } }], maxTokens: 5 });
+            return { content: [{ type: 'text', text: String((result.content as { text?: string }).text) }] };
+          });
+          server.registerTool('write', { inputSchema: { key: z.string() } }, async ({ key }) => ({ content: [{ type: 'text', text: `wrote ${key}` }] }));
+          const wrapped = wrap(transport, []);
+          wrapped.events.on('stray-response', (e) => strays.push(e));
+          await server.connect(wrapped);
+        },
+      });
+    const first = await serve(0);
+    const port = first.address.port;
+    const transport = new WebSocketClientTransport(first.url, { reconnect: { initialDelayMs: 10, maxDelayMs: 50 } });
+    const client = new Client({ name: 'client', version: '1.0.0' }, { capabilities: { sampling: {} } });
+    let answer!: () => void;
+    const { CreateMessageRequestSchema } = await import('@modelcontextprotocol/sdk/types.js');
+    client.setRequestHandler(CreateMessageRequestSchema, async () => {
+      asked();
+      await new Promise<void>((resolve) => (answer = resolve));
+      return { model: 'm', role: 'assistant', content: { type: 'text', text: 'late' } };
+    });
+    await client.connect(transport);
+    cleanup.push(() => client.close());
+    const call = client.callTool({ name: 'ask', arguments: {} });
+    call.catch(() => {});
+    await samplingAsked;
+    const dropped = next(transport, 'connection', (e) => e.state === 'closed');
+    await first.close();
+    await dropped;
+    await expect(call).rejects.toThrow(/may or may not have been executed/);
+    // The SDK answers while no server is there; that answer belongs to the dead connection.
+    const send = transport.send.bind(transport);
+    let sent!: (settled: string) => void;
+    const answerSent = new Promise<string>((resolve) => (sent = resolve));
+    transport.send = (message, options) => {
+      const result = send(message, options);
+      if (!('method' in message)) result.then(() => sent('resolved'), () => sent('rejected'));
+      return result;
+    };
+    answer();
+    expect(await answerSent).toBe('resolved');
+    const second = await serve(port);
+    cleanup.push(() => second.close());
+    await next(transport, 'reconnect', (e) => e.outcome === 'connected');
+    expect(await client.callTool({ name: 'write', arguments: { key: 'z' } })).toEqual({ content: [{ type: 'text', text: 'wrote z' }] });
+    expect(strays).toEqual([]);
+  });
+});
+
 describe('WebSocketClientTransport: when it stops reconnecting', () => {
   it('gives up after maxAttempts: queued messages fail as never sent, and the transport closes', async () => {
     const first = await app();
