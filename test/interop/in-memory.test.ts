@@ -42,6 +42,7 @@ function comparable(record: RunRecord) {
   return {
     era: record.era,
     steps: record.steps,
+    sdkErrors: record.sdkErrors,
     client: normalizePeerIds(record.client),
     server: normalizePeerIds(record.server),
     ledger: record.ledger,
@@ -83,6 +84,7 @@ describe.each(pairings)('$name', (pairing) => {
     expect(baseline.steps.find((s) => s.step === 'ping')?.value).toEqual(legacy ? { ok: {} } : undefined);
     expect(baseline.client.errors).toEqual([]);
     expect(baseline.server.errors).toEqual([]);
+    expect(baseline.sdkErrors).toEqual({ client: [], server: [] });
 
     expect(comparable(zero)).toEqual(comparable(baseline));
     expect(comparable(observed)).toEqual(comparable(baseline));

@@ -41,6 +41,8 @@ export interface TestClient {
   readResource(uri: string): Promise<unknown>;
   listPrompts(): Promise<unknown>;
   getPrompt(name: string, args: Record<string, string>): Promise<unknown>;
+  /** completion/complete for a prompt argument. */
+  completePrompt(prompt: string, argument: { name: string; value: string }, context?: Record<string, string>): Promise<unknown>;
   ping(): Promise<unknown>;
   close(): Promise<void>;
   onerror: ((error: Error) => void) | undefined;
@@ -75,6 +77,8 @@ export function createV1Client(): TestClient {
     readResource: (uri) => client.readResource({ uri }),
     listPrompts: () => client.listPrompts(),
     getPrompt: (name, args) => client.getPrompt({ name, arguments: args }),
+    completePrompt: (prompt, argument, context) =>
+      client.complete({ ref: { type: 'ref/prompt', name: prompt }, argument, ...(context === undefined ? {} : { context: { arguments: context } }) }),
     ping: () => client.ping(),
     close: () => client.close(),
   };
@@ -119,6 +123,8 @@ export function createV2Client(options: V2ClientOptions = {}): TestClient {
     readResource: (uri) => client.readResource({ uri }),
     listPrompts: () => client.listPrompts(),
     getPrompt: (name, args) => client.getPrompt({ name, arguments: args }),
+    completePrompt: (prompt, argument, context) =>
+      client.complete({ ref: { type: 'ref/prompt', name: prompt }, argument, ...(context === undefined ? {} : { context: { arguments: context } }) }),
     ping: () => client.ping(),
     close: () => client.close(),
   };

@@ -40,6 +40,8 @@ export interface RunRecord {
   steps: Step[];
   client: TapLog;
   server: TapLog;
+  /** Errors the SDK Client and Server reported to their own onerror. */
+  sdkErrors: { client: string[]; server: string[] };
   ledger: LedgerSnapshot;
   era: Era;
   /** Present when wrapped: what the observing layers saw, and the bookkeeping left over. */
@@ -63,14 +65,15 @@ export async function runPairing(pairing: Pairing, mode: Mode): Promise<RunRecor
   const clientLog = tap(clientTransport);
   const serverLog = tap(serverTransport);
 
-  const { ledger, close: closeServer } = await startServer(pairing.server, serverTransport);
+  const sdkErrors: RunRecord['sdkErrors'] = { client: [], server: [] };
+  const { ledger, close: closeServer } = await startServer(pairing.server, serverTransport, (error) => void sdkErrors.server.push(error.message));
   const client = pairing.client();
-  client.onerror = () => {}; // recorded by the tap
+  client.onerror = (error) => void sdkErrors.client.push(error.message);
   await client.connect(clientTransport);
   const era = client.era();
   const steps = await runScenarios(client, { era, serverSdk: pairing.server === 'v1' ? 'v1' : 'v2' });
 
-  const record: RunRecord = { steps, client: clientLog, server: serverLog, ledger: ledger.snapshot(), era };
+  const record: RunRecord = { steps, client: clientLog, server: serverLog, sdkErrors, ledger: ledger.snapshot(), era };
   if (mode !== 'unwrapped') {
     record.wrapped = {
       clientSeen,
@@ -83,20 +86,26 @@ export async function runPairing(pairing: Pairing, mode: Mode): Promise<RunRecor
   return record;
 }
 
-export async function startServer(kind: ServerKind, transport: Transport): Promise<{ ledger: Ledger; close: () => Promise<void> }> {
+export async function startServer(
+  kind: ServerKind,
+  transport: Transport,
+  onerror: (error: Error) => void = () => {},
+): Promise<{ ledger: Ledger; close: () => Promise<void> }> {
   switch (kind) {
     case 'v1': {
       const { server, ledger } = createV1Server();
+      server.server.onerror = onerror;
       await server.connect(transport);
       return { ledger, close: () => server.close() };
     }
     case 'v2': {
       const { server, ledger } = createV2Server();
+      server.server.onerror = onerror;
       await server.connect(transport);
       return { ledger, close: () => server.close() };
     }
     case 'v2-entry': {
-      const { handle, ledger } = serveV2(transport);
+      const { handle, ledger } = serveV2(transport, { onerror, extend: (server) => void (server.server.onerror = onerror) });
       return { ledger, close: () => handle.close() };
     }
   }
