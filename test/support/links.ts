@@ -5,13 +5,16 @@
  */
 import { InMemoryTransport as V2InMemoryTransport } from '@modelcontextprotocol/server';
 import { InMemoryTransport as V1InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
-import type { JSONRPCMessage, JSONRPCResponse } from '../../src/jsonrpc.ts';
+import type { JSONRPCMessage, JSONRPCRequest, JSONRPCResponse } from '../../src/jsonrpc.ts';
 import type { MessageExtraInfo, Transport, TransportSendOptions } from '../../src/transport.ts';
 
 /** A linked [client side, server side] pair of the given SDK's InMemoryTransport. */
 export function linkedPair(sdk: 'v1' | 'v2'): [Transport, Transport] {
   return sdk === 'v1' ? V1InMemoryTransport.createLinkedPair() : V2InMemoryTransport.createLinkedPair();
 }
+
+/** Decides whether the link loses a response; `request` is the wire request it answers. */
+export type DropRule = (response: JSONRPCResponse, request: JSONRPCRequest | undefined) => boolean;
 
 /**
  * Sits between a wrapped transport and its inner transport. Records every message the
@@ -33,10 +36,10 @@ export class LossyLink implements Transport {
   /** Aborts (with the given reason) when the first response is lost. */
   readonly #lost = new AbortController();
   readonly #inner: Transport;
-  readonly #drop: (response: JSONRPCResponse) => boolean;
+  readonly #drop: DropRule;
   readonly #reportLoss: boolean;
 
-  constructor(inner: Transport, drop: (response: JSONRPCResponse) => boolean, options: { reportLoss?: boolean } = {}) {
+  constructor(inner: Transport, drop: DropRule, options: { reportLoss?: boolean } = {}) {
     this.#inner = inner;
     this.#drop = drop;
     this.#reportLoss = options.reportLoss ?? true;
@@ -49,7 +52,7 @@ export class LossyLink implements Transport {
 
   async start(): Promise<void> {
     this.#inner.onmessage = (message, extra) => {
-      if (!('method' in message) && this.#drop(message)) {
+      if (!('method' in message) && this.#drop(message, this.#requestFor(message))) {
         this.dropped.push(message);
         this.#lost.abort(new Error(`the link lost the response to wire id ${String(message.id)}`));
         if (this.#reportLoss) this.onconnectionlost?.(new Error('the link dropped a response'));
@@ -70,14 +73,23 @@ export class LossyLink implements Transport {
   close(): Promise<void> {
     return this.#inner.close();
   }
+
+  #requestFor(response: JSONRPCResponse): JSONRPCRequest | undefined {
+    return this.wire.find((m): m is JSONRPCRequest => 'method' in m && 'id' in m && m.id === response.id);
+  }
 }
 
 /** Drops only the first response that `select` matches. */
-export function firstMatching(select: (response: JSONRPCResponse) => boolean): (response: JSONRPCResponse) => boolean {
+export function firstMatching(select: DropRule): DropRule {
   let done = false;
-  return (response) => {
-    if (done || !select(response)) return false;
+  return (response, request) => {
+    if (done || !select(response, request)) return false;
     done = true;
     return true;
   };
+}
+
+/** Selects responses to `tools/call` of the named tool. */
+export function toolCall(name: string): DropRule {
+  return (_response, request) => request?.method === 'tools/call' && request.params?.['name'] === name;
 }
