@@ -105,6 +105,8 @@ describe.each(pairings)('$name', (pairing) => {
     expect(seen.clientSeen.progress).toBe(4); // three steps of `progress`, one "started" of `slow`
     expect(seen.clientSeen.writes).toBe(baseline.client.sent.length);
     expect(seen.serverSeen.writes).toBe(baseline.server.sent.length);
+    // Tool annotations in the tools/list result were learned on the way through (invariant 3).
+    expect(seen.clientSeen.toolIdempotency).toMatchObject({ echo: true, add: true, progress: true, ledger: true, append: false, fail: false, slow: false });
     expect([seen.clientSeen.attached, seen.clientSeen.detached, seen.serverSeen.attached, seen.serverSeen.detached]).toEqual([1, 1, 1, 1]);
   });
 });

@@ -16,6 +16,8 @@ export interface Observations {
   attempts: number;
   /** Progress notifications relayed to `ctx.onProgress` listeners. */
   progress: number;
+  /** `ctx.idempotent` of each outbound `tools/call`, by tool (learned from `tools/list` annotations). */
+  toolIdempotency: Record<string, boolean>;
   /** Messages that passed through the wire decoration. */
   writes: number;
   /** attach() / detach() calls. */
@@ -24,7 +26,7 @@ export interface Observations {
 }
 
 export function newObservations(): Observations {
-  return { exchanges: [], responded: 0, failed: 0, attempts: 0, progress: 0, writes: 0, attached: 0, detached: 0 };
+  return { exchanges: [], responded: 0, failed: 0, attempts: 0, progress: 0, toolIdempotency: {}, writes: 0, attached: 0, detached: 0 };
 }
 
 /**
@@ -64,6 +66,7 @@ export function observingLayers(seen: Observations): LayerLike[] {
       if (ctx.direction !== 'outbound' || ctx.kind !== 'request') return next();
       // Reads everything a policy layer would read, to show reading has no effect.
       ctx.state.set('observed', { method: ctx.method, target: ctx.target, idempotent: ctx.idempotent });
+      if (ctx.tool !== undefined) seen.toolIdempotency[ctx.tool] = ctx.idempotent;
       const off = ctx.onProgress(() => void seen.progress++);
       try {
         await next();
