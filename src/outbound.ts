@@ -190,7 +190,7 @@ export class OutboundRequests {
 
   /** The connection under the session dropped: attempts in flight on it will never be answered. */
   connectionLost(cause: Error): void {
-    for (const attempt of [...this.#byWireId.values()]) {
+    for (const attempt of Array.from(this.#byWireId.values())) {
       this.#settleAttempt(
         attempt,
         undefined,
