@@ -277,6 +277,11 @@ export class LayeredTransport implements Transport {
   }
 
   #onInnerMessage(message: unknown, extra: MessageExtraInfo | undefined): void {
+    if (this.#state.closed) {
+      // Nothing can be answered or delivered any more; a buggy transport must not revive the session.
+      this.#report(new ConnectionClosedError(`${this.name}: dropped a message that arrived after the transport closed`));
+      return;
+    }
     // Never throw into the inner transport's callback: whatever happens is reported.
     try {
       if (Array.isArray(message)) {

@@ -14,6 +14,8 @@ export class ScriptedPeer implements Transport {
   /** Everything that reached the wire, in order. */
   readonly wire: JSONRPCMessage[] = [];
   readonly sendOptions: Array<TransportSendOptions | undefined> = [];
+  /** Messages whose send() was made to fail. */
+  readonly failedWrites: JSONRPCMessage[] = [];
   /** How many of the next sends reject (before anything is written). */
   failSends = 0;
   closed = false;
@@ -27,6 +29,7 @@ export class ScriptedPeer implements Transport {
     if (this.closed) throw new Error('Not connected');
     if (this.failSends > 0) {
       this.failSends--;
+      this.failedWrites.push(message);
       throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
     }
     this.wire.push(message);
