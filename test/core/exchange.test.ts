@@ -254,7 +254,7 @@ describe('pass-through of the Transport surface', () => {
       },
       _private: 'not forwarded',
     });
-    const transport = wrap(peer) as ReturnType<typeof wrap> & { handleRequest(...a: unknown[]): unknown; _private?: string };
+    const transport = wrap(peer) as unknown as ReturnType<typeof wrap> & { handleRequest(...a: unknown[]): unknown; _private?: string };
     const app = new RecordingApp(transport);
     await transport.start();
     expect(transport.sessionId).toBe('sess-1');

@@ -10,7 +10,7 @@ describe('start', () => {
     const peer = new ScriptedPeer();
     const transport = wrap(peer);
     expect(peer.onmessage).toBeUndefined();
-    new RecordingApp(transport);
+    const _app = new RecordingApp(transport);
     await transport.start();
     expect(peer.started).toBe(true);
     expect(peer.onmessage).toBeTypeOf('function');
@@ -84,7 +84,7 @@ describe('close', () => {
   it('refuses to send after close, naming the message', async () => {
     const peer = new ScriptedPeer();
     const transport = wrap(peer, [], { name: 'upstream' });
-    new RecordingApp(transport);
+    const _app = new RecordingApp(transport);
     await transport.start();
     await transport.close();
     await expect(transport.send({ jsonrpc: '2.0', id: 1, method: 'tools/list' })).rejects.toThrow('upstream: cannot send tools/list: the transport is closed');
@@ -115,7 +115,7 @@ describe('no timer keeps the process alive', () => {
     const before = process.getActiveResourcesInfo().filter((r) => r === 'Timeout' || r === 'Immediate').length;
     const peer = new ScriptedPeer();
     const transport = wrap(peer, [async (_c, n) => n()]);
-    new RecordingApp(transport);
+    const _app = new RecordingApp(transport);
     await transport.start();
     for (let i = 0; i < 20; i++) void transport.send({ jsonrpc: '2.0', id: i, method: 'ping' });
     await turn();
