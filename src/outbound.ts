@@ -212,7 +212,7 @@ export class OutboundRequests {
     if (exchange === undefined || exchange.settled) {
       return Promise.reject(new CancelledError('The exchange already ended; no further attempts are made', { reason: 'exchange-ended' }));
     }
-    if (ctx.signal.aborted) return Promise.reject(ctx.signal.reason);
+    if (ctx.aborted) return Promise.reject(ctx.abortReason);
     if (this.#port.session.closed) {
       return Promise.reject(new ConnectionClosedError('Connection closed before the request was sent', { neverSent: true }));
     }
@@ -233,9 +233,7 @@ export class OutboundRequests {
         cleanup: noop,
       };
       this.#byWireId.set(wireId, attempt);
-      const onAbort = () => this.#abandon(attempt, ctx.signal.reason);
-      ctx.signal.addEventListener('abort', onAbort, { once: true });
-      attempt.cleanup = () => ctx.signal.removeEventListener('abort', onAbort);
+      attempt.cleanup = ctx._watchAbort((reason) => this.#abandon(attempt, reason));
       const events = this.#port.session.events;
       if (events.has('attempt')) events.emit('attempt', { ctx, attempt: attemptNo, wireId });
 
@@ -391,7 +389,7 @@ export class OutboundRequests {
     if (exchange.progressToken !== undefined && this.#byProgressToken.get(exchange.progressToken) === exchange.ctx) {
       this.#byProgressToken.delete(exchange.progressToken);
     }
-    exchange.detachRequestSignal?.();
+    if (exchange.detachRequestSignal !== undefined) exchange.detachRequestSignal();
     if (exchange.writeSlot !== undefined) {
       this.#port.outbound.release(exchange.writeSlot);
       exchange.writeSlot = undefined;
