@@ -31,7 +31,7 @@ export function rawVariant(name: string, wrapper: Wrapper): Variant {
       await far.start();
       const client = wrapper ? wrapper(near) : near;
       const waiting = new Map<number, () => void>();
-      client.onmessage = (m) => {
+      client.onmessage = (m: JSONRPCMessage) => {
         if ('id' in m && typeof m.id === 'number') waiting.get(m.id)?.();
       };
       await client.start();

@@ -21,7 +21,7 @@ export interface Result {
 declare const gc: (() => void) | undefined;
 
 const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
+  const sorted = values.toSorted((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] as number;
 };
 
