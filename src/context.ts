@@ -64,13 +64,22 @@ export class Context {
   /** `outbound`: the application sends it. `inbound`: the peer sent it. */
   readonly direction: Direction;
   readonly kind: ExchangeKind;
-  /** The application's message (outbound) or the peer's (inbound), as it was given. */
-  readonly message: JSONRPCRequest | JSONRPCNotification;
+  /**
+   * The application's message (outbound) or the peer's (inbound). An outbound layer may
+   * *replace* it (never mutate it: the application owns that object) to change what the
+   * attempts below it put on the wire — tracing adds `params._meta.traceparent` this
+   * way. Keep `method` and `id`: the wire id replaces the id per attempt anyway.
+   */
+  message: JSONRPCRequest | JSONRPCNotification;
   readonly method: string;
   /** The request id the application knows: its own (outbound) or the peer's (inbound). */
   readonly id: RequestId | undefined;
-  /** Send options the application passed (outbound). */
-  readonly options: TransportSendOptions | undefined;
+  /**
+   * Send options for the inner transport (outbound): the application's, which a layer
+   * may replace with a new object for the attempts below it (an Authorization header
+   * in `headers`, for instance).
+   */
+  options: TransportSendOptions | undefined;
   /** Extra info the inner transport attached (inbound). */
   readonly extra: MessageExtraInfo | undefined;
   readonly session: Session;

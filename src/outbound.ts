@@ -42,6 +42,8 @@ interface Exchange {
   readonly ctx: Context;
   readonly appId: RequestId;
   readonly progressToken: unknown;
+  /** The options the application passed (layers may replace `ctx.options` for the wire). */
+  readonly appOptions: TransportSendOptions | undefined;
   /** Resolves the application's `send()`: first write done, or the exchange ended. */
   readonly accept: () => void;
   settled: boolean;
@@ -102,6 +104,7 @@ export class OutboundRequests {
       ctx,
       appId,
       progressToken,
+      appOptions: options,
       accept,
       settled: false,
       silentEnd: undefined,
@@ -238,7 +241,7 @@ export class OutboundRequests {
       if (events.has('attempt')) events.emit('attempt', { ctx, attempt: attemptNo, wireId });
 
       const wire: JSONRPCRequest = { ...ctx.message, id: wireId } as JSONRPCRequest;
-      const options = this.#attemptOptions(exchange, attempt);
+      const options = this.#attemptOptions(attempt);
       attempt.writeStarted = true;
       // The first attempt keeps the application's send() order; retries go when they are due.
       const slot = exchange.writeSlot;
@@ -263,8 +266,8 @@ export class OutboundRequests {
     });
   };
 
-  #attemptOptions(exchange: Exchange, attempt: Attempt): TransportSendOptions | undefined {
-    const app = exchange.ctx.options;
+  #attemptOptions(attempt: Attempt): TransportSendOptions | undefined {
+    const app = attempt.ctx.options;
     const perRequest = this.#port.session.hasPerRequestStream;
     if (app === undefined && !perRequest) return undefined;
     const options: TransportSendOptions = { ...app };
@@ -346,7 +349,7 @@ export class OutboundRequests {
   #fail(exchange: Exchange, error: unknown): void {
     if (exchange.settled) return;
     this.#settle(exchange);
-    const options = exchange.ctx.options;
+    const options = exchange.appOptions;
     if (error instanceof TransportError && error.reason === 'stream-ended' && options?.onRequestStreamEnd !== undefined) {
       // The application reads the end of a per-request stream as the outcome (subscriptions/listen).
       this.#releaseSlots(exchange);

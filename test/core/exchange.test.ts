@@ -63,6 +63,28 @@ describe('wire ids', () => {
   });
 });
 
+describe('layers change what goes on the wire by replacing, never mutating', () => {
+  it('a replaced message and options reach the wire; the application keeps its objects', async () => {
+    const stamp: Middleware = async (ctx, next) => {
+      if (ctx.direction === 'outbound') {
+        ctx.message = { ...ctx.message, params: { ...ctx.params, _meta: { ...ctx.params?._meta, traceparent: '00-abc-def-01' } } };
+        ctx.options = { ...ctx.options, headers: { authorization: 'Bearer t' } };
+      }
+      await next();
+    };
+    const s = await setup([stamp]);
+    const request: JSONRPCRequest = { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'x' } };
+    const appOptions = { relatedRequestId: 'r' };
+    await s.transport.send(request, appOptions);
+    await s.transport.send({ jsonrpc: '2.0', method: 'notifications/roots/list_changed' });
+    expect(s.peer.wire[0]).toMatchObject({ method: 'tools/call', params: { name: 'x', _meta: { traceparent: '00-abc-def-01' } } });
+    expect(s.peer.wire[1]).toMatchObject({ method: 'notifications/roots/list_changed', params: { _meta: { traceparent: '00-abc-def-01' } } });
+    expect(s.peer.sendOptions[0]).toEqual({ relatedRequestId: 'r', headers: { authorization: 'Bearer t' } });
+    expect(request).toEqual({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'x' } });
+    expect(appOptions).toEqual({ relatedRequestId: 'r' });
+  });
+});
+
 describe('cancellation', () => {
   it("translates the application's notifications/cancelled to the live wire id", async () => {
     const s = await setup();
