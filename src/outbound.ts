@@ -22,7 +22,7 @@ import {
   toErrorObject,
   TransportError,
 } from './errors.ts';
-import type { Slot } from './inbound-order.ts';
+import type { Slot } from './order.ts';
 import {
   CANCELLED,
   type JSONRPCErrorResponse,
@@ -42,6 +42,8 @@ interface Exchange {
   readonly ctx: Context;
   readonly appId: RequestId;
   readonly progressToken: unknown;
+  /** The options the application passed (layers may replace `ctx.options` for the wire). */
+  readonly appOptions: TransportSendOptions | undefined;
   /** Resolves the application's `send()`: first write done, or the exchange ended. */
   readonly accept: () => void;
   settled: boolean;
@@ -51,6 +53,8 @@ interface Exchange {
   appCancel: AppCancel | undefined;
   /** Order slots of responses that arrived and are held by the layers. */
   slots: Slot[];
+  /** The request's place in the outbound order, until its first attempt is written. */
+  writeSlot: Slot | undefined;
   detachRequestSignal: (() => void) | undefined;
 }
 
@@ -108,11 +112,13 @@ export class OutboundRequests {
       ctx,
       appId,
       progressToken,
+      appOptions: options,
       accept,
       settled: false,
       silentEnd: undefined,
       appCancel: undefined,
       slots: [],
+      writeSlot: this.#port.outbound.admit(),
       detachRequestSignal: undefined,
     };
     ctx._record = exchange;
@@ -176,7 +182,7 @@ export class OutboundRequests {
       return;
     }
     const { exchange } = attempt;
-    const slot = this.#port.order.admit();
+    const slot = this.#port.inbound.admit();
     exchange.slots.push(slot);
     const response = mapResponse(message, exchange.appId, attempt.wireId);
     attempt.ctx.responseExtra = extra;
@@ -197,7 +203,7 @@ export class OutboundRequests {
 
   /** The connection under the session dropped: attempts in flight on it will never be answered. */
   connectionLost(cause: Error): void {
-    for (const attempt of [...this.#byWireId.values()]) {
+    for (const attempt of Array.from(this.#byWireId.values())) {
       this.#settleAttempt(
         attempt,
         undefined,
@@ -219,7 +225,7 @@ export class OutboundRequests {
     if (exchange === undefined || exchange.settled) {
       return Promise.reject(new CancelledError('The exchange already ended; no further attempts are made', { reason: 'exchange-ended' }));
     }
-    if (ctx.signal.aborted) return Promise.reject(ctx.signal.reason);
+    if (ctx.aborted) return Promise.reject(ctx.abortReason);
     if (this.#port.session.closed) {
       return Promise.reject(new ConnectionClosedError('Connection closed before the request was sent', { neverSent: true }));
     }
@@ -240,18 +246,19 @@ export class OutboundRequests {
         cleanup: noop,
       };
       this.#byWireId.set(wireId, attempt);
-      const onAbort = () => this.#abandon(attempt, ctx.signal.reason);
-      ctx.signal.addEventListener('abort', onAbort, { once: true });
-      attempt.cleanup = () => ctx.signal.removeEventListener('abort', onAbort);
+      attempt.cleanup = ctx._watchAbort((reason) => this.#abandon(attempt, reason));
       const events = this.#port.session.events;
       if (events.has('attempt')) events.emit('attempt', { ctx, attempt: attemptNo, wireId });
 
       const wire: JSONRPCRequest = { ...ctx.message, id: wireId } as JSONRPCRequest;
-      const options = this.#attemptOptions(exchange, attempt);
+      const options = this.#attemptOptions(attempt);
       attempt.writeStarted = true;
+      // The first attempt keeps the application's send() order; retries go when they are due.
+      const slot = exchange.writeSlot;
+      exchange.writeSlot = undefined;
       let written: Promise<void>;
       try {
-        written = this.#port.write(wire, options);
+        written = slot === undefined ? this.#port.write(wire, options) : this.#port.writeInOrder(slot, wire, options);
       } catch (error) {
         written = Promise.reject(error);
       }
@@ -269,8 +276,8 @@ export class OutboundRequests {
     });
   };
 
-  #attemptOptions(exchange: Exchange, attempt: Attempt): TransportSendOptions | undefined {
-    const app = exchange.ctx.options;
+  #attemptOptions(attempt: Attempt): TransportSendOptions | undefined {
+    const app = attempt.ctx.options;
     const perRequest = this.#port.session.hasPerRequestStream;
     if (app === undefined && !perRequest) return undefined;
     const options: TransportSendOptions = { ...app };
@@ -353,7 +360,7 @@ export class OutboundRequests {
   #fail(exchange: Exchange, error: unknown): void {
     if (exchange.settled) return;
     this.#settle(exchange);
-    const options = exchange.ctx.options;
+    const options = exchange.appOptions;
     if (error instanceof TransportError && error.reason === 'stream-ended' && options?.onRequestStreamEnd !== undefined) {
       // The application reads the end of a per-request stream as the outcome (subscriptions/listen).
       this.#releaseSlots(exchange);
@@ -378,13 +385,13 @@ export class OutboundRequests {
     const slot = exchange.slots.pop();
     this.#releaseSlots(exchange);
     if (slot === undefined) this.#port.deliver(response, extra);
-    else this.#port.order.deliver(slot, () => this.#port.deliver(response, extra));
+    else this.#port.inbound.deliver(slot, () => this.#port.deliver(response, extra));
   }
 
   #releaseSlots(exchange: Exchange): void {
     const { slots } = exchange;
     if (slots.length === 0) return;
-    for (const slot of slots) this.#port.order.release(slot);
+    for (const slot of slots) this.#port.inbound.release(slot);
     slots.length = 0;
   }
 
@@ -396,7 +403,11 @@ export class OutboundRequests {
     if (exchange.progressToken !== undefined && this.#byProgressToken.get(exchange.progressToken) === exchange.ctx) {
       this.#byProgressToken.delete(exchange.progressToken);
     }
-    exchange.detachRequestSignal?.();
+    if (exchange.detachRequestSignal !== undefined) exchange.detachRequestSignal();
+    if (exchange.writeSlot !== undefined) {
+      this.#port.outbound.release(exchange.writeSlot);
+      exchange.writeSlot = undefined;
+    }
     if (exchange.silentEnd !== undefined) this.#releaseSlots(exchange);
     exchange.accept();
   }
