@@ -16,7 +16,7 @@ import { Context, type Session } from './context.ts';
 import { asError, ConnectionClosedError, InvalidMessageError } from './errors.ts';
 import { EventBus } from './events.ts';
 import { Idempotency, type IdempotencyOptions } from './idempotency.ts';
-import { InboundOrder } from './inbound-order.ts';
+import { Order, type Slot } from './order.ts';
 import { InboundRequests } from './inbound.ts';
 import {
   CANCELLED,
@@ -75,9 +75,11 @@ export class LayeredTransport implements Transport {
   readonly #stack: ComposedLayer;
   readonly #detach: () => void;
   readonly #idempotency: Idempotency;
-  readonly #order: InboundOrder;
+  readonly #inOrder: Order;
+  readonly #outOrder: Order;
   readonly #outbound: OutboundRequests;
   readonly #inbound: InboundRequests;
+  readonly #port: Port;
   #write: WireWrite;
   #started = false;
   #closing: Promise<void> | undefined;
@@ -99,7 +101,8 @@ export class LayeredTransport implements Transport {
     this.events.onListenerError = (error, type) =>
       this.#report(new Error(`An event listener for "${String(type)}" threw: ${asError(error).message}`, { cause: error }));
     this.#idempotency = new Idempotency(options);
-    this.#order = new InboundOrder((error) => this.#report(error));
+    this.#inOrder = new Order((error) => this.#report(error));
+    this.#outOrder = new Order((error) => this.#report(error));
     this.#write = (message, sendOptions) => inner.send(message as JSONRPCMessage, sendOptions);
     this.#stack = compose(layers, 'stack');
 
@@ -126,15 +129,31 @@ export class LayeredTransport implements Transport {
       idempotency: this.#idempotency,
     };
 
-    const port: Port = {
+    const port: Port = (this.#port = {
       session: this.session,
-      order: this.#order,
+      inbound: this.#inOrder,
+      outbound: this.#outOrder,
       write: (message, sendOptions) => this.#write(message, sendOptions),
+      writeInOrder: (slot, message, sendOptions) => {
+        const write = () => {
+          try {
+            return this.#write(message, sendOptions);
+          } catch (error) {
+            return Promise.reject(error);
+          }
+        };
+        if (this.#outOrder.isNext(slot)) {
+          const written = write();
+          this.#outOrder.release(slot);
+          return written;
+        }
+        return new Promise<void>((resolve, reject) => this.#outOrder.deliver(slot, () => write().then(resolve, reject)));
+      },
       deliver: (message, extra) => this.#deliver(message, extra),
       report: (error) => this.#report(error),
       cancelsByClosingStream: () =>
         this.session.hasPerRequestStream && this.#state.protocolVersion !== undefined && this.#state.protocolVersion >= PER_REQUEST_STREAM_ERA,
-    };
+    });
     this.#outbound = new OutboundRequests(port, this.#stack);
     this.#inbound = new InboundRequests(port, this.#stack);
 
@@ -189,9 +208,13 @@ export class LayeredTransport implements Transport {
     await this.inner.start();
   }
 
-  async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
-    if (this.#state.closed) throw new ConnectionClosedError(`${this.name}: cannot send ${describeMessage(message)}: the transport is closed`, { neverSent: true });
-    const classified = classify(message);
+  // Not `async`: the hot path returns the exchange's own promise instead of wrapping it.
+  send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
+    if (this.#state.closed) {
+      return Promise.reject(new ConnectionClosedError(`${this.name}: cannot send ${describeMessage(message)}: the transport is closed`, { neverSent: true }));
+    }
+    // The application's own messages are trusted not to smuggle __proto__ keys: shallow check only.
+    const classified = classify(message, false);
     switch (classified.kind) {
       case 'request':
         this.#noteRole(classified.message.method, 'client');
@@ -202,7 +225,7 @@ export class LayeredTransport implements Transport {
         this.#noteOwnResponse(classified.message);
         return this.#inbound.respond(classified.message, options);
       case 'invalid':
-        throw new InvalidMessageError(`${this.name}: the application tried to send an invalid message: ${classified.problem}`, 'outbound');
+        return Promise.reject(new InvalidMessageError(`${this.name}: the application tried to send an invalid message: ${classified.problem}`, 'outbound'));
     }
   }
 
@@ -232,7 +255,7 @@ export class LayeredTransport implements Transport {
       attempts: out.attempts,
       progressTokens: out.progressTokens,
       inbound: this.#inbound.size.exchanges,
-      queued: this.#order.size,
+      queued: this.#inOrder.size + this.#outOrder.size,
     };
   }
 
@@ -241,19 +264,31 @@ export class LayeredTransport implements Transport {
       const requestId = message.params?.['requestId'] as RequestId | undefined;
       const reason = message.params?.['reason'];
       // Translated: the peer never saw the application's id; every live wire id is cancelled instead.
-      if (requestId !== undefined && this.#outbound.cancel(requestId, 'application', typeof reason === 'string' ? reason : undefined)) {
+      if (requestId !== undefined && this.#outbound.cancel(requestId, 'application', typeof reason === 'string' ? reason : undefined, { message, options })) {
         return Promise.resolve();
       }
       // A cancel for a request that already ended (a race the SDK allows) has nothing to say to the peer.
       if (requestId !== undefined) return Promise.resolve();
     }
     const ctx = new Context({ direction: 'outbound', kind: 'notification', message, options, extra: undefined, session: this.session });
-    return this.#stack.handle(ctx, this.#writeNotification);
+    let slot: Slot | undefined = this.#outOrder.admit();
+    const done = this.#stack.handle(ctx, (current) => {
+      // The first write keeps the application's send() order.
+      const ordered = slot;
+      slot = undefined;
+      return ordered === undefined ? this.#write(current.message, current.options) : this.#port.writeInOrder(ordered, current.message, current.options);
+    });
+    return done.finally(() => {
+      if (slot !== undefined) this.#outOrder.release(slot);
+    });
   }
 
-  readonly #writeNotification = (ctx: Context): Promise<void> => this.#write(ctx.message, ctx.options);
-
   #onInnerMessage(message: unknown, extra: MessageExtraInfo | undefined): void {
+    if (this.#state.closed) {
+      // Nothing can be answered or delivered any more; a buggy transport must not revive the session.
+      this.#report(new ConnectionClosedError(`${this.name}: dropped a message that arrived after the transport closed`));
+      return;
+    }
     // Never throw into the inner transport's callback: whatever happens is reported.
     try {
       if (Array.isArray(message)) {
@@ -308,23 +343,23 @@ export class LayeredTransport implements Transport {
         message = { ...message, params: { ...message.params, _meta: { ...meta, [SUBSCRIPTION_ID_META_KEY]: appId } } };
       }
     }
-    const slot = this.#order.admit();
+    const slot = this.#inOrder.admit();
     const ctx = new Context({ direction: 'inbound', kind: 'notification', message, options: undefined, extra, session: this.session });
     let delivered = false;
     this.#stack
       .handle(ctx, (current) => {
         if (!delivered) {
           delivered = true;
-          this.#order.deliver(slot, () => this.#deliver(current.message, current.extra));
+          this.#inOrder.deliver(slot, () => this.#deliver(current.message, current.extra));
         }
         return Promise.resolve();
       })
       .then(
         () => {
-          if (!delivered) this.#order.release(slot);
+          if (!delivered) this.#inOrder.release(slot);
         },
         (error: unknown) => {
-          if (!delivered) this.#order.release(slot);
+          if (!delivered) this.#inOrder.release(slot);
           this.#report(error);
         },
       );
@@ -365,7 +400,8 @@ export class LayeredTransport implements Transport {
   #onInnerClose(): void {
     if (this.#state.closed) return;
     this.#state.closed = true;
-    this.#order.drain();
+    this.#inOrder.drain();
+    this.#outOrder.drain();
     const error = new ConnectionClosedError();
     const pending = this.#outbound.closeAll(error) + this.#inbound.closeAll(error);
     try {
