@@ -225,7 +225,11 @@ describe('McpWebSocketServer: many idle connections', () => {
   it('holds 1 000 idle connections, keeps serving a working session, and releases them all on close', async () => {
     let started = 0;
     const wss = await listenWebSocket({
-      onconnection: async (transport) => {
+      onconnection: async (transport, request) => {
+        if (request.url?.endsWith('?live') === true) {
+          await new McpServer({ name: 'live', version: '1.0.0' }).connect(wrap(transport, []));
+          return;
+        }
         transport.onmessage = () => {};
         await transport.start();
         started++;
@@ -239,6 +243,7 @@ describe('McpWebSocketServer: many idle connections', () => {
     expect(started).toBe(1000);
     // Both ends live in this process: a loose bound that still catches a per-connection leak of buffers.
     expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(1000 * 100 * 1024);
+    await healthy(`${wss.url}?live`);
     const closes = idle.map((ws) => closed(ws));
     await wss.close();
     const codes = new Set((await Promise.all(closes)).map((c) => c.code));
