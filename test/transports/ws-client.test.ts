@@ -345,6 +345,43 @@ describe('WebSocketClientTransport: backpressure', () => {
   });
 });
 
+describe('WebSocketClientTransport: backpressure with many concurrent senders', () => {
+  it('holds all but what fits, then delivers every message in the order send() was called', async () => {
+    const sink = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: () => 'mcp', maxPayload: 1 << 30 });
+    cleanup.push(() => new Promise((resolve) => sink.close(resolve)));
+    await new Promise((resolve) => sink.once('listening', resolve));
+    const total = 100;
+    const received: number[] = [];
+    let allReceived!: () => void;
+    const everything = new Promise<void>((resolve) => (allReceived = resolve));
+    let peer: WebSocket | undefined;
+    const connected = new Promise<void>((resolve) =>
+      sink.on('connection', (ws) => {
+        peer = ws;
+        ws.pause();
+        ws.on('message', (data) => {
+          received.push((JSON.parse(String(data)) as { params: { n: number } }).params.n);
+          if (received.length === total) allReceived();
+        });
+        resolve();
+      }),
+    );
+    const transport = new WebSocketClientTransport(`ws://127.0.0.1:${(sink.address() as AddressInfo).port}/`, { highWaterMark: 1024, perMessageDeflate: false, heartbeat: false });
+    transport.onmessage = () => {};
+    cleanup.push(() => transport.close());
+    await transport.start();
+    await connected;
+    const payload = 'y'.repeat(64 * 1024);
+    const sends = Array.from({ length: total }, (_, n) => transport.send({ jsonrpc: '2.0', method: 'notifications/data', params: { n, payload } }));
+    // Only the first message went to the socket; the other 99 wait their turn in this process, not in the socket's buffer.
+    expect(transport.bufferedAmount).toBeLessThanOrEqual(payload.length + 1024);
+    peer?.resume();
+    await Promise.all(sends);
+    await everything;
+    expect(received).toEqual(Array.from({ length: total }, (_, i) => i));
+  });
+});
+
 describe('WebSocketClientTransport: JSON-RPC arrays', () => {
   it('sends an array as one frame and hands a received array over one message at a time', async () => {
     const peer = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: () => 'mcp' });
