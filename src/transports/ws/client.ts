@@ -250,7 +250,13 @@ export class WebSocketClientTransport implements Transport {
     const channel = this.#channel;
     if (this.#state === 'open' && channel !== undefined) {
       for (const id of requestIds) this.#inflight.set(id, this.#epoch);
-      await channel.write(text);
+      try {
+        await channel.write(text);
+      } catch (error) {
+        // Never handed to the socket: not in flight, nothing to fail later.
+        if ((error as { neverSent?: boolean }).neverSent === true) for (const id of requestIds) this.#inflight.delete(id);
+        throw error;
+      }
       return;
     }
     await this.#enqueue(text, requestIds);
