@@ -1,2 +1,15 @@
 /** Every layer, one file each. Layers depend on the core (src/), never the reverse. */
-export {};
+export { type ChaosLatency, type ChaosLayer, type ChaosOptions, ChaosFaultError, chaos } from './chaos.ts';
+export {
+  type BreakerKind,
+  type BreakerScope,
+  type BreakerSnapshot,
+  type CircuitBreakerLayer,
+  type CircuitBreakerOptions,
+  circuitBreaker,
+} from './circuit-breaker.ts';
+export { type ConcurrencyLayer, type ConcurrencyOptions, concurrency } from './concurrency.ts';
+export { type HedgingLayer, type HedgingOptions, hedging } from './hedging.ts';
+export { type BackoffOptions, type RetryBackoff, type RetryLayer, type RetryOptions, retry } from './retry.ts';
+export { STANDARD_DEFAULTS, type StandardLayer, type StandardOptions, standard } from './standard.ts';
+export { type TimeoutOptions, timeout } from './timeout.ts';
