@@ -133,7 +133,7 @@ export function timeout(options?: TimeoutOptions): Layer {
 
     const expired = (scope: Scope, limit: number): TimeoutError => {
       const target = ctx.target === undefined ? ctx.method : `${ctx.method} ${ctx.target}`;
-      if (ctx.events.has('timeout')) ctx.events.emit('timeout', { ctx, scope, ms: limit, attempt: ctx.attempt });
+      if (ctx.events.has('timeout')) ctx.events.emit('timeout', { ctx, scope, ms: limit, attempt: ctx.attempts });
       return scope === 'total'
         ? new TimeoutError(`${target} did not complete within its total timeout of ${limit} ms`, {
             layer: 'timeout',
