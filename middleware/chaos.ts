@@ -78,6 +78,11 @@ export function chaos(options?: ChaosOptions): ChaosLayer {
     throw new InvalidOptionError('chaos.errorRate + chaos.dropRate + chaos.disconnectRate', 'at most 1', errorRate + dropRate + disconnectRate);
   }
   const direction = choiceOption('chaos.direction', o.direction, 'outbound', ['outbound', 'inbound', 'both']);
+  if (direction === 'inbound') {
+    // A dropped inbound request would leave the peer without any response (invariant 2).
+    if (dropRate > 0) throw new InvalidOptionError('chaos.dropRate', '0 with direction "inbound" (drops are injected into outbound requests only)', dropRate);
+    if (disconnectRate > 0) throw new InvalidOptionError('chaos.disconnectRate', '0 with direction "inbound" (disconnects are injected into outbound requests only)', disconnectRate);
+  }
   const rng = xoroshiro128plus(seed);
   const draw = (): number => uniformFloat64(rng);
 
