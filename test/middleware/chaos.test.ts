@@ -85,7 +85,7 @@ describe('chaos: faults', () => {
 
   it('delays by the configured latency, and the delay ends with the exchange', async () => {
     const s = await stack([chaos({ latency: { ms: [100, 200] } })]);
-    const id = s.request('ping');
+    s.request('ping');
     await settle();
     const delay = s.events.chaos?.[0]?.delayMs as number;
     expect(delay).toBeGreaterThanOrEqual(100);

@@ -4,30 +4,13 @@
  * server cannot answer at an exact fake-timer instant, fail a write on cue, or answer
  * a wire id twice), and every event the layers publish is recorded.
  */
-import { vi } from 'vitest';
 import type { LayerEvents } from '../../src/events.ts';
 import type { JSONRPCMessage, JSONRPCParams, JSONRPCRequest, JSONRPCResponse, RequestId } from '../../src/jsonrpc.ts';
 import type { LayerLike } from '../../src/layer.ts';
 import { wrap, type WrapOptions } from '../../src/wrap.ts';
 import { RecordingApp, ScriptedPeer } from '../core/harness.ts';
 
-// Captured before any test fakes timers: one real turn of the event loop.
-const realSetImmediate = globalThis.setImmediate.bind(globalThis);
-export const realTurn = (): Promise<void> => new Promise((resolve) => realSetImmediate(resolve));
-
-/** Runs due fake timers and lets every promise chain settle. */
-export async function settle(): Promise<void> {
-  for (let i = 0; i < 3; i++) {
-    await vi.advanceTimersByTimeAsync(0);
-    await realTurn();
-  }
-}
-
-/** Advances fake time by `ms`, settling promises along the way. */
-export async function advance(ms: number): Promise<void> {
-  await vi.advanceTimersByTimeAsync(ms);
-  await settle();
-}
+export { advance, realTurn, settle } from '../support/time.ts';
 
 export type Recorded = { [K in keyof LayerEvents]?: Array<LayerEvents[K]> };
 
