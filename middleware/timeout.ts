@@ -111,69 +111,41 @@ export function timeout(options?: TimeoutOptions): Layer {
   const run = async (ctx: Context, next: Next, plan: Plan): Promise<void> => {
     // The fixed deadline of this call: the attempt's (or its ceiling), or what is left of the total.
     let fixed: number | undefined = plan.ceiling ?? plan.ms;
-    let fixedScope: Scope = 'attempt';
+    let scope: Scope = 'attempt';
     let configured = true;
     if (plan.total !== undefined) {
-      let deadline = ctx.state.get(deadlineKey) as number | undefined;
+      let at = ctx.state.get(deadlineKey) as number | undefined;
       let remaining = plan.total;
-      if (deadline === undefined) {
-        deadline = performance.now() + plan.total;
-        ctx.state.set(deadlineKey, deadline);
-        setDeadline(ctx, deadline);
+      if (at === undefined) {
+        at = performance.now() + plan.total;
+        ctx.state.set(deadlineKey, at);
+        setDeadline(ctx, at);
       } else {
-        remaining = Math.max(0, Math.ceil(deadline - performance.now()));
+        remaining = Math.max(0, Math.ceil(at - performance.now()));
       }
       if (fixed === undefined || remaining <= fixed) {
         fixed = remaining;
-        fixedScope = 'total';
+        scope = 'total';
         configured = remaining === plan.total;
       }
     }
-    const fixedLimit = (fixedScope === 'total' ? plan.total : fixed) as number;
+    if (fixed === undefined || fixed <= 0) throw expired(ctx, 'total', plan.total as number);
 
-    const expired = (scope: Scope, limit: number): TimeoutError => {
-      const target = ctx.target === undefined ? ctx.method : `${ctx.method} ${ctx.target}`;
-      if (ctx.events.has('timeout')) ctx.events.emit('timeout', { ctx, scope, ms: limit, attempt: ctx.attempts });
-      return scope === 'total'
-        ? new TimeoutError(`${target} did not complete within its total timeout of ${limit} ms`, {
-            layer: 'timeout',
-            reason: 'total-timeout',
-            retryable: false,
-            data: { timeoutMs: limit, scope },
-          })
-        : new TimeoutError(`${target} timed out after ${limit} ms`, {
-            layer: 'timeout',
-            reason: 'attempt-timeout',
-            data: { timeoutMs: limit, scope },
-          });
-    };
-    if (fixed === undefined || fixed <= 0) throw expired('total', plan.total as number);
-
-    const deadline = new AbortController();
-    const attempt = ctx.fork({ signal: deadline.signal });
-    const fire = (scope: Scope, limit: number): void => {
-      if (!deadline.signal.aborted && !ctx.signal.aborted) deadline.abort(expired(scope, limit));
-    };
-    let idle: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Deadline(ctx, scope, scope === 'total' ? (plan.total as number) : fixed);
+    const attempt = ctx.fork({ signal: deadline.controller.signal });
     let stopProgress: (() => void) | undefined;
-    if (plan.ceiling !== undefined && (plan.ms as number) < fixed) {
-      // Progress moves the idle deadline `ms`; the policy holds the ceiling (or the total).
-      idle = setTimeout(() => fire('attempt', plan.ms as number), plan.ms);
-      unref(idle);
-      stopProgress = ctx.onProgress(() => idle?.refresh());
-    }
+    if (plan.ceiling !== undefined && (plan.ms as number) < fixed) stopProgress = deadline.idleUntilProgress(plan.ms as number);
     try {
       await policyFor(fixed, configured).execute(({ signal }) => {
-        signal.addEventListener('abort', () => fire(fixedScope, fixedLimit), { once: true });
+        signal.addEventListener('abort', deadline, { once: true });
         return next(attempt);
       });
     } catch (error) {
       // Our deadline passed: say so, whatever the layers inside made of the abort.
-      if (deadline.signal.aborted && !ctx.signal.aborted) throw deadline.signal.reason;
+      if (deadline.controller.signal.aborted && !ctx.signal.aborted) throw deadline.controller.signal.reason;
       throw error;
     } finally {
-      if (idle !== undefined) clearTimeout(idle);
-      stopProgress?.();
+      if (stopProgress !== undefined) stopProgress();
     }
     ctx.response = attempt.response;
     ctx.responseExtra = attempt.responseExtra;
@@ -188,6 +160,63 @@ export function timeout(options?: TimeoutOptions): Layer {
       return plan === null ? next() : run(ctx, next, plan);
     },
   };
+}
+
+/**
+ * One call's deadline. It aborts the attempt's fork with a typed TimeoutError (so the
+ * core's notifications/cancelled says why) when cockatiel's TimeoutPolicy aborts its
+ * signal — it is that signal's listener (`handleEvent`), so no closure per call — or
+ * when the progress-reset idle timer fires.
+ */
+class Deadline {
+  readonly controller = new AbortController();
+  readonly #ctx: Context;
+  readonly #scope: Scope;
+  readonly #limit: number;
+
+  constructor(ctx: Context, scope: Scope, limit: number) {
+    this.#ctx = ctx;
+    this.#scope = scope;
+    this.#limit = limit;
+  }
+
+  /** The fixed deadline passed. */
+  handleEvent(): void {
+    this.#fire(this.#scope, this.#limit);
+  }
+
+  /** Starts an idle deadline of `ms` that each progress notification restarts; returns its cleanup. */
+  idleUntilProgress(ms: number): () => void {
+    const idle = setTimeout(() => this.#fire('attempt', ms), ms);
+    unref(idle);
+    const stop = this.#ctx.onProgress(() => idle.refresh());
+    return () => {
+      clearTimeout(idle);
+      stop();
+    };
+  }
+
+  #fire(scope: Scope, limit: number): void {
+    if (!this.controller.signal.aborted && !this.#ctx.signal.aborted) this.controller.abort(expired(this.#ctx, scope, limit));
+  }
+}
+
+/** The error that ends an exchange whose deadline passed (and the `timeout` event). */
+function expired(ctx: Context, scope: Scope, limit: number): TimeoutError {
+  const target = ctx.target === undefined ? ctx.method : `${ctx.method} ${ctx.target}`;
+  if (ctx.events.has('timeout')) ctx.events.emit('timeout', { ctx, scope, ms: limit, attempt: ctx.attempts });
+  return scope === 'total'
+    ? new TimeoutError(`${target} did not complete within its total timeout of ${limit} ms`, {
+        layer: 'timeout',
+        reason: 'total-timeout',
+        retryable: false,
+        data: { timeoutMs: limit, scope },
+      })
+    : new TimeoutError(`${target} timed out after ${limit} ms`, {
+        layer: 'timeout',
+        reason: 'attempt-timeout',
+        data: { timeoutMs: limit, scope },
+      });
 }
 
 function resolvePlan(
