@@ -11,6 +11,7 @@ export class ScriptedPeer implements Transport {
   onmessage?: (message: JSONRPCMessage, extra?: MessageExtraInfo) => void;
   onerror?: (error: Error) => void;
   onclose?: () => void;
+  onconnectionlost?: (error: Error) => void;
   /** Everything that reached the wire, in order. */
   readonly wire: JSONRPCMessage[] = [];
   readonly sendOptions: Array<TransportSendOptions | undefined> = [];

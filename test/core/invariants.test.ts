@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type Context } from '../../src/context.ts';
 import { LayerFaultError, TimeoutError, McpLayersError } from '../../src/errors.ts';
-import type { JSONRPCMessage, JSONRPCRequest, RequestId } from '../../src/jsonrpc.ts';
+import type { JSONRPCRequest, RequestId } from '../../src/jsonrpc.ts';
 import type { Middleware } from '../../src/layer.ts';
 import { wrap } from '../../src/wrap.ts';
 import { RecordingApp, ScriptedPeer, turn } from './harness.ts';
@@ -124,8 +124,6 @@ function makeLayers(kinds: LayerKind[]) {
     },
   };
 }
-
-const isRequest = (m: JSONRPCMessage): m is JSONRPCRequest => 'method' in m && 'id' in m && m.id !== undefined;
 
 async function run(script: Action[], kinds: LayerKind[]) {
   const peer = new ScriptedPeer();
