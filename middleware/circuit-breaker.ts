@@ -231,7 +231,8 @@ export function circuitBreaker(options?: CircuitBreakerOptions): CircuitBreakerL
     // Callers arriving while a probe runs wait for its verdict; their own cancellation ends the wait.
     const waiting = breaker.state === 'half-open';
     try {
-      const execution = breaker.policy.execute(probe, ctx.signal);
+      // The signal matters to cockatiel only for a caller it queues (ctx.signal is created on demand).
+      const execution = waiting ? breaker.policy.execute(probe, ctx.signal) : breaker.policy.execute(probe);
       await (waiting ? untilAborted(execution, ctx.signal) : execution);
     } catch (error) {
       if (error instanceof CountedFailure) throw error.error;
@@ -244,7 +245,7 @@ export function circuitBreaker(options?: CircuitBreakerOptions): CircuitBreakerL
           { retryAfterMs, data: { key: breaker.key, state: breaker.state } },
         );
       }
-      if (error instanceof TaskCancelledError && ctx.signal.aborted) throw ctx.signal.reason;
+      if (error instanceof TaskCancelledError && ctx.aborted) throw ctx.abortReason;
       throw error;
     }
   };

@@ -64,7 +64,11 @@ export function concurrency(options?: ConcurrencyOptions): ConcurrencyLayer {
     const who = ctx.direction === 'outbound' ? 'was not sent' : 'was refused';
     return new LoadShedError(
       `Too many concurrent requests: ${ctx.method} ${who} (${inFlight} in flight, ${queued} queued; limits ${maxInFlight} and ${queue})`,
-      { retryAfterMs: ctx.direction === 'inbound' ? retryAfterMs : undefined, data: { direction: ctx.direction, inFlight, queued } },
+      {
+        reason: queue > 0 ? 'queue-full' : 'shed',
+        retryAfterMs: ctx.direction === 'inbound' ? retryAfterMs : undefined,
+        data: { direction: ctx.direction, inFlight, queued },
+      },
     );
   };
 
@@ -73,7 +77,8 @@ export function concurrency(options?: ConcurrencyOptions): ConcurrencyLayer {
     const attempt = () => next();
     try {
       if (bulkhead.executionSlots > 0) {
-        await bulkhead.execute(attempt, ctx.signal);
+        // Runs at once: no wait to abandon, so no signal (ctx.signal is created on demand).
+        await bulkhead.execute(attempt);
         return;
       }
       if (bulkhead.queueSlots > 0 && ctx.events.has('queued')) {
@@ -83,7 +88,7 @@ export function concurrency(options?: ConcurrencyOptions): ConcurrencyLayer {
       await untilAborted(bulkhead.execute(attempt, ctx.signal), ctx.signal);
     } catch (error) {
       if (error instanceof BulkheadRejectedError) throw shed(ctx, bulkhead);
-      if (error instanceof TaskCancelledError && ctx.signal.aborted) throw ctx.signal.reason;
+      if (error instanceof TaskCancelledError && ctx.aborted) throw ctx.abortReason;
       throw error;
     }
   };

@@ -106,7 +106,6 @@ export function hedging(options?: HedgingOptions): HedgingLayer {
       const finish = (winner: Racer | undefined, error?: unknown): void => {
         finished = true;
         if (timer !== undefined) clearTimeout(timer);
-        ctx.signal.removeEventListener('abort', onAbort);
         let cancelled = 0;
         for (const racer of racers) {
           if (racer === winner || racer.done) continue;
@@ -119,9 +118,6 @@ export function hedging(options?: HedgingOptions): HedgingLayer {
         ctx.responseExtra = winner.fork.responseExtra;
         ctx.attempt = winner.fork.attempt;
         resolve();
-      };
-      const onAbort = (): void => {
-        if (!finished) finish(undefined, ctx.signal.reason);
       };
 
       const mayHedge = (): boolean => {
@@ -168,7 +164,8 @@ export function hedging(options?: HedgingOptions): HedgingLayer {
           fallback = racer;
           transient = true;
         } else {
-          if (ctx.signal.aborted) return finish(undefined, ctx.signal.reason);
+          // Cancelled or closed: every fork was abandoned with the exchange, and this is the first to say so.
+          if (ctx.aborted) return finish(undefined, ctx.abortReason);
           lastError = error;
           transient = isTransientError(error, ctx.session);
         }
@@ -179,7 +176,6 @@ export function hedging(options?: HedgingOptions): HedgingLayer {
         finish(undefined, lastError);
       };
 
-      ctx.signal.addEventListener('abort', onAbort, { once: true });
       launch();
     });
   };
@@ -191,7 +187,7 @@ export function hedging(options?: HedgingOptions): HedgingLayer {
     handle: (ctx, next) => {
       if (ctx.direction !== 'outbound' || ctx.kind !== 'request' || NEVER_HEDGED.has(ctx.method)) return next();
       if (!(declared(ctx) ?? ctx.idempotent)) return next();
-      if (ctx.signal.aborted) return Promise.reject(ctx.signal.reason);
+      if (ctx.aborted) return Promise.reject(ctx.abortReason);
       return run(ctx, next);
     },
   };

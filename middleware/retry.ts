@@ -109,12 +109,12 @@ export function retry(options?: RetryOptions): RetryLayer {
       } catch (error) {
         outcome = { error };
       }
-      if (ctx.signal.aborted) return settle(outcome);
+      if (ctx.aborted) return settle(outcome);
       if (!(retryOn?.(outcome, ctx) ?? isTransient(outcome, ctx.session))) return settle(outcome);
 
       const stop = (reason: string): void => {
         if (ctx.events.has('give-up')) ctx.events.emit('give-up', { ctx, attempts: attempt, reason, error: errorOf(outcome) });
-        giveUp(ctx, outcome, attempt);
+        giveUp(ctx, outcome, attempt, reason);
       };
       if (!safeToResend(ctx, outcome)) return stop('not-idempotent');
       if (attempt >= maxAttempts) return stop('max-attempts');
@@ -160,13 +160,14 @@ function settle(outcome: Outcome): void {
  * failure after at least one retry becomes RetriesExhausted (-32052) with the last
  * failure as its cause.
  */
-function giveUp(ctx: Context, outcome: Outcome, attempts: number): void {
+function giveUp(ctx: Context, outcome: Outcome, attempts: number, stoppedBy: string): void {
   if (!('error' in outcome)) return;
   const error = outcome.error;
   if (attempts > 1 && (error instanceof TransportError || error instanceof ConnectionClosedError)) {
     const target = ctx.target === undefined ? ctx.method : `${ctx.method} ${ctx.target}`;
     throw new RetriesExhaustedError(`${target} failed after ${attempts} attempts: ${error.message}`, {
       cause: error,
+      reason: stoppedBy === 'budget-exhausted' ? 'budget-exhausted' : 'retries-exhausted',
       neverSent: error.neverSent && !ctx.sent,
       retryAfterMs: error.retryAfterMs,
       data: { lastCode: error.code, lastReason: error.reason },

@@ -142,7 +142,7 @@ export function timeout(options?: TimeoutOptions): Layer {
       });
     } catch (error) {
       // Our deadline passed: say so, whatever the layers inside made of the abort.
-      if (deadline.controller.signal.aborted && !ctx.signal.aborted) throw deadline.controller.signal.reason;
+      if (deadline.controller.signal.aborted && !ctx.aborted) throw deadline.controller.signal.reason;
       throw error;
     } finally {
       if (stopProgress !== undefined) stopProgress();
@@ -197,7 +197,7 @@ class Deadline {
   }
 
   #fire(scope: Scope, limit: number): void {
-    if (!this.controller.signal.aborted && !this.#ctx.signal.aborted) this.controller.abort(expired(this.#ctx, scope, limit));
+    if (!this.controller.signal.aborted && !this.#ctx.aborted) this.controller.abort(expired(this.#ctx, scope, limit));
   }
 }
 

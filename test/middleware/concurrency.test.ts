@@ -26,7 +26,7 @@ describe('concurrency: outbound', () => {
     expect(error(s.responses(d)[0])).toEqual({
       code: ErrorCode.LoadShed,
       message: 'Too many concurrent requests: ping was not sent (2 in flight, 1 queued; limits 2 and 1)',
-      data: { layer: 'concurrency', reason: 'shed', attempts: 0, direction: 'outbound', inFlight: 2, queued: 1 },
+      data: { layer: 'concurrency', reason: 'queue-full', attempts: 0, direction: 'outbound', inFlight: 2, queued: 1 },
     });
     expect(s.events.shed).toMatchObject([{ reason: 'concurrency-limit', inFlight: 2, queued: 1 }]);
     s.answer(s.requests()[0] as JSONRPCRequest);

@@ -281,7 +281,7 @@ describe('retry: budget', () => {
     expect(s.peer.failedWrites).toHaveLength(3);
     expect(s.events['retry-budget-exhausted']).toMatchObject([{ attempt: 3, reason: 'not-sent' }]);
     expect(s.events['give-up']).toMatchObject([{ reason: 'budget-exhausted' }]);
-    expect(error(s.responses(id)[0])).toMatchObject({ code: ErrorCode.RetriesExhausted });
+    expect(error(s.responses(id)[0])).toMatchObject({ code: ErrorCode.RetriesExhausted, data: { reason: 'budget-exhausted' } });
     expect(budget.available).toBe(0);
     await advance(2_000);
     expect(budget.available).toBe(2);
