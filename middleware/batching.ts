@@ -23,6 +23,7 @@
 import { ConnectionClosedError, InvalidOptionError } from '../src/errors.ts';
 import type { JSONRPCMessage } from '../src/jsonrpc.ts';
 import type { Layer, LayerHost, WireWrite } from '../src/layer.ts';
+import { durationOption, integerOption, optionsObject } from '../src/options.ts';
 import type { TransportSendOptions } from '../src/transport.ts';
 import { wireCapabilities } from '../src/transports/wire.ts';
 
@@ -37,13 +38,9 @@ export interface BatchingOptions {
 export const BATCHING_PROTOCOL_VERSIONS: readonly string[] = ['2025-03-26'];
 
 export function batching(options: BatchingOptions = {}): Layer {
-  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('batching options', 'an object', options);
-  const maxBatch = options.maxBatch ?? 32;
-  if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new InvalidOptionError('batching.maxBatch', 'an integer >= 1', options.maxBatch);
-  const maxDelayMs = options.maxDelayMs ?? 0;
-  if (typeof maxDelayMs !== 'number' || !Number.isFinite(maxDelayMs) || maxDelayMs < 0) {
-    throw new InvalidOptionError('batching.maxDelayMs', 'a number of milliseconds >= 0', options.maxDelayMs);
-  }
+  const o = optionsObject(options, 'batching', ['maxBatch', 'maxDelayMs']);
+  const maxBatch = integerOption('batching.maxBatch', o.maxBatch, 32, 1);
+  const maxDelayMs = durationOption('batching.maxDelayMs', o.maxDelayMs, 0);
   return {
     name: 'batching',
     handle: (_ctx, next) => next(),

@@ -14,7 +14,7 @@
  * It publishes `bytes-compressed` and `wire` on the wrapped transport's bus. Any other
  * transport (stdio, a foreign `fetch`) is refused at wrap() time, saying what to use.
  */
-import { InvalidOptionError } from '../src/errors.ts';
+import { integerOption, optionsObject } from '../src/options.ts';
 import type { Layer, LayerHost } from '../src/layer.ts';
 import { encodingsOption } from '../src/transports/encoding.ts';
 import { type CompressionSettings, type Encoding, wireCapabilities } from '../src/transports/wire.ts';
@@ -27,10 +27,9 @@ export interface CompressionOptions {
 }
 
 export function compression(options: CompressionOptions = {}): Layer {
-  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('compression options', 'an object', options);
-  const encodings = encodingsOption('compression.encodings', options.encodings, ['zstd', 'br', 'gzip', 'deflate']);
-  const threshold = options.threshold ?? 1024;
-  if (!Number.isInteger(threshold) || threshold < 0) throw new InvalidOptionError('compression.threshold', 'an integer number of bytes >= 0', options.threshold);
+  const o = optionsObject(options, 'compression', ['encodings', 'threshold']);
+  const encodings = encodingsOption('compression.encodings', o.encodings, ['zstd', 'br', 'gzip', 'deflate']);
+  const threshold = integerOption('compression.threshold', o.threshold, 1024, 0);
   const settings: CompressionSettings = { encodings, threshold };
   return {
     name: 'compression',

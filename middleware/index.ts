@@ -1,3 +1,17 @@
 /** Every layer, one file each. Layers depend on the core (src/), never the reverse. */
 export { batching, BATCHING_PROTOCOL_VERSIONS, type BatchingOptions } from './batching.ts';
+export { type ChaosLatency, type ChaosLayer, type ChaosOptions, ChaosFaultError, chaos } from './chaos.ts';
+export {
+  type BreakerKind,
+  type BreakerScope,
+  type BreakerSnapshot,
+  type CircuitBreakerLayer,
+  type CircuitBreakerOptions,
+  circuitBreaker,
+} from './circuit-breaker.ts';
 export { compression, type CompressionOptions } from './compression.ts';
+export { type ConcurrencyLayer, type ConcurrencyOptions, concurrency } from './concurrency.ts';
+export { type HedgingLayer, type HedgingOptions, hedging } from './hedging.ts';
+export { type BackoffOptions, type RetryBackoff, type RetryLayer, type RetryOptions, retry } from './retry.ts';
+export { STANDARD_DEFAULTS, type StandardLayer, type StandardOptions, standard } from './standard.ts';
+export { type TimeoutOptions, timeout } from './timeout.ts';

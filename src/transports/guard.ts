@@ -7,7 +7,7 @@
 import type { IncomingMessage } from 'node:http';
 import { ErrorCode, InvalidOptionError } from '../errors.ts';
 import { globMatcher, type NameMatcher } from '../glob.ts';
-import { functionOption, msOption } from './options.ts';
+import { durationOption, functionOption } from './options.ts';
 
 /** Resolve to accept (the value becomes `authInfo` on every message of the connection); resolve `false`/nullish or throw to refuse. */
 export type Authenticate = (request: IncomingMessage) => unknown;
@@ -40,6 +40,9 @@ export class AuthenticationError extends Error {
   }
 }
 
+/** The option names of GuardOptions, for the servers' unknown-option checks. */
+export const GUARD_OPTIONS = ['allowedOrigins', 'authenticate', 'authenticateTimeoutMs'] as const;
+
 export type Admission =
   | { ok: true; authInfo: unknown }
   | { ok: false; status: number; message: string; code: number; headers: Record<string, string>; cause?: unknown };
@@ -71,7 +74,7 @@ export class Guard {
     else if (Array.isArray(origins)) this.#origin = globMatcher(origins.map((o: string) => (typeof o === 'string' ? o.toLowerCase().replace(/\/$/, '') : o)), `${prefix}.allowedOrigins`);
     else throw new InvalidOptionError(`${prefix}.allowedOrigins`, 'an array of origin patterns or "*"', origins);
     this.#authenticate = functionOption<Authenticate>(`${prefix}.authenticate`, options.authenticate);
-    this.#timeoutMs = msOption(`${prefix}.authenticateTimeoutMs`, options.authenticateTimeoutMs, 10_000, 1);
+    this.#timeoutMs = durationOption(`${prefix}.authenticateTimeoutMs`, options.authenticateTimeoutMs, 10_000, 1);
   }
 
   async admit(request: IncomingMessage): Promise<Admission> {

@@ -151,7 +151,8 @@ describe('batching: refusal and timing', () => {
 
   it('validates its options', () => {
     expect(() => batching({ maxBatch: 0 })).toThrow('batching.maxBatch: expected an integer >= 1, got 0');
-    expect(() => batching({ maxDelayMs: -1 })).toThrow('batching.maxDelayMs: expected a number of milliseconds >= 0, got -1');
+    expect(() => batching({ maxDelayMs: -1 })).toThrow('batching.maxDelayMs: expected a duration in milliseconds >= 0, got -1');
+    expect(() => batching({ maxbatch: 4 } as never)).toThrow(/^batching\.maxbatch: expected one of the known options \(maxBatch, maxDelayMs\)/);
   });
 
   it('flushes at maxBatch or after maxDelayMs, keeps order around messages it cannot batch, and fails what is pending on close', async () => {
@@ -225,7 +226,7 @@ describe('compression over WebSocket (permessage-deflate)', () => {
   it('refuses a transport without native compression at wrap() time', () => {
     const stdio = new StdioClientTransport({ command: process.execPath, args: ['-e', ''] });
     expect(() => wrap(stdio, [compression()])).toThrow(/^compression: StdioClientTransport has no compression this layer can drive; use mcp-layers\/ws transports/);
-    expect(() => compression({ threshold: -5 })).toThrow('compression.threshold: expected an integer number of bytes >= 0, got -5');
+    expect(() => compression({ threshold: -5 })).toThrow('compression.threshold: expected an integer >= 0, got -5');
   });
 });
 

@@ -425,9 +425,11 @@ describe('WebSocketClientTransport: options', () => {
       'WebSocketClientTransport.reconnect.maxAttempts: expected an integer >= 1, got "three"',
     );
     expect(() => new WebSocketClientTransport('ws://127.0.0.1/mcp', { heartbeat: { intervalMs: -1 } })).toThrow(
-      'WebSocketClientTransport.heartbeat.intervalMs: expected a number of milliseconds >= 1, got -1',
+      'WebSocketClientTransport.heartbeat.intervalMs: expected a duration in milliseconds >= 1, got -1',
     );
     expect(() => new WebSocketClientTransport('ws://127.0.0.1/mcp', { reconnect: { initialDelayMs: 500, maxDelayMs: 100 } })).toThrow(/maxDelayMs: expected a number >= initialDelayMs/);
+    expect(() => new WebSocketClientTransport('ws://127.0.0.1/mcp', { reconect: false } as never)).toThrow(/^WebSocketClientTransport\.reconect: expected one of the known options \(maxPayload, .*reconnect.*\), got "an unknown option"$/);
+    expect(() => new WebSocketClientTransport('ws://127.0.0.1/mcp', { heartbeat: { interval: 5 } as never })).toThrow(/^WebSocketClientTransport\.heartbeat\.interval: expected one of the known options \(intervalMs, timeoutMs\)/);
   });
 
   it('fails start() with a clear error when nothing listens, and never reconnects before the first connection', async () => {

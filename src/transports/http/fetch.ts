@@ -19,7 +19,7 @@ import { Agent, type Dispatcher, fetch as undiciFetch } from 'undici';
 import { InvalidOptionError } from '../../errors.ts';
 import { EventBus } from '../../events.ts';
 import { acceptedEncodings, AVAILABLE_ENCODINGS, compressBuffer, encodingsOption } from '../encoding.ts';
-import { booleanOption, integerOption, msOption, objectOption } from '../options.ts';
+import { booleanOption, durationOption, integerOption, optionsObject, settingsObject } from '../options.ts';
 import { type CompressionSettings, type Encoding, EventFanout, WIRE_CONTROL, type WireControl } from '../wire.ts';
 import { httpStatusError, isRetryableStatus } from './status.ts';
 
@@ -75,7 +75,19 @@ const DEFAULT_REQUEST_ENCODINGS: readonly Encoding[] = ['zstd', 'br', 'gzip'];
 const RESPONSE_CODINGS = AVAILABLE_ENCODINGS.join(', ');
 
 export function createFetch(options: CreateFetchOptions = {}): McpFetch {
-  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('createFetch options', 'an object', options);
+  optionsObject(options, 'createFetch', [
+    'connections',
+    'pipelining',
+    'keepAliveTimeout',
+    'allowH2',
+    'headersTimeout',
+    'bodyTimeout',
+    'compression',
+    'statusErrors',
+    'connect',
+    'dispatcher',
+    'events',
+  ]);
   const ownAgent = options.dispatcher === undefined;
   if (!ownAgent) {
     for (const key of ['connections', 'pipelining', 'keepAliveTimeout', 'allowH2', 'headersTimeout', 'bodyTimeout', 'connect'] as const) {
@@ -87,10 +99,10 @@ export function createFetch(options: CreateFetchOptions = {}): McpFetch {
     new Agent({
       connections: integerOption('createFetch.connections', options.connections, 64, 1),
       pipelining: integerOption('createFetch.pipelining', options.pipelining, 1, 0, 128),
-      keepAliveTimeout: msOption('createFetch.keepAliveTimeout', options.keepAliveTimeout, 4000, 1),
+      keepAliveTimeout: durationOption('createFetch.keepAliveTimeout', options.keepAliveTimeout, 4000, 1),
       allowH2: booleanOption('createFetch.allowH2', options.allowH2, false),
-      headersTimeout: msOption('createFetch.headersTimeout', options.headersTimeout, 300_000, 0),
-      bodyTimeout: msOption('createFetch.bodyTimeout', options.bodyTimeout, 0, 0),
+      headersTimeout: durationOption('createFetch.headersTimeout', options.headersTimeout, 300_000, 0),
+      bodyTimeout: durationOption('createFetch.bodyTimeout', options.bodyTimeout, 0, 0),
       ...(options.connect === undefined ? {} : { connect: options.connect }),
     });
   const statusErrors = booleanOption('createFetch.statusErrors', options.statusErrors, true);
@@ -100,7 +112,7 @@ export function createFetch(options: CreateFetchOptions = {}): McpFetch {
     requestCompression = undefined;
     responseCompression = false;
   } else if (options.compression !== undefined && options.compression !== true) {
-    const c = objectOption('createFetch.compression', options.compression);
+    const c = settingsObject('createFetch.compression', options.compression, ['encodings', 'threshold', 'requests', 'responses']);
     const settings = {
       encodings: encodingsOption('createFetch.compression.encodings', c['encodings'], DEFAULT_REQUEST_ENCODINGS),
       threshold: integerOption('createFetch.compression.threshold', c['threshold'], 1024, 0),

@@ -23,8 +23,8 @@ import { once } from 'node:events';
 import { ErrorCode, InvalidOptionError } from '../../errors.ts';
 import { EventBus } from '../../events.ts';
 import { AVAILABLE_ENCODINGS, compressBuffer, createCompressor, encodingsOption, negotiateEncoding } from '../encoding.ts';
-import { errorBody, Guard, type GuardOptions } from '../guard.ts';
-import { functionOption, integerOption, objectOption, stringOption } from '../options.ts';
+import { errorBody, Guard, GUARD_OPTIONS, type GuardOptions } from '../guard.ts';
+import { functionOption, integerOption, optionsObject, settingsObject, stringOption } from '../options.ts';
 import { type CompressionSettings, type Encoding, EventFanout, httpServerWire, innermost } from '../wire.ts';
 import { readBody } from './body.ts';
 
@@ -113,7 +113,20 @@ export class McpHttpServer {
   };
 
   constructor(options: McpHttpServerOptions) {
-    if (typeof options !== 'object' || options === null) throw new InvalidOptionError('McpHttpServer options', 'an object', options);
+    optionsObject(options, 'McpHttpServer', [
+      ...GUARD_OPTIONS,
+      'transport',
+      'sessions',
+      'handler',
+      'server',
+      'port',
+      'host',
+      'path',
+      'maxBodyBytes',
+      'maxSessions',
+      'compression',
+      'events',
+    ]);
     const given = [options.transport, options.sessions, options.handler].filter((x) => x !== undefined).length;
     if (given !== 1) throw new InvalidOptionError('McpHttpServer', 'exactly one of transport, sessions or handler', `${given} of them`);
     if (options.transport !== undefined && typeof (options.transport as { handleRequest?: unknown }).handleRequest !== 'function') {
@@ -132,7 +145,7 @@ export class McpHttpServer {
       this.#compression = undefined;
       this.#decodings = [];
     } else {
-      const c = options.compression === true || options.compression === undefined ? {} : objectOption('McpHttpServer.compression', options.compression);
+      const c = options.compression === true || options.compression === undefined ? {} : settingsObject('McpHttpServer.compression', options.compression, ['encodings', 'threshold']);
       this.#compression = {
         encodings: encodingsOption('McpHttpServer.compression.encodings', c['encodings'], DEFAULT_RESPONSE_ENCODINGS),
         threshold: integerOption('McpHttpServer.compression.threshold', c['threshold'], 1024, 0),

@@ -4,24 +4,13 @@
  */
 import { STATUS_CODES } from 'node:http';
 import { TransportError } from '../../errors.ts';
+import { parseRetryAfter } from '../../retry-after.ts';
+
+export { parseRetryAfter };
 
 /** Statuses that say "try again (later)": 408, 429 and every 5xx except 501/505 (which never change). */
 export function isRetryableStatus(status: number): boolean {
   return status === 408 || status === 429 || (status >= 500 && status <= 599 && status !== 501 && status !== 505);
-}
-
-/**
- * `Retry-After` as milliseconds from `now`: delta-seconds or an HTTP-date (RFC 9110
- * §10.2.3). Undefined when absent or unreadable; never negative.
- */
-export function parseRetryAfter(value: string | null | undefined, now: number = Date.now()): number | undefined {
-  if (value === null || value === undefined) return undefined;
-  const text = value.trim();
-  if (/^\d+$/.test(text)) return Number(text) * 1000;
-  if (!/[a-z]/i.test(text)) return undefined;
-  const date = Date.parse(text);
-  if (Number.isNaN(date)) return undefined;
-  return Math.max(0, date - now);
 }
 
 /** The error a failed HTTP exchange raises: status, Retry-After and a bounded snippet of the body. */

@@ -35,10 +35,11 @@ import {
   type RequestId,
 } from '../../jsonrpc.ts';
 import type { MessageExtraInfo, Transport, TransportSendOptions } from '../../transport.ts';
-import { booleanOption, integerOption, msOption, objectOption } from '../options.ts';
+import { sleep } from '../../sleep.ts';
+import { booleanOption, durationOption, integerOption, optionsObject, settingsObject } from '../options.ts';
 import { type CompressionSettings, EventFanout, WIRE_CONTROL, type WireControl } from '../wire.ts';
 import { Channel, CloseCode, encode } from './channel.ts';
-import { resolveCommon, SUBPROTOCOL, type WebSocketCommonOptions, wsDeflateOptions } from './options.ts';
+import { COMMON_OPTIONS, resolveCommon, SUBPROTOCOL, type WebSocketCommonOptions, wsDeflateOptions } from './options.ts';
 
 export interface ReconnectOptions {
   /** Connection attempts after a drop before the transport gives up and closes. Default 20; `Infinity` never gives up. */
@@ -152,7 +153,7 @@ export class WebSocketClientTransport implements Transport {
       throw new InvalidOptionError('WebSocketClientTransport(url)', 'a ws:// or wss:// URL', String(url));
     }
     this.url = parsed;
-    if (typeof options !== 'object' || options === null) throw new InvalidOptionError('WebSocketClientTransport options', 'an object', options);
+    optionsObject(options, 'WebSocketClientTransport', [...COMMON_OPTIONS, 'headers', 'origin', 'connectTimeoutMs', 'reconnect', 'wsOptions']);
     this.#common = resolveCommon('WebSocketClientTransport', LABEL, options, DEFAULT_CLIENT_MAX_PAYLOAD);
     this.events = this.#common.events;
     this.#fanout = new EventFanout(this.events);
@@ -163,15 +164,18 @@ export class WebSocketClientTransport implements Transport {
     this.#headers = options.headers;
     if (options.origin !== undefined && typeof options.origin !== 'string') throw new InvalidOptionError('WebSocketClientTransport.origin', 'a string', options.origin);
     this.#origin = options.origin;
-    this.#connectTimeoutMs = msOption('WebSocketClientTransport.connectTimeoutMs', options.connectTimeoutMs, 10_000, 1);
-    this.#wsOptions = objectOption('WebSocketClientTransport.wsOptions', options.wsOptions) as NonNullable<WebSocketClientTransportOptions['wsOptions']>;
+    this.#connectTimeoutMs = durationOption('WebSocketClientTransport.connectTimeoutMs', options.connectTimeoutMs, 10_000, 1);
+    if (options.wsOptions !== undefined && (typeof options.wsOptions !== 'object' || options.wsOptions === null)) {
+      throw new InvalidOptionError('WebSocketClientTransport.wsOptions', 'an object of ws client options', options.wsOptions);
+    }
+    this.#wsOptions = options.wsOptions ?? {};
     if (options.reconnect === false) {
       this.#reconnect = undefined;
     } else {
-      const r = objectOption('WebSocketClientTransport.reconnect', options.reconnect);
+      const r = settingsObject('WebSocketClientTransport.reconnect', options.reconnect, ['maxAttempts', 'initialDelayMs', 'maxDelayMs', 'backoff', 'replayHandshake', 'maxQueuedBytes']);
       const maxAttempts = r['maxAttempts'] === Infinity ? Infinity : integerOption('WebSocketClientTransport.reconnect.maxAttempts', r['maxAttempts'], 20, 1);
-      const initialDelay = msOption('WebSocketClientTransport.reconnect.initialDelayMs', r['initialDelayMs'], 200, 0);
-      const maxDelay = msOption('WebSocketClientTransport.reconnect.maxDelayMs', r['maxDelayMs'], 10_000, 0);
+      const initialDelay = durationOption('WebSocketClientTransport.reconnect.initialDelayMs', r['initialDelayMs'], 200, 0);
+      const maxDelay = durationOption('WebSocketClientTransport.reconnect.maxDelayMs', r['maxDelayMs'], 10_000, 0);
       if (maxDelay < initialDelay) throw new InvalidOptionError('WebSocketClientTransport.reconnect.maxDelayMs', `a number >= initialDelayMs (${initialDelay})`, maxDelay);
       const backoff = r['backoff'];
       if (backoff !== undefined && (typeof backoff !== 'object' || backoff === null || typeof (backoff as IBackoffFactory<unknown>).next !== 'function')) {
@@ -401,7 +405,7 @@ export class WebSocketClientTransport implements Transport {
       backoff = backoff === undefined ? policy.backoff.next(undefined) : backoff.next(undefined);
       const delayMs = backoff.duration;
       this.#fanout.emit('reconnect', { attempt, delayMs, outcome: 'scheduled' });
-      await sleep(delayMs, this.#stop.signal);
+      await sleep(delayMs, this.#stop.signal).catch(() => {}); // a close ends the wait; the state check below stops
       if (this.#state !== 'reconnecting') return;
       let channel: Channel;
       try {
@@ -660,20 +664,6 @@ function describeMessages(messages: JSONRPCMessage[]): string {
   if (messages.length !== 1) return `a batch of ${messages.length} messages`;
   const [m] = messages as [JSONRPCMessage];
   return 'method' in m ? m.method : 'a response';
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    timer.unref();
-    signal.addEventListener('abort', done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-  });
 }
 
 /** Reads at most `limit` bytes of a refused upgrade's body, for the error message. */

@@ -2,7 +2,7 @@
 import type { PerMessageDeflateOptions } from 'ws';
 import { InvalidOptionError } from '../../errors.ts';
 import { EventBus } from '../../events.ts';
-import { integerOption, msOption, objectOption } from '../options.ts';
+import { durationOption, integerOption, settingsObject } from '../options.ts';
 import type { ChannelSettings } from './channel.ts';
 
 /** The WebSocket subprotocol MCP uses. */
@@ -47,6 +47,9 @@ export const DEFAULT_HEARTBEAT_INTERVAL_MS = 30_000;
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 10_000;
 export const DEFAULT_DEFLATE_THRESHOLD = 1024;
 
+/** Option names every WebSocket transport takes. */
+export const COMMON_OPTIONS = ['maxPayload', 'perMessageDeflate', 'heartbeat', 'highWaterMark', 'events'] as const;
+
 export function resolveCommon(prefix: string, label: string, options: WebSocketCommonOptions, defaultMaxPayload: number): ResolvedCommon {
   const maxPayload = integerOption(`${prefix}.maxPayload`, options.maxPayload, defaultMaxPayload, 1);
   const highWaterMark = integerOption(`${prefix}.highWaterMark`, options.highWaterMark, DEFAULT_HIGH_WATER_MARK, 0);
@@ -55,16 +58,16 @@ export function resolveCommon(prefix: string, label: string, options: WebSocketC
   if (options.heartbeat === false) {
     heartbeatIntervalMs = 0;
   } else if (options.heartbeat !== undefined) {
-    const heartbeat = objectOption(`${prefix}.heartbeat`, options.heartbeat);
-    heartbeatIntervalMs = msOption(`${prefix}.heartbeat.intervalMs`, heartbeat['intervalMs'], DEFAULT_HEARTBEAT_INTERVAL_MS, 1);
-    heartbeatTimeoutMs = msOption(`${prefix}.heartbeat.timeoutMs`, heartbeat['timeoutMs'], Math.min(DEFAULT_HEARTBEAT_TIMEOUT_MS, heartbeatIntervalMs), 1);
+    const heartbeat = settingsObject(`${prefix}.heartbeat`, options.heartbeat, ['intervalMs', 'timeoutMs']);
+    heartbeatIntervalMs = durationOption(`${prefix}.heartbeat.intervalMs`, heartbeat['intervalMs'], DEFAULT_HEARTBEAT_INTERVAL_MS, 1);
+    heartbeatTimeoutMs = durationOption(`${prefix}.heartbeat.timeoutMs`, heartbeat['timeoutMs'], Math.min(DEFAULT_HEARTBEAT_TIMEOUT_MS, heartbeatIntervalMs), 1);
   }
   let deflate: ResolvedCommon['deflate'] = { threshold: DEFAULT_DEFLATE_THRESHOLD, level: 6 };
   const pmd = options.perMessageDeflate;
   if (pmd === false) {
     deflate = undefined;
   } else if (pmd !== undefined && pmd !== true) {
-    const settings = objectOption(`${prefix}.perMessageDeflate`, pmd);
+    const settings = settingsObject(`${prefix}.perMessageDeflate`, pmd, ['threshold', 'level']);
     deflate = {
       threshold: integerOption(`${prefix}.perMessageDeflate.threshold`, settings['threshold'], DEFAULT_DEFLATE_THRESHOLD, 0),
       level: integerOption(`${prefix}.perMessageDeflate.level`, settings['level'], 6, 1, 9),

@@ -23,11 +23,11 @@ import { ConnectionClosedError, ErrorCode, InvalidOptionError } from '../../erro
 import type { EventBus } from '../../events.ts';
 import type { JSONRPCMessage } from '../../jsonrpc.ts';
 import type { MessageExtraInfo, Transport, TransportSendOptions } from '../../transport.ts';
-import { errorBody, Guard, type GuardOptions } from '../guard.ts';
-import { functionOption, integerOption, msOption, stringOption } from '../options.ts';
+import { errorBody, Guard, GUARD_OPTIONS, type GuardOptions } from '../guard.ts';
+import { durationOption, functionOption, integerOption, optionsObject, stringOption } from '../options.ts';
 import { type CompressionSettings, EventFanout, WIRE_CONTROL, type WireControl } from '../wire.ts';
 import { Channel, type ChannelSettings, CloseCode, encode } from './channel.ts';
-import { resolveCommon, SUBPROTOCOL, type WebSocketCommonOptions, wsDeflateOptions } from './options.ts';
+import { COMMON_OPTIONS, resolveCommon, SUBPROTOCOL, type WebSocketCommonOptions, wsDeflateOptions } from './options.ts';
 
 export interface WebSocketServerOptions extends WebSocketCommonOptions, GuardOptions {
   /** Called once per accepted connection with its transport (not started yet: `connect()` starts it). */
@@ -80,7 +80,17 @@ export class McpWebSocketServer {
   };
 
   constructor(options: WebSocketServerOptions) {
-    if (typeof options !== 'object' || options === null) throw new InvalidOptionError('McpWebSocketServer options', 'an object', options);
+    optionsObject(options, 'McpWebSocketServer', [
+      ...COMMON_OPTIONS,
+      ...GUARD_OPTIONS,
+      'onconnection',
+      'server',
+      'port',
+      'host',
+      'path',
+      'maxConnections',
+      'upgradeTimeoutMs',
+    ]);
     this.#options = options;
     this.#onconnection = functionOption<WebSocketServerOptions['onconnection']>('McpWebSocketServer.onconnection', options.onconnection) as WebSocketServerOptions['onconnection'];
     if (this.#onconnection === undefined) throw new InvalidOptionError('McpWebSocketServer.onconnection', 'a function (transport, request) => void', undefined);
@@ -93,7 +103,7 @@ export class McpWebSocketServer {
     this.#host = stringOption('McpWebSocketServer.host', options.host, '127.0.0.1');
     this.#port = integerOption('McpWebSocketServer.port', options.port, 0, 0, 65535);
     this.#maxConnections = integerOption('McpWebSocketServer.maxConnections', options.maxConnections, 1024, 1);
-    const upgradeTimeoutMs = msOption('McpWebSocketServer.upgradeTimeoutMs', options.upgradeTimeoutMs, 10_000, 1);
+    const upgradeTimeoutMs = durationOption('McpWebSocketServer.upgradeTimeoutMs', options.upgradeTimeoutMs, 10_000, 1);
     this.#wss = new WsServer({
       noServer: true,
       clientTracking: false,
