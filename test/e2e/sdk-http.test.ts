@@ -1,10 +1,12 @@
 /**
  * The official SDKs over Streamable HTTP with mcp-layers/http on both ends: the client's
  * StreamableHTTPClientTransport uses createFetch(), the server's transports are served by
- * McpHttpServer (sessions, compression, limits). Both sides wrapped.
+ * McpHttpServer (sessions, compression, limits). Both sides wrapped, the client with
+ * standard().
  */
 import { createMcpHandler } from '@modelcontextprotocol/server';
 import { afterEach, describe, expect, it } from 'vitest';
+import { standard } from '../../middleware/index.ts';
 import { wrap } from '../../src/index.ts';
 import { createFetch, listenHttp, type McpFetch, type McpHttpServer } from '../../src/transports/http/index.ts';
 import { makeClientTransport, makeServerTransport } from '../support/http.ts';
@@ -42,7 +44,7 @@ describe.each(pairs)('SDK %s Client ↔ SDK %s McpServer over Streamable HTTP', 
     });
     fetch = createFetch({ connections: 8 });
     client = makeClient(clientVersion);
-    await client.connect(wrap(makeClientTransport(clientVersion, http.url, fetch), []));
+    await client.connect(wrap(makeClientTransport(clientVersion, http.url, fetch), [standard()]));
     return client;
   }
 
@@ -92,7 +94,7 @@ describe('SDK v2 in the 2026-07-28 era over Streamable HTTP', () => {
     http = await listenHttp({ handler: (request, extra) => mcp.fetch(request, extra as never) });
     fetch = createFetch();
     client = makeClient('v2', { modern: true });
-    const wrapped = wrap(makeClientTransport('v2', http.url, fetch), []);
+    const wrapped = wrap(makeClientTransport('v2', http.url, fetch), [standard()]);
     await client.connect(wrapped);
     expect(wrapped.protocolVersion).toBe('2026-07-28');
     expect(textOf(await client.callTool({ name: 'echo', arguments: { text: 'modern http' } }))).toBe('modern http');

@@ -1,8 +1,10 @@
 /**
  * The official SDKs, unchanged, over mcp-layers/ws: every pairing of v1/v2 Client with
- * v1/v2 McpServer, both sides wrapped, over a real socket on 127.0.0.1.
+ * v1/v2 McpServer, both sides wrapped (the client with standard()), over a real socket
+ * on 127.0.0.1.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { standard } from '../../middleware/index.ts';
 import { wrap } from '../../src/index.ts';
 import { listenWebSocket, type McpWebSocketServer, WebSocketClientTransport } from '../../src/transports/ws/index.ts';
 import { type AnyClient, type AnyServer, makeClient, makeModernServer, makeServer, type SdkVersion, textOf } from '../support/mcp.ts';
@@ -35,7 +37,7 @@ describe.each(pairs)('SDK %s Client ↔ SDK %s McpServer over WebSocket', (clien
     });
     client = makeClient(clientVersion);
     const transport = new WebSocketClientTransport(wss.url);
-    await client.connect(wrap(transport, [], { events: transport.events }));
+    await client.connect(wrap(transport, [standard()], { events: transport.events }));
     return client;
   }
 

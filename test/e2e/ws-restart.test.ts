@@ -1,6 +1,6 @@
 /**
  * A real server process killed mid-traffic and started again on the same port, under an
- * unchanged SDK Client on a wrapped WebSocketClientTransport:
+ * unchanged SDK Client on a WebSocketClientTransport wrapped with `retry`:
  *
  *   - the Client keeps working (the transport reconnects and replays the handshake);
  *   - an idempotent request in flight is re-sent by retry and succeeds on the new server;
@@ -19,7 +19,7 @@ import { wrap } from '../../src/index.ts';
 import { WebSocketClientTransport } from '../../src/transports/ws/index.ts';
 import { LineChild } from '../support/child.ts';
 import { type AnyClient, makeClient, type SdkVersion, textOf } from '../support/mcp.ts';
-import { testRetry } from '../support/retry.ts';
+import { retry } from '../../middleware/index.ts';
 
 const SCRIPT = new URL('../support/ws-child.ts', import.meta.url).pathname;
 
@@ -56,6 +56,9 @@ describe.each(['v1', 'v2'] as SdkVersion[])('SDK %s Client across a server resta
     const reconnects: Array<LayerEvents['reconnect']> = [];
     transport.events.on('reconnect', (e) => reconnects.push(e));
     const retried: string[] = [];
+    const gaveUp: string[] = [];
+    transport.events.on('retry', (e) => retried.push(`${e.ctx.method} ${e.reason}`));
+    transport.events.on('give-up', (e) => gaveUp.push(`${e.ctx.method} ${e.reason}`));
     const sentByApp: string[] = [];
     client = makeClient(version);
     const errors: Error[] = [];
@@ -64,7 +67,7 @@ describe.each(['v1', 'v2'] as SdkVersion[])('SDK %s Client across a server resta
       if (ctx.direction === 'outbound') sentByApp.push(ctx.method);
       await next();
     };
-    await client.connect(wrap(transport, [countSends, testRetry(3, (method) => retried.push(method))], { events: transport.events }));
+    await client.connect(wrap(transport, [countSends, retry({ maxAttempts: 3, backoff: { initialDelayMs: 10, maxDelayMs: 50 } })], { events: transport.events }));
     await client.listTools(); // teaches the stack which tools are idempotent (readOnlyHint)
 
     // Two requests in flight on the first server, both executing when it dies.
@@ -87,19 +90,18 @@ describe.each(['v1', 'v2'] as SdkVersion[])('SDK %s Client across a server resta
     await expect(write).rejects.toThrow(/connection was lost while the request was in flight/i);
     expect(textOf(await read)).toBe(`value of a from ${second.pid}`);
     expect(textOf(await queued)).toBe(`wrote c in ${second.pid}`);
-    expect(retried).toEqual(['tools/call']);
+    expect(retried).toEqual(['tools/call connection-lost']);
+    expect(gaveUp).toEqual(['tools/call not-idempotent']);
 
     // The session goes on as if nothing happened.
     expect((await client.listTools()).tools.map((t) => t.name).toSorted()).toEqual(['slow_read', 'slow_write', 'write']);
     expect(textOf(await client.callTool({ name: 'write', arguments: { key: 'd' } }))).toBe(`wrote d in ${second.pid}`);
 
-    expect(executions()).toEqual([
-      `${first.pid} slow_read a`,
-      `${first.pid} slow_write b`,
-      `${second.pid} slow_read a`,
-      `${second.pid} write c`,
-      `${second.pid} write d`,
-    ]);
+    // Exactly once each, and where: the retried read and the held write may run in either order.
+    const runs = executions();
+    expect(runs.slice(0, 2)).toEqual([`${first.pid} slow_read a`, `${first.pid} slow_write b`]);
+    expect(runs.slice(2, 4).toSorted()).toEqual([`${second.pid} slow_read a`, `${second.pid} write c`]);
+    expect(runs.slice(4)).toEqual([`${second.pid} write d`]);
     expect(reconnects.some((e) => e.outcome === 'connected')).toBe(true);
     // The new server was initialized by the replay, and the application never saw it happen.
     await second.child.waitFor(`INITIALIZED test-client-${version}`);

@@ -12,13 +12,13 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { type McpLayersError, TransportError } from '../../src/errors.ts';
+import { TransportError } from '../../src/errors.ts';
 import { wrap } from '../../src/index.ts';
 import { createFetch, McpHttpServer, type McpHttpServerOptions, parseRetryAfter } from '../../src/transports/http/index.ts';
 import { makeClientTransport, makeServerTransport } from '../support/http.ts';
 import { makeClient, makeServer, textOf } from '../support/mcp.ts';
 import { countingProxy } from '../support/proxy.ts';
-import { testRetry } from '../support/retry.ts';
+import { retry } from '../../middleware/index.ts';
 
 const cleanup: Array<() => unknown> = [];
 afterEach(async () => {
@@ -72,28 +72,41 @@ function fetchFor(options: Parameters<typeof createFetch>[0] = {}) {
 }
 
 describe('createFetch: HTTP failures the stack can act on', () => {
-  it.each(['v1', 'v2'] as const)('turns a 503 with Retry-After into a TransportError (status, retryAfterMs) that retry re-sends an idempotent request on (SDK %s)', async (version) => {
+  it.each(['v1', 'v2'] as const)('turns a 503 with Retry-After into a TransportError (status, retryAfterMs); retry waits as asked and re-sends the idempotent request (SDK %s)', async (version) => {
     let posts = 0;
     const { url, port } = await serve({}, (req, res, next) => {
       if (req.method === 'POST' && ++posts === 3) {
         req.resume();
-        res.writeHead(503, { 'retry-after': '2', 'content-type': 'text/plain' }).end('overloaded, come back later');
+        res.writeHead(503, { 'retry-after': '1', 'content-type': 'text/plain' }).end('overloaded, come back later');
         return;
       }
       next();
     });
-    const failures: McpLayersError[] = [];
+    const failures: unknown[] = [];
+    const waits: number[] = [];
+    // Inside retry: sees each attempt's failure as the transport raised it.
+    const record = async (ctx: { direction: string }, next: () => Promise<void>) => {
+      try {
+        await next();
+      } catch (error) {
+        failures.push(error);
+        throw error;
+      }
+    };
     const client = makeClient(version);
-    await client.connect(wrap(makeClientTransport(version, url, fetchFor()), [testRetry(3, (_method, error) => failures.push(error))]));
+    const transport = wrap(makeClientTransport(version, url, fetchFor()), [retry({ budget: false }), record]);
+    transport.events.on('retry', (e) => waits.push(e.delayMs));
+    await client.connect(transport);
     cleanup.push(() => client.close());
     expect((await client.listTools()).tools.map((t) => t.name)).toContain('echo');
     expect(failures).toHaveLength(1);
     const failure = failures[0] as TransportError;
     expect(failure).toBeInstanceOf(TransportError);
     expect(failure.status).toBe(503);
-    expect(failure.retryAfterMs).toBe(2000);
+    expect(failure.retryAfterMs).toBe(1000);
     expect(failure.retryable).toBe(true);
-    expect(failure.message).toBe(`HTTP 503 Service Unavailable from POST http://127.0.0.1:${port}/mcp (Retry-After: 2 s): overloaded, come back later`);
+    expect(failure.message).toBe(`HTTP 503 Service Unavailable from POST http://127.0.0.1:${port}/mcp (Retry-After: 1 s): overloaded, come back later`);
+    expect(waits).toEqual([1000]);
   });
 
   it('gives the application the status and Retry-After in the error data when nothing retries (429 → RateLimited)', async () => {
