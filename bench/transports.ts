@@ -15,7 +15,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import { ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { batching, compression } from '../middleware/index.ts';
+import { batching, compression, standard } from '../middleware/index.ts';
 import type { JSONRPCMessage, LayerLike, Transport } from '../index.ts';
 import { wrap } from '../index.ts';
 import { createFetch, listenHttp } from '../src/transports/http/index.ts';
@@ -73,6 +73,7 @@ export const wsVariants = (): Variant[] => [
   wsRoundTrip('bare WebSocketClientTransport', undefined),
   wsRoundTrip('wrap(t, [])', (t) => wrap(t, [])),
   wsRoundTrip('wrap(t, [5 pass-through])', (t) => wrap(t, fivePassThrough)),
+  wsRoundTrip('wrap(t, [standard()])', (t) => wrap(t, [standard()])),
 ];
 
 /** One exchange = one notification sent and received by the server, in the 2025-03-26 era. */
