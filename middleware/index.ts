@@ -1,2 +1,16 @@
 /** Every layer, one file each. Layers depend on the core (src/), never the reverse. */
-export {};
+export {
+  DEFAULT_REFRESH_SKEW_MS,
+  FileTokenStore,
+  MemoryTokenStore,
+  oauth,
+  type AccessToken,
+  type ClientAuthentication,
+  type OAuthLayer,
+  type OAuthOptions,
+  type SdkAuthProvider,
+  type SdkOAuthClientProvider,
+  type StoredTokens,
+  type TokenStore,
+  type UnauthorizedEvent,
+} from './oauth.ts';

@@ -51,7 +51,10 @@ export interface LayerEvents {
   reconnect: { attempt: number; delayMs: number; outcome: 'scheduled' | 'connected' | 'failed'; error?: Error };
   connection: { state: 'open' | 'closed'; transport: string };
   heartbeat: { outcome: 'ok' | 'missed'; rttMs?: number };
+  /** A token request ended (`reason`: initial, expired, proactive, rejected, renewal). Never carries a token. */
   'token-refresh': { outcome: 'ok' | 'failed'; durationMs: number; reason: string; error?: Error };
+  /** The token store could not load or save; a rotated refresh token may be lost on restart. */
+  'token-store-failed': { operation: 'load' | 'save'; error: Error };
   'batch-flushed': { size: number; bytes?: number };
   'bytes-compressed': { encoding: string; direction: Direction; before: number; after: number };
   wire: { direction: Direction; bytes: number; encoding: string };
