@@ -49,7 +49,8 @@ export interface LayerEvents {
 
   // Transports, wire layers and auth publish these.
   reconnect: { attempt: number; delayMs: number; outcome: 'scheduled' | 'connected' | 'failed'; error?: Error };
-  connection: { state: 'open' | 'closed'; transport: string };
+  /** A connection under a transport opened, closed (`code`/`reason` from the close frame) or was refused at the upgrade. */
+  connection: { state: 'open' | 'closed' | 'rejected'; transport: string; url?: string; code?: number; reason?: string };
   heartbeat: { outcome: 'ok' | 'missed'; rttMs?: number };
   /** A token request ended (`reason`: initial, expired, proactive, rejected, renewal). Never carries a token. */
   'token-refresh': { outcome: 'ok' | 'failed'; durationMs: number; reason: string; error?: Error };
