@@ -66,7 +66,7 @@ export interface OAuthOptions {
   clientAuth?: ClientAuthentication;
   /** `client_credentials` (a service), or `refresh_token` (a user authorized once; its tokens are in `store`). */
   grant?: 'client_credentials' | 'refresh_token';
-  /** Scopes to ask for. Default: none (the server's default). */
+  /** Scopes to ask for with client_credentials (a refresh keeps what the user granted). Default: none (the server's default). */
   scopes?: readonly string[];
   /** The MCP server(s) the token is for (RFC 8707 resource indicators), e.g. `https://mcp.example.com/mcp`. */
   resource?: string | URL | ReadonlyArray<string | URL>;

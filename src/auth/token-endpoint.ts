@@ -142,9 +142,8 @@ export class TokenEndpoint {
   /** The `refresh_token` grant. The response may carry a new (rotated) refresh token. */
   refresh(refreshToken: Secret): Promise<GrantResult> {
     return this.#request('refresh_token', async (server, client, options) => {
+      // No scope: a refresh keeps what the user granted (RFC 6749 §6); asking again risks invalid_scope.
       const additionalParameters = new URLSearchParams();
-      // A refresh asks for the same scope unless told otherwise (RFC 6749 §6).
-      if (this.#settings.scopes !== undefined && this.#settings.scopes.length > 0) additionalParameters.set('scope', this.#settings.scopes.join(' '));
       for (const resource of this.#settings.resource ?? []) additionalParameters.append('resource', resource);
       const response = await oauth.refreshTokenGrantRequest(server, { client_id: client.clientId }, client.clientAuth, refreshToken.reveal(), {
         ...options,
