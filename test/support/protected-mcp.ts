@@ -28,8 +28,8 @@ export interface ProtectedServer {
   readonly denied: Set<string>;
   /** WebSocket connections ended with 4401 because their token expired. */
   readonly expiredCloses: number;
-  /** Ends every open WebSocket connection with 4401 (the server stopped trusting their tokens). */
-  closeAllUnauthorized(reason: string): Promise<void>;
+  /** Ends every open WebSocket connection with `code` (4401: the server stopped trusting their tokens). */
+  closeAll(code: number, reason: string): Promise<void>;
   readonly errors: Error[];
   close(): Promise<void>;
 }
@@ -90,7 +90,9 @@ export async function serveHttp(idp: IdentityProvider): Promise<ProtectedServer>
   });
   http.onerror = (error) => state.errors.push(error);
   url = http.url;
-  return new Served(state, url, async () => {}, async () => {
+  return new Served(state, url, async () => {
+    throw new Error('HTTP has no connections to close');
+  }, async () => {
     await http.close();
     await Promise.all(servers.map((s) => s.close()));
   });
@@ -120,8 +122,8 @@ export async function serveWebSocket(idp: IdentityProvider): Promise<ProtectedSe
   return new Served(
     state,
     url,
-    async (reason) => {
-      await Promise.all([...wss.connections].map((c) => c.close(4401, reason)));
+    async (code, reason) => {
+      await Promise.all([...wss.connections].map((c) => c.close(code, reason)));
     },
     () => wss.close(),
   );
@@ -130,13 +132,13 @@ export async function serveWebSocket(idp: IdentityProvider): Promise<ProtectedSe
 class Served implements ProtectedServer {
   readonly #state: State;
   readonly url: string;
-  readonly closeAllUnauthorized: (reason: string) => Promise<void>;
+  readonly closeAll: (code: number, reason: string) => Promise<void>;
   readonly close: () => Promise<void>;
 
-  constructor(state: State, url: string, closeAllUnauthorized: (reason: string) => Promise<void>, close: () => Promise<void>) {
+  constructor(state: State, url: string, closeAll: (code: number, reason: string) => Promise<void>, close: () => Promise<void>) {
     this.#state = state;
     this.url = url;
-    this.closeAllUnauthorized = closeAllUnauthorized;
+    this.closeAll = closeAll;
     this.close = close;
   }
 
