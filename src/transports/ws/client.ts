@@ -20,7 +20,10 @@
  *     their context in every request and need no replay.
  *
  * A close the server means (1000, or a protocol/policy error such as 1002, 1007, 1008,
- * 1009) and an upgrade refused with 401/403 end the transport instead.
+ * 1009) and an upgrade refused with 401/403 end the transport instead — except that with
+ * `onunauthorized`, a 401 upgrade or a close with an unauthorized code (4401) first renews
+ * the credentials and connects again, once. `reconnect()` replaces the connection on
+ * purpose (the oauth layer renews a connection before its token expires).
  */
 import type { Socket } from 'node:net';
 import { ExponentialBackoff, type IBackoff, type IBackoffFactory } from 'cockatiel';
