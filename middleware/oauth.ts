@@ -130,8 +130,17 @@ export function oauth(options: OAuthOptions): OAuthLayer {
   let providedToken: AccessToken | undefined;
 
   const handle = async (ctx: Context, next: Next): Promise<void> => {
-    if (ctx.direction === 'inbound') return next();
     const renewal = hosts.get(ctx.session)?.renewal;
+    if (ctx.direction === 'inbound') {
+      if (renewal === undefined || ctx.kind !== 'request') return next();
+      // A request from the server (sampling...) is answered on the connection it came on: a renewal waits for it.
+      renewal.track();
+      try {
+        return await next();
+      } finally {
+        renewal.leave();
+      }
+    }
     if (renewal === undefined) return authorize(ctx, next);
     await renewal.enter(ctx.signal);
     try {

@@ -61,6 +61,11 @@ export class ConnectionRenewal {
     this.#inflight++;
   }
 
+  /** An exchange that must finish on the current connection but is never held (an inbound request). */
+  track(): void {
+    this.#inflight++;
+  }
+
   leave(): void {
     this.#inflight--;
     if (this.#inflight === 0) this.#idle?.();

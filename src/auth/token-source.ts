@@ -83,6 +83,8 @@ export class GrantingTokenSource implements TokenSource {
   /** Tokens up to this generation were rejected by a server: never handed out again. */
   #rejectedUpTo = 0;
   #failure: Failure | undefined;
+  /** After a transient failure, no refresh ahead of time before this (epoch ms): callers are not slowed, the endpoint not hammered. */
+  #quietUntil = 0;
 
   constructor(options: GrantingTokenSourceOptions) {
     this.#options = options;
@@ -102,7 +104,7 @@ export class GrantingTokenSource implements TokenSource {
     const token = this.#token;
     const now = Date.now();
     if (token !== undefined && this.#sendable(token, now)) {
-      if (token.due(now) && !this.#flight.running && this.#failure === undefined) {
+      if (token.due(now) && !this.#flight.running && this.#failure === undefined && now >= this.#quietUntil) {
         // Refresh ahead: this caller goes on with the current token. The outcome is in the events.
         this.#flight.run(() => this.#obtain('proactive', 'grant')).catch(() => {});
       }
@@ -165,6 +167,7 @@ export class GrantingTokenSource implements TokenSource {
       if (this.#failure?.error !== failure) {
         this.#emit('failed', reason, started, failure);
         if (!failure.retryable) await this.#fail(failure);
+        else this.#quietUntil = Date.now() + Math.max(1000, failure.retryAfterMs ?? 0);
       }
       throw failure;
     }

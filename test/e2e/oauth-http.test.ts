@@ -187,6 +187,28 @@ describe('oauth over Streamable HTTP', () => {
     expect(idp.tokenRequests - before).toBe(1);
   });
 
+  it('SDK v2 transport with authProvider: auth.authProvider — the SDK asks for the token and calls back on a 401', async () => {
+    log = new RunLog();
+    log.captureConsole();
+    const server = await serveHttp(idp);
+    cleanup.push(() => server.close());
+    const auth = oauth({ issuer: idp.issuer, clientId: idp.clientId, clientAuth: { method: 'client_secret_basic', clientSecret: idp.clientSecret }, grant: 'client_credentials', resource: server.url });
+    const fetch = createFetch();
+    cleanup.push(() => fetch.close());
+    const transport = wrap(new ClientTransportV2(new URL(server.url), { fetch, authProvider: auth.authProvider }) as unknown as Transport, [auth]);
+    log.watch('client', transport.events);
+    const client = makeClient('v2');
+    await client.connect(transport);
+    cleanup.push(() => client.close());
+    expect(await work(client)).toBeUndefined();
+    const current = server.presented.at(-1) as string;
+    server.denied.add(current);
+    const before = idp.tokenRequests;
+    expect(await work(client)).toBeUndefined();
+    expect(idp.tokenRequests - before).toBe(1);
+    expect(server.presented.slice(-2)).toEqual([current, idp.issued.at(-1)]);
+  });
+
   it('the run log search would find a secret that leaked (control)', async () => {
     const run = await connect('v1');
     await work(run.client);
