@@ -6,7 +6,7 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { wrap } from '../../src/index.ts';
+import { UnauthorizedError, wrap } from '../../src/index.ts';
 import { AuthenticationError, listenWebSocket, type McpWebSocketServer, WebSocketClientTransport } from '../../src/transports/ws/index.ts';
 
 const cleanup: Array<() => unknown> = [];
@@ -137,6 +137,25 @@ describe('WebSocketClientTransport onunauthorized', () => {
     for (const connection of s.wss.connections) void connection.close(4401, 'token expired');
     await closed;
     expect(s.upgrades).toEqual(['Bearer token-1', 'Bearer token-1']);
+  });
+
+  it('headers() failing for good (not retryable) ends the reconnection at once', async () => {
+    const s = await server();
+    s.accepted.add('Bearer token-1');
+    let fail = false;
+    const headers = async () => {
+      if (fail) throw new UnauthorizedError('Re-authorization is needed: the refresh token was revoked', { reason: 'invalid-grant' });
+      return { authorization: 'Bearer token-1' };
+    };
+    const { transport, errors, closed, connected } = await connect(s, { headers });
+    await connected;
+    let attempts = 0;
+    transport.events.on('reconnect', (e) => e.outcome === 'failed' && attempts++);
+    fail = true;
+    for (const connection of s.wss.connections) void connection.close(1012, 'service restart');
+    await closed;
+    expect(attempts).toBe(1);
+    expect(errors.at(-1)?.message).toMatch(/gave up reconnecting to .*: Re-authorization is needed/);
   });
 
   it('validates unauthorizedCloseCodes and onunauthorized', () => {

@@ -28,7 +28,7 @@
 import type { Socket } from 'node:net';
 import { ExponentialBackoff, type IBackoff, type IBackoffFactory } from 'cockatiel';
 import { type ClientOptions, WebSocket } from 'ws';
-import { ConnectionClosedError, describe, InvalidOptionError, TransportError } from '../../errors.ts';
+import { ConnectionClosedError, describe, InvalidOptionError, McpLayersError, TransportError } from '../../errors.ts';
 import type { EventBus } from '../../events.ts';
 import {
   CANCELLED,
@@ -474,6 +474,8 @@ export class WebSocketClientTransport implements Transport {
           continue;
         }
         if (lastError instanceof TransportError && (lastError.status === 401 || lastError.status === 403)) break;
+        // headers() failed for good (the oauth layer: re-authorization needed): trying again cannot help.
+        if (lastError instanceof McpLayersError && !lastError.retryable) break;
         continue;
       }
       if (this.#state !== 'reconnecting') {
