@@ -49,11 +49,19 @@ interface Exchange {
   settled: boolean;
   /** Why it ends without a response: cancelled by the application or the peer. */
   silentEnd: 'application' | 'peer' | undefined;
+  /** The application's own `notifications/cancelled`, re-addressed to each live wire id. */
+  appCancel: AppCancel | undefined;
   /** Order slots of responses that arrived and are held by the layers. */
   slots: Slot[];
   /** The request's place in the outbound order, until its first attempt is written. */
   writeSlot: Slot | undefined;
   detachRequestSignal: (() => void) | undefined;
+}
+
+/** A `notifications/cancelled` the application sent, with its send options. */
+export interface AppCancel {
+  readonly message: JSONRPCNotification;
+  readonly options: TransportSendOptions | undefined;
 }
 
 /** One attempt on the wire. */
@@ -108,6 +116,7 @@ export class OutboundRequests {
       accept,
       settled: false,
       silentEnd: undefined,
+      appCancel: undefined,
       slots: [],
       writeSlot: this.#port.outbound.admit(),
       detachRequestSignal: undefined,
@@ -137,10 +146,11 @@ export class OutboundRequests {
    * `notifications/cancelled`, translated to every live wire id) or the peer did.
    * Returns false when no such exchange is pending.
    */
-  cancel(appId: RequestId, by: 'application' | 'peer', reason: string | undefined): boolean {
+  cancel(appId: RequestId, by: 'application' | 'peer', reason: string | undefined, appCancel?: AppCancel): boolean {
     const exchange = this.#byAppId.get(appId);
     if (exchange === undefined || exchange.settled) return false;
     exchange.silentEnd = by;
+    exchange.appCancel = appCancel;
     this.#port.session.events.emit('cancelled', { ctx: exchange.ctx, by, reason });
     // Aborting the context abandons every live attempt, which tells the peer (invariant 4).
     exchange.ctx._abort(new CancelledError(reason === undefined ? `Request cancelled by the ${by}` : `Request cancelled by the ${by}: ${reason}`));
@@ -311,15 +321,16 @@ export class OutboundRequests {
     // MCP forbids cancelling initialize; a 2026-era per-request stream is cancelled by closing it.
     if (ctx.method === 'initialize' || (attempt.requestController !== undefined && this.#port.cancelsByClosingStream())) return;
     const text = reason instanceof Error ? reason.message : String(reason);
-    const cancel: JSONRPCNotification = {
-      jsonrpc: '2.0',
-      method: CANCELLED,
-      params: { requestId: attempt.wireId, reason: text },
-    };
+    // The application's own cancel reaches the peer as written (reason, _meta...), only re-addressed.
+    const appCancel = attempt.exchange.appCancel;
+    const cancel: JSONRPCNotification =
+      appCancel === undefined
+        ? { jsonrpc: '2.0', method: CANCELLED, params: { requestId: attempt.wireId, reason: text } }
+        : { ...appCancel.message, params: { ...appCancel.message.params, requestId: attempt.wireId } };
     const related = ctx.options?.relatedRequestId;
     let written: Promise<void>;
     try {
-      written = this.#port.write(cancel, related === undefined ? undefined : { relatedRequestId: related });
+      written = this.#port.write(cancel, appCancel?.options ?? (related === undefined ? undefined : { relatedRequestId: related }));
     } catch (error) {
       written = Promise.reject(error);
     }

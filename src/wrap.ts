@@ -264,7 +264,7 @@ export class LayeredTransport implements Transport {
       const requestId = message.params?.['requestId'] as RequestId | undefined;
       const reason = message.params?.['reason'];
       // Translated: the peer never saw the application's id; every live wire id is cancelled instead.
-      if (requestId !== undefined && this.#outbound.cancel(requestId, 'application', typeof reason === 'string' ? reason : undefined)) {
+      if (requestId !== undefined && this.#outbound.cancel(requestId, 'application', typeof reason === 'string' ? reason : undefined, { message, options })) {
         return Promise.resolve();
       }
       // A cancel for a request that already ended (a race the SDK allows) has nothing to say to the peer.

@@ -91,7 +91,7 @@ describe('cancellation', () => {
     await s.transport.send({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'slow' } });
     const wireId = s.peer.requests()[0]?.id;
     await s.transport.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 9, reason: 'user gave up' } });
-    expect(s.peer.wire.at(-1)).toEqual({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: wireId, reason: 'Request cancelled by the application: user gave up' } });
+    expect(s.peer.wire.at(-1)).toEqual({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: wireId, reason: 'user gave up' } });
     // No response is delivered for a request the application cancelled, even if one comes.
     s.peer.deliver({ jsonrpc: '2.0', id: wireId as number, result: {} });
     await turn();
