@@ -293,6 +293,9 @@ function resolve(options: OAuthOptions): Resolved {
     initialDelayMs: numberOption('oauth.retry.initialDelayMs', retry['initialDelayMs'], DEFAULT_TOKEN_RETRY.initialDelayMs, 0),
     maxDelayMs: numberOption('oauth.retry.maxDelayMs', retry['maxDelayMs'], DEFAULT_TOKEN_RETRY.maxDelayMs, 0),
   };
+  if (retrySettings.maxDelayMs < retrySettings.initialDelayMs) {
+    throw new InvalidOptionError('oauth.retry.maxDelayMs', `a number >= retry.initialDelayMs (${retrySettings.initialDelayMs})`, retrySettings.maxDelayMs);
+  }
   const breaker = objectOption('oauth.breaker', options.breaker);
   const breakerSettings = {
     threshold: integerOption('oauth.breaker.threshold', breaker['threshold'], DEFAULT_TOKEN_BREAKER.threshold, 1),

@@ -86,10 +86,6 @@ export class AccessToken {
     return this.refreshAt !== undefined && now >= this.refreshAt;
   }
 
-  sameValue(other: AccessToken | undefined): boolean {
-    return other !== undefined && other.#value.equals(this.#value);
-  }
-
   toString(): string {
     return '[redacted access token]';
   }

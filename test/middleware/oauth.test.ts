@@ -360,6 +360,9 @@ describe('oauth: options', () => {
     [{ ...base, resource: 'https://mcp.example.test/mcp#x' }, 'oauth.resource: expected a URL without a #fragment (RFC 8707)'],
     [{ ...base, store: {} }, 'oauth.store: expected a token store (an object with load() and save()), got an object'],
     [{ ...base, retry: { maxAttempts: 1.5 } }, 'oauth.retry.maxAttempts: expected an integer >= 0, got 1.5'],
+    [{ ...base, retry: { initialDelayMs: 500, maxDelayMs: 100 } }, 'oauth.retry.maxDelayMs: expected a number >= retry.initialDelayMs (500), got 100'],
+    [{ ...base, breaker: { threshold: 0 } }, 'oauth.breaker.threshold: expected an integer >= 1, got 0'],
+    [{ ...base, provider: { nothing: true } }, 'oauth.provider: expected an SDK AuthProvider (token()) or OAuthClientProvider'],
     [{ ...base, refreshSkew: 5 }, 'oauth.refreshSkew: expected one of the oauth options'],
     [{ ...base, provider: { token: async () => 'x' } }, 'oauth.tokenEndpoint: expected nothing: an AuthProvider (oauth.provider) obtains its tokens itself'],
   ])('rejects %o', (options, message) => {
