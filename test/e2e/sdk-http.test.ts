@@ -3,6 +3,7 @@
  * StreamableHTTPClientTransport uses createFetch(), the server's transports are served by
  * McpHttpServer (sessions, compression, limits). Both sides wrapped.
  */
+import { createMcpHandler } from '@modelcontextprotocol/server';
 import { afterEach, describe, expect, it } from 'vitest';
 import { wrap } from '../../src/index.ts';
 import { createFetch, listenHttp, type McpFetch, type McpHttpServer } from '../../src/transports/http/index.ts';
@@ -65,5 +66,40 @@ describe.each(pairs)('SDK %s Client ↔ SDK %s McpServer over Streamable HTTP', 
   it('carries a server→client request (sampling) on the request stream', async () => {
     const c = await connect();
     expect(textOf(await c.callTool({ name: 'ask', arguments: { prompt: 'how?' } }))).toBe('sampled: how?');
+  });
+});
+
+/*
+ * The 2026-07-28 era over Streamable HTTP: v2's createMcpHandler (per-request servers)
+ * served as a fetch-style handler by McpHttpServer, a negotiating v2 Client on createFetch.
+ */
+describe('SDK v2 in the 2026-07-28 era over Streamable HTTP', () => {
+  let http: McpHttpServer | undefined;
+  let fetch: McpFetch | undefined;
+  let client: AnyClient | undefined;
+  let handler: { close(): Promise<void> } | undefined;
+
+  afterEach(async () => {
+    await client?.close();
+    await http?.close();
+    await handler?.close();
+    await fetch?.close();
+  });
+
+  it('negotiates with server/discover and calls tools (with progress), resources and prompts', async () => {
+    const mcp = createMcpHandler(() => makeServer('v2') as never);
+    handler = mcp;
+    http = await listenHttp({ handler: (request, extra) => mcp.fetch(request, extra as never) });
+    fetch = createFetch();
+    client = makeClient('v2', { modern: true });
+    const wrapped = wrap(makeClientTransport('v2', http.url, fetch), []);
+    await client.connect(wrapped);
+    expect(wrapped.protocolVersion).toBe('2026-07-28');
+    expect(textOf(await client.callTool({ name: 'echo', arguments: { text: 'modern http' } }))).toBe('modern http');
+    const seen: number[] = [];
+    expect(textOf(await client.callTool({ name: 'count', arguments: { to: 3 } }, { onprogress: (p) => seen.push(p.progress) }))).toBe('counted to 3');
+    expect(seen).toEqual([1, 2, 3]);
+    expect((await client.readResource({ uri: 'doc://readme' })).contents).toHaveLength(1);
+    expect((await client.getPrompt({ name: 'greet', arguments: { name: 'Lin' } })).messages[0]?.content).toEqual({ type: 'text', text: 'Hello, Lin!' });
   });
 });

@@ -15,8 +15,8 @@ import { z } from 'zod';
 import { type McpLayersError, TransportError } from '../../src/errors.ts';
 import { wrap } from '../../src/index.ts';
 import { createFetch, McpHttpServer, type McpHttpServerOptions, parseRetryAfter } from '../../src/transports/http/index.ts';
-import { makeServerTransport } from '../support/http.ts';
-import { makeServer, textOf } from '../support/mcp.ts';
+import { makeClientTransport, makeServerTransport } from '../support/http.ts';
+import { makeClient, makeServer, textOf } from '../support/mcp.ts';
 import { countingProxy } from '../support/proxy.ts';
 import { testRetry } from '../support/retry.ts';
 
@@ -72,7 +72,7 @@ function fetchFor(options: Parameters<typeof createFetch>[0] = {}) {
 }
 
 describe('createFetch: HTTP failures the stack can act on', () => {
-  it('turns a 503 with Retry-After into a TransportError (status, retryAfterMs) that retry re-sends an idempotent request on', async () => {
+  it.each(['v1', 'v2'] as const)('turns a 503 with Retry-After into a TransportError (status, retryAfterMs) that retry re-sends an idempotent request on (SDK %s)', async (version) => {
     let posts = 0;
     const { url, port } = await serve({}, (req, res, next) => {
       if (req.method === 'POST' && ++posts === 3) {
@@ -83,7 +83,9 @@ describe('createFetch: HTTP failures the stack can act on', () => {
       next();
     });
     const failures: McpLayersError[] = [];
-    const client = await sdkClient(url, fetchFor(), [testRetry(3, (_method, error) => failures.push(error))]);
+    const client = makeClient(version);
+    await client.connect(wrap(makeClientTransport(version, url, fetchFor()), [testRetry(3, (_method, error) => failures.push(error))]));
+    cleanup.push(() => client.close());
     expect((await client.listTools()).tools.map((t) => t.name)).toContain('echo');
     expect(failures).toHaveLength(1);
     const failure = failures[0] as TransportError;

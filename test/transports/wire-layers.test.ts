@@ -230,6 +230,25 @@ describe('compression over WebSocket (permessage-deflate)', () => {
 });
 
 describe('compression over Streamable HTTP', () => {
+  it('on a server transport served by McpHttpServer, chooses the response coding from its own list', async () => {
+    const http = await listenHttp({
+      compression: { encodings: ['br', 'gzip'], threshold: 0 },
+      sessions: async () => {
+        const transport = wrap(makeServerTransport('v1', { json: true }), [compression({ encodings: ['gzip'], threshold: 0 })]);
+        await makeServer('v1').connect(transport);
+        return transport;
+      },
+    });
+    cleanup.push(() => http.close());
+    const response = await fetch(http.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'accept-encoding': 'br, gzip' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '0' } } }),
+    });
+    expect(response.headers.get('content-encoding')).toBe('gzip');
+    expect(await response.json()).toMatchObject({ result: { protocolVersion: '2025-11-25' } });
+  });
+
   it('turns on request-body compression of a createFetch() fetch, in the encodings the layer allows', async () => {
     const http = await listenHttp({
       sessions: async () => {

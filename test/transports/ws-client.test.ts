@@ -121,6 +121,65 @@ describe('WebSocketClientTransport used bare (no wrap) across a restart', () => 
   });
 });
 
+describe('WebSocketClientTransport: answers that lost their peer', () => {
+  it('drops the answer to a server request that arrived on a connection that died, instead of confusing the new server', async () => {
+    const strays: unknown[] = [];
+    let asked!: () => void;
+    const samplingAsked = new Promise<void>((resolve) => (asked = resolve));
+    const serve = (port: number) =>
+      listenWebSocket({
+        port,
+        onconnection: async (transport) => {
+          const server = new McpServer({ name: 'asker', version: '1.0.0' });
+          server.registerTool('ask', {}, async () => {
+            const result = await server.server.createMessage({ messages: [{ role: 'user', content: { type: 'text', text: 'hi' } }], maxTokens: 5 });
+            return { content: [{ type: 'text', text: String((result.content as { text?: string }).text) }] };
+          });
+          server.registerTool('write', { inputSchema: { key: z.string() } }, async ({ key }) => ({ content: [{ type: 'text', text: `wrote ${key}` }] }));
+          const wrapped = wrap(transport, []);
+          wrapped.events.on('stray-response', (e) => strays.push(e));
+          await server.connect(wrapped);
+        },
+      });
+    const first = await serve(0);
+    const port = first.address.port;
+    const transport = new WebSocketClientTransport(first.url, { reconnect: { initialDelayMs: 10, maxDelayMs: 50 } });
+    const client = new Client({ name: 'client', version: '1.0.0' }, { capabilities: { sampling: {} } });
+    let answer!: () => void;
+    const { CreateMessageRequestSchema } = await import('@modelcontextprotocol/sdk/types.js');
+    client.setRequestHandler(CreateMessageRequestSchema, async () => {
+      asked();
+      await new Promise<void>((resolve) => (answer = resolve));
+      return { model: 'm', role: 'assistant', content: { type: 'text', text: 'late' } };
+    });
+    await client.connect(transport);
+    cleanup.push(() => client.close());
+    const call = client.callTool({ name: 'ask', arguments: {} });
+    call.catch(() => {});
+    await samplingAsked;
+    const dropped = next(transport, 'connection', (e) => e.state === 'closed');
+    await first.close();
+    await dropped;
+    await expect(call).rejects.toThrow(/may or may not have been executed/);
+    // The SDK answers while no server is there; that answer belongs to the dead connection.
+    const send = transport.send.bind(transport);
+    let sent!: (settled: string) => void;
+    const answerSent = new Promise<string>((resolve) => (sent = resolve));
+    transport.send = (message, options) => {
+      const result = send(message, options);
+      if (!('method' in message)) result.then(() => sent('resolved'), () => sent('rejected'));
+      return result;
+    };
+    answer();
+    expect(await answerSent).toBe('resolved');
+    const second = await serve(port);
+    cleanup.push(() => second.close());
+    await next(transport, 'reconnect', (e) => e.outcome === 'connected');
+    expect(await client.callTool({ name: 'write', arguments: { key: 'z' } })).toEqual({ content: [{ type: 'text', text: 'wrote z' }] });
+    expect(strays).toEqual([]);
+  });
+});
+
 describe('WebSocketClientTransport: when it stops reconnecting', () => {
   it('gives up after maxAttempts: queued messages fail as never sent, and the transport closes', async () => {
     const first = await app();
@@ -281,6 +340,43 @@ describe('WebSocketClientTransport: backpressure', () => {
     expect(waited).toBeGreaterThan(0);
     // After each send() resolved, at most what the high-water mark allows (plus one message) was held in memory.
     expect(maxBufferedAfterSend).toBeLessThanOrEqual(highWaterMark + payload.length + 1024);
+    await everything;
+    expect(received).toEqual(Array.from({ length: total }, (_, i) => i));
+  });
+});
+
+describe('WebSocketClientTransport: backpressure with many concurrent senders', () => {
+  it('holds all but what fits, then delivers every message in the order send() was called', async () => {
+    const sink = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: () => 'mcp', maxPayload: 1 << 30 });
+    cleanup.push(() => new Promise((resolve) => sink.close(resolve)));
+    await new Promise((resolve) => sink.once('listening', resolve));
+    const total = 100;
+    const received: number[] = [];
+    let allReceived!: () => void;
+    const everything = new Promise<void>((resolve) => (allReceived = resolve));
+    let peer: WebSocket | undefined;
+    const connected = new Promise<void>((resolve) =>
+      sink.on('connection', (ws) => {
+        peer = ws;
+        ws.pause();
+        ws.on('message', (data) => {
+          received.push((JSON.parse(String(data)) as { params: { n: number } }).params.n);
+          if (received.length === total) allReceived();
+        });
+        resolve();
+      }),
+    );
+    const transport = new WebSocketClientTransport(`ws://127.0.0.1:${(sink.address() as AddressInfo).port}/`, { highWaterMark: 1024, perMessageDeflate: false, heartbeat: false });
+    transport.onmessage = () => {};
+    cleanup.push(() => transport.close());
+    await transport.start();
+    await connected;
+    const payload = 'y'.repeat(64 * 1024);
+    const sends = Array.from({ length: total }, (_, n) => transport.send({ jsonrpc: '2.0', method: 'notifications/data', params: { n, payload } }));
+    // Only the first message went to the socket; the other 99 wait their turn in this process, not in the socket's buffer.
+    expect(transport.bufferedAmount).toBeLessThanOrEqual(payload.length + 1024);
+    peer?.resume();
+    await Promise.all(sends);
     await everything;
     expect(received).toEqual(Array.from({ length: total }, (_, i) => i));
   });

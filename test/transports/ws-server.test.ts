@@ -221,6 +221,37 @@ describe('McpWebSocketServer: upgrade checks', () => {
   });
 });
 
+describe('McpWebSocketServer: many idle connections', () => {
+  it('holds 1 000 idle connections, keeps serving a working session, and releases them all on close', async () => {
+    let started = 0;
+    const wss = await listenWebSocket({
+      onconnection: async (transport, request) => {
+        if (request.url?.endsWith('?live') === true) {
+          await new McpServer({ name: 'live', version: '1.0.0' }).connect(wrap(transport, []));
+          return;
+        }
+        transport.onmessage = () => {};
+        await transport.start();
+        started++;
+      },
+    });
+    open.push(wss);
+    const heapBefore = process.memoryUsage().heapUsed;
+    const idle = await Promise.all(Array.from({ length: 1000 }, () => rawClient(wss.url)));
+    for (const ws of idle) open.push({ close: () => ws.terminate() });
+    expect(wss.connections.size).toBe(1000);
+    expect(started).toBe(1000);
+    // Both ends live in this process: a loose bound that still catches a per-connection leak of buffers.
+    expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(1000 * 100 * 1024);
+    await healthy(`${wss.url}?live`);
+    const closes = idle.map((ws) => closed(ws));
+    await wss.close();
+    const codes = new Set((await Promise.all(closes)).map((c) => c.code));
+    expect([...codes]).toEqual([CloseCode.GoingAway]);
+    expect(wss.connections.size).toBe(0);
+  });
+});
+
 describe('McpWebSocketServer attached to an existing http.Server', () => {
   it('serves MCP at its path and leaves the other routes to the application', async () => {
     const server = http.createServer((_req, res) => res.end('ok'));

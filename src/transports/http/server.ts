@@ -105,6 +105,7 @@ export class McpHttpServer {
   readonly #factory: McpHttpServerOptions['sessions'];
   readonly #handler: FetchHandler | undefined;
   readonly #sessions = new Map<string, HttpServerTransportLike>();
+  readonly #adopted = new WeakSet<HttpServerTransportLike>();
   #closing: Promise<void> | undefined;
   readonly #onRequest = (req: IncomingMessage, res: ServerResponse) => {
     if (!this.#ownServer && pathOf(req) !== this.#path) return;
@@ -251,6 +252,15 @@ export class McpHttpServer {
     try {
       if (target.kind === 'node') {
         (req as IncomingMessage & { auth?: unknown }).auth = admission.authInfo;
+        if (target.created) {
+          // The session id exists once the response starts: register it before the client can use it.
+          const writeHead = res.writeHead;
+          res.writeHead = ((...args: Parameters<typeof writeHead>) => {
+            res.writeHead = writeHead;
+            this.#adopt(target.transport, res);
+            return writeHead.apply(res, args);
+          }) as typeof writeHead;
+        }
         await (target.transport.handleRequest as unknown as (a: IncomingMessage, b: ServerResponse, c: unknown) => Promise<void>)(req, res, parsedBody);
         if (target.created) this.#adopt(target.transport, res);
         return;
@@ -297,12 +307,15 @@ export class McpHttpServer {
 
   /** A transport made for this request: keep it by session id, or close it when its (stateless) response ends. */
   #adopt(transport: HttpServerTransportLike, res: ServerResponse): void {
+    if (this.#adopted.has(transport)) return;
+    this.#adopted.add(transport);
     const id = transport.sessionId;
     if (id === undefined) {
-      res.once('close', () => void transport.close().catch((error: unknown) => this.#report(error)));
+      const close = () => void transport.close().catch((error: unknown) => this.#report(error));
+      if (res.writableFinished || res.destroyed) close();
+      else res.once('close', close);
       return;
     }
-    if (this.#sessions.has(id)) return;
     this.#sessions.set(id, transport);
     const previous = transport.onclose;
     transport.onclose = () => {

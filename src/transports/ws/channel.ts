@@ -55,6 +55,9 @@ export class Channel {
   /** Messages at least this long are deflated (when permessage-deflate was negotiated); undefined = never. */
   #threshold: number | undefined;
   #lastWrite: Promise<void> | undefined;
+  /** Writers waiting for the buffer to drain, and the tail of their line. */
+  #waiting = 0;
+  #turns: Promise<void> = Promise.resolve();
   #failed = false;
   #closed = false;
   #heartbeat: NodeJS.Timeout | undefined;
@@ -102,8 +105,16 @@ export class Channel {
    * (neverSent) when the socket is not open.
    */
   async write(text: string): Promise<void> {
-    while (this.#lastWrite !== undefined && this.socket.bufferedAmount > this.#settings.highWaterMark && this.open) {
-      await this.#lastWrite.catch(() => {});
+    if (this.#waiting > 0 || this.#congested()) {
+      // Wait in line: writers that waited before this one go first, so order is kept.
+      this.#waiting++;
+      const turn = this.#turns.then(() => this.#drained());
+      this.#turns = turn;
+      try {
+        await turn;
+      } finally {
+        this.#waiting--;
+      }
     }
     if (!this.open) {
       throw new ConnectionClosedError(`${this.#settings.label}: cannot send: the connection is not open`, { neverSent: true, layer: 'websocket' });
@@ -122,6 +133,14 @@ export class Channel {
     written.catch(() => {}); // the close path reports; a caller that waits sees the rejection
     this.#lastWrite = written;
     if (this.socket.bufferedAmount > this.#settings.highWaterMark) await written;
+  }
+
+  #congested(): boolean {
+    return this.#lastWrite !== undefined && this.socket.bufferedAmount > this.#settings.highWaterMark;
+  }
+
+  async #drained(): Promise<void> {
+    while (this.#congested() && this.open) await (this.#lastWrite as Promise<void>).catch(() => {});
   }
 
   /** Starts the closing handshake (idempotent). */

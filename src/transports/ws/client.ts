@@ -141,6 +141,8 @@ export class WebSocketClientTransport implements Transport {
   #channel: Channel | undefined;
   /** Counts connections; requests and inbound requests remember theirs. */
   #epoch = 0;
+  /** The epoch of the open connection, or -1 between connections. */
+  #liveEpoch = -1;
   readonly #queue: Queued[] = [];
   #queuedBytes = 0;
   /** Outbound request id → the connection it was written on. */
@@ -279,7 +281,13 @@ export class WebSocketClientTransport implements Transport {
     const channel = this.#channel;
     if (this.#state === 'open' && channel !== undefined) {
       for (const id of requestIds) this.#inflight.set(id, this.#epoch);
-      await channel.write(text);
+      try {
+        await channel.write(text);
+      } catch (error) {
+        // Never handed to the socket: not in flight, nothing to fail later.
+        if ((error as { neverSent?: boolean }).neverSent === true) for (const id of requestIds) this.#inflight.delete(id);
+        throw error;
+      }
       return;
     }
     await this.#enqueue(text, requestIds);
@@ -406,6 +414,7 @@ export class WebSocketClientTransport implements Transport {
 
   #adopt(channel: Channel): void {
     this.#epoch++;
+    this.#liveEpoch = this.#epoch;
     this.#channel = channel;
     channel.setCompressionThreshold(channel.deflateNegotiated ? this.#compressThreshold : undefined);
     this.#fanout.emit('connection', { state: 'open', transport: 'websocket', url: this.url.href });
@@ -414,6 +423,7 @@ export class WebSocketClientTransport implements Transport {
   #onChannelClose(channel: Channel, code: number, reason: string): void {
     if (channel !== this.#channel) return;
     this.#channel = undefined;
+    this.#liveEpoch = -1;
     this.#fanout.emit('connection', { state: 'closed', transport: 'websocket', url: this.url.href, code, reason });
     if (this.#state === 'closing' || this.#state === 'closed') return; // close() finishes
     const error = new ConnectionClosedError(`${LABEL}: the connection to ${this.url.href} closed (${describeClose(code, reason)})`, {
@@ -598,7 +608,7 @@ export class WebSocketClientTransport implements Transport {
   #stillMeaningful(message: JSONRPCMessage): boolean {
     if (!('method' in message)) {
       const epoch = message.id === undefined ? undefined : this.#inbound.get(message.id);
-      if (epoch !== undefined && epoch !== this.#epoch) {
+      if (epoch !== undefined && epoch !== this.#liveEpoch) {
         this.#inbound.delete(message.id as RequestId);
         return false;
       }
@@ -609,7 +619,7 @@ export class WebSocketClientTransport implements Transport {
       if (requestId === undefined) return true;
       if (this.#unqueue(requestId)) return false;
       const epoch = this.#inflight.get(requestId);
-      if (epoch !== undefined && epoch !== this.#epoch) {
+      if (epoch !== undefined && epoch !== this.#liveEpoch) {
         this.#inflight.delete(requestId);
         return false;
       }
