@@ -19,7 +19,7 @@ import {
   LayerFaultError,
   toErrorObject,
 } from './errors.ts';
-import type { Slot } from './inbound-order.ts';
+import type { Slot } from './order.ts';
 import type { JSONRPCRequest, JSONRPCResponse, RequestId } from './jsonrpc.ts';
 import type { ComposedLayer } from './compose.ts';
 import type { Port } from './port.ts';
@@ -35,6 +35,8 @@ interface Exchange {
   /** Resolves the innermost next() with the application's response. */
   answer: ((response: JSONRPCResponse, options: TransportSendOptions | undefined) => void) | undefined;
   appOptions: TransportSendOptions | undefined;
+  /** The application's response's place in the outbound order. */
+  writeSlot: Slot | undefined;
   /** Settles the application's send() once its response was written (or dropped). */
   appSent: { resolve: () => void; reject: (error: unknown) => void } | undefined;
 }
@@ -65,12 +67,13 @@ export class InboundRequests {
     const exchange: Exchange = {
       ctx,
       peerId,
-      slot: this.#port.order.admit(),
+      slot: this.#port.inbound.admit(),
       delivered: false,
       cancelled: false,
       ended: false,
       answer: undefined,
       appOptions: undefined,
+      writeSlot: undefined,
       appSent: undefined,
     };
     ctx._record = exchange;
@@ -97,6 +100,7 @@ export class InboundRequests {
     }
     const answer = exchange.answer;
     exchange.answer = undefined;
+    exchange.writeSlot = this.#port.outbound.admit();
     return new Promise<void>((resolve, reject) => {
       exchange.appSent = { resolve, reject };
       answer(message, options);
@@ -147,7 +151,7 @@ export class InboundRequests {
         ctx.response = response;
         resolve();
       };
-      this.#port.order.deliver(exchange.slot, () => this.#port.deliver(ctx.message, ctx.extra));
+      this.#port.inbound.deliver(exchange.slot, () => this.#port.deliver(ctx.message, ctx.extra));
     });
   };
 
@@ -175,11 +179,13 @@ export class InboundRequests {
   }
 
   #write(exchange: Exchange, response: JSONRPCResponse, options: TransportSendOptions | undefined): void {
+    const slot = exchange.writeSlot;
+    exchange.writeSlot = undefined;
     this.#end(exchange);
     const appSent = exchange.appSent;
     let written: Promise<void>;
     try {
-      written = this.#port.write(response, options);
+      written = slot === undefined ? this.#port.write(response, options) : this.#port.writeInOrder(slot, response, options);
     } catch (error) {
       written = Promise.reject(error);
     }
@@ -197,7 +203,11 @@ export class InboundRequests {
     if (exchange.ended) return;
     exchange.ended = true;
     this.#pending.delete(exchange.peerId);
-    if (!exchange.delivered) this.#port.order.release(exchange.slot);
+    if (!exchange.delivered) this.#port.inbound.release(exchange.slot);
+    if (exchange.writeSlot !== undefined) {
+      this.#port.outbound.release(exchange.writeSlot);
+      exchange.writeSlot = undefined;
+    }
     if (exchange.cancelled) {
       this.#recentlyCancelled.add(exchange.peerId);
       if (this.#recentlyCancelled.size > RECENTLY_CANCELLED) {

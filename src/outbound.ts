@@ -22,7 +22,7 @@ import {
   toErrorObject,
   TransportError,
 } from './errors.ts';
-import type { Slot } from './inbound-order.ts';
+import type { Slot } from './order.ts';
 import {
   CANCELLED,
   type JSONRPCErrorResponse,
@@ -49,6 +49,8 @@ interface Exchange {
   silentEnd: 'application' | 'peer' | undefined;
   /** Order slots of responses that arrived and are held by the layers. */
   slots: Slot[];
+  /** The request's place in the outbound order, until its first attempt is written. */
+  writeSlot: Slot | undefined;
   detachRequestSignal: (() => void) | undefined;
 }
 
@@ -104,6 +106,7 @@ export class OutboundRequests {
       settled: false,
       silentEnd: undefined,
       slots: [],
+      writeSlot: this.#port.outbound.admit(),
       detachRequestSignal: undefined,
     };
     ctx._record = exchange;
@@ -166,7 +169,7 @@ export class OutboundRequests {
       return;
     }
     const { exchange } = attempt;
-    const slot = this.#port.order.admit();
+    const slot = this.#port.inbound.admit();
     exchange.slots.push(slot);
     const response = mapResponse(message, exchange.appId, attempt.wireId);
     attempt.ctx.responseExtra = extra;
@@ -187,7 +190,7 @@ export class OutboundRequests {
 
   /** The connection under the session dropped: attempts in flight on it will never be answered. */
   connectionLost(cause: Error): void {
-    for (const attempt of [...this.#byWireId.values()]) {
+    for (const attempt of Array.from(this.#byWireId.values())) {
       this.#settleAttempt(
         attempt,
         undefined,
@@ -239,9 +242,12 @@ export class OutboundRequests {
       const wire: JSONRPCRequest = { ...ctx.message, id: wireId } as JSONRPCRequest;
       const options = this.#attemptOptions(exchange, attempt);
       attempt.writeStarted = true;
+      // The first attempt keeps the application's send() order; retries go when they are due.
+      const slot = exchange.writeSlot;
+      exchange.writeSlot = undefined;
       let written: Promise<void>;
       try {
-        written = this.#port.write(wire, options);
+        written = slot === undefined ? this.#port.write(wire, options) : this.#port.writeInOrder(slot, wire, options);
       } catch (error) {
         written = Promise.reject(error);
       }
@@ -367,13 +373,13 @@ export class OutboundRequests {
     const slot = exchange.slots.pop();
     this.#releaseSlots(exchange);
     if (slot === undefined) this.#port.deliver(response, extra);
-    else this.#port.order.deliver(slot, () => this.#port.deliver(response, extra));
+    else this.#port.inbound.deliver(slot, () => this.#port.deliver(response, extra));
   }
 
   #releaseSlots(exchange: Exchange): void {
     const { slots } = exchange;
     if (slots.length === 0) return;
-    for (const slot of slots) this.#port.order.release(slot);
+    for (const slot of slots) this.#port.inbound.release(slot);
     slots.length = 0;
   }
 
@@ -386,6 +392,10 @@ export class OutboundRequests {
       this.#byProgressToken.delete(exchange.progressToken);
     }
     exchange.detachRequestSignal?.();
+    if (exchange.writeSlot !== undefined) {
+      this.#port.outbound.release(exchange.writeSlot);
+      exchange.writeSlot = undefined;
+    }
     if (exchange.silentEnd !== undefined) this.#releaseSlots(exchange);
     exchange.accept();
   }

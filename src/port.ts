@@ -4,16 +4,21 @@
  * lifecycle concerns.
  */
 import type { Session } from './context.ts';
-import type { InboundOrder } from './inbound-order.ts';
+import type { Order, Slot } from './order.ts';
 import type { JSONRPCMessage } from './jsonrpc.ts';
 import type { WireWrite } from './layer.ts';
 import type { MessageExtraInfo } from './transport.ts';
 
 export interface Port {
   readonly session: Session;
-  readonly order: InboundOrder;
+  /** Keeps what the peer sent in wire order on its way to the application. */
+  readonly inbound: Order;
+  /** Keeps what the application sent in send() order on its way to the wire. */
+  readonly outbound: Order;
   /** Writes to the inner transport through every wire decoration. */
   readonly write: WireWrite;
+  /** Writes when `slot`'s turn in the outbound order comes; settles with the write. */
+  writeInOrder(slot: Slot, ...args: Parameters<WireWrite>): Promise<void>;
   /** Hands a message to the application's `onmessage` (errors it throws go to onerror). */
   deliver(message: JSONRPCMessage, extra: MessageExtraInfo | undefined): void;
   /** Reports to the application's `onerror`. */

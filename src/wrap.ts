@@ -16,7 +16,7 @@ import { Context, type Session } from './context.ts';
 import { asError, ConnectionClosedError, InvalidMessageError } from './errors.ts';
 import { EventBus } from './events.ts';
 import { Idempotency, type IdempotencyOptions } from './idempotency.ts';
-import { InboundOrder } from './inbound-order.ts';
+import { Order, type Slot } from './order.ts';
 import { InboundRequests } from './inbound.ts';
 import {
   CANCELLED,
@@ -75,9 +75,11 @@ export class LayeredTransport implements Transport {
   readonly #stack: ComposedLayer;
   readonly #detach: () => void;
   readonly #idempotency: Idempotency;
-  readonly #order: InboundOrder;
+  readonly #inOrder: Order;
+  readonly #outOrder: Order;
   readonly #outbound: OutboundRequests;
   readonly #inbound: InboundRequests;
+  readonly #port: Port;
   #write: WireWrite;
   #started = false;
   #closing: Promise<void> | undefined;
@@ -99,7 +101,8 @@ export class LayeredTransport implements Transport {
     this.events.onListenerError = (error, type) =>
       this.#report(new Error(`An event listener for "${String(type)}" threw: ${asError(error).message}`, { cause: error }));
     this.#idempotency = new Idempotency(options);
-    this.#order = new InboundOrder((error) => this.#report(error));
+    this.#inOrder = new Order((error) => this.#report(error));
+    this.#outOrder = new Order((error) => this.#report(error));
     this.#write = (message, sendOptions) => inner.send(message as JSONRPCMessage, sendOptions);
     this.#stack = compose(layers, 'stack');
 
@@ -126,15 +129,28 @@ export class LayeredTransport implements Transport {
       idempotency: this.#idempotency,
     };
 
-    const port: Port = {
+    const port: Port = (this.#port = {
       session: this.session,
-      order: this.#order,
+      inbound: this.#inOrder,
+      outbound: this.#outOrder,
       write: (message, sendOptions) => this.#write(message, sendOptions),
+      writeInOrder: (slot, message, sendOptions) =>
+        new Promise<void>((resolve, reject) => {
+          this.#outOrder.deliver(slot, () => {
+            let written: Promise<void>;
+            try {
+              written = this.#write(message, sendOptions);
+            } catch (error) {
+              written = Promise.reject(error);
+            }
+            written.then(resolve, reject);
+          });
+        }),
       deliver: (message, extra) => this.#deliver(message, extra),
       report: (error) => this.#report(error),
       cancelsByClosingStream: () =>
         this.session.hasPerRequestStream && this.#state.protocolVersion !== undefined && this.#state.protocolVersion >= PER_REQUEST_STREAM_ERA,
-    };
+    });
     this.#outbound = new OutboundRequests(port, this.#stack);
     this.#inbound = new InboundRequests(port, this.#stack);
 
@@ -232,7 +248,7 @@ export class LayeredTransport implements Transport {
       attempts: out.attempts,
       progressTokens: out.progressTokens,
       inbound: this.#inbound.size.exchanges,
-      queued: this.#order.size,
+      queued: this.#inOrder.size + this.#outOrder.size,
     };
   }
 
@@ -248,10 +264,17 @@ export class LayeredTransport implements Transport {
       if (requestId !== undefined) return Promise.resolve();
     }
     const ctx = new Context({ direction: 'outbound', kind: 'notification', message, options, extra: undefined, session: this.session });
-    return this.#stack.handle(ctx, this.#writeNotification);
+    let slot: Slot | undefined = this.#outOrder.admit();
+    const done = this.#stack.handle(ctx, (current) => {
+      // The first write keeps the application's send() order.
+      const ordered = slot;
+      slot = undefined;
+      return ordered === undefined ? this.#write(current.message, current.options) : this.#port.writeInOrder(ordered, current.message, current.options);
+    });
+    return done.finally(() => {
+      if (slot !== undefined) this.#outOrder.release(slot);
+    });
   }
-
-  readonly #writeNotification = (ctx: Context): Promise<void> => this.#write(ctx.message, ctx.options);
 
   #onInnerMessage(message: unknown, extra: MessageExtraInfo | undefined): void {
     // Never throw into the inner transport's callback: whatever happens is reported.
@@ -308,23 +331,23 @@ export class LayeredTransport implements Transport {
         message = { ...message, params: { ...message.params, _meta: { ...meta, [SUBSCRIPTION_ID_META_KEY]: appId } } };
       }
     }
-    const slot = this.#order.admit();
+    const slot = this.#inOrder.admit();
     const ctx = new Context({ direction: 'inbound', kind: 'notification', message, options: undefined, extra, session: this.session });
     let delivered = false;
     this.#stack
       .handle(ctx, (current) => {
         if (!delivered) {
           delivered = true;
-          this.#order.deliver(slot, () => this.#deliver(current.message, current.extra));
+          this.#inOrder.deliver(slot, () => this.#deliver(current.message, current.extra));
         }
         return Promise.resolve();
       })
       .then(
         () => {
-          if (!delivered) this.#order.release(slot);
+          if (!delivered) this.#inOrder.release(slot);
         },
         (error: unknown) => {
-          if (!delivered) this.#order.release(slot);
+          if (!delivered) this.#inOrder.release(slot);
           this.#report(error);
         },
       );
@@ -365,7 +388,8 @@ export class LayeredTransport implements Transport {
   #onInnerClose(): void {
     if (this.#state.closed) return;
     this.#state.closed = true;
-    this.#order.drain();
+    this.#inOrder.drain();
+    this.#outOrder.drain();
     const error = new ConnectionClosedError();
     const pending = this.#outbound.closeAll(error) + this.#inbound.closeAll(error);
     try {

@@ -1,10 +1,13 @@
 /**
- * Keeps the application's view of inbound traffic in wire order.
+ * Keeps messages in the order they entered the stack, in both directions.
  *
- * Each inbound message takes a slot when it arrives. It reaches the application
- * only after every earlier slot has been delivered or released, so a progress
- * notification is never overtaken by its request's response, and a response is never
- * overtaken by a notification the peer sent after it — as without the stack.
+ * Inbound, each message takes a slot when it arrives from the peer and reaches the
+ * application only after every earlier slot has been delivered or released: a
+ * progress notification is never overtaken by its request's response, and a response
+ * never by a notification the peer sent after it. Outbound, each message takes a slot
+ * when the application calls send() and is written only in that order: an
+ * application's response is not overtaken by the notification it sent next. Both are
+ * what the application and the peer would see without the stack.
  *
  * Layers that finish within the same turn of the event loop (no timers, no I/O)
  * therefore keep exact order. A slot whose message is held longer (a retry backing
@@ -28,7 +31,7 @@ export class Slot {
 // turns of the event loop, not time.
 const endOfTurn: (fn: () => void) => void = globalThis.setImmediate.bind(globalThis);
 
-export class InboundOrder {
+export class Order {
   #queue: Slot[] = [];
   #head = 0;
   #valveArmed = false;
@@ -44,9 +47,10 @@ export class InboundOrder {
     return slot;
   }
 
-  /** The slot's message is ready for the application; runs now or when its turn comes. */
+  /** The slot's message is ready to go on; runs now or when its turn comes. */
   deliver(slot: Slot, run: Run): void {
-    if (slot.state === DETACHED) {
+    if (slot.state === DETACHED || slot.state === RELEASED) {
+      // Out of the queue already: it goes now, out of order rather than never.
       slot.state = RELEASED;
       this.#run(run);
       return;
@@ -57,7 +61,7 @@ export class InboundOrder {
     this.#flush();
   }
 
-  /** The slot's message will not reach the application (dropped, shed, retried). */
+  /** The slot's message will not go on (dropped, shed, answered by a layer, retried). */
   release(slot: Slot): void {
     if (slot.state === PENDING) {
       slot.state = RELEASED;
@@ -67,7 +71,7 @@ export class InboundOrder {
     }
   }
 
-  /** Delivers everything ready and detaches the rest (on close). */
+  /** Runs everything ready and detaches the rest (on close). */
   drain(): void {
     this.#detachPending();
     this.#flush();
