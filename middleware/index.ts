@@ -1,2 +1,2 @@
 /** Every layer, one file each. Layers depend on the core (src/), never the reverse. */
-export {};
+export { tracing, type TracingOptions } from './tracing.ts';
