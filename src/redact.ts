@@ -45,7 +45,7 @@ const TEXT_RULES: ReadonlyArray<readonly [RegExp, string]> = [
   [/\b(Basic)\s+[A-Za-z0-9+/]{8,}={0,2}/g, `$1 ${REDACTED}`],
   // key=value and "key": "value", for form bodies, query strings and quoted JSON.
   [
-    /(?<![A-Za-z0-9])((?:access|refresh|id)[-_]?token|token|client[-_]?secret|client[-_]?assertion|secret|password|passwd|api[-_]?key|private[-_]?key)(\\?["']?\s*[:=]\s*\\?["']?)([^"'\\&\s,;}\]]+)/gi,
+    /(?<![A-Za-z0-9])((?:access|refresh|id)[-_]?token|token|client[-_]?secret|client[-_]?assertion|secret|password|passwd|api[-_]?key|private[-_]?key)(\\?["']?\s*[:=]\s*\\?["']?)(?!\[REDACTED\])([^"'\\&\s,;}\]]+)/gi,
     `$1$2${REDACTED}`,
   ],
   // JSON Web Tokens, wherever they appear.
