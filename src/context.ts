@@ -65,20 +65,33 @@ export class Context {
   /** `outbound`: the application sends it. `inbound`: the peer sent it. */
   readonly direction: Direction;
   readonly kind: ExchangeKind;
-  /** The application's message (outbound) or the peer's (inbound), as it was given. */
-  readonly message: JSONRPCRequest | JSONRPCNotification;
+  /**
+   * The application's message (outbound) or the peer's (inbound). An outbound layer may
+   * *replace* it (never mutate it: the application owns that object) to change what the
+   * attempts below it put on the wire — tracing adds `params._meta.traceparent` this
+   * way. Keep `method` and `id`: the wire id replaces the id per attempt anyway.
+   */
+  message: JSONRPCRequest | JSONRPCNotification;
   readonly method: string;
   /** The request id the application knows: its own (outbound) or the peer's (inbound). */
   readonly id: RequestId | undefined;
-  /** Send options the application passed (outbound). */
-  readonly options: TransportSendOptions | undefined;
+  /**
+   * Send options for the inner transport (outbound): the application's, which a layer
+   * may replace with a new object for the attempts below it (an Authorization header
+   * in `headers`, for instance).
+   */
+  options: TransportSendOptions | undefined;
   /** Extra info the inner transport attached (inbound). */
   readonly extra: MessageExtraInfo | undefined;
   readonly session: Session;
   /** `performance.now()` when the exchange began. */
   readonly startedAt: number;
-  /** Aborts when the exchange is cancelled or the transport closes (and, on a fork, by its own signal). */
-  readonly signal: AbortSignal;
+  // The AbortController is created only when a layer asks for `signal`: the core itself
+  // watches aborts through plain callbacks, which keeps an exchange cheap.
+  #controller: AbortController | undefined = undefined;
+  #abortReason: unknown = undefined;
+  #aborted = false;
+  #watchers: Array<(reason: unknown) => void> | undefined = undefined;
   /** The response, once `next()` resolved or a layer answered. */
   response: JSONRPCResponse | undefined = undefined;
   /** Extra info the inner transport attached to the response. */
@@ -87,7 +100,6 @@ export class Context {
   attempt = 0;
 
   readonly #shared: SharedExchange;
-  readonly #controller: AbortController;
 
   constructor(init: ContextInit, parent?: Context, signal?: AbortSignal) {
     this.direction = init.direction;
@@ -98,8 +110,6 @@ export class Context {
     this.options = init.options;
     this.extra = init.extra;
     this.session = init.session;
-    this.#controller = new AbortController();
-    this.signal = this.#controller.signal;
     if (parent === undefined) {
       this.startedAt = performance.now();
       this.#shared = new SharedExchange();
@@ -107,9 +117,32 @@ export class Context {
       this.startedAt = parent.startedAt;
       this.#shared = parent.#shared;
       this.attempt = parent.attempt;
-      link(parent.signal, this.#controller);
-      if (signal !== undefined) link(signal, this.#controller);
+      if (parent.#aborted) this._abort(parent.#abortReason);
+      else parent._watchAbort((reason) => this._abort(reason));
+      if (signal !== undefined) {
+        if (signal.aborted) this._abort(signal.reason);
+        else signal.addEventListener('abort', () => this._abort(signal.reason), { once: true });
+      }
     }
+  }
+
+  /** Aborts when the exchange is cancelled or the transport closes (and, on a fork, by its own signal). */
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort(this.#abortReason);
+    }
+    return this.#controller.signal;
+  }
+
+  /** True once the exchange (or this fork) was aborted; cheaper than `signal.aborted`. */
+  get aborted(): boolean {
+    return this.#aborted;
+  }
+
+  /** Why it was aborted (a typed error), once `aborted`. */
+  get abortReason(): unknown {
+    return this.#abortReason;
   }
 
   get events(): EventBus {
@@ -232,18 +265,26 @@ export class Context {
     for (const listener of set) listener(params);
   }
 
-  /** @internal The core aborts the exchange (cancel, close). */
-  _abort(reason: Error): void {
-    this.#controller.abort(reason);
+  /** @internal Calls `watcher` once if this context aborts; returns the function that stops watching. */
+  _watchAbort(watcher: (reason: unknown) => void): () => void {
+    const watchers = (this.#watchers ??= []);
+    watchers.push(watcher);
+    return () => {
+      const i = watchers.indexOf(watcher);
+      if (i !== -1) watchers.splice(i, 1);
+    };
   }
-}
 
-function link(source: AbortSignal, target: AbortController): void {
-  if (source.aborted) {
-    target.abort(source.reason);
-    return;
+  /** @internal The core aborts the exchange (cancel, close); forks follow. */
+  _abort(reason: unknown): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#abortReason = reason;
+    const watchers = this.#watchers;
+    this.#watchers = undefined;
+    if (watchers !== undefined) for (const watcher of watchers) watcher(reason);
+    this.#controller?.abort(reason);
   }
-  source.addEventListener('abort', () => target.abort(source.reason), { once: true });
 }
 
 function stringParam(params: JSONRPCParams | undefined, key: string): string | undefined {

@@ -137,16 +137,15 @@ export class InboundRequests {
     if (exchange.delivered) {
       return Promise.reject(new LayerFaultError(`next() was called twice for inbound ${ctx.method}; the application must see a request once`));
     }
-    if (ctx.signal.aborted) return Promise.reject(ctx.signal.reason);
+    if (ctx.aborted) return Promise.reject(ctx.abortReason);
     exchange.delivered = true;
     return new Promise<void>((resolve, reject) => {
-      const onAbort = () => {
+      const unwatch = ctx._watchAbort((reason) => {
         exchange.answer = undefined;
-        reject(ctx.signal.reason);
-      };
-      ctx.signal.addEventListener('abort', onAbort, { once: true });
+        reject(reason);
+      });
       exchange.answer = (response, options) => {
-        ctx.signal.removeEventListener('abort', onAbort);
+        unwatch();
         exchange.appOptions = options;
         ctx.response = response;
         resolve();
@@ -172,7 +171,7 @@ export class InboundRequests {
 
   #fail(exchange: Exchange, error: unknown): void {
     if (exchange.ended) return;
-    if (exchange.cancelled || (error instanceof CancelledError && exchange.ctx.signal.aborted)) return this.#end(exchange);
+    if (exchange.cancelled || (error instanceof CancelledError && exchange.ctx.aborted)) return this.#end(exchange);
     if (error instanceof ConnectionClosedError && this.#port.session.closed) return this.#end(exchange);
     const response: JSONRPCResponse = { jsonrpc: '2.0', id: exchange.peerId, error: toErrorObject(error, 0) };
     this.#write(exchange, response, { relatedRequestId: exchange.peerId });

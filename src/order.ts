@@ -47,6 +47,15 @@ export class Order {
     return slot;
   }
 
+  /**
+   * True when `slot` may go right now (first in line, or out of the line already). The
+   * caller then sends its message itself and calls `release(slot)`, which lets the
+   * ones behind it go: the common path without a closure.
+   */
+  isNext(slot: Slot): boolean {
+    return slot.state === DETACHED || slot.state === RELEASED || (slot.state === PENDING && this.#queue[this.#head] === slot);
+  }
+
   /** The slot's message is ready to go on; runs now or when its turn comes. */
   deliver(slot: Slot, run: Run): void {
     if (slot.state === DETACHED || slot.state === RELEASED) {

@@ -42,16 +42,26 @@ interface Exchange {
   readonly ctx: Context;
   readonly appId: RequestId;
   readonly progressToken: unknown;
+  /** The options the application passed (layers may replace `ctx.options` for the wire). */
+  readonly appOptions: TransportSendOptions | undefined;
   /** Resolves the application's `send()`: first write done, or the exchange ended. */
   readonly accept: () => void;
   settled: boolean;
   /** Why it ends without a response: cancelled by the application or the peer. */
   silentEnd: 'application' | 'peer' | undefined;
+  /** The application's own `notifications/cancelled`, re-addressed to each live wire id. */
+  appCancel: AppCancel | undefined;
   /** Order slots of responses that arrived and are held by the layers. */
   slots: Slot[];
   /** The request's place in the outbound order, until its first attempt is written. */
   writeSlot: Slot | undefined;
   detachRequestSignal: (() => void) | undefined;
+}
+
+/** A `notifications/cancelled` the application sent, with its send options. */
+export interface AppCancel {
+  readonly message: JSONRPCNotification;
+  readonly options: TransportSendOptions | undefined;
 }
 
 /** One attempt on the wire. */
@@ -102,9 +112,11 @@ export class OutboundRequests {
       ctx,
       appId,
       progressToken,
+      appOptions: options,
       accept,
       settled: false,
       silentEnd: undefined,
+      appCancel: undefined,
       slots: [],
       writeSlot: this.#port.outbound.admit(),
       detachRequestSignal: undefined,
@@ -134,10 +146,11 @@ export class OutboundRequests {
    * `notifications/cancelled`, translated to every live wire id) or the peer did.
    * Returns false when no such exchange is pending.
    */
-  cancel(appId: RequestId, by: 'application' | 'peer', reason: string | undefined): boolean {
+  cancel(appId: RequestId, by: 'application' | 'peer', reason: string | undefined, appCancel?: AppCancel): boolean {
     const exchange = this.#byAppId.get(appId);
     if (exchange === undefined || exchange.settled) return false;
     exchange.silentEnd = by;
+    exchange.appCancel = appCancel;
     this.#port.session.events.emit('cancelled', { ctx: exchange.ctx, by, reason });
     // Aborting the context abandons every live attempt, which tells the peer (invariant 4).
     exchange.ctx._abort(new CancelledError(reason === undefined ? `Request cancelled by the ${by}` : `Request cancelled by the ${by}: ${reason}`));
@@ -212,7 +225,7 @@ export class OutboundRequests {
     if (exchange === undefined || exchange.settled) {
       return Promise.reject(new CancelledError('The exchange already ended; no further attempts are made', { reason: 'exchange-ended' }));
     }
-    if (ctx.signal.aborted) return Promise.reject(ctx.signal.reason);
+    if (ctx.aborted) return Promise.reject(ctx.abortReason);
     if (this.#port.session.closed) {
       return Promise.reject(new ConnectionClosedError('Connection closed before the request was sent', { neverSent: true }));
     }
@@ -233,14 +246,12 @@ export class OutboundRequests {
         cleanup: noop,
       };
       this.#byWireId.set(wireId, attempt);
-      const onAbort = () => this.#abandon(attempt, ctx.signal.reason);
-      ctx.signal.addEventListener('abort', onAbort, { once: true });
-      attempt.cleanup = () => ctx.signal.removeEventListener('abort', onAbort);
+      attempt.cleanup = ctx._watchAbort((reason) => this.#abandon(attempt, reason));
       const events = this.#port.session.events;
       if (events.has('attempt')) events.emit('attempt', { ctx, attempt: attemptNo, wireId });
 
       const wire: JSONRPCRequest = { ...ctx._wireMessage(), id: wireId } as JSONRPCRequest;
-      const options = this.#attemptOptions(exchange, attempt);
+      const options = this.#attemptOptions(attempt);
       attempt.writeStarted = true;
       // The first attempt keeps the application's send() order; retries go when they are due.
       const slot = exchange.writeSlot;
@@ -265,8 +276,8 @@ export class OutboundRequests {
     });
   };
 
-  #attemptOptions(exchange: Exchange, attempt: Attempt): TransportSendOptions | undefined {
-    const app = exchange.ctx.options;
+  #attemptOptions(attempt: Attempt): TransportSendOptions | undefined {
+    const app = attempt.ctx.options;
     const perRequest = this.#port.session.hasPerRequestStream;
     if (app === undefined && !perRequest) return undefined;
     const options: TransportSendOptions = { ...app };
@@ -310,15 +321,16 @@ export class OutboundRequests {
     // MCP forbids cancelling initialize; a 2026-era per-request stream is cancelled by closing it.
     if (ctx.method === 'initialize' || (attempt.requestController !== undefined && this.#port.cancelsByClosingStream())) return;
     const text = reason instanceof Error ? reason.message : String(reason);
-    const cancel: JSONRPCNotification = {
-      jsonrpc: '2.0',
-      method: CANCELLED,
-      params: { requestId: attempt.wireId, reason: text },
-    };
+    // The application's own cancel reaches the peer as written (reason, _meta...), only re-addressed.
+    const appCancel = attempt.exchange.appCancel;
+    const cancel: JSONRPCNotification =
+      appCancel === undefined
+        ? { jsonrpc: '2.0', method: CANCELLED, params: { requestId: attempt.wireId, reason: text } }
+        : { ...appCancel.message, params: { ...appCancel.message.params, requestId: attempt.wireId } };
     const related = ctx.options?.relatedRequestId;
     let written: Promise<void>;
     try {
-      written = this.#port.write(cancel, related === undefined ? undefined : { relatedRequestId: related });
+      written = this.#port.write(cancel, appCancel?.options ?? (related === undefined ? undefined : { relatedRequestId: related }));
     } catch (error) {
       written = Promise.reject(error);
     }
@@ -348,7 +360,7 @@ export class OutboundRequests {
   #fail(exchange: Exchange, error: unknown): void {
     if (exchange.settled) return;
     this.#settle(exchange);
-    const options = exchange.ctx.options;
+    const options = exchange.appOptions;
     if (error instanceof TransportError && error.reason === 'stream-ended' && options?.onRequestStreamEnd !== undefined) {
       // The application reads the end of a per-request stream as the outcome (subscriptions/listen).
       this.#releaseSlots(exchange);
@@ -391,7 +403,7 @@ export class OutboundRequests {
     if (exchange.progressToken !== undefined && this.#byProgressToken.get(exchange.progressToken) === exchange.ctx) {
       this.#byProgressToken.delete(exchange.progressToken);
     }
-    exchange.detachRequestSignal?.();
+    if (exchange.detachRequestSignal !== undefined) exchange.detachRequestSignal();
     if (exchange.writeSlot !== undefined) {
       this.#port.outbound.release(exchange.writeSlot);
       exchange.writeSlot = undefined;

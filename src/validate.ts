@@ -4,7 +4,6 @@
  * pass on; MCP-level validation stays with the SDK, so the stack stays transparent.
  */
 import type {
-  JSONRPCMessage,
   JSONRPCNotification,
   JSONRPCRequest,
   JSONRPCResponse,
@@ -21,7 +20,11 @@ export type Classified =
 /** How deep `__proto__` keys are searched for; deeper structures are rejected as too deep. */
 const MAX_DEPTH = 64;
 
-export function classify(value: unknown): Classified {
+/**
+ * `deep` (the default, for the peer's bytes) also searches the whole message for
+ * `__proto__` keys; the application's own messages get the shallow checks only.
+ */
+export function classify(value: unknown, deep = true): Classified {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return invalid(`expected a JSON-RPC 2.0 message object, got ${kindOf(value)}`);
   }
@@ -35,7 +38,7 @@ export function classify(value: unknown): Classified {
   if (hasId && id === undefined) {
     return invalid(`"id" must be a string or a finite number, got ${kindOf(rawId, true)}`);
   }
-  const poisoned = findProtoKey(message);
+  const poisoned = deep ? findProtoKey(message) : undefined;
   if (poisoned !== undefined) return invalid(`contains a forbidden "__proto__" key at ${poisoned}`, id);
 
   if ('method' in message) {
@@ -70,11 +73,6 @@ export function classify(value: unknown): Classified {
     return invalid('"error" must be an object with an integer "code" and a string "message"', undefined);
   }
   return { kind: 'response', message: message as unknown as JSONRPCResponse };
-}
-
-/** Classifies what the application hands to `send()`; it must be a well-formed message. */
-export function classifyOwn(message: JSONRPCMessage): Classified {
-  return classify(message);
 }
 
 function invalid(problem: string, id?: RequestId): Classified {

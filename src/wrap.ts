@@ -134,18 +134,21 @@ export class LayeredTransport implements Transport {
       inbound: this.#inOrder,
       outbound: this.#outOrder,
       write: (message, sendOptions) => this.#write(message, sendOptions),
-      writeInOrder: (slot, message, sendOptions) =>
-        new Promise<void>((resolve, reject) => {
-          this.#outOrder.deliver(slot, () => {
-            let written: Promise<void>;
-            try {
-              written = this.#write(message, sendOptions);
-            } catch (error) {
-              written = Promise.reject(error);
-            }
-            written.then(resolve, reject);
-          });
-        }),
+      writeInOrder: (slot, message, sendOptions) => {
+        const write = () => {
+          try {
+            return this.#write(message, sendOptions);
+          } catch (error) {
+            return Promise.reject(error);
+          }
+        };
+        if (this.#outOrder.isNext(slot)) {
+          const written = write();
+          this.#outOrder.release(slot);
+          return written;
+        }
+        return new Promise<void>((resolve, reject) => this.#outOrder.deliver(slot, () => write().then(resolve, reject)));
+      },
       deliver: (message, extra) => this.#deliver(message, extra),
       report: (error) => this.#report(error),
       cancelsByClosingStream: () =>
@@ -205,9 +208,13 @@ export class LayeredTransport implements Transport {
     await this.inner.start();
   }
 
-  async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
-    if (this.#state.closed) throw new ConnectionClosedError(`${this.name}: cannot send ${describeMessage(message)}: the transport is closed`, { neverSent: true });
-    const classified = classify(message);
+  // Not `async`: the hot path returns the exchange's own promise instead of wrapping it.
+  send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
+    if (this.#state.closed) {
+      return Promise.reject(new ConnectionClosedError(`${this.name}: cannot send ${describeMessage(message)}: the transport is closed`, { neverSent: true }));
+    }
+    // The application's own messages are trusted not to smuggle __proto__ keys: shallow check only.
+    const classified = classify(message, false);
     switch (classified.kind) {
       case 'request':
         this.#noteRole(classified.message.method, 'client');
@@ -218,7 +225,7 @@ export class LayeredTransport implements Transport {
         this.#noteOwnResponse(classified.message);
         return this.#inbound.respond(classified.message, options);
       case 'invalid':
-        throw new InvalidMessageError(`${this.name}: the application tried to send an invalid message: ${classified.problem}`, 'outbound');
+        return Promise.reject(new InvalidMessageError(`${this.name}: the application tried to send an invalid message: ${classified.problem}`, 'outbound'));
     }
   }
 
@@ -257,7 +264,7 @@ export class LayeredTransport implements Transport {
       const requestId = message.params?.['requestId'] as RequestId | undefined;
       const reason = message.params?.['reason'];
       // Translated: the peer never saw the application's id; every live wire id is cancelled instead.
-      if (requestId !== undefined && this.#outbound.cancel(requestId, 'application', typeof reason === 'string' ? reason : undefined)) {
+      if (requestId !== undefined && this.#outbound.cancel(requestId, 'application', typeof reason === 'string' ? reason : undefined, { message, options })) {
         return Promise.resolve();
       }
       // A cancel for a request that already ended (a race the SDK allows) has nothing to say to the peer.
@@ -278,6 +285,11 @@ export class LayeredTransport implements Transport {
   }
 
   #onInnerMessage(message: unknown, extra: MessageExtraInfo | undefined): void {
+    if (this.#state.closed) {
+      // Nothing can be answered or delivered any more; a buggy transport must not revive the session.
+      this.#report(new ConnectionClosedError(`${this.name}: dropped a message that arrived after the transport closed`));
+      return;
+    }
     // Never throw into the inner transport's callback: whatever happens is reported.
     try {
       if (Array.isArray(message)) {

@@ -11,9 +11,12 @@ export class ScriptedPeer implements Transport {
   onmessage?: (message: JSONRPCMessage, extra?: MessageExtraInfo) => void;
   onerror?: (error: Error) => void;
   onclose?: () => void;
+  onconnectionlost?: (error: Error) => void;
   /** Everything that reached the wire, in order. */
   readonly wire: JSONRPCMessage[] = [];
   readonly sendOptions: Array<TransportSendOptions | undefined> = [];
+  /** Messages whose send() was made to fail. */
+  readonly failedWrites: JSONRPCMessage[] = [];
   /** How many of the next sends reject (before anything is written). */
   failSends = 0;
   closed = false;
@@ -27,6 +30,7 @@ export class ScriptedPeer implements Transport {
     if (this.closed) throw new Error('Not connected');
     if (this.failSends > 0) {
       this.failSends--;
+      this.failedWrites.push(message);
       throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
     }
     this.wire.push(message);

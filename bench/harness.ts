@@ -1,0 +1,75 @@
+/**
+ * A small benchmark harness. Variants of one scenario are measured in interleaved
+ * rounds (A B C A B C ...) in the same process, so drift and warm-up hit them alike,
+ * and reported as the median of their rounds and as a ratio to the first (the bare
+ * transport). Speed is only ever measured here, never asserted in unit tests.
+ */
+
+export interface Variant {
+  name: string;
+  /** Sets up a fresh instance; returns the per-exchange function and a cleanup. */
+  setup(): Promise<{ exchange(i: number): Promise<void>; close(): Promise<void> }>;
+}
+
+export interface Result {
+  name: string;
+  exchangesPerSecond: number;
+  microsPerExchange: number;
+  ratioToBare: number;
+}
+
+declare const gc: (() => void) | undefined;
+
+const median = (values: number[]) => {
+  const sorted = values.toSorted((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] as number;
+};
+
+/** Runs `count` exchanges, `concurrency` at a time; returns elapsed milliseconds. */
+async function timeRun(exchange: (i: number) => Promise<void>, count: number, concurrency: number): Promise<number> {
+  let next = 0;
+  const worker = async () => {
+    while (next < count) await exchange(next++);
+  };
+  const start = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return performance.now() - start;
+}
+
+export async function compare(
+  variants: Variant[],
+  { count = 20_000, rounds = 7, concurrency = 1, warmup = 2_000 } = {},
+): Promise<Result[]> {
+  const instances = await Promise.all(variants.map((v) => v.setup()));
+  for (const instance of instances) await timeRun(instance.exchange, warmup, concurrency);
+  const times: number[][] = variants.map(() => []);
+  for (let round = 0; round < rounds; round++) {
+    for (const [i, instance] of instances.entries()) {
+      if (typeof gc === 'function') gc();
+      times[i]?.push(await timeRun(instance.exchange, count, concurrency));
+    }
+  }
+  for (const instance of instances) await instance.close();
+  const medians = times.map(median);
+  const bare = medians[0] as number;
+  return variants.map((v, i) => {
+    const ms = medians[i] as number;
+    return {
+      name: v.name,
+      exchangesPerSecond: Math.round((count / ms) * 1000),
+      microsPerExchange: (ms * 1000) / count,
+      ratioToBare: bare / ms,
+    };
+  });
+}
+
+export function table(title: string, results: Result[]): string {
+  const lines = [
+    `### ${title}`,
+    '',
+    '| variant | exchanges/s | µs/exchange | vs bare |',
+    '| --- | ---: | ---: | ---: |',
+    ...results.map((r) => `| ${r.name} | ${r.exchangesPerSecond.toLocaleString('en-US')} | ${r.microsPerExchange.toFixed(2)} | ${(r.ratioToBare * 100).toFixed(1)} % |`),
+  ];
+  return lines.join('\n');
+}

@@ -1,0 +1,30 @@
+/**
+ * npm run bench — every benchmark, each variant as a ratio to the bare transport
+ * measured in the same run. Results are printed as Markdown tables (docs/benchmarks.md
+ * records a run). Set BENCH_QUICK=1 for a fast smoke run.
+ */
+import { coreVariants, rawVariant, sdkVariant } from './core.ts';
+import { compare, type Result, table } from './harness.ts';
+
+const quick = process.env['BENCH_QUICK'] === '1';
+const scale = (n: number) => (quick ? Math.ceil(n / 20) : n);
+
+function perLayerCost(results: Result[]): string {
+  const [, empty, five] = results;
+  if (!empty || !five) return '';
+  const cost = (five.microsPerExchange - empty.microsPerExchange) / 5;
+  return `\nPer pass-through layer: ${cost.toFixed(3)} µs per exchange.`;
+}
+
+const sections: string[] = [];
+const run = async (title: string, results: Promise<Result[]>, extra?: (r: Result[]) => string) => {
+  const r = await results;
+  const text = table(title, r) + (extra ? extra(r) : '');
+  console.log(`${text}\n`);
+  sections.push(text);
+};
+
+console.log(`node ${process.version}, ${new Date().toISOString()}${quick ? ' (quick)' : ''}\n`);
+await run('Core: raw JSON-RPC over InMemoryTransport, 1 in flight', compare(coreVariants(rawVariant), { count: scale(50_000), concurrency: 1 }), perLayerCost);
+await run('Core: raw JSON-RPC over InMemoryTransport, 32 in flight', compare(coreVariants(rawVariant), { count: scale(50_000), concurrency: 32 }), perLayerCost);
+await run('Core: SDK Client → McpServer tools/call over InMemoryTransport', compare(coreVariants(sdkVariant), { count: scale(10_000) }), perLayerCost);
