@@ -5,6 +5,7 @@
  */
 import { coreVariants, rawVariant, sdkVariant } from './core.ts';
 import { compare, type Result, table } from './harness.ts';
+import { observabilityVariants, startTracingSdk } from './observability.ts';
 
 const quick = process.env['BENCH_QUICK'] === '1';
 const scale = (n: number) => (quick ? Math.ceil(n / 20) : n);
@@ -28,3 +29,8 @@ console.log(`node ${process.version}, ${new Date().toISOString()}${quick ? ' (qu
 await run('Core: raw JSON-RPC over InMemoryTransport, 1 in flight', compare(coreVariants(rawVariant), { count: scale(50_000), concurrency: 1 }), perLayerCost);
 await run('Core: raw JSON-RPC over InMemoryTransport, 32 in flight', compare(coreVariants(rawVariant), { count: scale(50_000), concurrency: 32 }), perLayerCost);
 await run('Core: SDK Client → McpServer tools/call over InMemoryTransport', compare(coreVariants(sdkVariant), { count: scale(10_000) }), perLayerCost);
+
+// Last: the OpenTelemetry SDK installs a global context manager that every later run would pay for.
+const otel = startTracingSdk();
+await run('Observability: SDK Client → McpServer tools/call, client side wrapped', compare(observabilityVariants(), { count: scale(5_000) }));
+await otel.shutdown();

@@ -136,10 +136,13 @@ export function logging(options: LoggingOptions): Layer {
 
   const enabled = (level: string | false): level is string => level !== false && (logger.isLevelEnabled?.(level) ?? true);
 
+  /** Payloads already redacted as they were added to a record. */
+  const clean = new WeakSet<object>();
+
   /** The only way out: every record is redacted here, before the logger sees it. */
   function emit(record: LogRecord): void {
     try {
-      logger.log(redactor.redact(record) as LogRecord);
+      logger.log(redactor.redactRecord(record, clean));
     } catch {
       // A broken logger must not break the message path (and has nowhere to report).
     }
@@ -149,8 +152,11 @@ export function logging(options: LoggingOptions): Layer {
   function payload(value: unknown): unknown {
     const redacted = redactor.redact(value);
     const text = JSON.stringify(redacted);
-    if (text === undefined || text.length <= maxPayload) return redacted;
-    return `${text.slice(0, maxPayload)}… (${text.length - maxPayload} more characters)`;
+    if (text === undefined || text.length <= maxPayload) {
+      if (typeof redacted === 'object' && redacted !== null) clean.add(redacted);
+      return redacted;
+    }
+    return redactor.text(`${text.slice(0, maxPayload)}… (${text.length - maxPayload} more characters)`);
   }
 
   /** Fields that place a record in its exchange. */

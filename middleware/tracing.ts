@@ -212,23 +212,25 @@ export function tracing(options: TracingOptions = {}): Layer {
       span.end();
       return;
     }
+    const attributes: Attributes = {};
     const { sessionId, protocolVersion } = ctx.session;
     // initialize learns both only from its own response.
-    if (sessionId !== undefined) span.setAttribute(SemConv.MCP_SESSION_ID, sessionId);
-    if (protocolVersion !== undefined) span.setAttribute(SemConv.MCP_PROTOCOL_VERSION, protocolVersion);
-    if (ctx.direction === 'outbound' && ctx.kind === 'request') span.setAttribute('mcp_layers.attempts', ctx.attempts);
+    if (sessionId !== undefined) attributes[SemConv.MCP_SESSION_ID] = sessionId;
+    if (protocolVersion !== undefined) attributes[SemConv.MCP_PROTOCOL_VERSION] = protocolVersion;
+    if (ctx.direction === 'outbound' && ctx.kind === 'request') attributes['mcp_layers.attempts'] = ctx.attempts;
     const outcome = exchangeOutcome(ctx, failed, failure);
     if (outcome.errorType !== undefined) {
-      span.setAttribute(SemConv.ERROR_TYPE, outcome.errorType);
-      if (outcome.statusCode !== undefined) span.setAttribute(SemConv.RPC_RESPONSE_STATUS_CODE, outcome.statusCode);
+      attributes[SemConv.ERROR_TYPE] = outcome.errorType;
+      if (outcome.statusCode !== undefined) attributes[SemConv.RPC_RESPONSE_STATUS_CODE] = outcome.statusCode;
       if (outcome.error !== undefined) {
-        span.setAttribute('mcp_layers.error.layer', outcome.error.layer);
-        span.setAttribute('mcp_layers.error.reason', outcome.error.reason);
+        attributes['mcp_layers.error.layer'] = outcome.error.layer;
+        attributes['mcp_layers.error.reason'] = outcome.error.reason;
       }
       span.setStatus({ code: api.SpanStatusCode.ERROR, ...(outcome.message === undefined ? {} : { message: redactor.text(outcome.message) }) });
     } else if (captureResults && ctx.method === 'tools/call' && ctx.response !== undefined && 'result' in ctx.response) {
-      span.setAttribute(SemConv.GEN_AI_TOOL_CALL_RESULT, capture(ctx.response.result));
+      attributes[SemConv.GEN_AI_TOOL_CALL_RESULT] = capture(ctx.response.result);
     }
+    span.setAttributes(attributes);
     span.end();
   }
 

@@ -88,6 +88,24 @@ export class Redactor {
     return this.#copy(value, this.#paths.length === 0 ? undefined : [], 0, new WeakSet());
   }
 
+  /**
+   * Redacts a flat record in place, cheaply: strings are scrubbed, structures are
+   * replaced by redacted copies unless `clean` says they already are, and top-level
+   * keys named like secrets lose their values. For log records built by this library,
+   * whose payloads were redacted as they were added.
+   */
+  redactRecord<T extends Record<string, unknown>>(record: T, clean?: WeakSet<object>): T {
+    const out = record as Record<string, unknown>;
+    for (const key in out) {
+      const value = out[key];
+      if (this.#keys.has(normalize(key))) out[key] = REDACTED;
+      else if (typeof value === 'string') out[key] = this.text(value);
+      else if (typeof value === 'object' && value !== null && clean?.has(value) !== true) out[key] = this.redact(value);
+    }
+    if (this.#paths.length > 0) return this.redact(out) as T;
+    return record;
+  }
+
   /** `text` with every secret-looking substring replaced. */
   text(text: string): string {
     let out = text;
@@ -127,8 +145,16 @@ export class Redactor {
   }
 }
 
+const normalized = new Map<string, string>();
+
+/** Lowercase, without `-` and `_`; memoized for the few hundred key names records use. */
 function normalize(key: string): string {
-  return key.toLowerCase().replace(/[-_]/g, '');
+  let out = normalized.get(key);
+  if (out === undefined) {
+    out = key.toLowerCase().replace(/[-_]/g, '');
+    if (normalized.size < 4096) normalized.set(key, out);
+  }
+  return out;
 }
 
 /** Own entries of plain objects; `Headers` and `Map` contribute theirs. */
