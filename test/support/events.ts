@@ -7,9 +7,14 @@ import type { LayerEvents } from '../../src/events.ts';
 
 export type EveryEvent = { [K in keyof LayerEvents]: LayerEvents[K] };
 
-/** A sample of every event type; `ctx` is a live exchange's context. The mapped type makes a new event type a compile error here until it is added. */
+/**
+ * A sample of every event type; `ctx` is a live exchange's context. `satisfies` makes a new
+ * event type a compile error here until it is added. Samples also carry the fields the
+ * resilience layers add to their events (`error`, `serverDirected`...), so they read the
+ * same before and after those layers' declarations land.
+ */
 export function everyEvent(ctx: Context): EveryEvent {
-  return {
+  const events = {
     attempt: { ctx, attempt: 1, wireId: 41 },
     'cancel-sent': { ctx, wireId: 41, reason: 'attempt timed out' },
     cancelled: { ctx, by: 'application', reason: 'user aborted' },
@@ -18,17 +23,17 @@ export function everyEvent(ctx: Context): EveryEvent {
     'protocol-version': { version: '2025-11-25' },
     start: { name: 'client' },
     close: { name: 'client', pending: 0 },
-    retry: { ctx, attempt: 2, delayMs: 100, reason: 'http-503' },
-    'retry-budget-exhausted': { ctx, reason: 'budget' },
-    'give-up': { ctx, attempts: 3, reason: 'retries-exhausted' },
-    timeout: { ctx, scope: 'attempt', ms: 250 },
-    'breaker-state': { key: 'upstream', from: 'closed', to: 'open' },
-    'breaker-rejected': { ctx, key: 'upstream' },
+    retry: { ctx, attempt: 2, delayMs: 100, reason: 'http-503', serverDirected: false, error: new Error('HTTP 503 from upstream') },
+    'retry-budget-exhausted': { ctx, attempt: 2, reason: 'budget' },
+    'give-up': { ctx, attempts: 3, reason: 'retries-exhausted', error: new Error('HTTP 503 from upstream') },
+    timeout: { ctx, scope: 'attempt', ms: 250, attempt: 1 },
+    'breaker-state': { key: 'upstream', from: 'closed', to: 'open', reason: 'failure-rate' },
+    'breaker-rejected': { ctx, key: 'upstream', state: 'open', retryAfterMs: 1000 },
     shed: { ctx, reason: 'queue-full', inFlight: 8, queued: 16 },
-    queued: { ctx, queued: 3 },
+    queued: { ctx, queued: 3, inFlight: 8 },
     hedge: { ctx, attempt: 2, delayMs: 50 },
     'hedge-outcome': { ctx, winner: 2, cancelled: 1 },
-    chaos: { ctx, fault: 'latency' },
+    chaos: { ctx, fault: 'latency', delayMs: 100 },
     reconnect: { attempt: 1, delayMs: 500, outcome: 'scheduled' },
     connection: { state: 'open', transport: 'ws' },
     heartbeat: { outcome: 'ok', rttMs: 12 },
@@ -36,7 +41,8 @@ export function everyEvent(ctx: Context): EveryEvent {
     'batch-flushed': { size: 4, bytes: 900 },
     'bytes-compressed': { encoding: 'gzip', direction: 'outbound', before: 1000, after: 300 },
     wire: { direction: 'outbound', bytes: 300, encoding: 'gzip' },
-  };
+  } satisfies Record<keyof LayerEvents, object>;
+  return events as unknown as EveryEvent;
 }
 
 /** Emits every event on the exchange's bus. */
