@@ -17,7 +17,7 @@ export {
   type ExchangeOutcome,
   exchangeOutcome,
   type NetworkInfo,
-  type Outcome,
+  type OutcomeKind,
   SemConv,
   TRACE_STATE,
   type TraceIds,

@@ -46,11 +46,12 @@ export const TOOL_ERROR = 'tool_error';
 /** `error.type` when the application or the peer cancelled the request. */
 export const CANCELLED_ERROR = 'cancelled';
 
-export type Outcome = 'ok' | 'error' | 'tool_error' | 'cancelled';
+/** How an exchange ended, as logs and dashboards name it. */
+export type OutcomeKind = 'ok' | 'error' | 'tool_error' | 'cancelled';
 
 /** How an exchange ended, in the terms every observability layer reports. */
 export interface ExchangeOutcome {
-  outcome: Outcome;
+  outcome: OutcomeKind;
   /** Semconv `error.type`: the JSON-RPC code as a string, `tool_error` or `cancelled`; absent on success. */
   errorType: string | undefined;
   /** Semconv `rpc.response.status_code`: the JSON-RPC error code of the response, when there was one. */

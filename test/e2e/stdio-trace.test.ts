@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tracing } from '../../middleware/tracing.ts';
 import type { Middleware } from '../../src/layer.ts';
 import { wrap } from '../../src/wrap.ts';
+import { publish } from '../support/events.ts';
 import { type OtelHarness, startOtel } from '../support/otel.ts';
 import type { SpanRecord } from '../support/traced-stdio-server.ts';
 
@@ -29,7 +30,7 @@ const retryToolErrors: Middleware = async (ctx, next) => {
   await next();
   const response = ctx.response;
   if (ctx.method === 'tools/call' && ctx.idempotent && response !== undefined && 'result' in response && response.result['isError'] === true) {
-    ctx.events.emit('retry', { ctx, attempt: ctx.attempts + 1, delayMs: 0, reason: 'tool_error' });
+    publish(ctx, 'retry', { attempt: ctx.attempts + 1, delayMs: 0, reason: 'tool_error' });
     await next();
   }
 };

@@ -13,7 +13,7 @@ import type { LayerEvents } from '../../src/events.ts';
 import type { JSONRPCMessage, JSONRPCRequest } from '../../src/jsonrpc.ts';
 import type { Middleware } from '../../src/layer.ts';
 import { wrap } from '../../src/wrap.ts';
-import { emitEveryEvent, everyEvent } from '../support/events.ts';
+import { emitEveryEvent, everyEvent, publish } from '../support/events.ts';
 import { captureLogger } from '../support/log-capture.ts';
 import { connectPair, type Pair } from '../support/mcp-pair.ts';
 import { type OtelHarness, startOtel } from '../support/otel.ts';
@@ -137,11 +137,11 @@ describe('logging: one record per exchange', () => {
 describe('logging: one record per event', () => {
   it('writes a record for every event the core and the layers publish', async () => {
     const log = captureLogger('silly');
-    const publish: Middleware = async (ctx, next) => {
+    const publisher: Middleware = async (ctx, next) => {
       if (ctx.method === 'ping') emitEveryEvent(ctx);
       await next();
     };
-    pair = await connectPair([logging({ logger: log.logger }), publish], []);
+    pair = await connectPair([logging({ logger: log.logger }), publisher], []);
     await pair.client.ping();
     await pair.close();
     pair = undefined;
@@ -160,12 +160,12 @@ describe('logging: one record per event', () => {
 
   it('lets levels be changed or silenced per record', async () => {
     const log = captureLogger('info');
-    const publish: Middleware = async (ctx, next) => {
-      ctx.events.emit('retry', { ctx, attempt: 2, delayMs: 1, reason: 'x' });
-      ctx.events.emit('hedge', { ctx, attempt: 2, delayMs: 1 });
+    const publisher: Middleware = async (ctx, next) => {
+      publish(ctx, 'retry', { attempt: 2, delayMs: 1, reason: 'x' });
+      publish(ctx, 'hedge', { attempt: 2, delayMs: 1 });
       await next();
     };
-    pair = await connectPair([logging({ logger: log.logger, levels: { retry: 'error', hedge: false, notification: 'info' } }), publish], []);
+    pair = await connectPair([logging({ logger: log.logger, levels: { retry: 'error', hedge: false, notification: 'info' } }), publisher], []);
     await pair.client.ping();
     await settle();
     const records = log.records();

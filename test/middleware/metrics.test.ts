@@ -226,11 +226,11 @@ describe('metrics: exemplars', () => {
 describe('metrics: every event the layers publish', () => {
   it('shows up in a metric family', async () => {
     const registry = new Registry();
-    const publish: Middleware = async (ctx, next) => {
+    const publisher: Middleware = async (ctx, next) => {
       if (ctx.method === 'tools/call') emitEveryEvent(ctx);
       await next();
     };
-    const transport = await answeringPeer([metrics({ registry }), publish]);
+    const transport = await answeringPeer([metrics({ registry }), publisher]);
     await transport.send({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'search' } });
     await new Promise((resolve) => setImmediate(resolve));
     const s = await scrape(registry);

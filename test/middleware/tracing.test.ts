@@ -12,6 +12,7 @@ import { InvalidOptionError, TimeoutError } from '../../src/errors.ts';
 import type { JSONRPCMessage, JSONRPCRequest } from '../../src/jsonrpc.ts';
 import type { Middleware } from '../../src/layer.ts';
 import { wrap } from '../../src/wrap.ts';
+import { publish } from '../support/events.ts';
 import { connectPair, type Pair } from '../support/mcp-pair.ts';
 import { type OtelHarness, startOtel } from '../support/otel.ts';
 
@@ -301,7 +302,7 @@ describe('tracing: attempts and resilience events under the exchange span', () =
     const again: Middleware = async (ctx, next) => {
       if (ctx.method !== 'tools/call') return next();
       await next();
-      ctx.events.emit('retry', { ctx, attempt: 2, delayMs: 0, reason: 'test' });
+      publish(ctx, 'retry', { attempt: 2, delayMs: 0, reason: 'test' });
       await next();
     };
     pair = await connectPair([tracing(), again], [tracing()], { client: { idempotentTools: ['echo'] } });
@@ -318,20 +319,20 @@ describe('tracing: attempts and resilience events under the exchange span', () =
   });
 
   it('records timeouts, hedges, breaker rejections, shedding and chaos published by other layers', async () => {
-    const publish: Middleware = async (ctx, next) => {
+    const publisher: Middleware = async (ctx, next) => {
       if (ctx.method === 'ping') {
-        ctx.events.emit('timeout', { ctx, scope: 'attempt', ms: 50 });
-        ctx.events.emit('hedge', { ctx, attempt: 2, delayMs: 20 });
-        ctx.events.emit('hedge-outcome', { ctx, winner: 2, cancelled: 1 });
-        ctx.events.emit('breaker-rejected', { ctx, key: 'upstream' });
-        ctx.events.emit('shed', { ctx, reason: 'queue-full', inFlight: 8, queued: 16 });
-        ctx.events.emit('chaos', { ctx, fault: 'latency' });
-        ctx.events.emit('give-up', { ctx, attempts: 3, reason: 'retries exhausted: Bearer abc.def' });
-        ctx.events.emit('breaker-state', { key: 'upstream', from: 'closed', to: 'open' });
+        publish(ctx, 'timeout', { scope: 'attempt', ms: 50 });
+        publish(ctx, 'hedge', { attempt: 2, delayMs: 20 });
+        publish(ctx, 'hedge-outcome', { winner: 2, cancelled: 1 });
+        publish(ctx, 'breaker-rejected', { key: 'upstream' });
+        publish(ctx, 'shed', { reason: 'queue-full', inFlight: 8, queued: 16 });
+        publish(ctx, 'chaos', { fault: 'latency' });
+        publish(ctx, 'give-up', { attempts: 3, reason: 'retries exhausted: Bearer abc.def' });
+        publish(ctx, 'breaker-state', { key: 'upstream', from: 'closed', to: 'open' });
       }
       await next();
     };
-    pair = await connectPair([tracing(), publish], []);
+    pair = await connectPair([tracing(), publisher], []);
     await pair.client.ping();
     const span = find('ping', SpanKind.CLIENT);
     expect(span.events.map((e) => e.name)).toEqual([
@@ -356,7 +357,7 @@ describe('tracing: attempts and resilience events under the exchange span', () =
     expect(before).toBeGreaterThan(0);
     const span = find('ping', SpanKind.CLIENT);
     const events = pair.clientTransport.events;
-    events.emit('timeout', { ctx: undefined as never, scope: 'total', ms: 1 });
+    events.emit('timeout', { ctx: undefined, scope: 'total', ms: 1 } as never);
     await pair.close();
     pair = undefined;
     expect(span.events.map((e) => e.name)).toEqual(['mcp_layers.attempt']);

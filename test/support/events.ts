@@ -50,3 +50,11 @@ export function emitEveryEvent(ctx: Context): void {
   const events = everyEvent(ctx);
   for (const type of Object.keys(events) as Array<keyof LayerEvents>) ctx.events.emit(type, events[type] as never);
 }
+
+/**
+ * Publishes one event of `type` on the exchange's bus: the sample above with `fields`
+ * over it. Tests state only the fields they assert on, whatever else the event declares.
+ */
+export function publish<K extends keyof LayerEvents>(ctx: Context, type: K, fields: Partial<LayerEvents[K]> = {}): void {
+  ctx.events.emit(type, { ...everyEvent(ctx)[type], ...fields } as LayerEvents[K]);
+}
