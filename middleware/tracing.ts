@@ -154,22 +154,22 @@ export function tracing(options: TracingOptions = {}): Layer {
   function parentOf(ctx: Context): { parent: OtelContext; links: Link[] | undefined } {
     const active = api.context.active();
     const meta = ctx.params?._meta;
-    const remote = meta === undefined || meta === null ? undefined : extractFrom(active, meta);
+    // The common case — no trace context in _meta — needs no span-context checks at all.
+    const remote = meta === undefined || meta === null || typeof meta['traceparent'] !== 'string' ? undefined : extractFrom(active, meta);
+    if (remote === undefined) return { parent: active, links: undefined };
     const ambient = api.trace.getSpanContext(active);
     const hasAmbient = ambient !== undefined && api.isSpanContextValid(ambient);
     if (ctx.direction === 'inbound') {
-      if (remote === undefined) return { parent: active, links: undefined };
       // semconv: the peer's context is the parent; the ambient one (an HTTP server span) is linked.
       const linked = hasAmbient && ambient.spanId !== api.trace.getSpanContext(remote)?.spanId;
       return { parent: remote, links: linked ? [{ context: ambient }] : undefined };
     }
-    // Outbound: the caller's active span; else context the application propagated itself in _meta.
-    return { parent: hasAmbient ? active : (remote ?? active), links: undefined };
+    // Outbound: the caller's active span wins; else the context the application put in _meta itself.
+    return { parent: hasAmbient ? active : remote, links: undefined };
   }
 
   /** The context in `_meta`, on top of `base` (whose baggage it keeps unless `_meta` carries its own). */
   function extractFrom(base: OtelContext, meta: Record<string, unknown>): OtelContext | undefined {
-    if (typeof meta['traceparent'] !== 'string') return undefined;
     const extracted = propagator.extract(base, meta, metaGetter);
     const spanContext = api.trace.getSpanContext(extracted);
     // A malformed traceparent leaves the base's span in place: that is no remote parent.
@@ -250,7 +250,8 @@ export function tracing(options: TracingOptions = {}): Layer {
     const record: ExchangeSpan = { span, context: spanContext, open: true };
     ctx.state.set(SPAN, record);
     const ids = span.spanContext();
-    if (api.isSpanContextValid(ids)) ctx.state.set(TRACE_STATE, { traceId: ids.traceId, spanId: ids.spanId } satisfies TraceIds);
+    // Without an SDK, spans carry the invalid (all-zero) ids: nothing worth logging.
+    if (ids.traceId !== api.INVALID_TRACEID) ctx.state.set(TRACE_STATE, { traceId: ids.traceId, spanId: ids.spanId } satisfies TraceIds);
     try {
       await api.context.with(spanContext, next);
     } catch (error) {
