@@ -2,3 +2,17 @@
 export { tracing, type TracingOptions } from './tracing.ts';
 export { METRIC_FAMILIES, type MetricFamily, metrics, metricsHandler, type MetricsHandlerOptions, type MetricsOptions, type MetricsRegistry, OTHER_LABEL_VALUE } from './metrics.ts';
 export { type LoggingOptions, type LogRecord, type LogSink, logging } from './logging.ts';
+export { type ChaosLatency, type ChaosLayer, type ChaosOptions, ChaosFaultError, chaos } from './chaos.ts';
+export {
+  type BreakerKind,
+  type BreakerScope,
+  type BreakerSnapshot,
+  type CircuitBreakerLayer,
+  type CircuitBreakerOptions,
+  circuitBreaker,
+} from './circuit-breaker.ts';
+export { type ConcurrencyLayer, type ConcurrencyOptions, concurrency } from './concurrency.ts';
+export { type HedgingLayer, type HedgingOptions, hedging } from './hedging.ts';
+export { type BackoffOptions, type RetryBackoff, type RetryLayer, type RetryOptions, retry } from './retry.ts';
+export { STANDARD_DEFAULTS, type StandardLayer, type StandardOptions, standard } from './standard.ts';
+export { type TimeoutOptions, timeout } from './timeout.ts';

@@ -34,18 +34,29 @@ export interface LayerEvents {
   /** The wrapped transport closed; `pending` exchanges were settled. */
   close: { name: string; pending: number };
 
-  // Resilience layers (middleware/*.ts) publish these.
-  retry: { ctx: Context; attempt: number; delayMs: number; reason: string };
-  'retry-budget-exhausted': { ctx: Context; reason: string };
-  'give-up': { ctx: Context; attempts: number; reason: string };
-  timeout: { ctx: Context; scope: 'attempt' | 'total'; ms: number };
-  'breaker-state': { key: string; from: BreakerState; to: BreakerState };
-  'breaker-rejected': { ctx: Context; key: string };
+  // Resilience layers (middleware/*.ts) publish these; docs/layers.md describes each.
+  /** retry will make attempt number `attempt` after waiting `delayMs` (the peer's delay when `serverDirected`). */
+  retry: { ctx: Context; attempt: number; delayMs: number; reason: string; serverDirected: boolean; error: Error | undefined };
+  /** retry wanted to try again after `attempt` attempts, but the retry budget was spent. */
+  'retry-budget-exhausted': { ctx: Context; attempt: number; reason: string };
+  /** retry stopped on a transient failure: `reason` is why (max-attempts, not-idempotent, budget-exhausted, deadline...). */
+  'give-up': { ctx: Context; attempts: number; reason: string; error: Error | undefined };
+  /** A deadline passed: the attempt was abandoned (its wire id cancelled) and the exchange ends with -32001. */
+  timeout: { ctx: Context; scope: 'attempt' | 'total'; ms: number; attempt: number };
+  /** A circuit breaker changed state; `reason` says what opened it. */
+  'breaker-state': { key: string; from: BreakerState; to: BreakerState; reason: string | undefined };
+  /** An open breaker failed a request fast; nothing was sent. */
+  'breaker-rejected': { ctx: Context; key: string; state: BreakerState; retryAfterMs: number | undefined };
+  /** A concurrency limit refused a request (outbound: nothing sent; inbound: the peer got an error). */
   shed: { ctx: Context; reason: string; inFlight: number; queued: number };
-  queued: { ctx: Context; queued: number };
+  /** A request waits for a concurrency slot. */
+  queued: { ctx: Context; queued: number; inFlight: number };
+  /** hedging launched attempt number `attempt` because the earlier ones were slower than `delayMs`. */
   hedge: { ctx: Context; attempt: number; delayMs: number };
+  /** A hedged exchange ended: attempt `winner` answered, `cancelled` others were cancelled on the wire. */
   'hedge-outcome': { ctx: Context; winner: number; cancelled: number };
-  chaos: { ctx: Context; fault: ChaosFault };
+  /** chaos injected a fault into this exchange (`delayMs` for latency). */
+  chaos: { ctx: Context; fault: ChaosFault; delayMs: number | undefined };
 
   // Transports, wire layers and auth publish these.
   reconnect: { attempt: number; delayMs: number; outcome: 'scheduled' | 'connected' | 'failed'; error?: Error };

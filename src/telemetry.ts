@@ -90,7 +90,7 @@ export function exchangeOutcome(ctx: Context, failed: boolean, failure?: unknown
 }
 
 function isCancellation(ctx: Context, failure: unknown): boolean {
-  return failure instanceof McpLayersError && failure.reason === 'cancelled' && ctx.signal.aborted;
+  return failure instanceof McpLayersError && failure.reason === 'cancelled' && ctx.aborted;
 }
 
 function asTyped(failure: unknown): McpLayersError | undefined {

@@ -1,0 +1,142 @@
+/**
+ * standard(): the recommended resilience stack, in the recommended order — the
+ * analog of Polly's standard resilience handler (docs/layers.md compares them stage by
+ * stage):
+ *
+ *   concurrency → total timeout → retry → circuit breaker → attempt timeout → (wire)
+ *
+ * - concurrency outermost: excess load is shed before it costs anything, and a shed
+ *   request is not retried;
+ * - the total timeout bounds everything the application waits for, backoffs included;
+ * - retry sits outside the breaker, so an open breaker fails the request fast instead of
+ *   being retried into; and outside the attempt timeout, so a hung attempt is
+ *   abandoned (and cancelled on the wire) and the next one gets a fresh deadline;
+ * - the breaker sees every attempt, timeouts included, as evidence.
+ *
+ *   wrap(transport, [standard()])
+ *   wrap(transport, [logging({ logger }), standard({ retry: { maxAttempts: 5 }, circuitBreaker: false })])
+ *
+ * Every stage takes that layer's options or `false` to leave it out. The whole is
+ * validated at construction: the attempt timeout must not exceed the total timeout, and
+ * a sampling breaker's window must be at least twice the attempt timeout (Polly's rule:
+ * a shorter window cannot see the failures a slow attempt produces).
+ */
+import { compose, type ComposedLayer } from '../src/compose.ts';
+import { InvalidOptionError } from '../src/errors.ts';
+import type { Layer } from '../src/layer.ts';
+import { optionsObject } from '../src/options.ts';
+import { type CircuitBreakerLayer, type CircuitBreakerOptions, circuitBreaker } from './circuit-breaker.ts';
+import { type ConcurrencyLayer, type ConcurrencyOptions, concurrency } from './concurrency.ts';
+import { type RetryLayer, type RetryOptions, retry } from './retry.ts';
+import { type TimeoutOptions, timeout } from './timeout.ts';
+
+export interface StandardOptions {
+  /** Bulkhead (default `{ maxInFlight: 1000, queue: 0 }`, Polly's rate limiter defaults). */
+  concurrency?: ConcurrencyOptions | false;
+  /** The exchange's deadline across all attempts and backoffs, ms (default 30 000). */
+  totalTimeout?: number | false;
+  /** Retry (default `{ maxAttempts: 3 }`: exponential backoff with decorrelated jitter from 200 ms, retry budget). */
+  retry?: RetryOptions | false;
+  /** Circuit breaker (default: sampling, opens above 25 % failures over 30 s once 10 calls were seen; probes after 5 s). */
+  circuitBreaker?: CircuitBreakerOptions | false;
+  /** Each attempt's deadline, ms, or timeout options without `total` (default 10 000). */
+  attemptTimeout?: number | false | Omit<TimeoutOptions, 'total'>;
+}
+
+/** The stack, plus each stage's layer (e.g. `stages.circuitBreaker.exportState()`). */
+export interface StandardLayer extends ComposedLayer {
+  readonly stages: {
+    readonly concurrency: ConcurrencyLayer | undefined;
+    readonly totalTimeout: Layer | undefined;
+    readonly retry: RetryLayer | undefined;
+    readonly circuitBreaker: CircuitBreakerLayer | undefined;
+    readonly attemptTimeout: Layer | undefined;
+  };
+}
+
+export const STANDARD_DEFAULTS = {
+  concurrency: { maxInFlight: 1000, queue: 0 },
+  totalTimeout: 30_000,
+  retry: { maxAttempts: 3 },
+  circuitBreaker: { breaker: 'sampling', threshold: 0.25, duration: 30_000, minimumCalls: 10, halfOpenAfter: 5_000 },
+  attemptTimeout: 10_000,
+} as const satisfies Required<StandardOptions>;
+
+const KNOWN = ['concurrency', 'totalTimeout', 'retry', 'circuitBreaker', 'attemptTimeout'] as const;
+
+export function standard(options?: StandardOptions): StandardLayer {
+  const o = optionsObject(options, 'standard', KNOWN);
+  const stage = <T>(key: (typeof KNOWN)[number], value: T | false | undefined, fallback: T): T | undefined => {
+    if (value === false) return undefined;
+    if (value === undefined) return fallback;
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) return value;
+    throw new InvalidOptionError(`standard.${key}`, "that stage's options, or false to leave it out", value);
+  };
+  const concurrencyOptions = stage('concurrency', o.concurrency, STANDARD_DEFAULTS.concurrency as ConcurrencyOptions);
+  const retryOptions = stage('retry', o.retry, STANDARD_DEFAULTS.retry as RetryOptions);
+  const breakerOptions = stage('circuitBreaker', o.circuitBreaker, STANDARD_DEFAULTS.circuitBreaker as CircuitBreakerOptions);
+  const total = durationStage('standard.totalTimeout', o.totalTimeout, STANDARD_DEFAULTS.totalTimeout);
+  const attemptOptions = attemptStage(o.attemptTimeout);
+  const attemptMs = attemptOptions?.ms;
+
+  // Each layer validates its own options (with `standard.` names via the error's option path).
+  const layers = {
+    concurrency: concurrencyOptions === undefined ? undefined : renamed('concurrency', () => concurrency(concurrencyOptions)),
+    totalTimeout: total === undefined ? undefined : timeout({ total }),
+    retry: retryOptions === undefined ? undefined : renamed('retry', () => retry(retryOptions)),
+    circuitBreaker: breakerOptions === undefined ? undefined : renamed('circuitBreaker', () => circuitBreaker(breakerOptions)),
+    attemptTimeout: attemptOptions === undefined ? undefined : renamed('attemptTimeout', () => timeout(attemptOptions)),
+  };
+
+  if (total !== undefined && attemptMs !== undefined && attemptMs > total) {
+    throw new InvalidOptionError('standard.attemptTimeout', `at most standard.totalTimeout (${total} ms)`, attemptMs);
+  }
+  if (breakerOptions?.breaker === 'sampling' && attemptMs !== undefined) {
+    const window = breakerOptions.duration ?? 30_000;
+    if (window < 2 * attemptMs) {
+      throw new InvalidOptionError('standard.circuitBreaker.duration', `at least twice standard.attemptTimeout (${2 * attemptMs} ms)`, window);
+    }
+  }
+  const maxDelay = retryOptions?.backoff !== undefined && 'maxDelayMs' in retryOptions.backoff ? retryOptions.backoff.maxDelayMs : undefined;
+  if (total !== undefined && typeof maxDelay === 'number' && maxDelay >= total) {
+    throw new InvalidOptionError('standard.retry.backoff.maxDelayMs', `less than standard.totalTimeout (${total} ms): a longer backoff can never be waited out`, maxDelay);
+  }
+
+  const list = [layers.concurrency, layers.totalTimeout, layers.retry, layers.circuitBreaker, layers.attemptTimeout].filter(
+    (layer): layer is NonNullable<typeof layer> => layer !== undefined,
+  );
+  return Object.assign(compose(list, 'standard'), { stages: layers });
+}
+
+function durationStage(option: string, value: unknown, fallback: number): number | undefined {
+  if (value === false) return undefined;
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 1) throw new InvalidOptionError(option, 'a duration in milliseconds >= 1, or false', value);
+  return value;
+}
+
+function attemptStage(value: StandardOptions['attemptTimeout']): TimeoutOptions | undefined {
+  if (value === false) return undefined;
+  if (value === undefined) return { ms: STANDARD_DEFAULTS.attemptTimeout };
+  if (typeof value === 'number') return { ms: durationStage('standard.attemptTimeout', value, STANDARD_DEFAULTS.attemptTimeout) };
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    if ('total' in value) throw new InvalidOptionError('standard.attemptTimeout.total', 'no value: use standard.totalTimeout', (value as TimeoutOptions).total);
+    return { ms: STANDARD_DEFAULTS.attemptTimeout, ...value };
+  }
+  throw new InvalidOptionError('standard.attemptTimeout', 'a duration in milliseconds, timeout options, or false', value);
+}
+
+/** Builds a stage, re-labelling its option errors as `standard.<stage>.…` (the user wrote them there). */
+function renamed<T>(stage: string, build: () => T): T {
+  try {
+    return build();
+  } catch (error) {
+    if (!(error instanceof InvalidOptionError)) throw error;
+    const layerName = error.option.split('.')[0] as string;
+    const option = `standard.${stage}${error.option.slice(layerName.length)}`;
+    const relabelled = new InvalidOptionError(option, '', undefined);
+    relabelled.message = `${option}${error.message.slice(error.option.length)}`;
+    (relabelled as { option: string }).option = option;
+    throw relabelled;
+  }
+}

@@ -1,0 +1,245 @@
+/**
+ * timeout: deadlines for outbound requests.
+ *
+ *   timeout({ total: 30_000 })   // outermost: the whole exchange, retries and backoffs included
+ *   timeout({ ms: 10_000 })      // below retry: each attempt
+ *
+ * `ms` bounds each call of `next()` through this layer — one attempt when the layer
+ * sits below retry, as `standard()` places it. `total` bounds the exchange from the
+ * moment it first reaches this layer, across every attempt below; it is also published
+ * to the layers inside (src/deadline.ts) so retry never starts a backoff that would
+ * outlast it. When a deadline passes the attempt is abandoned through its fork's
+ * signal — the core sends `notifications/cancelled` for the live wire id (invariant 4)
+ * — and the exchange fails with a TimeoutError, which the application receives as
+ * -32001 (RequestTimeout, as the SDKs use it). An attempt timeout is retryable; a
+ * total timeout is not.
+ *
+ * A deadline is one unref'd timer per attempt, not cockatiel's TimeoutPolicy: that
+ * policy derives an AbortController and listens on two AbortSignals per call, and an
+ * AbortSignal listener costs about a microsecond in Node 24 — more than the rest of
+ * this layer, on every request — while the core already abandons an attempt, and
+ * cancels it on the wire, when its fork's signal aborts. TimeoutPolicy also cannot move
+ * a deadline: with `resetOnProgress`, progress notifications for the request push the
+ * deadline `ms` further (the timer is refreshed), never beyond `maxTotalMs` (the MCP
+ * spec asks for such a ceiling).
+ *
+ * Built-in per-method defaults, overridable with `perMethod`:
+ * - `initialize`: at least 60 s (attempt and total), whatever `ms` says — a server may
+ *   be starting cold, and MCP forbids cancelling initialize, so a short deadline only
+ *   turns a slow start into a failed session.
+ * - `subscriptions/listen` (2026-07-28): no deadline. It lives as long as the
+ *   subscription; the application ends it.
+ */
+import type { Context } from '../src/context.ts';
+import { setDeadline } from '../src/deadline.ts';
+import { InvalidOptionError, TimeoutError } from '../src/errors.ts';
+import { globMatcher } from '../src/glob.ts';
+import type { Layer, Next } from '../src/layer.ts';
+import { booleanOption, durationOption, optionsObject } from '../src/options.ts';
+import { unref } from '../src/sleep.ts';
+
+export interface TimeoutOptions {
+  /** Deadline of each call through this layer (each attempt, below retry), ms. Default 30 000 unless only `total` is given. */
+  ms?: number;
+  /** Deadline of the whole exchange from when it first reaches this layer, ms. Default: none. */
+  total?: number;
+  /** Per-method `ms` (method names or globs, first match wins); `false` exempts the method from this layer. */
+  perMethod?: Readonly<Record<string, number | false>>;
+  /** Progress notifications for the request push the attempt deadline `ms` further (default false). */
+  resetOnProgress?: boolean;
+  /** With `resetOnProgress`: the attempt's ceiling however much progress arrives, ms (default 10 × ms). */
+  maxTotalMs?: number;
+}
+
+/** What the layer enforces for one method; null = nothing. */
+interface Plan {
+  /** The attempt deadline (an idle deadline with resetOnProgress). */
+  readonly ms: number | undefined;
+  /** With resetOnProgress: the attempt's ceiling however much progress arrives. */
+  readonly ceiling: number | undefined;
+  readonly total: number | undefined;
+}
+
+type Scope = 'attempt' | 'total';
+
+/** Built-in method defaults; `perMethod` entries override them. */
+const INITIALIZE_FLOOR_MS = 60_000;
+const NO_DEADLINE = new Set(['subscriptions/listen']);
+
+const KNOWN = ['ms', 'total', 'perMethod', 'resetOnProgress', 'maxTotalMs'] as const;
+const MAX_CACHED = 256;
+
+export function timeout(options?: TimeoutOptions): Layer {
+  const o = optionsObject(options, 'timeout', KNOWN);
+  const total = o.total === undefined ? undefined : durationOption('timeout.total', o.total, 0, 1);
+  const ms = o.ms === undefined && total !== undefined ? undefined : durationOption('timeout.ms', o.ms, 30_000, 1);
+  const resetOnProgress = booleanOption('timeout.resetOnProgress', o.resetOnProgress, false);
+  if (o.maxTotalMs !== undefined && !resetOnProgress) {
+    throw new InvalidOptionError('timeout.maxTotalMs', 'to be used with timeout.resetOnProgress: true', o.maxTotalMs);
+  }
+  if (resetOnProgress && ms === undefined) {
+    throw new InvalidOptionError('timeout.resetOnProgress', 'timeout.ms to be set (progress extends the attempt deadline)', true);
+  }
+  const maxTotalMs = o.maxTotalMs === undefined ? undefined : durationOption('timeout.maxTotalMs', o.maxTotalMs, 0, 1);
+  if (maxTotalMs !== undefined && ms !== undefined && maxTotalMs < ms) {
+    throw new InvalidOptionError('timeout.maxTotalMs', `at least timeout.ms (${ms})`, maxTotalMs);
+  }
+  const overrides = perMethodOption(o.perMethod);
+
+  const plans = new Map<string, Plan | null>();
+  const planOf = (method: string): Plan | null => {
+    let plan = plans.get(method);
+    if (plan !== undefined) return plan;
+    plan = resolvePlan(method, ms, total, overrides);
+    if (plan !== null && resetOnProgress && plan.ms !== undefined) {
+      plan = { ...plan, ceiling: Math.max(maxTotalMs ?? 10 * plan.ms, plan.ms) };
+    }
+    if (plans.size < MAX_CACHED) plans.set(method, plan);
+    return plan;
+  };
+
+  const deadlineKey = Symbol('timeout.deadline');
+
+  const run = async (ctx: Context, next: Next, plan: Plan): Promise<void> => {
+    // The fixed deadline of this call: the attempt's (or its ceiling), or what is left of the total.
+    let fixed: number | undefined = plan.ceiling ?? plan.ms;
+    let scope: Scope = 'attempt';
+    if (plan.total !== undefined) {
+      let at = ctx.state.get(deadlineKey) as number | undefined;
+      let remaining = plan.total;
+      if (at === undefined) {
+        at = performance.now() + plan.total;
+        ctx.state.set(deadlineKey, at);
+        setDeadline(ctx, at);
+      } else {
+        remaining = Math.max(0, Math.ceil(at - performance.now()));
+      }
+      if (fixed === undefined || remaining <= fixed) {
+        fixed = remaining;
+        scope = 'total';
+      }
+    }
+    if (fixed === undefined || fixed <= 0) throw expired(ctx, 'total', plan.total as number);
+
+    const deadline = new Deadline(ctx, scope, scope === 'total' ? (plan.total as number) : fixed);
+    const attempt = ctx.fork({ signal: deadline.controller.signal });
+    const timer = setTimeout(expire, fixed, deadline);
+    unref(timer);
+    let stopProgress: (() => void) | undefined;
+    if (plan.ceiling !== undefined && (plan.ms as number) < fixed) stopProgress = deadline.idleUntilProgress(plan.ms as number);
+    try {
+      await next(attempt);
+    } catch (error) {
+      // Our deadline passed: say so, whatever the layers inside made of the abort.
+      if (deadline.controller.signal.aborted && !ctx.aborted) throw deadline.controller.signal.reason;
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      if (stopProgress !== undefined) stopProgress();
+    }
+    ctx.response = attempt.response;
+    ctx.responseExtra = attempt.responseExtra;
+    ctx.attempt = attempt.attempt;
+  };
+
+  return {
+    name: 'timeout',
+    handle: (ctx, next) => {
+      if (ctx.direction !== 'outbound' || ctx.kind !== 'request') return next();
+      const plan = planOf(ctx.method);
+      return plan === null ? next() : run(ctx, next, plan);
+    },
+  };
+}
+
+/**
+ * One call's deadline: aborts the attempt's fork with a typed TimeoutError (so the
+ * core's notifications/cancelled says why) when its timer fires, or when the
+ * progress-reset idle timer does.
+ */
+class Deadline {
+  readonly controller = new AbortController();
+  readonly #ctx: Context;
+  readonly #scope: Scope;
+  readonly #limit: number;
+
+  constructor(ctx: Context, scope: Scope, limit: number) {
+    this.#ctx = ctx;
+    this.#scope = scope;
+    this.#limit = limit;
+  }
+
+  /** The fixed deadline passed. */
+  expire(): void {
+    this.#fire(this.#scope, this.#limit);
+  }
+
+  /** Starts an idle deadline of `ms` that each progress notification restarts; returns its cleanup. */
+  idleUntilProgress(ms: number): () => void {
+    const idle = setTimeout(() => this.#fire('attempt', ms), ms);
+    unref(idle);
+    const stop = this.#ctx.onProgress(() => idle.refresh());
+    return () => {
+      clearTimeout(idle);
+      stop();
+    };
+  }
+
+  #fire(scope: Scope, limit: number): void {
+    if (!this.controller.signal.aborted && !this.#ctx.aborted) this.controller.abort(expired(this.#ctx, scope, limit));
+  }
+}
+
+/** Timer callback (the deadline rides as the timer's argument: no closure per call). */
+function expire(deadline: Deadline): void {
+  deadline.expire();
+}
+
+/** The error that ends an exchange whose deadline passed (and the `timeout` event). */
+function expired(ctx: Context, scope: Scope, limit: number): TimeoutError {
+  const target = ctx.target === undefined ? ctx.method : `${ctx.method} ${ctx.target}`;
+  if (ctx.events.has('timeout')) ctx.events.emit('timeout', { ctx, scope, ms: limit, attempt: ctx.attempts });
+  return scope === 'total'
+    ? new TimeoutError(`${target} did not complete within its total timeout of ${limit} ms`, {
+        layer: 'timeout',
+        reason: 'total-timeout',
+        retryable: false,
+        data: { timeoutMs: limit, scope },
+      })
+    : new TimeoutError(`${target} timed out after ${limit} ms`, {
+        layer: 'timeout',
+        reason: 'attempt-timeout',
+        data: { timeoutMs: limit, scope },
+      });
+}
+
+function resolvePlan(
+  method: string,
+  ms: number | undefined,
+  total: number | undefined,
+  overrides: Array<{ match: (name: string) => boolean; value: number | false }>,
+): Plan | null {
+  const override = overrides.find((entry) => entry.match(method));
+  if (override !== undefined) return override.value === false ? null : { ms: override.value, ceiling: undefined, total };
+  if (NO_DEADLINE.has(method)) return null;
+  if (method === 'initialize') {
+    return {
+      ms: ms === undefined ? undefined : Math.max(ms, INITIALIZE_FLOOR_MS),
+      ceiling: undefined,
+      total: total === undefined ? undefined : Math.max(total, INITIALIZE_FLOOR_MS),
+    };
+  }
+  return { ms, ceiling: undefined, total };
+}
+
+function perMethodOption(value: unknown): Array<{ match: (name: string) => boolean; value: number | false }> {
+  if (value === undefined) return [];
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InvalidOptionError('timeout.perMethod', 'an object of method name (or glob) to milliseconds or false', value);
+  }
+  return Object.entries(value).map(([pattern, ms]) => {
+    const option = `timeout.perMethod[${JSON.stringify(pattern)}]`;
+    if (ms !== false) durationOption(option, ms, 0, 1);
+    return { match: globMatcher(pattern, option), value: ms as number | false };
+  });
+}
