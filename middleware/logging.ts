@@ -15,6 +15,7 @@ import type { Context } from '../src/context.ts';
 import { InvalidOptionError } from '../src/errors.ts';
 import type { LayerEvents } from '../src/events.ts';
 import type { Layer, LayerHost, Next } from '../src/layer.ts';
+import { integerOption, optionsObject } from '../src/options.ts';
 import { type RedactRule, Redactor } from '../src/redact.ts';
 import {
   activeTraceIds,
@@ -95,12 +96,15 @@ const EVENT_LEVELS: { [K in EventName]: LevelFor<LayerEvents[K]> } = {
 /** Wire ids of an outbound exchange's attempts, collected from `attempt` events. */
 const WIRE_IDS = Symbol('mcp-layers.logging.wire-ids');
 
-export function logging(options: LoggingOptions): Layer {
-  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('logging(options)', 'an options object with a winston logger', options);
-  const logger = options.logger;
-  if (typeof logger !== 'object' || logger === null || typeof logger.log !== 'function') {
-    throw new InvalidOptionError('logging.logger', 'a winston Logger (an object with a log(entry) method)', logger);
+const KNOWN = ['logger', 'level', 'levels', 'payloads', 'redact'];
+
+export function logging(given: LoggingOptions): Layer {
+  const options = optionsObject(given, 'logging', KNOWN);
+  const candidate = options.logger;
+  if (typeof candidate !== 'object' || candidate === null || typeof candidate.log !== 'function') {
+    throw new InvalidOptionError('logging.logger', 'a winston Logger (an object with a log(entry) method)', candidate);
   }
+  const logger: LogSink = candidate;
   const knownLevels = typeof logger.levels === 'object' && logger.levels !== null ? logger.levels : undefined;
   const checkLevel = (value: unknown, option: string, allowFalse: boolean): string | false => {
     if (allowFalse && value === false) return false;
@@ -127,10 +131,10 @@ export function logging(options: LoggingOptions): Layer {
   let maxPayload = 0;
   if (payloads === true) maxPayload = DEFAULT_PAYLOAD_LENGTH;
   else if (typeof payloads === 'object' && payloads !== null) {
-    maxPayload = payloads.maxLength ?? DEFAULT_PAYLOAD_LENGTH;
-    if (!Number.isInteger(maxPayload) || maxPayload < 16) throw new InvalidOptionError('logging.payloads.maxLength', 'an integer >= 16', payloads.maxLength);
+    const cut = optionsObject(payloads, 'logging.payloads', ['maxLength']);
+    maxPayload = integerOption('logging.payloads.maxLength', cut.maxLength, DEFAULT_PAYLOAD_LENGTH, 16);
   } else if (payloads !== false) {
-    throw new InvalidOptionError('logging.payloads', 'a boolean or { maxLength }', payloads);
+    throw new InvalidOptionError('logging.payloads', 'true, false or { maxLength }', payloads);
   }
   const redactor = new Redactor(options.redact ?? [], 'logging.redact');
 

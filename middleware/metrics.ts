@@ -21,6 +21,7 @@ import type { Context, Session } from '../src/context.ts';
 import { InvalidOptionError } from '../src/errors.ts';
 import type { BreakerState, LayerEvents } from '../src/events.ts';
 import type { Layer, LayerHost, Next } from '../src/layer.ts';
+import { booleanOption, integerOption, optionsObject } from '../src/options.ts';
 import { requirePeer } from '../src/peer-deps.ts';
 import {
   activeTraceIds,
@@ -169,8 +170,10 @@ function labels(values: Record<string, string | undefined>): Labels {
   return out;
 }
 
-export function metrics(options: MetricsOptions): Layer {
-  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('metrics(options)', 'an options object with a prom-client registry', options);
+const KNOWN = ['registry', 'prefix', 'buckets', 'maxLabelValues', 'exemplars', 'network'];
+
+export function metrics(given: MetricsOptions): Layer {
+  const options = optionsObject(given, 'metrics', KNOWN);
   const prom = requirePeer<Prom>('prom-client', 'metrics()');
   const registry = options.registry as MetricsRegistry | undefined;
   if (typeof registry !== 'object' || registry === null || typeof registry.registerMetric !== 'function' || typeof registry.getSingleMetric !== 'function') {
@@ -182,11 +185,9 @@ export function metrics(options: MetricsOptions): Layer {
   if (!Array.isArray(buckets) || buckets.length === 0 || buckets.some((b, i) => typeof b !== 'number' || !Number.isFinite(b) || b <= 0 || (i > 0 && b <= (buckets[i - 1] as number)))) {
     throw new InvalidOptionError('metrics.buckets', 'a non-empty increasing array of positive numbers (seconds)', options.buckets);
   }
-  const maxLabelValues = options.maxLabelValues ?? 100;
-  if (!Number.isInteger(maxLabelValues) || maxLabelValues < 1) throw new InvalidOptionError('metrics.maxLabelValues', 'an integer >= 1', options.maxLabelValues);
+  const maxLabelValues = integerOption('metrics.maxLabelValues', options.maxLabelValues, 100, 1);
   const openMetrics = (registry.contentType as string) === prom.Registry.OPENMETRICS_CONTENT_TYPE;
-  const exemplars = options.exemplars ?? openMetrics;
-  if (typeof exemplars !== 'boolean') throw new InvalidOptionError('metrics.exemplars', 'a boolean', options.exemplars);
+  const exemplars = booleanOption('metrics.exemplars', options.exemplars, openMetrics);
   if (exemplars && !openMetrics) {
     throw new InvalidOptionError('metrics.exemplars', 'false on a Prometheus-format registry (exemplars need registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE))', true);
   }
@@ -400,8 +401,8 @@ export function metricsHandler(registry: MetricsRegistry, options: MetricsHandle
   if (typeof registry !== 'object' || registry === null || typeof registry.metrics !== 'function') {
     throw new InvalidOptionError('metricsHandler(registry)', 'a prom-client Registry', registry);
   }
-  const path = options.path ?? '/metrics';
-  if (typeof path !== 'string' || !path.startsWith('/')) throw new InvalidOptionError('metricsHandler.path', 'a path starting with "/"', options.path);
+  const path = optionsObject(options, 'metricsHandler', ['path']).path ?? '/metrics';
+  if (typeof path !== 'string' || !path.startsWith('/')) throw new InvalidOptionError('metricsHandler.path', 'a path starting with "/"', path);
   return (req, res) => {
     const url = req.url ?? '/';
     const query = url.indexOf('?');

@@ -30,6 +30,7 @@ import type { Context, Session } from '../src/context.ts';
 import { InvalidOptionError } from '../src/errors.ts';
 import type { LayerEvents } from '../src/events.ts';
 import type { Layer, LayerHost, Next } from '../src/layer.ts';
+import { booleanOption, integerOption, optionsObject } from '../src/options.ts';
 import { requirePeer } from '../src/peer-deps.ts';
 import { type RedactRule, Redactor } from '../src/redact.ts';
 import {
@@ -93,19 +94,20 @@ const metaSetter: TextMapSetter<Record<string, string>> = {
 
 const DEFAULT_CAPTURE_LENGTH = 4096;
 
-export function tracing(options: TracingOptions = {}): Layer {
-  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('tracing(options)', 'an options object', options);
+const KNOWN = ['tracer', 'propagator', 'captureArguments', 'captureResults', 'maxCaptureLength', 'resourceUriInSpanName', 'network', 'redact'];
+
+export function tracing(given?: TracingOptions): Layer {
+  const options = optionsObject(given, 'tracing', KNOWN);
   const api = requirePeer<OtelApi>('@opentelemetry/api', 'tracing()');
   const tracer = resolveTracer(api, options.tracer);
   const propagator = options.propagator ?? api.propagation;
   if (typeof propagator.inject !== 'function' || typeof propagator.extract !== 'function') {
     throw new InvalidOptionError('tracing.propagator', 'a TextMapPropagator (inject and extract)', options.propagator);
   }
-  const captureArguments = flag(options.captureArguments, 'tracing.captureArguments');
-  const captureResults = flag(options.captureResults, 'tracing.captureResults');
-  const resourceInName = flag(options.resourceUriInSpanName, 'tracing.resourceUriInSpanName');
-  const maxCapture = options.maxCaptureLength ?? DEFAULT_CAPTURE_LENGTH;
-  if (!Number.isInteger(maxCapture) || maxCapture < 16) throw new InvalidOptionError('tracing.maxCaptureLength', 'an integer >= 16', options.maxCaptureLength);
+  const captureArguments = booleanOption('tracing.captureArguments', options.captureArguments, false);
+  const captureResults = booleanOption('tracing.captureResults', options.captureResults, false);
+  const resourceInName = booleanOption('tracing.resourceUriInSpanName', options.resourceUriInSpanName, false);
+  const maxCapture = integerOption('tracing.maxCaptureLength', options.maxCaptureLength, DEFAULT_CAPTURE_LENGTH, 16);
   const redactor = new Redactor(options.redact ?? [], 'tracing.redact');
   const configured = validateNetwork(options.network, 'tracing.network');
   const configuredAttributes = networkAttributes(configured);
@@ -281,12 +283,6 @@ function resolveTracer(api: OtelApi, given: Tracer | TracerProvider | undefined)
     if (typeof (given as TracerProvider).getTracer === 'function') return (given as TracerProvider).getTracer('mcp-layers');
   }
   throw new InvalidOptionError('tracing.tracer', 'an OpenTelemetry Tracer or TracerProvider', given);
-}
-
-function flag(value: unknown, option: string): boolean {
-  if (value === undefined) return false;
-  if (typeof value !== 'boolean') throw new InvalidOptionError(option, 'a boolean', value);
-  return value;
 }
 
 function networkAttributes(info: NetworkInfo): Attributes {

@@ -268,7 +268,8 @@ describe('logging: robustness and options', () => {
     expect(() => logging({} as never)).toThrow('logging.logger: expected a winston Logger');
     expect(() => logging({ logger, level: 'loud' })).toThrow("logging.level: expected one of the logger's levels (error, warn, info, http, verbose, debug, silly), got \"loud\"");
     expect(() => logging({ logger, levels: { retries: 'warn' } as never })).toThrow('logging.levels: unknown record "retries"');
-    expect(() => logging({ logger, payloads: { maxLength: 3 } })).toThrow('logging.payloads.maxLength');
+    expect(() => logging({ logger, payloads: { maxLength: 3 } })).toThrow('logging.payloads.maxLength: expected an integer >= 16, got 3');
+    expect(() => logging({ logger, payload: true } as never)).toThrow('logging.payload: expected one of the known options');
     expect(() => logging({ logger, redact: [42 as never] })).toThrow('logging.redact[0]');
   });
 });

@@ -95,6 +95,7 @@ describe('metrics: families', () => {
     expect(() => metrics({ registry: new Registry(), buckets: [1, 0.5] })).toThrow('metrics.buckets');
     expect(() => metrics({ registry: new Registry(), maxLabelValues: 0 })).toThrow('metrics.maxLabelValues');
     expect(() => metrics({ registry: new Registry(), exemplars: true })).toThrow('metrics.exemplars');
+    expect(() => metrics({ registry: new Registry(), bucket: [1] } as never)).toThrow('metrics.bucket: expected one of the known options');
   });
 });
 
