@@ -93,6 +93,15 @@ const EVENT_LEVELS: { [K in EventName]: LevelFor<LayerEvents[K]> } = {
   wire: 'debug',
 };
 
+/**
+ * Record fields whose values this layer produces itself (vocabulary, numbers, hex ids,
+ * the transport's configured name): redaction skips them. Everything else — messages,
+ * methods, names, URIs, reasons, errors, payloads, event fields — is scrubbed.
+ */
+const TRUSTED_FIELDS: ReadonlySet<string> = new Set([
+  'level', 'event', 'transport', 'direction', 'kind', 'outcome', 'duration_ms', 'attempts', 'wire_ids', 'trace_id', 'span_id',
+]);
+
 /** Wire ids of an outbound exchange's attempts, collected from `attempt` events. */
 const WIRE_IDS = Symbol('mcp-layers.logging.wire-ids');
 
@@ -146,7 +155,7 @@ export function logging(given: LoggingOptions): Layer {
   /** The only way out: every record is redacted here, before the logger sees it. */
   function emit(record: LogRecord): void {
     try {
-      logger.log(redactor.redactRecord(record, clean));
+      logger.log(redactor.redactRecord(record, clean, TRUSTED_FIELDS));
     } catch {
       // A broken logger must not break the message path (and has nowhere to report).
     }
@@ -308,6 +317,14 @@ export function logging(given: LoggingOptions): Layer {
   };
 }
 
+const snakeCase = new Map<string, string>();
+
+/** `delayMs` → `delay_ms`, memoized: event field names are few. */
 function snake(key: string): string {
-  return key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+  let out = snakeCase.get(key);
+  if (out === undefined) {
+    out = key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+    if (snakeCase.size < 1024) snakeCase.set(key, out);
+  }
+  return out;
 }

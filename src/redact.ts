@@ -91,12 +91,14 @@ export class Redactor {
   /**
    * Redacts a flat record in place, cheaply: strings are scrubbed, structures are
    * replaced by redacted copies unless `clean` says they already are, and top-level
-   * keys named like secrets lose their values. For log records built by this library,
-   * whose payloads were redacted as they were added.
+   * keys named like secrets lose their values. Fields named in `trusted` hold values the
+   * caller produced itself (a direction, a duration, an id it generated) and are skipped.
+   * For log records built by this library, whose payloads were redacted as they were added.
    */
-  redactRecord<T extends Record<string, unknown>>(record: T, clean?: WeakSet<object>): T {
+  redactRecord<T extends Record<string, unknown>>(record: T, clean?: WeakSet<object>, trusted?: ReadonlySet<string>): T {
     const out = record as Record<string, unknown>;
     for (const key in out) {
+      if (trusted?.has(key) === true) continue;
       const value = out[key];
       if (this.#keys.has(normalize(key))) out[key] = REDACTED;
       else if (typeof value === 'string') out[key] = this.text(value);
