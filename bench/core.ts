@@ -71,7 +71,9 @@ export function sdkVariant(name: string, wrapper: Wrapper): Variant {
   };
 }
 
-export const coreVariants = (make: (name: string, wrapper: Wrapper) => Variant): Variant[] => [
+export type MakeVariant = (name: string, wrapper: Wrapper) => Variant;
+
+export const coreVariants = (make: MakeVariant): Variant[] => [
   make('bare', undefined),
   make('wrap(t, [])', (t) => wrap(t, [])),
   make('wrap(t, [5 pass-through])', (t) => wrap(t, fivePassThrough)),

@@ -9,7 +9,7 @@
  * Only requests that are safe to send twice (`ctx.idempotent`, or the `idempotent`
  * option) and never `initialize` or the long-lived `subscriptions/listen`; everything
  * else passes straight through. Each attempt runs on its own fork: when one answers,
- * the others are abandoned through their fork's signal and the core cancels their
+ * the others are abandoned by aborting their fork and the core cancels their
  * wire ids (`notifications/cancelled`, invariant 4); their late answers are dropped.
  *
  * A hedge goes out when the attempts so far have been running for the hedging delay,
@@ -52,7 +52,6 @@ export interface HedgingLayer extends Layer {
 
 interface Racer {
   readonly n: number;
-  readonly controller: AbortController;
   readonly fork: Context;
   readonly startedAt: number;
   done: boolean;
@@ -109,7 +108,7 @@ export function hedging(options?: HedgingOptions): HedgingLayer {
         let cancelled = 0;
         for (const racer of racers) {
           if (racer === winner || racer.done) continue;
-          racer.controller.abort(new CancelledError('Another attempt of this request answered first', { layer: 'hedging', reason: 'hedge-lost' }));
+          racer.fork.abort(new CancelledError('Another attempt of this request answered first', { layer: 'hedging', reason: 'hedge-lost' }));
           cancelled++;
         }
         if (racers.length > 1 && ctx.events.has('hedge-outcome')) ctx.events.emit('hedge-outcome', { ctx, winner: winner?.n ?? 0, cancelled });
@@ -127,8 +126,7 @@ export function hedging(options?: HedgingOptions): HedgingLayer {
         return budget === undefined || budget.tryWithdraw();
       };
       const launch = (): void => {
-        const controller = new AbortController();
-        const racer: Racer = { n: racers.length + 1, controller, fork: ctx.fork({ signal: controller.signal }), startedAt: performance.now(), done: false };
+        const racer: Racer = { n: racers.length + 1, fork: ctx.fork(), startedAt: performance.now(), done: false };
         racers.push(racer);
         pending++;
         next(racer.fork).then(

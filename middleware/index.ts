@@ -2,6 +2,7 @@
 export { tracing, type TracingOptions } from './tracing.ts';
 export { METRIC_FAMILIES, type MetricFamily, metrics, metricsHandler, type MetricsHandlerOptions, type MetricsOptions, type MetricsRegistry, OTHER_LABEL_VALUE } from './metrics.ts';
 export { type LoggingOptions, type LogRecord, type LogSink, logging } from './logging.ts';
+export { batching, BATCHING_PROTOCOL_VERSIONS, type BatchingOptions } from './batching.ts';
 export { type ChaosLatency, type ChaosLayer, type ChaosOptions, ChaosFaultError, chaos } from './chaos.ts';
 export {
   type BreakerKind,
@@ -11,6 +12,7 @@ export {
   type CircuitBreakerOptions,
   circuitBreaker,
 } from './circuit-breaker.ts';
+export { compression, type CompressionOptions } from './compression.ts';
 export { type ConcurrencyLayer, type ConcurrencyOptions, concurrency } from './concurrency.ts';
 export { type HedgingLayer, type HedgingOptions, hedging } from './hedging.ts';
 export { type BackoffOptions, type RetryBackoff, type RetryLayer, type RetryOptions, retry } from './retry.ts';

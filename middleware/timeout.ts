@@ -18,7 +18,7 @@
  * policy derives an AbortController and listens on two AbortSignals per call, and an
  * AbortSignal listener costs about a microsecond in Node 24 — more than the rest of
  * this layer, on every request — while the core already abandons an attempt, and
- * cancels it on the wire, when its fork's signal aborts. TimeoutPolicy also cannot move
+ * cancels it on the wire, when its fork is aborted (`fork.abort(reason)`, no signal). TimeoutPolicy also cannot move
  * a deadline: with `resetOnProgress`, progress notifications for the request push the
  * deadline `ms` further (the timer is refreshed), never beyond `maxTotalMs` (the MCP
  * spec asks for such a ceiling).
@@ -121,8 +121,8 @@ export function timeout(options?: TimeoutOptions): Layer {
     }
     if (fixed === undefined || fixed <= 0) throw expired(ctx, 'total', plan.total as number);
 
-    const deadline = new Deadline(ctx, scope, scope === 'total' ? (plan.total as number) : fixed);
-    const attempt = ctx.fork({ signal: deadline.controller.signal });
+    const attempt = ctx.fork();
+    const deadline = new Deadline(ctx, attempt, scope, scope === 'total' ? (plan.total as number) : fixed);
     const timer = setTimeout(expire, fixed, deadline);
     unref(timer);
     let stopProgress: (() => void) | undefined;
@@ -131,7 +131,7 @@ export function timeout(options?: TimeoutOptions): Layer {
       await next(attempt);
     } catch (error) {
       // Our deadline passed: say so, whatever the layers inside made of the abort.
-      if (deadline.controller.signal.aborted && !ctx.aborted) throw deadline.controller.signal.reason;
+      if (deadline.fired !== undefined && !ctx.aborted) throw deadline.fired;
       throw error;
     } finally {
       clearTimeout(timer);
@@ -158,13 +158,16 @@ export function timeout(options?: TimeoutOptions): Layer {
  * progress-reset idle timer does.
  */
 class Deadline {
-  readonly controller = new AbortController();
+  /** The TimeoutError the attempt was abandoned with, once the deadline passed. */
+  fired: TimeoutError | undefined = undefined;
   readonly #ctx: Context;
+  readonly #attempt: Context;
   readonly #scope: Scope;
   readonly #limit: number;
 
-  constructor(ctx: Context, scope: Scope, limit: number) {
+  constructor(ctx: Context, attempt: Context, scope: Scope, limit: number) {
     this.#ctx = ctx;
+    this.#attempt = attempt;
     this.#scope = scope;
     this.#limit = limit;
   }
@@ -186,7 +189,9 @@ class Deadline {
   }
 
   #fire(scope: Scope, limit: number): void {
-    if (!this.controller.signal.aborted && !this.#ctx.aborted) this.controller.abort(expired(this.#ctx, scope, limit));
+    if (this.fired !== undefined || this.#attempt.aborted) return;
+    this.fired = expired(this.#ctx, scope, limit);
+    this.#attempt.abort(this.fired);
   }
 }
 

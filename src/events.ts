@@ -60,7 +60,8 @@ export interface LayerEvents {
 
   // Transports, wire layers and auth publish these.
   reconnect: { attempt: number; delayMs: number; outcome: 'scheduled' | 'connected' | 'failed'; error?: Error };
-  connection: { state: 'open' | 'closed'; transport: string };
+  /** A connection under a transport opened, closed (`code`/`reason` from the close frame) or was refused at the upgrade. */
+  connection: { state: 'open' | 'closed' | 'rejected'; transport: string; url?: string; code?: number; reason?: string };
   heartbeat: { outcome: 'ok' | 'missed'; rttMs?: number };
   'token-refresh': { outcome: 'ok' | 'failed'; durationMs: number; reason: string; error?: Error };
   'batch-flushed': { size: number; bytes?: number };

@@ -1,0 +1,491 @@
+/**
+ * McpHttpServer: serves an SDK Streamable HTTP server transport (wrapped or not, v1 or
+ * v2) on node:http, adding what the SDK transports leave to the host:
+ *
+ *   - a body-size limit (413 with a JSON-RPC error body, checked on decoded bytes);
+ *   - request decompression (Content-Encoding zstd / br / gzip / deflate; 415 otherwise)
+ *     and response compression negotiated by Accept-Encoding — SSE streams are flushed
+ *     event by event so nothing waits in the compressor; `Accept-Encoding` on every
+ *     response tells clients (createFetch) which codings request bodies may use;
+ *   - Origin allow-list and authenticate() (authInfo reaches the SDK's handlers);
+ *   - sessions: `sessions: (req) => transport` creates a transport for each new session
+ *     and routes later requests by Mcp-Session-Id (404 for unknown ids, so clients
+ *     re-initialize); stateless transports (no session id) are closed after their response.
+ *
+ * Web-standard transports (`handleRequest(Request, { parsedBody, authInfo }) → Response`,
+ * v1 and v2) get everything above. The v1 Node transport (`handleRequest(req, res, body)`)
+ * writes its own response: it gets the limit, decoding, auth and routing, not response
+ * compression. Any fetch-style `handler(Request, { parsedBody, authInfo })` works too.
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { once } from 'node:events';
+import { ErrorCode, InvalidOptionError } from '../../errors.ts';
+import { EventBus } from '../../events.ts';
+import { AVAILABLE_ENCODINGS, compressBuffer, createCompressor, encodingsOption, negotiateEncoding } from '../encoding.ts';
+import { errorBody, Guard, GUARD_OPTIONS, type GuardOptions } from '../guard.ts';
+import { functionOption, integerOption, optionsObject, settingsObject, stringOption } from '../options.ts';
+import { type CompressionSettings, type Encoding, EventFanout, httpServerWire, innermost } from '../wire.ts';
+import { readBody } from './body.ts';
+
+/** What McpHttpServer needs of a transport: the SDK server transports have this shape. */
+export interface HttpServerTransportLike {
+  handleRequest: (...args: never[]) => unknown;
+  sessionId?: string | undefined;
+  close(): Promise<void>;
+  onclose?: (() => void) | undefined;
+}
+
+export interface HandlerExtra {
+  parsedBody?: unknown;
+  authInfo?: unknown;
+}
+
+export type FetchHandler = (request: Request, extra: HandlerExtra) => Response | Promise<Response>;
+
+export interface HttpCompressionOptions {
+  /** Response codings, most preferred first. Default zstd, br, gzip (those this Node has). */
+  encodings?: readonly Encoding[];
+  /** Non-streamed responses smaller than this many bytes go uncompressed. Default 1024. */
+  threshold?: number;
+}
+
+export interface McpHttpServerOptions extends GuardOptions {
+  /** One transport for every request: a stateless server, or a single session. */
+  transport?: HttpServerTransportLike;
+  /** Creates the transport (and connects your McpServer to it) for each new session. */
+  sessions?: (request: IncomingMessage) => HttpServerTransportLike | Promise<HttpServerTransportLike>;
+  /** Or a fetch-style handler (e.g. a 2026-07-28 per-request handler). */
+  handler?: FetchHandler;
+  /** Attach to this server instead of listening: McpHttpServer handles its `request` events for `path`. */
+  server?: http.Server;
+  /** Port to listen on (0 picks a free one). Default 0. */
+  port?: number;
+  /** Interface to bind. Default 127.0.0.1. */
+  host?: string;
+  /** The MCP endpoint. Default `/mcp`. */
+  path?: string;
+  /** Largest request body, in bytes (after decoding). Default 4 MiB, like the SDK. */
+  maxBodyBytes?: number;
+  /** Most concurrent sessions (with `sessions`). Default 10 000. */
+  maxSessions?: number;
+  /** `false` turns compression off both ways; default on, negotiated. */
+  compression?: boolean | HttpCompressionOptions;
+  /** Where `wire` and `bytes-compressed` are published. */
+  events?: EventBus;
+}
+
+const LABEL = 'http server';
+export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
+const DEFAULT_RESPONSE_ENCODINGS: readonly Encoding[] = ['zstd', 'br', 'gzip'];
+
+type Target =
+  | { kind: 'web'; call: FetchHandler; transport: HttpServerTransportLike | undefined; created: boolean }
+  | { kind: 'node'; transport: HttpServerTransportLike; created: boolean }
+  | { kind: 'refuse'; status: number; code: number; message: string };
+
+export class McpHttpServer {
+  /** Errors that have no request to answer with: failing transports, broken sockets. */
+  onerror?: (error: Error) => void;
+  readonly events: EventBus;
+
+  readonly #guard: Guard;
+  readonly #server: http.Server;
+  readonly #ownServer: boolean;
+  readonly #path: string;
+  readonly #host: string;
+  readonly #port: number;
+  readonly #maxBody: number;
+  readonly #maxSessions: number;
+  readonly #compression: CompressionSettings | undefined;
+  /** Codings accepted on request bodies. */
+  readonly #decodings: readonly Encoding[];
+  readonly #fanout: EventFanout;
+  readonly #single: HttpServerTransportLike | undefined;
+  readonly #factory: McpHttpServerOptions['sessions'];
+  readonly #handler: FetchHandler | undefined;
+  readonly #sessions = new Map<string, HttpServerTransportLike>();
+  readonly #adopted = new WeakSet<HttpServerTransportLike>();
+  #closing: Promise<void> | undefined;
+  readonly #onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    if (!this.#ownServer && pathOf(req) !== this.#path) return;
+    void this.handle(req, res);
+  };
+
+  constructor(options: McpHttpServerOptions) {
+    optionsObject(options, 'McpHttpServer', [
+      ...GUARD_OPTIONS,
+      'transport',
+      'sessions',
+      'handler',
+      'server',
+      'port',
+      'host',
+      'path',
+      'maxBodyBytes',
+      'maxSessions',
+      'compression',
+      'events',
+    ]);
+    const given = [options.transport, options.sessions, options.handler].filter((x) => x !== undefined).length;
+    if (given !== 1) throw new InvalidOptionError('McpHttpServer', 'exactly one of transport, sessions or handler', `${given} of them`);
+    if (options.transport !== undefined && typeof (options.transport as { handleRequest?: unknown }).handleRequest !== 'function') {
+      throw new InvalidOptionError('McpHttpServer.transport', 'an SDK HTTP server transport (with handleRequest())', options.transport);
+    }
+    this.#single = options.transport;
+    this.#factory = functionOption('McpHttpServer.sessions', options.sessions);
+    this.#handler = functionOption('McpHttpServer.handler', options.handler);
+    this.#guard = new Guard('McpHttpServer', options);
+    this.#path = stringOption('McpHttpServer.path', options.path, '/mcp');
+    this.#host = stringOption('McpHttpServer.host', options.host, '127.0.0.1');
+    this.#port = integerOption('McpHttpServer.port', options.port, 0, 0, 65535);
+    this.#maxBody = integerOption('McpHttpServer.maxBodyBytes', options.maxBodyBytes, DEFAULT_MAX_BODY_BYTES, 1);
+    this.#maxSessions = integerOption('McpHttpServer.maxSessions', options.maxSessions, 10_000, 1);
+    if (options.compression === false) {
+      this.#compression = undefined;
+      this.#decodings = [];
+    } else {
+      const c = options.compression === true || options.compression === undefined ? {} : settingsObject('McpHttpServer.compression', options.compression, ['encodings', 'threshold']);
+      this.#compression = {
+        encodings: encodingsOption('McpHttpServer.compression.encodings', c['encodings'], DEFAULT_RESPONSE_ENCODINGS),
+        threshold: integerOption('McpHttpServer.compression.threshold', c['threshold'], 1024, 0),
+      };
+      this.#decodings = AVAILABLE_ENCODINGS;
+    }
+    if (options.events !== undefined && !(options.events instanceof EventBus)) throw new InvalidOptionError('McpHttpServer.events', 'an EventBus', options.events);
+    this.events = options.events ?? new EventBus();
+    this.#fanout = new EventFanout(this.events);
+    if (options.server !== undefined) {
+      this.#server = options.server;
+      this.#ownServer = false;
+    } else {
+      this.#server = http.createServer({ headersTimeout: 30_000, requestTimeout: 0 });
+      this.#ownServer = true;
+    }
+    this.#server.on('request', this.#onRequest);
+  }
+
+  async listen(): Promise<this> {
+    if (!this.#ownServer || this.#server.listening) return this;
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(this.#port, this.#host, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+    return this;
+  }
+
+  get address(): AddressInfo {
+    const address = this.#server.address();
+    if (address === null || typeof address === 'string') throw new Error(`${LABEL}: not listening`);
+    return address;
+  }
+
+  /** `http://host:port/path` once listening. */
+  get url(): string {
+    const { address, port, family } = this.address;
+    return `http://${family === 'IPv6' ? `[${address}]` : address}:${port}${this.#path}`;
+  }
+
+  /** Open sessions by Mcp-Session-Id (with `sessions`). */
+  get sessions(): ReadonlyMap<string, HttpServerTransportLike> {
+    return this.#sessions;
+  }
+
+  close(): Promise<void> {
+    if (this.#closing !== undefined) return this.#closing;
+    this.#closing = (async () => {
+      this.#server.off('request', this.#onRequest);
+      const transports = [...this.#sessions.values(), ...(this.#single === undefined ? [] : [this.#single])];
+      this.#sessions.clear();
+      await Promise.allSettled(transports.map((t) => t.close()));
+      if (this.#ownServer) {
+        await new Promise<void>((resolve) => {
+          this.#server.close(() => resolve());
+          this.#server.closeAllConnections();
+        });
+      }
+    })();
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  /** Handles one request (also usable from your own router). Never rejects. */
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    req.on('error', () => {});
+    res.on('error', () => {});
+    try {
+      await this.#handle(req, res);
+    } catch (error) {
+      this.#report(error);
+      if (!res.headersSent) reply(res, 500, ErrorCode.InternalError, 'Internal Server Error: the request could not be handled');
+      else res.destroy();
+    }
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (pathOf(req) !== this.#path) return reply(res, 404, ErrorCode.InvalidRequest, `Not Found: the MCP endpoint is ${this.#path}`);
+    if (this.#closing !== undefined) return reply(res, 503, ErrorCode.ConnectionClosed, 'Service Unavailable: the server is shutting down');
+    if (this.#decodings.length > 0) res.setHeader('accept-encoding', this.#decodings.join(', '));
+    const admission = await this.#guard.admit(req);
+    if (!admission.ok) {
+      if (admission.cause !== undefined) this.#report(new Error(`${LABEL}: authenticate() threw; the request was refused with 401`, { cause: admission.cause }));
+      return reply(res, admission.status, admission.code, admission.message, admission.headers);
+    }
+    let parsedBody: unknown;
+    if (req.method === 'POST') {
+      const body = await readBody(req, this.#maxBody, this.#decodings);
+      if (!body.ok) {
+        if (body.status === 413) {
+          // Stop reading what is left of an oversized body; the connection is not reused.
+          res.setHeader('connection', 'close');
+          res.once('finish', () => {
+            req.resume();
+            const timer = setTimeout(() => req.socket.destroy(), 2000);
+            timer.unref();
+            req.socket.once('close', () => clearTimeout(timer));
+          });
+        }
+        return reply(res, body.status, body.status === 413 || body.status === 415 ? ErrorCode.InvalidRequest : -32700, body.message);
+      }
+      try {
+        parsedBody = JSON.parse(body.text);
+      } catch (error) {
+        return reply(res, 400, -32700, `Parse error: the request body is not valid JSON (${(error as Error).message})`);
+      }
+    }
+    const target = await this.#target(req);
+    if (target.kind === 'refuse') return reply(res, target.status, target.code, target.message);
+    const transport = target.transport;
+    try {
+      if (target.kind === 'node') {
+        (req as IncomingMessage & { auth?: unknown }).auth = admission.authInfo;
+        if (target.created) {
+          // The session id exists once the response starts: register it before the client can use it.
+          const writeHead = res.writeHead;
+          res.writeHead = ((...args: Parameters<typeof writeHead>) => {
+            res.writeHead = writeHead;
+            this.#adopt(target.transport, res);
+            return writeHead.apply(res, args);
+          }) as typeof writeHead;
+        }
+        await (target.transport.handleRequest as unknown as (a: IncomingMessage, b: ServerResponse, c: unknown) => Promise<void>)(req, res, parsedBody);
+        if (target.created) this.#adopt(target.transport, res);
+        return;
+      }
+      const controller = new AbortController();
+      res.once('close', () => controller.abort());
+      const request = toWebRequest(req, controller.signal);
+      const extra: HandlerExtra = {};
+      if (parsedBody !== undefined) extra.parsedBody = parsedBody;
+      if (admission.authInfo !== undefined) extra.authInfo = admission.authInfo;
+      const response = await target.call(request, extra);
+      if (target.created && transport !== undefined) this.#adopt(transport, res);
+      await this.#write(req, res, response, transport);
+    } catch (error) {
+      if (target.created && transport !== undefined && transport.sessionId === undefined) void transport.close().catch(() => {});
+      throw error;
+    }
+  }
+
+  async #target(req: IncomingMessage): Promise<Target> {
+    if (this.#handler !== undefined) return { kind: 'web', call: this.#handler, transport: undefined, created: false };
+    let transport = this.#single;
+    let created = false;
+    if (transport === undefined) {
+      const id = req.headers['mcp-session-id'];
+      if (typeof id === 'string' && id !== '') {
+        transport = this.#sessions.get(id);
+        if (transport === undefined) {
+          return { kind: 'refuse', status: 404, code: -32001, message: 'Session not found: it expired or never existed; start a new session with initialize' };
+        }
+      } else {
+        if (this.#sessions.size >= this.#maxSessions) {
+          return { kind: 'refuse', status: 503, code: ErrorCode.LoadShed, message: `Service Unavailable: the server holds its limit of ${this.#maxSessions} sessions` };
+        }
+        transport = await (this.#factory as NonNullable<McpHttpServerOptions['sessions']>)(req);
+        created = true;
+      }
+    }
+    const t = transport;
+    if (isNodeStyle(t)) return { kind: 'node', transport: t, created };
+    const call: FetchHandler = (request, extra) => (t.handleRequest as unknown as FetchHandler)(request, extra);
+    return { kind: 'web', call, transport: t, created };
+  }
+
+  /** A transport made for this request: keep it by session id, or close it when its (stateless) response ends. */
+  #adopt(transport: HttpServerTransportLike, res: ServerResponse): void {
+    if (this.#adopted.has(transport)) return;
+    this.#adopted.add(transport);
+    const id = transport.sessionId;
+    if (id === undefined) {
+      const close = () => void transport.close().catch((error: unknown) => this.#report(error));
+      if (res.writableFinished || res.destroyed) close();
+      else res.once('close', close);
+      return;
+    }
+    this.#sessions.set(id, transport);
+    const previous = transport.onclose;
+    transport.onclose = () => {
+      if (this.#sessions.get(id) === transport) this.#sessions.delete(id);
+      previous?.call(transport);
+    };
+  }
+
+  async #write(req: IncomingMessage, res: ServerResponse, response: Response, transport: HttpServerTransportLike | undefined): Promise<void> {
+    const settings = (transport === undefined ? undefined : httpServerWire.get(innermost(transport))?.settings) ?? this.#compression;
+    const fanout = this.#fanoutFor(transport);
+    const headers = headersOf(response);
+    const body = response.body;
+    const status = response.status;
+    const encoding =
+      settings !== undefined && body !== null && status !== 204 && status !== 304 && !response.headers.has('content-encoding')
+        ? negotiateEncoding(req.headers['accept-encoding'], settings.encodings)
+        : undefined;
+    if (body === null) {
+      res.writeHead(status, headers).end();
+      return;
+    }
+    const streaming = (response.headers.get('content-type') ?? '').toLowerCase().startsWith('text/event-stream');
+    if (!streaming) {
+      let buffer: Buffer = Buffer.from(await response.arrayBuffer());
+      let used: Encoding | undefined;
+      if (encoding !== undefined && buffer.length >= (settings as CompressionSettings).threshold) {
+        const packed = await compressBuffer(encoding, buffer);
+        if (packed.length < buffer.length) {
+          if (fanout.has('bytes-compressed')) fanout.emit('bytes-compressed', { encoding, direction: 'outbound', before: buffer.length, after: packed.length });
+          buffer = packed;
+          used = encoding;
+        }
+      }
+      if (used !== undefined) {
+        headers['content-encoding'] = used;
+        headers['vary'] = 'accept-encoding';
+      }
+      headers['content-length'] = String(buffer.length);
+      res.writeHead(status, headers).end(buffer);
+      if (fanout.has('wire')) fanout.emit('wire', { direction: 'outbound', bytes: buffer.length, encoding: used ?? 'identity' });
+      return;
+    }
+    delete headers['content-length'];
+    if (encoding !== undefined) {
+      headers['content-encoding'] = encoding;
+      headers['vary'] = 'accept-encoding';
+    }
+    res.writeHead(status, headers);
+    res.flushHeaders();
+    const reader = body.getReader();
+    res.once('close', () => void reader.cancel().catch(() => {}));
+    const compressor = encoding === undefined ? undefined : createCompressor(encoding);
+    let before = 0;
+    let after = 0;
+    compressor?.on('data', (chunk: Buffer) => {
+      after += chunk.length;
+      res.write(chunk);
+    });
+    compressor?.on('error', (error) => {
+      this.#report(error);
+      res.destroy();
+    });
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        before += value.length;
+        if (compressor === undefined) {
+          after += value.length;
+          if (!res.write(value)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+        } else {
+          compressor.write(value);
+          // Each SSE event must reach the client now, not when the compressor's window fills.
+          await new Promise<void>((resolve) => compressor.flush(() => resolve()));
+          if (res.writableNeedDrain) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+        }
+        if (res.destroyed) break;
+      }
+    } catch {
+      // the client went away or the transport closed the stream
+    } finally {
+      if (compressor !== undefined) {
+        compressor.end();
+        if (!compressor.readableEnded && !compressor.destroyed) await Promise.race([once(compressor, 'end'), once(compressor, 'close')]).catch(() => {});
+      }
+      res.end();
+      if (encoding !== undefined && before > 0 && fanout.has('bytes-compressed')) fanout.emit('bytes-compressed', { encoding, direction: 'outbound', before, after });
+      if (fanout.has('wire')) fanout.emit('wire', { direction: 'outbound', bytes: after, encoding: encoding ?? 'identity' });
+    }
+  }
+
+  #fanoutFor(transport: HttpServerTransportLike | undefined): EventFanout {
+    if (transport === undefined) return this.#fanout;
+    const wire = httpServerWire.get(innermost(transport));
+    if (wire === undefined) return this.#fanout;
+    wire.fanout.add(this.events);
+    return wire.fanout;
+  }
+
+  #report(error: unknown): void {
+    try {
+      this.onerror?.(error instanceof Error ? error : new Error(String(error)));
+    } catch {
+      // nowhere left to report
+    }
+  }
+}
+
+/** Creates an McpHttpServer and starts listening (own server). */
+export async function listenHttp(options: McpHttpServerOptions): Promise<McpHttpServer> {
+  return new McpHttpServer(options).listen();
+}
+
+function pathOf(req: IncomingMessage): string {
+  try {
+    return new URL(req.url ?? '/', 'http://localhost').pathname;
+  } catch {
+    return '';
+  }
+}
+
+/** The v1 Node transport takes (req, res, parsedBody) and writes the response itself. */
+function isNodeStyle(transport: HttpServerTransportLike): boolean {
+  const inner = innermost(transport) as { handleRequest?: { length: number } };
+  return (inner.handleRequest?.length ?? 0) >= 3;
+}
+
+function toWebRequest(req: IncomingMessage, signal: AbortSignal): Request {
+  const host = req.headers.host ?? 'localhost';
+  const url = new URL(req.url ?? '/', `http://${host}`);
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) {
+    // The body was read (and decoded) already: its framing headers no longer apply.
+    if (value === undefined || name === 'content-length' || name === 'content-encoding' || name === 'transfer-encoding') continue;
+    if (Array.isArray(value)) for (const v of value) headers.append(name, v);
+    else headers.set(name, value);
+  }
+  return new Request(url, { method: req.method ?? 'GET', headers, signal });
+}
+
+function headersOf(response: Response): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  response.headers.forEach((value, name) => {
+    if (name !== 'set-cookie') out[name] = value;
+  });
+  const cookies = response.headers.getSetCookie();
+  if (cookies.length > 0) out['set-cookie'] = cookies;
+  return out;
+}
+
+/** A JSON-RPC error body with an HTTP status, as the SDK's transports answer. */
+function reply(res: ServerResponse, status: number, code: number, message: string, headers: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = errorBody(code, message);
+  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) }).end(body);
+}

@@ -1,0 +1,690 @@
+/**
+ * WebSocketClientTransport: an MCP client transport over WebSocket (subprotocol `mcp`)
+ * that survives the server going away.
+ *
+ * When the connection drops unexpectedly the transport stays open and reconnects with
+ * cockatiel's exponential backoff:
+ *
+ *   - requests in flight on the dead connection are failed at once: through
+ *     `onconnectionlost` when wrapped (a retryable ConnectionClosedError, so `retry`
+ *     re-sends the idempotent ones), or with a synthesized JSON-RPC error response
+ *     (-32000) when used bare — never left hanging, never silently re-sent;
+ *   - messages sent while disconnected are queued (bounded) and written, in order, once
+ *     the new connection is ready — they provably never left, so sending them later
+ *     executes them exactly once; a queued request that is cancelled leaves the queue;
+ *   - responses to the old connection's requests, and cancellations of its requests,
+ *     are dropped: the peer that could use them is gone;
+ *   - for 2025-era sessions (initialize handshake) the recorded `initialize` request and
+ *     `notifications/initialized` are replayed first, and the replayed response is
+ *     swallowed, so the application's Client never notices. 2026-07-28 sessions carry
+ *     their context in every request and need no replay.
+ *
+ * A close the server means (1000, or a protocol/policy error such as 1002, 1007, 1008,
+ * 1009) and an upgrade refused with 401/403 end the transport instead.
+ */
+import type { Socket } from 'node:net';
+import { ExponentialBackoff, type IBackoff, type IBackoffFactory } from 'cockatiel';
+import { type ClientOptions, WebSocket } from 'ws';
+import { ConnectionClosedError, describe, InvalidOptionError, TransportError } from '../../errors.ts';
+import type { EventBus } from '../../events.ts';
+import {
+  CANCELLED,
+  type JSONRPCMessage,
+  type JSONRPCRequest,
+  type JSONRPCResponse,
+  type RequestId,
+} from '../../jsonrpc.ts';
+import type { MessageExtraInfo, Transport, TransportSendOptions } from '../../transport.ts';
+import { sleep } from '../../sleep.ts';
+import { booleanOption, durationOption, integerOption, optionsObject, settingsObject } from '../options.ts';
+import { type CompressionSettings, EventFanout, WIRE_CONTROL, type WireControl } from '../wire.ts';
+import { Channel, CloseCode, encode } from './channel.ts';
+import { COMMON_OPTIONS, resolveCommon, SUBPROTOCOL, type WebSocketCommonOptions, wsDeflateOptions } from './options.ts';
+
+export interface ReconnectOptions {
+  /** Connection attempts after a drop before the transport gives up and closes. Default 20; `Infinity` never gives up. */
+  maxAttempts?: number;
+  /** First backoff delay. Default 200 ms. */
+  initialDelayMs?: number;
+  /** Largest backoff delay. Default 10 000 ms. */
+  maxDelayMs?: number;
+  /** A cockatiel backoff to use instead (e.g. `new ConstantBackoff(500)`). */
+  backoff?: IBackoffFactory<unknown>;
+  /** Replay `initialize` + `notifications/initialized` on the new connection (2025-era sessions). Default true. */
+  replayHandshake?: boolean;
+  /** Bytes of messages held while disconnected; beyond, send() fails (nothing was sent). Default 16 MiB. */
+  maxQueuedBytes?: number;
+}
+
+export interface WebSocketClientTransportOptions extends WebSocketCommonOptions {
+  /** Headers for the upgrade request (e.g. Authorization); a function is called before every connection. */
+  headers?: Record<string, string> | (() => Record<string, string> | Promise<Record<string, string>>);
+  /** The Origin header to send (browsers send one; Node clients usually do not). */
+  origin?: string;
+  /** How long the opening handshake (and a replayed initialize) may take. Default 10 000 ms. */
+  connectTimeoutMs?: number;
+  /** Reconnect after an unexpected drop. Default on; `false` closes the transport instead. */
+  reconnect?: false | ReconnectOptions;
+  /** Passed to `ws` as is: TLS (`ca`, `cert`, `key`, `rejectUnauthorized` — verification stays on unless you turn it off), `agent`... */
+  wsOptions?: Omit<ClientOptions, 'perMessageDeflate' | 'maxPayload' | 'handshakeTimeout' | 'headers' | 'origin' | 'protocolVersion'>;
+}
+
+/** The client accepts larger messages than the server by default: results (resources, tool lists) are the big ones. */
+export const DEFAULT_CLIENT_MAX_PAYLOAD = 16 * 1024 * 1024;
+
+interface ReconnectPolicy {
+  readonly maxAttempts: number;
+  readonly backoff: IBackoffFactory<unknown>;
+  readonly replay: boolean;
+  readonly maxQueuedBytes: number;
+}
+
+type State = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closing' | 'closed';
+
+interface Queued {
+  readonly text: string;
+  readonly bytes: number;
+  /** Request ids in this frame (so a cancel can pull it out). */
+  readonly requestIds: readonly RequestId[];
+  readonly resolve: () => void;
+  readonly reject: (error: Error) => void;
+}
+
+interface Handshake {
+  params: JSONRPCRequest['params'];
+  protocolVersion: string;
+}
+
+/** Revisions from this one on carry their context per request; there is no handshake to replay. */
+const STATELESS_ERA = '2026-07-28';
+const LABEL = 'websocket client';
+
+export class WebSocketClientTransport implements Transport {
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  onmessage?: (message: JSONRPCMessage, extra?: MessageExtraInfo) => void;
+  onconnectionlost?: (error: Error) => void;
+  /** WebSocket sessions have no `Mcp-Session-Id`. */
+  sessionId?: string | undefined = undefined;
+
+  readonly url: URL;
+  /** Where `connection`, `reconnect`, `heartbeat`, `wire` and `bytes-compressed` are published. */
+  readonly events: EventBus;
+  readonly [WIRE_CONTROL]: WireControl;
+
+  readonly #fanout: EventFanout;
+  readonly #common: ReturnType<typeof resolveCommon>;
+  readonly #headers: WebSocketClientTransportOptions['headers'];
+  readonly #origin: string | undefined;
+  readonly #connectTimeoutMs: number;
+  readonly #wsOptions: NonNullable<WebSocketClientTransportOptions['wsOptions']>;
+  readonly #reconnect: ReconnectPolicy | undefined;
+  #compressThreshold: number | undefined;
+
+  #state: State = 'idle';
+  #channel: Channel | undefined;
+  /** Counts connections; requests and inbound requests remember theirs. */
+  #epoch = 0;
+  /** The epoch of the open connection, or -1 between connections. */
+  #liveEpoch = -1;
+  readonly #queue: Queued[] = [];
+  #queuedBytes = 0;
+  /** Outbound request id → the connection it was written on. */
+  readonly #inflight = new Map<RequestId, number>();
+  /** Inbound request id → the connection it arrived on. */
+  readonly #inbound = new Map<RequestId, number>();
+  #pendingInitialize: { id: RequestId; params: JSONRPCRequest['params'] } | undefined;
+  #handshake: Handshake | undefined;
+  #initializedSent = false;
+  #replay: { id: string; resolve: (response: JSONRPCResponse) => void; reject: (error: Error) => void } | undefined;
+  #replayCounter = 0;
+  #protocolVersion: string | undefined;
+  readonly #stop = new AbortController();
+  #closed: Promise<void> | undefined;
+
+  constructor(url: string | URL, options: WebSocketClientTransportOptions = {}) {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new InvalidOptionError('WebSocketClientTransport(url)', 'a ws:// or wss:// URL', url);
+    }
+    if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') {
+      throw new InvalidOptionError('WebSocketClientTransport(url)', 'a ws:// or wss:// URL', String(url));
+    }
+    this.url = parsed;
+    optionsObject(options, 'WebSocketClientTransport', [...COMMON_OPTIONS, 'headers', 'origin', 'connectTimeoutMs', 'reconnect', 'wsOptions']);
+    this.#common = resolveCommon('WebSocketClientTransport', LABEL, options, DEFAULT_CLIENT_MAX_PAYLOAD);
+    this.events = this.#common.events;
+    this.#fanout = new EventFanout(this.events);
+    this.#compressThreshold = this.#common.deflate?.threshold;
+    if (options.headers !== undefined && typeof options.headers !== 'function' && (typeof options.headers !== 'object' || options.headers === null)) {
+      throw new InvalidOptionError('WebSocketClientTransport.headers', 'an object of header values or a function returning one', options.headers);
+    }
+    this.#headers = options.headers;
+    if (options.origin !== undefined && typeof options.origin !== 'string') throw new InvalidOptionError('WebSocketClientTransport.origin', 'a string', options.origin);
+    this.#origin = options.origin;
+    this.#connectTimeoutMs = durationOption('WebSocketClientTransport.connectTimeoutMs', options.connectTimeoutMs, 10_000, 1);
+    if (options.wsOptions !== undefined && (typeof options.wsOptions !== 'object' || options.wsOptions === null)) {
+      throw new InvalidOptionError('WebSocketClientTransport.wsOptions', 'an object of ws client options', options.wsOptions);
+    }
+    this.#wsOptions = options.wsOptions ?? {};
+    if (options.reconnect === false) {
+      this.#reconnect = undefined;
+    } else {
+      const r = settingsObject('WebSocketClientTransport.reconnect', options.reconnect, ['maxAttempts', 'initialDelayMs', 'maxDelayMs', 'backoff', 'replayHandshake', 'maxQueuedBytes']);
+      const maxAttempts = r['maxAttempts'] === Infinity ? Infinity : integerOption('WebSocketClientTransport.reconnect.maxAttempts', r['maxAttempts'], 20, 1);
+      const initialDelay = durationOption('WebSocketClientTransport.reconnect.initialDelayMs', r['initialDelayMs'], 200, 0);
+      const maxDelay = durationOption('WebSocketClientTransport.reconnect.maxDelayMs', r['maxDelayMs'], 10_000, 0);
+      if (maxDelay < initialDelay) throw new InvalidOptionError('WebSocketClientTransport.reconnect.maxDelayMs', `a number >= initialDelayMs (${initialDelay})`, maxDelay);
+      const backoff = r['backoff'];
+      if (backoff !== undefined && (typeof backoff !== 'object' || backoff === null || typeof (backoff as IBackoffFactory<unknown>).next !== 'function')) {
+        throw new InvalidOptionError('WebSocketClientTransport.reconnect.backoff', 'a cockatiel backoff (an object with next())', backoff);
+      }
+      this.#reconnect = {
+        maxAttempts,
+        backoff: (backoff as IBackoffFactory<unknown> | undefined) ?? new ExponentialBackoff({ initialDelay, maxDelay }),
+        replay: booleanOption('WebSocketClientTransport.reconnect.replayHandshake', r['replayHandshake'], true),
+        maxQueuedBytes: integerOption('WebSocketClientTransport.reconnect.maxQueuedBytes', r['maxQueuedBytes'], 16 * 1024 * 1024, 0),
+      };
+    }
+    this[WIRE_CONTROL] = {
+      kind: 'websocket',
+      acceptsBatches: true,
+      compress: (settings: CompressionSettings) => this.#setCompression(settings),
+      observe: (bus: EventBus) => this.#fanout.add(bus),
+    };
+  }
+
+  /** `open` while connected, `reconnecting` between connections. */
+  get state(): State {
+    return this.#state;
+  }
+
+  /** Bytes waiting in the socket's send buffer (0 when disconnected). */
+  get bufferedAmount(): number {
+    return this.#channel?.socket.bufferedAmount ?? 0;
+  }
+
+  /** The protocol version the application negotiated (the SDK tells the transport). */
+  get protocolVersion(): string | undefined {
+    return this.#protocolVersion ?? this.#handshake?.protocolVersion;
+  }
+
+  setProtocolVersion(version: string): void {
+    this.#protocolVersion = version;
+  }
+
+  async start(): Promise<void> {
+    if (this.#state !== 'idle') {
+      throw new Error(`${LABEL}: already started; note that Client.connect() calls start() itself`);
+    }
+    this.#state = 'connecting';
+    try {
+      this.#adopt(await this.#connect());
+    } catch (error) {
+      this.#state = 'closed';
+      throw error;
+    }
+    this.#state = 'open';
+  }
+
+  async send(message: JSONRPCMessage | JSONRPCMessage[], _options?: TransportSendOptions): Promise<void> {
+    const all = Array.isArray(message) ? message : [message];
+    if (this.#state === 'closed' || this.#state === 'closing') {
+      throw new ConnectionClosedError(`${LABEL}: cannot send ${describeMessages(all)}: the transport is closed`, { neverSent: true, layer: 'websocket' });
+    }
+    if (this.#state === 'idle' || this.#state === 'connecting') {
+      throw new ConnectionClosedError(`${LABEL}: cannot send ${describeMessages(all)}: not connected yet (start() has not finished)`, { neverSent: true, layer: 'websocket' });
+    }
+    const live = all.filter((m) => this.#stillMeaningful(m));
+    if (live.length === 0) return;
+    const requestIds: RequestId[] = [];
+    for (const m of live) {
+      if ('method' in m && 'id' in m && m.id !== undefined) {
+        requestIds.push(m.id);
+        if (m.method === 'initialize') this.#pendingInitialize = { id: m.id, params: m.params };
+      } else if ('method' in m && m.method === 'notifications/initialized') {
+        this.#initializedSent = true;
+      } else if (!('method' in m) && m.id !== undefined) {
+        this.#inbound.delete(m.id);
+      }
+    }
+    const text = encode(Array.isArray(message) ? live : (live[0] as JSONRPCMessage));
+    const channel = this.#channel;
+    if (this.#state === 'open' && channel !== undefined) {
+      for (const id of requestIds) this.#inflight.set(id, this.#epoch);
+      try {
+        await channel.write(text);
+      } catch (error) {
+        // Never handed to the socket: not in flight, nothing to fail later.
+        if ((error as { neverSent?: boolean }).neverSent === true) for (const id of requestIds) this.#inflight.delete(id);
+        throw error;
+      }
+      return;
+    }
+    await this.#enqueue(text, requestIds);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed !== undefined) return this.#closed;
+    this.#closed = (async () => {
+      const wasIdle = this.#state === 'idle';
+      this.#state = 'closing';
+      this.#stop.abort();
+      this.#rejectQueue(new ConnectionClosedError(`${LABEL}: the transport was closed before the message could be sent`, { neverSent: true, layer: 'websocket' }));
+      this.#replay?.reject(new ConnectionClosedError(`${LABEL}: closed`, { layer: 'websocket' }));
+      const channel = this.#channel;
+      if (channel !== undefined && channel.open) {
+        const closedEvent = new Promise<void>((resolve) => channel.socket.once('close', () => resolve()));
+        channel.close(CloseCode.Normal, 'client closed the session');
+        // Do not wait on a peer that never answers the close frame.
+        const timer = setTimeout(() => channel.terminate(), 2000);
+        timer.unref();
+        await closedEvent;
+        clearTimeout(timer);
+      }
+      if (!wasIdle || channel !== undefined) this.#finish();
+      else this.#state = 'closed';
+    })();
+    return this.#closed;
+  }
+
+  // ── connecting ────────────────────────────────────────────────────────────────
+
+  async #connect(): Promise<Channel> {
+    const headers = typeof this.#headers === 'function' ? await this.#headers() : this.#headers;
+    return new Promise<Channel>((resolve, reject) => {
+      let settled = false;
+      let raw: Socket | undefined;
+      const fail = (error: Error) => {
+        if (settled) return;
+        settled = true;
+        socket.removeAllListeners();
+        socket.on('error', () => {}); // late errors of an abandoned socket go nowhere
+        if (socket.readyState !== WebSocket.CLOSED) socket.terminate();
+        reject(error);
+      };
+      const socket = new WebSocket(this.url, [SUBPROTOCOL], {
+        ...this.#wsOptions,
+        perMessageDeflate: wsDeflateOptions(this.#common.deflate),
+        maxPayload: this.#common.channel.maxPayload,
+        handshakeTimeout: this.#connectTimeoutMs,
+        followRedirects: false,
+        ...(headers === undefined ? {} : { headers }),
+        ...(this.#origin === undefined ? {} : { origin: this.#origin }),
+      });
+      const onStop = () => fail(new ConnectionClosedError(`${LABEL}: closed while connecting`, { neverSent: true, layer: 'websocket' }));
+      this.#stop.signal.addEventListener('abort', onStop, { once: true });
+      socket.once('upgrade', (response) => {
+        raw = response.socket as Socket;
+      });
+      socket.once('unexpected-response', (request, response) => {
+        const status = response.statusCode ?? 0;
+        readSome(response, 4096).then((body) => {
+          request.destroy();
+          fail(
+            new TransportError(`${LABEL}: ${this.url.href} refused the WebSocket upgrade: HTTP ${status} ${response.statusMessage ?? ''}${body === '' ? '' : `: ${body}`}`.trim(), {
+              layer: 'websocket',
+              reason: `http-${status}`,
+              neverSent: true,
+              retryable: status !== 401 && status !== 403,
+              ...(status >= 400 && status <= 599 ? { status } : {}),
+            }),
+          );
+        });
+      });
+      socket.on('error', (error) => {
+        fail(
+          new TransportError(`${LABEL}: could not connect to ${this.url.href}: ${error.message}`, {
+            layer: 'websocket',
+            reason: 'connect-failed',
+            neverSent: true,
+            cause: error,
+          }),
+        );
+      });
+      socket.once('close', () => fail(new TransportError(`${LABEL}: the connection to ${this.url.href} closed during the handshake`, { layer: 'websocket', neverSent: true })));
+      socket.once('open', () => {
+        if (settled) return;
+        settled = true;
+        this.#stop.signal.removeEventListener('abort', onStop);
+        socket.removeAllListeners('error');
+        socket.removeAllListeners('close');
+        socket.removeAllListeners('unexpected-response');
+        let channel: Channel | undefined = undefined;
+        channel = new Channel(socket, raw, this.#common.channel, this.#fanout, {
+          messages: (messages) => this.#receive(channel as Channel, messages),
+          error: (error) => this.#report(error),
+          close: (code, reason) => this.#onChannelClose(channel as Channel, code, reason),
+        });
+        resolve(channel);
+      });
+    });
+  }
+
+  #adopt(channel: Channel): void {
+    this.#epoch++;
+    this.#liveEpoch = this.#epoch;
+    this.#channel = channel;
+    channel.setCompressionThreshold(channel.deflateNegotiated ? this.#compressThreshold : undefined);
+    this.#fanout.emit('connection', { state: 'open', transport: 'websocket', url: this.url.href });
+  }
+
+  #onChannelClose(channel: Channel, code: number, reason: string): void {
+    if (channel !== this.#channel) return;
+    this.#channel = undefined;
+    this.#liveEpoch = -1;
+    this.#fanout.emit('connection', { state: 'closed', transport: 'websocket', url: this.url.href, code, reason });
+    if (this.#state === 'closing' || this.#state === 'closed') return; // close() finishes
+    const error = new ConnectionClosedError(`${LABEL}: the connection to ${this.url.href} closed (${describeClose(code, reason)})`, {
+      layer: 'websocket',
+      reason: 'connection-lost',
+    });
+    if (this.#state === 'reconnecting') {
+      // Dropped during the replay: the reconnect loop tries again.
+      this.#replay?.reject(error);
+      return;
+    }
+    this.#failInflight(error);
+    if (this.#reconnect === undefined || !reconnectable(code)) {
+      this.#report(
+        this.#reconnect === undefined ? error : new ConnectionClosedError(`${error.message}; not reconnecting after close code ${code}`, { layer: 'websocket', reason: 'connection-closed' }),
+      );
+      this.#finish();
+      return;
+    }
+    this.#state = 'reconnecting';
+    void this.#reconnectLoop(this.#reconnect);
+  }
+
+  async #reconnectLoop(policy: ReconnectPolicy): Promise<void> {
+    let backoff: IBackoff<unknown> | undefined;
+    let lastError: Error | undefined;
+    for (let attempt = 1; attempt <= policy.maxAttempts; attempt++) {
+      backoff = backoff === undefined ? policy.backoff.next(undefined) : backoff.next(undefined);
+      const delayMs = backoff.duration;
+      this.#fanout.emit('reconnect', { attempt, delayMs, outcome: 'scheduled' });
+      await sleep(delayMs, this.#stop.signal).catch(() => {}); // a close ends the wait; the state check below stops
+      if (this.#state !== 'reconnecting') return;
+      let channel: Channel;
+      try {
+        channel = await this.#connect();
+      } catch (error) {
+        lastError = error as Error;
+        this.#fanout.emit('reconnect', { attempt, delayMs, outcome: 'failed', error: lastError });
+        if (this.#state !== 'reconnecting') return;
+        if (lastError instanceof TransportError && (lastError.status === 401 || lastError.status === 403)) break;
+        continue;
+      }
+      if (this.#state !== 'reconnecting') {
+        channel.close(CloseCode.Normal, 'client closed the session');
+        return;
+      }
+      this.#adopt(channel);
+      try {
+        await this.#replayHandshake(channel, policy.replay);
+      } catch (error) {
+        lastError = error as Error;
+        this.#fanout.emit('reconnect', { attempt, delayMs, outcome: 'failed', error: lastError });
+        if (this.#state !== 'reconnecting') return;
+        if (lastError instanceof HandshakeRejected) {
+          channel.close(CloseCode.Normal, 'the session could not be restored');
+          break;
+        }
+        channel.terminate();
+        continue;
+      }
+      if (this.#channel !== channel || !channel.open) continue; // dropped again right away
+      this.#state = 'open';
+      this.#fanout.emit('reconnect', { attempt, delayMs, outcome: 'connected' });
+      this.#flushQueue(channel);
+      return;
+    }
+    if (this.#state !== 'reconnecting') return;
+    const reason = lastError === undefined ? '' : `: ${lastError.message}`;
+    this.#report(new ConnectionClosedError(`${LABEL}: gave up reconnecting to ${this.url.href}${reason}`, { layer: 'websocket', reason: 'reconnect-failed', cause: lastError }));
+    this.#finish();
+  }
+
+  /** Re-establishes a 2025-era session on a fresh connection; the application never sees it. */
+  async #replayHandshake(channel: Channel, enabled: boolean): Promise<void> {
+    const handshake = this.#handshake;
+    if (!enabled || handshake === undefined || handshake.protocolVersion >= STATELESS_ERA) return;
+    const id = `mcp-layers-replay-${++this.#replayCounter}`;
+    const answered = new Promise<JSONRPCResponse>((resolve, reject) => {
+      this.#replay = { id, resolve, reject };
+    });
+    const timer = setTimeout(() => {
+      this.#replay?.reject(new TransportError(`${LABEL}: the server did not answer the replayed initialize within ${this.#connectTimeoutMs} ms`, { layer: 'websocket', reason: 'replay-timeout' }));
+    }, this.#connectTimeoutMs);
+    timer.unref();
+    try {
+      await channel.write(encode({ jsonrpc: '2.0', id, method: 'initialize', params: handshake.params }));
+      const response = await answered;
+      if ('error' in response) {
+        throw new HandshakeRejected(`${LABEL}: the server refused the replayed initialize (${response.error.code} ${response.error.message}); the session cannot be restored`);
+      }
+      const version = response.result['protocolVersion'];
+      if (version !== handshake.protocolVersion) {
+        throw new HandshakeRejected(
+          `${LABEL}: after reconnecting, the server negotiated protocol version ${describe(version)} but the session uses ${handshake.protocolVersion}; the session cannot be restored`,
+        );
+      }
+      if (this.#initializedSent) await channel.write(encode({ jsonrpc: '2.0', method: 'notifications/initialized' }));
+    } finally {
+      clearTimeout(timer);
+      this.#replay = undefined;
+    }
+  }
+
+  // ── reading ───────────────────────────────────────────────────────────────────
+
+  #receive(channel: Channel, messages: JSONRPCMessage[]): void {
+    for (const message of messages) {
+      if (channel !== this.#channel) return;
+      if (!('method' in message)) {
+        const id = message.id;
+        const replay = this.#replay;
+        if (replay !== undefined && id === replay.id) {
+          replay.resolve(message);
+          continue; // the replayed handshake's answer is ours, not the application's
+        }
+        if (id !== undefined) this.#inflight.delete(id);
+        const pending = this.#pendingInitialize;
+        if (pending !== undefined && id === pending.id) {
+          this.#pendingInitialize = undefined;
+          const version = 'result' in message ? message.result['protocolVersion'] : undefined;
+          if (typeof version === 'string') this.#handshake = { params: pending.params, protocolVersion: version };
+        }
+      } else if ('id' in message && message.id !== undefined) {
+        this.#inbound.set(message.id, this.#epoch);
+      }
+      this.#deliver(message);
+    }
+  }
+
+  #deliver(message: JSONRPCMessage): void {
+    try {
+      this.onmessage?.(message);
+    } catch (error) {
+      this.#report(error);
+    }
+  }
+
+  #report(error: unknown): void {
+    try {
+      this.onerror?.(error instanceof Error ? error : new Error(String(error)));
+    } catch {
+      // nowhere left to report
+    }
+  }
+
+  // ── what happens to messages around a drop ─────────────────────────────────────
+
+  /** False for messages whose peer is gone: answers to, and cancellations of, an old connection's requests. */
+  #stillMeaningful(message: JSONRPCMessage): boolean {
+    if (!('method' in message)) {
+      const epoch = message.id === undefined ? undefined : this.#inbound.get(message.id);
+      if (epoch !== undefined && epoch !== this.#liveEpoch) {
+        this.#inbound.delete(message.id as RequestId);
+        return false;
+      }
+      return true;
+    }
+    if (message.method === CANCELLED && !('id' in message && message.id !== undefined)) {
+      const requestId = message.params?.['requestId'] as RequestId | undefined;
+      if (requestId === undefined) return true;
+      if (this.#unqueue(requestId)) return false;
+      const epoch = this.#inflight.get(requestId);
+      if (epoch !== undefined && epoch !== this.#liveEpoch) {
+        this.#inflight.delete(requestId);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  #enqueue(text: string, requestIds: RequestId[]): Promise<void> {
+    const policy = this.#reconnect;
+    const bytes = Buffer.byteLength(text);
+    if (policy === undefined || this.#queuedBytes + bytes > policy.maxQueuedBytes) {
+      return Promise.reject(
+        new ConnectionClosedError(`${LABEL}: not connected, and the queue of messages waiting for the reconnection is full (${policy?.maxQueuedBytes ?? 0} bytes)`, {
+          neverSent: true,
+          layer: 'websocket',
+          reason: 'queue-full',
+        }),
+      );
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.#queue.push({ text, bytes, requestIds, resolve, reject });
+      this.#queuedBytes += bytes;
+    });
+  }
+
+  /** Removes a queued request (it was cancelled before it could be sent). */
+  #unqueue(requestId: RequestId): boolean {
+    const index = this.#queue.findIndex((q) => q.requestIds.includes(requestId));
+    if (index === -1) return false;
+    const [entry] = this.#queue.splice(index, 1) as [Queued];
+    this.#queuedBytes -= entry.bytes;
+    entry.reject(new ConnectionClosedError(`${LABEL}: the request was cancelled while waiting for the reconnection; it was never sent`, { neverSent: true, layer: 'websocket', reason: 'cancelled' }));
+    return true;
+  }
+
+  #flushQueue(channel: Channel): void {
+    const queued = this.#queue.splice(0);
+    this.#queuedBytes = 0;
+    for (const entry of queued) {
+      for (const id of entry.requestIds) this.#inflight.set(id, this.#epoch);
+      channel.write(entry.text).then(entry.resolve, entry.reject);
+    }
+  }
+
+  #rejectQueue(error: Error): void {
+    const queued = this.#queue.splice(0);
+    this.#queuedBytes = 0;
+    for (const entry of queued) entry.reject(error);
+  }
+
+  /** Requests written on the dead connection will never be answered: fail them now. */
+  #failInflight(error: ConnectionClosedError): void {
+    const lost: RequestId[] = [];
+    for (const [id, epoch] of this.#inflight) if (epoch === this.#epoch) lost.push(id);
+    for (const id of lost) this.#inflight.delete(id);
+    if (this.#pendingInitialize !== undefined) this.#pendingInitialize = undefined;
+    if (this.onconnectionlost !== undefined) {
+      try {
+        this.onconnectionlost(error);
+      } catch (cause) {
+        this.#report(cause);
+      }
+      return;
+    }
+    // Used without wrap(): answer for the peer, so the application's requests end now.
+    for (const id of lost) {
+      this.#deliver({
+        jsonrpc: '2.0',
+        id,
+        error: {
+          code: error.code,
+          message: `${error.message}; the request may or may not have been executed`,
+          data: { layer: 'websocket', reason: 'connection-lost', attempts: 1 },
+        },
+      });
+    }
+  }
+
+  #finish(): void {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.#stop.abort();
+    this.#rejectQueue(new ConnectionClosedError(`${LABEL}: the transport closed before the message could be sent`, { neverSent: true, layer: 'websocket' }));
+    this.#inflight.clear();
+    this.#inbound.clear();
+    try {
+      this.onclose?.();
+    } catch (error) {
+      this.#report(error);
+    }
+  }
+
+  #setCompression(settings: CompressionSettings): void {
+    this.#compressThreshold = settings.encodings.includes('deflate') && this.#common.deflate !== undefined ? settings.threshold : undefined;
+    const channel = this.#channel;
+    if (channel !== undefined) channel.setCompressionThreshold(channel.deflateNegotiated ? this.#compressThreshold : undefined);
+  }
+}
+
+class HandshakeRejected extends Error {}
+
+/** Close codes after which trying again is pointless or unwanted. */
+function reconnectable(code: number): boolean {
+  switch (code) {
+    case CloseCode.Normal:
+    case CloseCode.ProtocolError:
+    case 1003:
+    case CloseCode.InvalidPayload:
+    case CloseCode.PolicyViolation:
+    case CloseCode.MessageTooBig:
+    case 1010:
+      return false;
+    default:
+      return true;
+  }
+}
+
+function describeClose(code: number, reason: string): string {
+  const name = code === CloseCode.Abnormal ? 'abnormally, without a close frame' : `code ${code}`;
+  return reason === '' ? name : `${name}: ${reason}`;
+}
+
+function describeMessages(messages: JSONRPCMessage[]): string {
+  if (messages.length !== 1) return `a batch of ${messages.length} messages`;
+  const [m] = messages as [JSONRPCMessage];
+  return 'method' in m ? m.method : 'a response';
+}
+
+/** Reads at most `limit` bytes of a refused upgrade's body, for the error message. */
+function readSome(stream: NodeJS.ReadableStream & { destroy?: () => void }, limit: number): Promise<string> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = () => resolve(Buffer.concat(chunks).toString('utf8').slice(0, limit).trim());
+    const timer = setTimeout(done, 1000);
+    timer.unref();
+    stream.on('data', (chunk: Buffer) => {
+      if (size < limit) chunks.push(chunk);
+      size += chunk.length;
+    });
+    stream.on('end', () => {
+      clearTimeout(timer);
+      done();
+    });
+    stream.on('error', () => {
+      clearTimeout(timer);
+      done();
+    });
+  });
+}
