@@ -34,7 +34,7 @@ transport.events.on('connection', (e) => console.log(`connection ${e.state}${e.c
 transport.events.on('reconnect', (e) => console.log(`reconnect attempt ${e.attempt}: ${e.outcome}${e.outcome === 'scheduled' ? ` in ${Math.round(e.delayMs)} ms` : ''}`));
 
 const client = new Client({ name: 'ws-example-client', version: '1.0.0' });
-await client.connect(wrap(transport, [], { events: transport.events }));
+await client.connect(wrap(transport, []));
 const say = async () => ((await client.callTool({ name: 'whoami', arguments: { name: 'ada' } })).content as Array<{ text: string }>)[0]?.text;
 
 console.log(await say());

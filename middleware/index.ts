@@ -18,3 +18,18 @@ export { type HedgingLayer, type HedgingOptions, hedging } from './hedging.ts';
 export { type BackoffOptions, type RetryBackoff, type RetryLayer, type RetryOptions, retry } from './retry.ts';
 export { STANDARD_DEFAULTS, type StandardLayer, type StandardOptions, standard } from './standard.ts';
 export { type TimeoutOptions, timeout } from './timeout.ts';
+export {
+  DEFAULT_REFRESH_SKEW_MS,
+  FileTokenStore,
+  MemoryTokenStore,
+  oauth,
+  type AccessToken,
+  type ClientAuthentication,
+  type OAuthLayer,
+  type OAuthOptions,
+  type SdkAuthProvider,
+  type SdkOAuthClientProvider,
+  type StoredTokens,
+  type TokenStore,
+  type UnauthorizedEvent,
+} from './oauth.ts';

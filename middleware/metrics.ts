@@ -92,10 +92,12 @@ export const METRIC_FAMILIES = [
   { name: 'mcp_layers_protocol_versions_total', type: 'counter', labels: ['transport', 'mcp_protocol_version'], help: 'Protocol versions negotiated.' },
   { name: 'mcp_layers_reconnects_total', type: 'counter', labels: ['transport', 'outcome'], help: 'Reconnection attempts: scheduled, connected or failed.' },
   { name: 'mcp_layers_connection_up', type: 'gauge', labels: ['transport'], help: '1 while the transport\'s connection is open, 0 after it closed.' },
+  { name: 'mcp_layers_connections_total', type: 'counter', labels: ['transport', 'state'], help: 'Connection changes under a transport: opened, closed, or rejected at the upgrade.' },
   { name: 'mcp_layers_heartbeats_total', type: 'counter', labels: ['transport', 'outcome'], help: 'Heartbeats: answered (ok) or missed.' },
   { name: 'mcp_layers_heartbeat_rtt_seconds', type: 'histogram', labels: ['transport'], help: 'Round-trip time of answered heartbeats.' },
   { name: 'mcp_layers_token_refreshes_total', type: 'counter', labels: ['transport', 'outcome'], help: 'OAuth token refreshes: ok or failed.' },
   { name: 'mcp_layers_token_refresh_duration_seconds', type: 'histogram', labels: ['transport', 'outcome'], help: 'Duration of OAuth token refreshes.' },
+  { name: 'mcp_layers_token_store_failures_total', type: 'counter', labels: ['transport', 'operation'], help: 'Token store loads or saves that failed (a rotated refresh token may be lost on restart).' },
   { name: 'mcp_layers_wire_bytes_total', type: 'counter', labels: ['transport', 'direction', 'encoding'], help: 'Bytes on the wire, by direction (outbound: sent) and content encoding.' },
   { name: 'mcp_layers_compression_bytes_total', type: 'counter', labels: ['transport', 'direction', 'encoding', 'stage'], help: 'Bytes before and after compression (stage), by direction and encoding.' },
   { name: 'mcp_layers_batch_size', type: 'histogram', labels: ['transport'], help: 'Messages per JSON-RPC batch written by the batching layer.' },
@@ -318,7 +320,10 @@ export function metrics(given: MetricsOptions): Layer {
       start: null,
       close: null,
       reconnect: (e) => inc('mcp_layers_reconnects_total', { transport, outcome: e.outcome }),
-      connection: (e) => gauge('mcp_layers_connection_up').set(labels({ transport }), e.state === 'open' ? 1 : 0),
+      connection: (e) => {
+        inc('mcp_layers_connections_total', { transport, state: e.state });
+        if (e.state !== 'rejected') gauge('mcp_layers_connection_up').set(labels({ transport }), e.state === 'open' ? 1 : 0);
+      },
       heartbeat: (e) => {
         inc('mcp_layers_heartbeats_total', { transport, outcome: e.outcome });
         if (e.outcome === 'ok' && e.rttMs !== undefined) histogram('mcp_layers_heartbeat_rtt_seconds').observe(labels({ transport }), e.rttMs / 1000);
@@ -327,6 +332,7 @@ export function metrics(given: MetricsOptions): Layer {
         inc('mcp_layers_token_refreshes_total', { transport, outcome: e.outcome });
         histogram('mcp_layers_token_refresh_duration_seconds').observe(labels({ transport, outcome: e.outcome }), e.durationMs / 1000);
       },
+      'token-store-failed': (e) => inc('mcp_layers_token_store_failures_total', { transport, operation: e.operation }),
       'batch-flushed': (e) => histogram('mcp_layers_batch_size').observe(labels({ transport }), e.size),
       'bytes-compressed': (e) => {
         const base = { transport, direction: e.direction, encoding: caps.encoding.value(e.encoding) };

@@ -63,7 +63,10 @@ export interface LayerEvents {
   /** A connection under a transport opened, closed (`code`/`reason` from the close frame) or was refused at the upgrade. */
   connection: { state: 'open' | 'closed' | 'rejected'; transport: string; url?: string; code?: number; reason?: string };
   heartbeat: { outcome: 'ok' | 'missed'; rttMs?: number };
+  /** A token request ended (`reason`: initial, expired, proactive, rejected, renewal). Never carries a token. */
   'token-refresh': { outcome: 'ok' | 'failed'; durationMs: number; reason: string; error?: Error };
+  /** The token store could not load or save; a rotated refresh token may be lost on restart. */
+  'token-store-failed': { operation: 'load' | 'save'; error: Error };
   'batch-flushed': { size: number; bytes?: number };
   'bytes-compressed': { encoding: string; direction: Direction; before: number; after: number };
   wire: { direction: Direction; bytes: number; encoding: string };

@@ -21,6 +21,7 @@ const SECRET_KEYS = [
   'proxyauthorization',
   'cookie',
   'setcookie',
+  'dpop',
   'accesstoken',
   'refreshtoken',
   'idtoken',
@@ -40,7 +41,7 @@ const SUSPICIOUS = /bearer|basic|token|secret|assertion|passw|api[-_]?key|author
 
 const TEXT_RULES: ReadonlyArray<readonly [RegExp, string]> = [
   // A whole header line (or JSON member) whose value may hold spaces: `Authorization: Basic x`, `Cookie: a=1; b=2`.
-  [/\b((?:proxy-)?authorization|(?:set-)?cookie)(\\?["']?\s*[:=]\s*)(\\?["']?)[^"\\\r\n]*/gi, `$1$2$3${REDACTED}`],
+  [/\b((?:proxy-)?authorization|(?:set-)?cookie|dpop)(\\?["']?\s*[:=]\s*)(\\?["']?)[^"\\\r\n]*/gi, `$1$2$3${REDACTED}`],
   [/\b(Bearer)\s+[\w\-.~+/]+=*/gi, `$1 ${REDACTED}`],
   [/\b(Basic)\s+[A-Za-z0-9+/]{8,}={0,2}/g, `$1 ${REDACTED}`],
   // key=value and "key": "value", for form bodies, query strings and quoted JSON.

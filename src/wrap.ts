@@ -31,12 +31,17 @@ import type { LayerHost, LayerLike, WireWrite } from './layer.ts';
 import { OutboundRequests } from './outbound.ts';
 import type { Port } from './port.ts';
 import type { MessageExtraInfo, Transport, TransportSendOptions } from './transport.ts';
+import { controlOf } from './transports/wire.ts';
 import { classify } from './validate.ts';
 
 export interface WrapOptions extends IdempotencyOptions {
   /** A label for this transport in events, logs and metrics (default `mcp`). */
   name?: string;
-  /** Share one event bus between several wrapped transports (default: a new bus). */
+  /**
+   * Share one event bus between several wrapped transports (default: a new bus). The
+   * events of our own transports (connection, reconnect, heartbeat, wire bytes) are
+   * published on it too, so layers observe them like any other.
+   */
   events?: EventBus;
 }
 
@@ -165,7 +170,9 @@ export class LayeredTransport implements Transport {
       inner,
       decorateWrite: (decorate) => void decorations.push(decorate),
     };
-    this.#detach = this.#stack.attach(host);
+    const detachLayers = this.#stack.attach(host);
+    const unobserve = controlOf(inner)?.observe(this.events);
+    this.#detach = unobserve === undefined ? detachLayers : () => (detachLayers(), unobserve());
     for (const decorate of decorations.reverse()) this.#write = decorate(this.#write);
   }
 

@@ -89,7 +89,7 @@ export function innermost(transport: object): object {
   return current;
 }
 
-function controlOf(value: unknown): WireControl | undefined {
+export function controlOf(value: unknown): WireControl | undefined {
   if ((typeof value !== 'object' && typeof value !== 'function') || value === null) return undefined;
   const control = (value as { [WIRE_CONTROL]?: unknown })[WIRE_CONTROL];
   return typeof control === 'object' && control !== null ? (control as WireControl) : undefined;

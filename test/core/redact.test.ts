@@ -20,6 +20,7 @@ const inText: Array<(s: string) => string> = [
   (s) => `Cookie: session=${s}; theme=dark`,
   (s) => `set-cookie: a=${s}`,
   (s) => `x-api-key: ${s}`,
+  (s) => `DPoP: eyJ0eXAiOiJkcG9wK2p3dCJ9.${s}`,
   (s) => `got eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.${s}`,
 ];
 
@@ -61,7 +62,7 @@ describe('Redactor.text', () => {
 describe('Redactor.redact', () => {
   it('replaces secret keys anywhere, whatever their case or separator, and never touches the input', () => {
     fc.assert(
-      fc.property(secret, fc.constantFrom('Authorization', 'cookie', 'Set-Cookie', 'access_token', 'refreshToken', 'CLIENT_SECRET', 'password', 'X-Api-Key', 'token'), (s, key) => {
+      fc.property(secret, fc.constantFrom('Authorization', 'cookie', 'Set-Cookie', 'DPoP', 'access_token', 'refreshToken', 'CLIENT_SECRET', 'password', 'X-Api-Key', 'token'), (s, key) => {
         const input = { a: { b: [{ [key]: s, keep: 'visible' }] }, headers: new Map([[key, s]]) };
         const frozen = structuredClone(input);
         const out = new Redactor().redact(input);

@@ -258,6 +258,8 @@ describe('metrics: every event the layers publish', () => {
     expect(value(s, 'mcp_layers_chaos_injections_total', { ...call, fault: 'latency' })).toBe(1);
     expect(value(s, 'mcp_layers_reconnects_total', { transport: 'client', outcome: 'scheduled' })).toBe(1);
     expect(value(s, 'mcp_layers_connection_up', { transport: 'client' })).toBe(1);
+    expect(value(s, 'mcp_layers_connections_total', { transport: 'client', state: 'open' })).toBe(1);
+    expect(value(s, 'mcp_layers_token_store_failures_total', { transport: 'client', operation: 'save' })).toBe(1);
     expect(value(s, 'mcp_layers_heartbeats_total', { transport: 'client', outcome: 'ok' })).toBe(1);
     expect(value(s, 'mcp_layers_heartbeat_rtt_seconds_sum', { transport: 'client' })).toBeCloseTo(0.012);
     expect(value(s, 'mcp_layers_token_refreshes_total', { transport: 'client', outcome: 'ok' })).toBe(1);

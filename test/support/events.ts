@@ -38,6 +38,7 @@ export function everyEvent(ctx: Context): EveryEvent {
     connection: { state: 'open', transport: 'ws' },
     heartbeat: { outcome: 'ok', rttMs: 12 },
     'token-refresh': { outcome: 'ok', durationMs: 80, reason: 'expired' },
+    'token-store-failed': { operation: 'save', error: new Error('EACCES: permission denied') },
     'batch-flushed': { size: 4, bytes: 900 },
     'bytes-compressed': { encoding: 'gzip', direction: 'outbound', before: 1000, after: 300 },
     wire: { direction: 'outbound', bytes: 300, encoding: 'gzip' },

@@ -20,12 +20,15 @@
  *     their context in every request and need no replay.
  *
  * A close the server means (1000, or a protocol/policy error such as 1002, 1007, 1008,
- * 1009) and an upgrade refused with 401/403 end the transport instead.
+ * 1009) and an upgrade refused with 401/403 end the transport instead — except that with
+ * `onunauthorized`, a 401 upgrade or a close with an unauthorized code (4401) first renews
+ * the credentials and connects again, once. `reconnect()` replaces the connection on
+ * purpose (the oauth layer renews a connection before its token expires).
  */
 import type { Socket } from 'node:net';
 import { ExponentialBackoff, type IBackoff, type IBackoffFactory } from 'cockatiel';
 import { type ClientOptions, WebSocket } from 'ws';
-import { ConnectionClosedError, describe, InvalidOptionError, TransportError } from '../../errors.ts';
+import { ConnectionClosedError, describe, InvalidOptionError, McpLayersError, TransportError } from '../../errors.ts';
 import type { EventBus } from '../../events.ts';
 import {
   CANCELLED,
@@ -36,7 +39,7 @@ import {
 } from '../../jsonrpc.ts';
 import type { MessageExtraInfo, Transport, TransportSendOptions } from '../../transport.ts';
 import { sleep } from '../../sleep.ts';
-import { booleanOption, durationOption, integerOption, optionsObject, settingsObject } from '../options.ts';
+import { booleanOption, durationOption, functionOption, integerOption, optionsObject, settingsObject } from '../options.ts';
 import { type CompressionSettings, EventFanout, WIRE_CONTROL, type WireControl } from '../wire.ts';
 import { Channel, CloseCode, encode } from './channel.ts';
 import { COMMON_OPTIONS, resolveCommon, SUBPROTOCOL, type WebSocketCommonOptions, wsDeflateOptions } from './options.ts';
@@ -65,6 +68,15 @@ export interface WebSocketClientTransportOptions extends WebSocketCommonOptions 
   connectTimeoutMs?: number;
   /** Reconnect after an unexpected drop. Default on; `false` closes the transport instead. */
   reconnect?: false | ReconnectOptions;
+  /**
+   * Called when the server refuses the credentials: an upgrade answered 401, or a close with
+   * one of `unauthorizedCloseCodes`. Renew them (`headers` is called again before the next
+   * connection); the transport then connects again at once. If the hook throws, or the next
+   * upgrade is refused with 401 too, the transport gives up with that error.
+   */
+  onunauthorized?: (event: { status?: number; code?: number; reason?: string }) => void | Promise<void>;
+  /** Close codes that mean "your credentials are no longer accepted" (with `onunauthorized`). Default [4401]. */
+  unauthorizedCloseCodes?: readonly number[];
   /** Passed to `ws` as is: TLS (`ca`, `cert`, `key`, `rejectUnauthorized` — verification stays on unless you turn it off), `agent`... */
   wsOptions?: Omit<ClientOptions, 'perMessageDeflate' | 'maxPayload' | 'handshakeTimeout' | 'headers' | 'origin' | 'protocolVersion'>;
 }
@@ -119,6 +131,11 @@ export class WebSocketClientTransport implements Transport {
   readonly #connectTimeoutMs: number;
   readonly #wsOptions: NonNullable<WebSocketClientTransportOptions['wsOptions']>;
   readonly #reconnect: ReconnectPolicy | undefined;
+  readonly #onunauthorized: WebSocketClientTransportOptions['onunauthorized'];
+  readonly #unauthorizedCloseCodes: ReadonlySet<number>;
+  /** Set by reconnect(): the next close is ours, and the next connection is made at once. */
+  #renewing = false;
+  readonly #reopened: Array<() => void> = [];
   #compressThreshold: number | undefined;
 
   #state: State = 'idle';
@@ -153,7 +170,16 @@ export class WebSocketClientTransport implements Transport {
       throw new InvalidOptionError('WebSocketClientTransport(url)', 'a ws:// or wss:// URL', String(url));
     }
     this.url = parsed;
-    optionsObject(options, 'WebSocketClientTransport', [...COMMON_OPTIONS, 'headers', 'origin', 'connectTimeoutMs', 'reconnect', 'wsOptions']);
+    optionsObject(options, 'WebSocketClientTransport', [
+      ...COMMON_OPTIONS,
+      'headers',
+      'origin',
+      'connectTimeoutMs',
+      'reconnect',
+      'wsOptions',
+      'onunauthorized',
+      'unauthorizedCloseCodes',
+    ]);
     this.#common = resolveCommon('WebSocketClientTransport', LABEL, options, DEFAULT_CLIENT_MAX_PAYLOAD);
     this.events = this.#common.events;
     this.#fanout = new EventFanout(this.events);
@@ -188,6 +214,12 @@ export class WebSocketClientTransport implements Transport {
         maxQueuedBytes: integerOption('WebSocketClientTransport.reconnect.maxQueuedBytes', r['maxQueuedBytes'], 16 * 1024 * 1024, 0),
       };
     }
+    this.#onunauthorized = functionOption('WebSocketClientTransport.onunauthorized', options.onunauthorized);
+    const codes = options.unauthorizedCloseCodes ?? [4401];
+    if (!Array.isArray(codes) || !codes.every((c) => Number.isInteger(c) && c >= 1000 && c <= 4999)) {
+      throw new InvalidOptionError('WebSocketClientTransport.unauthorizedCloseCodes', 'an array of close codes (1000-4999)', codes);
+    }
+    this.#unauthorizedCloseCodes = new Set(codes);
     this[WIRE_CONTROL] = {
       kind: 'websocket',
       acceptsBatches: true,
@@ -221,7 +253,15 @@ export class WebSocketClientTransport implements Transport {
     }
     this.#state = 'connecting';
     try {
-      this.#adopt(await this.#connect());
+      let channel: Channel;
+      try {
+        channel = await this.#connect();
+      } catch (error) {
+        if (!(error instanceof TransportError && error.status === 401 && this.#onunauthorized !== undefined)) throw error;
+        await this.#onunauthorized({ status: 401 });
+        channel = await this.#connect();
+      }
+      this.#adopt(channel);
     } catch (error) {
       this.#state = 'closed';
       throw error;
@@ -288,6 +328,28 @@ export class WebSocketClientTransport implements Transport {
       else this.#state = 'closed';
     })();
     return this.#closed;
+  }
+
+  /**
+   * Replaces the connection with a new one, made at once: `headers` is called again (a
+   * renewed token for the handshake) and a 2025-era handshake is replayed. Requests in
+   * flight on the old connection fail as connection-lost; messages sent meanwhile are
+   * queued. Resolves when the new connection is ready, or the transport gave up and closed.
+   */
+  async reconnect(reason = 'the client is reconnecting'): Promise<void> {
+    const channel = this.#channel;
+    if (this.#state !== 'open' || channel === undefined) return;
+    if (this.#reconnect === undefined) throw new Error(`${LABEL}: reconnect() needs the reconnect option (it is false)`);
+    const reopened = new Promise<void>((resolve) => this.#reopened.push(resolve));
+    this.#renewing = true;
+    channel.close(RENEWING, reason);
+    // Do not wait on a peer that never answers the close frame.
+    const timer = setTimeout(() => channel.terminate(), 2000);
+    timer.unref();
+    // Handled as closed now (its own close event is then ignored): sends queue for the new connection.
+    this.#onChannelClose(channel, RENEWING, reason);
+    await reopened;
+    clearTimeout(timer);
   }
 
   // ── connecting ────────────────────────────────────────────────────────────────
@@ -387,7 +449,10 @@ export class WebSocketClientTransport implements Transport {
       return;
     }
     this.#failInflight(error);
-    if (this.#reconnect === undefined || !reconnectable(code)) {
+    const renewing = this.#renewing;
+    this.#renewing = false;
+    const unauthorized = this.#onunauthorized !== undefined && this.#unauthorizedCloseCodes.has(code) ? { code, reason } : undefined;
+    if (this.#reconnect === undefined || (!reconnectable(code) && !renewing && unauthorized === undefined)) {
       this.#report(
         this.#reconnect === undefined ? error : new ConnectionClosedError(`${error.message}; not reconnecting after close code ${code}`, { layer: 'websocket', reason: 'connection-closed' }),
       );
@@ -395,15 +460,23 @@ export class WebSocketClientTransport implements Transport {
       return;
     }
     this.#state = 'reconnecting';
-    void this.#reconnectLoop(this.#reconnect);
+    void this.#reconnectLoop(this.#reconnect, renewing, unauthorized);
   }
 
-  async #reconnectLoop(policy: ReconnectPolicy): Promise<void> {
+  async #reconnectLoop(policy: ReconnectPolicy, renewing = false, unauthorized?: { code: number; reason: string }): Promise<void> {
     let backoff: IBackoff<unknown> | undefined;
     let lastError: Error | undefined;
-    for (let attempt = 1; attempt <= policy.maxAttempts; attempt++) {
+    // The credentials were renewed for this connection: right away, and no second renewal on a 401.
+    let immediate = renewing;
+    let renewed = false;
+    if (unauthorized !== undefined) {
+      lastError = await this.#renewCredentials(unauthorized);
+      renewed = immediate = lastError === undefined;
+    }
+    for (let attempt = 1; attempt <= policy.maxAttempts && (unauthorized === undefined || renewed); attempt++) {
       backoff = backoff === undefined ? policy.backoff.next(undefined) : backoff.next(undefined);
-      const delayMs = backoff.duration;
+      const delayMs = immediate ? 0 : backoff.duration;
+      immediate = false;
       this.#fanout.emit('reconnect', { attempt, delayMs, outcome: 'scheduled' });
       await sleep(delayMs, this.#stop.signal).catch(() => {}); // a close ends the wait; the state check below stops
       if (this.#state !== 'reconnecting') return;
@@ -414,7 +487,18 @@ export class WebSocketClientTransport implements Transport {
         lastError = error as Error;
         this.#fanout.emit('reconnect', { attempt, delayMs, outcome: 'failed', error: lastError });
         if (this.#state !== 'reconnecting') return;
+        if (lastError instanceof TransportError && lastError.status === 401 && this.#onunauthorized !== undefined && !renewed) {
+          const failure = await this.#renewCredentials({ status: 401 });
+          if (failure !== undefined) {
+            lastError = failure;
+            break;
+          }
+          renewed = immediate = true;
+          continue;
+        }
         if (lastError instanceof TransportError && (lastError.status === 401 || lastError.status === 403)) break;
+        // headers() failed for good (the oauth layer: re-authorization needed): trying again cannot help.
+        if (lastError instanceof McpLayersError && !lastError.retryable) break;
         continue;
       }
       if (this.#state !== 'reconnecting') {
@@ -439,12 +523,23 @@ export class WebSocketClientTransport implements Transport {
       this.#state = 'open';
       this.#fanout.emit('reconnect', { attempt, delayMs, outcome: 'connected' });
       this.#flushQueue(channel);
+      for (const resolve of this.#reopened.splice(0)) resolve();
       return;
     }
     if (this.#state !== 'reconnecting') return;
     const reason = lastError === undefined ? '' : `: ${lastError.message}`;
     this.#report(new ConnectionClosedError(`${LABEL}: gave up reconnecting to ${this.url.href}${reason}`, { layer: 'websocket', reason: 'reconnect-failed', cause: lastError }));
     this.#finish();
+  }
+
+  /** Runs the onunauthorized hook; returns its failure (then the transport gives up). */
+  async #renewCredentials(event: { status?: number; code?: number; reason?: string }): Promise<Error | undefined> {
+    try {
+      await this.#onunauthorized?.(event);
+      return undefined;
+    } catch (error) {
+      return error instanceof Error ? error : new Error(String(error));
+    }
   }
 
   /** Re-establishes a 2025-era session on a fresh connection; the application never sees it. */
@@ -623,6 +718,7 @@ export class WebSocketClientTransport implements Transport {
     this.#rejectQueue(new ConnectionClosedError(`${LABEL}: the transport closed before the message could be sent`, { neverSent: true, layer: 'websocket' }));
     this.#inflight.clear();
     this.#inbound.clear();
+    for (const resolve of this.#reopened.splice(0)) resolve();
     try {
       this.onclose?.();
     } catch (error) {
@@ -638,6 +734,9 @@ export class WebSocketClientTransport implements Transport {
 }
 
 class HandshakeRejected extends Error {}
+
+/** The close code reconnect() sends: the client is replacing the connection (private range). */
+const RENEWING = 4000;
 
 /** Close codes after which trying again is pointless or unwanted. */
 function reconnectable(code: number): boolean {
