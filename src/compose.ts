@@ -27,18 +27,21 @@ export function compose(layers: readonly LayerLike[], name = 'compose'): Compose
   const stack = layers.map((layer, i) => toLayer(layer, `layers[${i}]`));
   const handlers: Middleware[] = stack.map((layer) => layer.handle);
 
+  const last = handlers.length;
+  // One dispatcher per stack, not per exchange: each call allocates only its `next`.
+  function dispatch(i: number, current: Context, terminal: Terminal): Promise<void> {
+    if (i === last) return terminal(current);
+    const handler = handlers[i] as Middleware;
+    try {
+      // A synchronous throw becomes a rejection, as in koa-compose.
+      return Promise.resolve(handler(current, (child) => dispatch(i + 1, child ?? current, terminal)));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
   function handle(ctx: Context, next: Terminal = done): Promise<void> {
-    const dispatch = (i: number, current: Context): Promise<void> => {
-      if (i === handlers.length) return next(current);
-      const handler = handlers[i] as Middleware;
-      try {
-        // A synchronous throw becomes a rejection, as in koa-compose.
-        return Promise.resolve(handler(current, (child) => dispatch(i + 1, child ?? current)));
-      } catch (error) {
-        return Promise.reject(error);
-      }
-    };
-    return dispatch(0, ctx);
+    return dispatch(0, ctx, next);
   }
 
   function attach(host: LayerHost): () => void {

@@ -91,6 +91,7 @@ export class Context {
   #controller: AbortController | undefined = undefined;
   #abortReason: unknown = undefined;
   #aborted = false;
+  #watcher: ((reason: unknown) => void) | undefined = undefined;
   #watchers: Array<(reason: unknown) => void> | undefined = undefined;
   /** The response, once `next()` resolved or a layer answered. */
   response: JSONRPCResponse | undefined = undefined;
@@ -265,14 +266,23 @@ export class Context {
     for (const listener of set) listener(params);
   }
 
-  /** @internal Calls `watcher` once if this context aborts; returns the function that stops watching. */
-  _watchAbort(watcher: (reason: unknown) => void): () => void {
-    const watchers = (this.#watchers ??= []);
-    watchers.push(watcher);
-    return () => {
-      const i = watchers.indexOf(watcher);
-      if (i !== -1) watchers.splice(i, 1);
-    };
+  /** @internal Calls `watcher` once if this context aborts (see `_unwatchAbort`). */
+  _watchAbort(watcher: (reason: unknown) => void): void {
+    // Most contexts have one watcher (the attempt in flight): no array for them.
+    if (this.#watcher === undefined) this.#watcher = watcher;
+    else (this.#watchers ??= []).push(watcher);
+  }
+
+  /** @internal Stops calling `watcher`. */
+  _unwatchAbort(watcher: (reason: unknown) => void): void {
+    if (this.#watcher === watcher) {
+      this.#watcher = undefined;
+      return;
+    }
+    const watchers = this.#watchers;
+    if (watchers === undefined) return;
+    const i = watchers.indexOf(watcher);
+    if (i !== -1) watchers.splice(i, 1);
   }
 
   /**
@@ -291,8 +301,11 @@ export class Context {
     if (this.#aborted) return;
     this.#aborted = true;
     this.#abortReason = reason;
+    const first = this.#watcher;
     const watchers = this.#watchers;
+    this.#watcher = undefined;
     this.#watchers = undefined;
+    if (first !== undefined) first(reason);
     if (watchers !== undefined) for (const watcher of watchers) watcher(reason);
     this.#controller?.abort(reason);
   }

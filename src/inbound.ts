@@ -140,12 +140,13 @@ export class InboundRequests {
     if (ctx.aborted) return Promise.reject(ctx.abortReason);
     exchange.delivered = true;
     return new Promise<void>((resolve, reject) => {
-      const unwatch = ctx._watchAbort((reason) => {
+      const onAbort = (reason: unknown) => {
         exchange.answer = undefined;
         reject(reason);
-      });
+      };
+      ctx._watchAbort(onAbort);
       exchange.answer = (response, options) => {
-        unwatch();
+        ctx._unwatchAbort(onAbort);
         exchange.appOptions = options;
         ctx.response = response;
         resolve();

@@ -44,8 +44,12 @@ interface Exchange {
   readonly progressToken: unknown;
   /** The options the application passed (layers may replace `ctx.options` for the wire). */
   readonly appOptions: TransportSendOptions | undefined;
-  /** Resolves the application's `send()`: first write done, or the exchange ended. */
-  readonly accept: () => void;
+  /** True once the first attempt was written or the exchange ended. */
+  accepted: boolean;
+  /** The application's `send()` result when the first attempt started writing within send(). */
+  firstWrite: Promise<void> | undefined;
+  /** Resolves the application's `send()` when it had to wait for a later first write. */
+  acceptWaiter: (() => void) | undefined;
   settled: boolean;
   /** Why it ends without a response: cancelled by the application or the peer. */
   silentEnd: 'application' | 'peer' | undefined;
@@ -74,7 +78,8 @@ interface Attempt {
   done: boolean;
   writeStarted: boolean;
   requestController: AbortController | undefined;
-  cleanup: () => void;
+  /** Abandons this attempt when its context aborts. */
+  onAbort: (reason: unknown) => void;
 }
 
 export class OutboundRequests {
@@ -105,15 +110,15 @@ export class OutboundRequests {
       );
     }
     const ctx = new Context({ direction: 'outbound', kind: 'request', message, options, extra: undefined, session: this.#port.session });
-    let accept!: () => void;
-    const accepted = new Promise<void>((resolve) => (accept = resolve));
     const progressToken = message.params?._meta?.['progressToken'];
     const exchange: Exchange = {
       ctx,
       appId,
       progressToken,
       appOptions: options,
-      accept,
+      accepted: false,
+      firstWrite: undefined,
+      acceptWaiter: undefined,
       settled: false,
       silentEnd: undefined,
       appCancel: undefined,
@@ -134,11 +139,29 @@ export class OutboundRequests {
         exchange.detachRequestSignal = () => requestSignal.removeEventListener('abort', onAbort);
       }
     }
-    this.#stack.handle(ctx, this.#attempt).then(
-      () => this.#finish(exchange),
-      (error: unknown) => this.#fail(exchange, error),
-    );
-    return accepted;
+    void this.#run(exchange);
+    // Usually the first attempt started writing synchronously: send() settles with that write.
+    if (exchange.firstWrite !== undefined) return exchange.firstWrite;
+    if (exchange.accepted) return Promise.resolve();
+    return new Promise<void>((resolve) => (exchange.acceptWaiter = resolve));
+  }
+
+  async #run(exchange: Exchange): Promise<void> {
+    try {
+      await this.#stack.handle(exchange.ctx, this.#attempt);
+    } catch (error) {
+      this.#fail(exchange, error);
+      return;
+    }
+    this.#finish(exchange);
+  }
+
+  #accept(exchange: Exchange): void {
+    if (exchange.accepted) return;
+    exchange.accepted = true;
+    const waiter = exchange.acceptWaiter;
+    exchange.acceptWaiter = undefined;
+    waiter?.();
   }
 
   /**
@@ -243,10 +266,10 @@ export class OutboundRequests {
         done: false,
         writeStarted: false,
         requestController: undefined,
-        cleanup: noop,
+        onAbort: (reason) => this.#abandon(attempt, reason),
       };
       this.#byWireId.set(wireId, attempt);
-      attempt.cleanup = ctx._watchAbort((reason) => this.#abandon(attempt, reason));
+      ctx._watchAbort(attempt.onAbort);
       const events = this.#port.session.events;
       if (events.has('attempt')) events.emit('attempt', { ctx, attempt: attemptNo, wireId });
 
@@ -262,17 +285,19 @@ export class OutboundRequests {
       } catch (error) {
         written = Promise.reject(error);
       }
-      written.then(
+      const handled = written.then(
         () => {
           ctx._markSent();
-          exchange.accept();
+          this.#accept(exchange);
         },
         (error: unknown) => {
           const failure = sendFailure(error);
           if (!failure.neverSent) ctx._markSent();
           this.#settleAttempt(attempt, undefined, failure);
+          this.#accept(exchange);
         },
       );
+      exchange.firstWrite ??= handled;
     });
   };
 
@@ -302,7 +327,7 @@ export class OutboundRequests {
     if (attempt.done) return;
     attempt.done = true;
     this.#byWireId.delete(attempt.wireId);
-    attempt.cleanup();
+    attempt.ctx._unwatchAbort(attempt.onAbort);
     if (response !== undefined) {
       attempt.ctx.response = response;
       attempt.resolve();
@@ -384,8 +409,16 @@ export class OutboundRequests {
   #deliverHeld(exchange: Exchange, response: JSONRPCResponse, extra: MessageExtraInfo | undefined): void {
     const slot = exchange.slots.pop();
     this.#releaseSlots(exchange);
-    if (slot === undefined) this.#port.deliver(response, extra);
-    else this.#port.inbound.deliver(slot, () => this.#port.deliver(response, extra));
+    const order = this.#port.inbound;
+    if (slot === undefined) {
+      this.#port.deliver(response, extra);
+    } else if (order.isNext(slot)) {
+      // First in line (the common case): deliver now, then let the ones behind it go.
+      this.#port.deliver(response, extra);
+      order.release(slot);
+    } else {
+      order.deliver(slot, () => this.#port.deliver(response, extra));
+    }
   }
 
   #releaseSlots(exchange: Exchange): void {
@@ -409,7 +442,7 @@ export class OutboundRequests {
       exchange.writeSlot = undefined;
     }
     if (exchange.silentEnd !== undefined) this.#releaseSlots(exchange);
-    exchange.accept();
+    this.#accept(exchange);
   }
 
   #stray(message: JSONRPCResponse): void {
@@ -436,8 +469,6 @@ export class OutboundRequests {
     }
   }
 }
-
-const noop = (): void => {};
 
 /** Copies the peer's response with the application's id (and subscription id) restored. */
 function mapResponse(message: JSONRPCResponse, appId: RequestId, wireId: number): JSONRPCResponse {

@@ -140,19 +140,14 @@ export class LayeredTransport implements Transport {
       outbound: this.#outOrder,
       write: (message, sendOptions) => this.#write(message, sendOptions),
       writeInOrder: (slot, message, sendOptions) => {
-        const write = () => {
-          try {
-            return this.#write(message, sendOptions);
-          } catch (error) {
-            return Promise.reject(error);
-          }
-        };
         if (this.#outOrder.isNext(slot)) {
-          const written = write();
+          const written = this.#safeWrite(message, sendOptions);
           this.#outOrder.release(slot);
           return written;
         }
-        return new Promise<void>((resolve, reject) => this.#outOrder.deliver(slot, () => write().then(resolve, reject)));
+        return new Promise<void>((resolve, reject) =>
+          this.#outOrder.deliver(slot, () => this.#safeWrite(message, sendOptions).then(resolve, reject)),
+        );
       },
       deliver: (message, extra) => this.#deliver(message, extra),
       report: (error) => this.#report(error),
@@ -382,6 +377,15 @@ export class LayeredTransport implements Transport {
     if (id !== undefined && looksLikeRequest && !this.#state.closed) {
       const reply: JSONRPCResponse = { jsonrpc: '2.0', id, error: { code: -32600, message: `Invalid Request: ${problem}` } };
       this.#write(reply, { relatedRequestId: id }).catch((cause: unknown) => this.#report(cause));
+    }
+  }
+
+  /** Writes through the wire decorations; a synchronous throw becomes a rejection. */
+  #safeWrite(message: JSONRPCMessage | JSONRPCMessage[], options: TransportSendOptions | undefined): Promise<void> {
+    try {
+      return this.#write(message, options);
+    } catch (error) {
+      return Promise.reject(error);
     }
   }
 
