@@ -6,6 +6,7 @@
 import { coreVariants, rawVariant, sdkVariant } from './core.ts';
 import { standardVariants } from './standard.ts';
 import { compare, type Result, table } from './harness.ts';
+import { observabilityVariants, startTracingSdk } from './observability.ts';
 import { batchingVariants, httpVariants, wireBytes, wireTable, wsVariants } from './transports.ts';
 
 const quick = process.env['BENCH_QUICK'] === '1';
@@ -41,3 +42,8 @@ await run('WebSocket: small notifications delivered, 64 in flight, 2025-03-26', 
   sections.push(text);
 }
 await run('Streamable HTTP: SDK Client tools/call, 16 in flight', compare(httpVariants(), { count: scale(4_000), rounds: 5, concurrency: 16, warmup: scale(400) }));
+
+// Last: the OpenTelemetry SDK installs a global context manager that every later run would pay for.
+const otel = startTracingSdk();
+await run('Observability: SDK Client → McpServer tools/call, client side wrapped', compare(observabilityVariants(), { count: scale(5_000) }));
+await otel.shutdown();

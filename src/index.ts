@@ -14,3 +14,15 @@ export type { MessageExtraInfo, Transport, TransportSendOptions } from './transp
 export { classify, type Classified } from './validate.ts';
 export { compileMatch, when, type Match, type Matcher } from './when.ts';
 export { LayeredTransport, wrap, type WrapOptions, type Wrapped } from './wrap.ts';
+export { REDACTED, type RedactRule, Redactor } from './redact.ts';
+export {
+  DURATION_BUCKETS,
+  type ExchangeOutcome,
+  exchangeOutcome,
+  type NetworkInfo,
+  type OutcomeKind,
+  SemConv,
+  TRACE_STATE,
+  type TraceIds,
+  traceIdsOf,
+} from './telemetry.ts';

@@ -278,7 +278,8 @@ export class LayeredTransport implements Transport {
       // The first write keeps the application's send() order.
       const ordered = slot;
       slot = undefined;
-      return ordered === undefined ? this.#write(current.message, current.options) : this.#port.writeInOrder(ordered, current.message, current.options);
+      const wire = current._wireMessage();
+      return ordered === undefined ? this.#write(wire, current.options) : this.#port.writeInOrder(ordered, wire, current.options);
     });
     return done.finally(() => {
       if (slot !== undefined) this.#outOrder.release(slot);

@@ -1,0 +1,298 @@
+/**
+ * tracing(): one OpenTelemetry span per exchange, following the semantic conventions
+ * for MCP (semantic-conventions-genai, docs/gen-ai/mcp.md), with trace context carried
+ * in `params._meta` (SEP-414).
+ *
+ * - Outbound requests and notifications get a CLIENT span named `{mcp.method.name} {target}`;
+ *   its context is injected into `params._meta` (`traceparent`, `tracestate`, `baggage`)
+ *   of what goes on the wire — the application's message object is never modified.
+ * - Inbound ones get a SERVER span whose parent is the context extracted from their
+ *   `params._meta`, linked to the ambient span (an HTTP server span) when there is one.
+ * - Attempts, retries, hedges, timeouts, breaker rejections, shedding and chaos are span
+ *   events on the exchange's span (see docs/observability.md for why events, not child
+ *   spans): every attempt's server span is then a direct child of the client span.
+ *
+ * Depends on @opentelemetry/api only; the application configures the SDK.
+ */
+import type * as OtelApiModule from '@opentelemetry/api';
+import type {
+  Attributes,
+  Context as OtelContext,
+  Link,
+  Span,
+  TextMapGetter,
+  TextMapPropagator,
+  TextMapSetter,
+  Tracer,
+  TracerProvider,
+} from '@opentelemetry/api';
+import type { Context, Session } from '../src/context.ts';
+import { InvalidOptionError } from '../src/errors.ts';
+import type { LayerEvents } from '../src/events.ts';
+import type { Layer, LayerHost, Next } from '../src/layer.ts';
+import { booleanOption, integerOption, optionsObject } from '../src/options.ts';
+import { requirePeer } from '../src/peer-deps.ts';
+import { type RedactRule, Redactor } from '../src/redact.ts';
+import {
+  BusSubscriptions,
+  exchangeOutcome,
+  inferNetwork,
+  type NetworkInfo,
+  promptName,
+  resourceUri,
+  SemConv,
+  subscribeAll,
+  TRACE_STATE,
+  type TraceIds,
+  validateNetwork,
+} from '../src/telemetry.ts';
+
+type OtelApi = typeof OtelApiModule;
+
+export interface TracingOptions {
+  /** A Tracer, or a TracerProvider to take one from. Default: the global provider's `mcp-layers` tracer. */
+  tracer?: Tracer | TracerProvider;
+  /** How context is written to and read from `params._meta`. Default: the globally configured propagator. */
+  propagator?: TextMapPropagator;
+  /** Record `gen_ai.tool.call.arguments` on `tools/call` spans (redacted, truncated). Default false. */
+  captureArguments?: boolean;
+  /** Record `gen_ai.tool.call.result` on successful `tools/call` spans (redacted, truncated). Default false. */
+  captureResults?: boolean;
+  /** Longest captured argument or result, in characters. Default 4096. */
+  maxCaptureLength?: number;
+  /** Use the resource URI as the span name's target (high cardinality, so opt-in as semconv asks). Default false. */
+  resourceUriInSpanName?: boolean;
+  /** Network attributes; overrides what is inferred from the inner transport. */
+  network?: NetworkInfo;
+  /** Extra redaction rules for captured arguments and results (see docs/observability.md). */
+  redact?: RedactRule[];
+}
+
+/** Where the exchange's span lives in `ctx.state`. */
+const SPAN = Symbol('mcp-layers.tracing.span');
+
+interface ExchangeSpan {
+  readonly span: Span;
+  readonly context: OtelContext;
+  /** False once the exchange ended: later events no longer touch the span. */
+  open: boolean;
+}
+
+const metaGetter: TextMapGetter<Record<string, unknown>> = {
+  keys: (carrier) => Object.keys(carrier),
+  get: (carrier, key) => {
+    const value = carrier[key];
+    return typeof value === 'string' ? value : undefined;
+  },
+};
+
+const metaSetter: TextMapSetter<Record<string, string>> = {
+  set: (carrier, key, value) => {
+    carrier[key] = value;
+  },
+};
+
+const DEFAULT_CAPTURE_LENGTH = 4096;
+
+const KNOWN = ['tracer', 'propagator', 'captureArguments', 'captureResults', 'maxCaptureLength', 'resourceUriInSpanName', 'network', 'redact'];
+
+export function tracing(given?: TracingOptions): Layer {
+  const options = optionsObject(given, 'tracing', KNOWN);
+  const api = requirePeer<OtelApi>('@opentelemetry/api', 'tracing()');
+  const tracer = resolveTracer(api, options.tracer);
+  const propagator = options.propagator ?? api.propagation;
+  if (typeof propagator.inject !== 'function' || typeof propagator.extract !== 'function') {
+    throw new InvalidOptionError('tracing.propagator', 'a TextMapPropagator (inject and extract)', options.propagator);
+  }
+  const captureArguments = booleanOption('tracing.captureArguments', options.captureArguments, false);
+  const captureResults = booleanOption('tracing.captureResults', options.captureResults, false);
+  const resourceInName = booleanOption('tracing.resourceUriInSpanName', options.resourceUriInSpanName, false);
+  const maxCapture = integerOption('tracing.maxCaptureLength', options.maxCaptureLength, DEFAULT_CAPTURE_LENGTH, 16);
+  const redactor = new Redactor(options.redact ?? [], 'tracing.redact');
+  const configured = validateNetwork(options.network, 'tracing.network');
+  const configuredAttributes = networkAttributes(configured);
+  const networks = new WeakMap<Session, Attributes>();
+
+  const capture = (value: unknown): string => {
+    const text = JSON.stringify(redactor.redact(value)) ?? 'null';
+    return text.length > maxCapture ? `${text.slice(0, maxCapture)}…` : text;
+  };
+
+  function spanOf(ctx: Context): ExchangeSpan | undefined {
+    const record = ctx.state.get(SPAN) as ExchangeSpan | undefined;
+    return record?.open ? record : undefined;
+  }
+
+  function event(ctx: Context, name: string, attributes: Attributes): void {
+    spanOf(ctx)?.span.addEvent(name, attributes);
+  }
+
+  /** Session-wide events land on whatever span is active where they were published. */
+  function ambientEvent(name: string, attributes: Attributes): void {
+    api.trace.getActiveSpan()?.addEvent(name, attributes);
+  }
+
+  const listeners: { [K in keyof LayerEvents]?: (event: LayerEvents[K]) => void } = {
+    attempt: (e) => event(e.ctx, 'mcp_layers.attempt', { 'mcp_layers.attempt': e.attempt, [SemConv.JSONRPC_REQUEST_ID]: String(e.wireId) }),
+    retry: (e) => event(e.ctx, 'mcp_layers.retry', { 'mcp_layers.attempt': e.attempt, 'mcp_layers.delay_ms': e.delayMs, 'mcp_layers.reason': redactor.text(e.reason) }),
+    'retry-budget-exhausted': (e) => event(e.ctx, 'mcp_layers.retry_budget_exhausted', { 'mcp_layers.reason': redactor.text(e.reason) }),
+    'give-up': (e) => event(e.ctx, 'mcp_layers.give_up', { 'mcp_layers.attempts': e.attempts, 'mcp_layers.reason': redactor.text(e.reason) }),
+    timeout: (e) => event(e.ctx, 'mcp_layers.timeout', { 'mcp_layers.scope': e.scope, 'mcp_layers.timeout_ms': e.ms }),
+    'breaker-rejected': (e) => event(e.ctx, 'mcp_layers.breaker_rejected', { 'mcp_layers.breaker': e.key }),
+    shed: (e) => event(e.ctx, 'mcp_layers.shed', { 'mcp_layers.reason': e.reason, 'mcp_layers.in_flight': e.inFlight, 'mcp_layers.queued': e.queued }),
+    queued: (e) => event(e.ctx, 'mcp_layers.queued', { 'mcp_layers.queued': e.queued }),
+    hedge: (e) => event(e.ctx, 'mcp_layers.hedge', { 'mcp_layers.attempt': e.attempt, 'mcp_layers.delay_ms': e.delayMs }),
+    'hedge-outcome': (e) => event(e.ctx, 'mcp_layers.hedge_outcome', { 'mcp_layers.winner': e.winner, 'mcp_layers.cancelled': e.cancelled }),
+    chaos: (e) => event(e.ctx, 'mcp_layers.chaos', { 'mcp_layers.fault': e.fault }),
+    cancelled: (e) => event(e.ctx, 'mcp_layers.cancelled', { 'mcp_layers.by': e.by, ...(e.reason === undefined ? {} : { 'mcp_layers.reason': redactor.text(e.reason) }) }),
+    'cancel-sent': (e) => event(e.ctx, 'mcp_layers.cancel_sent', { [SemConv.JSONRPC_REQUEST_ID]: String(e.wireId), 'mcp_layers.reason': redactor.text(e.reason) }),
+    'breaker-state': (e) => ambientEvent('mcp_layers.breaker_state', { 'mcp_layers.breaker': e.key, 'mcp_layers.from': e.from, 'mcp_layers.to': e.to }),
+    'token-refresh': (e) => ambientEvent('mcp_layers.token_refresh', { 'mcp_layers.outcome': e.outcome, 'mcp_layers.duration_ms': e.durationMs, 'mcp_layers.reason': redactor.text(e.reason) }),
+    reconnect: (e) => ambientEvent('mcp_layers.reconnect', { 'mcp_layers.attempt': e.attempt, 'mcp_layers.delay_ms': e.delayMs, 'mcp_layers.outcome': e.outcome }),
+  };
+  const subscriptions = new BusSubscriptions((host) => subscribeAll(host.events, listeners));
+
+  /** The parent of a new span, and the links it carries. */
+  function parentOf(ctx: Context): { parent: OtelContext; links: Link[] | undefined } {
+    const active = api.context.active();
+    const meta = ctx.params?._meta;
+    // The common case — no trace context in _meta — needs no span-context checks at all.
+    const remote = meta === undefined || meta === null || typeof meta['traceparent'] !== 'string' ? undefined : extractFrom(active, meta);
+    if (remote === undefined) return { parent: active, links: undefined };
+    const ambient = api.trace.getSpanContext(active);
+    const hasAmbient = ambient !== undefined && api.isSpanContextValid(ambient);
+    if (ctx.direction === 'inbound') {
+      // semconv: the peer's context is the parent; the ambient one (an HTTP server span) is linked.
+      const linked = hasAmbient && ambient.spanId !== api.trace.getSpanContext(remote)?.spanId;
+      return { parent: remote, links: linked ? [{ context: ambient }] : undefined };
+    }
+    // Outbound: the caller's active span wins; else the context the application put in _meta itself.
+    return { parent: hasAmbient ? active : remote, links: undefined };
+  }
+
+  /** The context in `_meta`, on top of `base` (whose baggage it keeps unless `_meta` carries its own). */
+  function extractFrom(base: OtelContext, meta: Record<string, unknown>): OtelContext | undefined {
+    const extracted = propagator.extract(base, meta, metaGetter);
+    const spanContext = api.trace.getSpanContext(extracted);
+    // A malformed traceparent leaves the base's span in place: that is no remote parent.
+    const found = spanContext !== undefined && spanContext !== api.trace.getSpanContext(base) && api.isSpanContextValid(spanContext);
+    return found ? extracted : undefined;
+  }
+
+  function spanName(ctx: Context): string {
+    const target = ctx.method === 'tools/call' || ctx.method === 'prompts/get' ? ctx.target : resourceInName ? resourceUri(ctx) : undefined;
+    return target === undefined ? ctx.method : `${ctx.method} ${target}`;
+  }
+
+  function startAttributes(ctx: Context): Attributes {
+    const attributes: Attributes = { [SemConv.MCP_METHOD_NAME]: ctx.method };
+    if (ctx.id !== undefined) attributes[SemConv.JSONRPC_REQUEST_ID] = String(ctx.id);
+    const tool = ctx.tool;
+    if (tool !== undefined) {
+      attributes[SemConv.GEN_AI_TOOL_NAME] = tool;
+      attributes[SemConv.GEN_AI_OPERATION_NAME] = 'execute_tool';
+      if (captureArguments && ctx.params?.['arguments'] !== undefined) attributes[SemConv.GEN_AI_TOOL_CALL_ARGUMENTS] = capture(ctx.params['arguments']);
+    }
+    const prompt = promptName(ctx);
+    if (prompt !== undefined) attributes[SemConv.GEN_AI_PROMPT_NAME] = prompt;
+    const uri = resourceUri(ctx);
+    if (uri !== undefined) attributes[SemConv.MCP_RESOURCE_URI] = uri;
+    const { sessionId, protocolVersion } = ctx.session;
+    if (sessionId !== undefined) attributes[SemConv.MCP_SESSION_ID] = sessionId;
+    if (protocolVersion !== undefined) attributes[SemConv.MCP_PROTOCOL_VERSION] = protocolVersion;
+    const network = networks.get(ctx.session) ?? configuredAttributes;
+    for (const key in network) {
+      // server.* describe the peer we call: CLIENT spans only.
+      if (ctx.direction === 'inbound' && key.startsWith('server.')) continue;
+      attributes[key] = network[key];
+    }
+    return attributes;
+  }
+
+  function finish(ctx: Context, span: Span, failed: boolean, failure?: unknown): void {
+    if (!span.isRecording()) {
+      span.end();
+      return;
+    }
+    const attributes: Attributes = {};
+    const { sessionId, protocolVersion } = ctx.session;
+    // initialize learns both only from its own response.
+    if (sessionId !== undefined) attributes[SemConv.MCP_SESSION_ID] = sessionId;
+    if (protocolVersion !== undefined) attributes[SemConv.MCP_PROTOCOL_VERSION] = protocolVersion;
+    if (ctx.direction === 'outbound' && ctx.kind === 'request') attributes['mcp_layers.attempts'] = ctx.attempts;
+    const outcome = exchangeOutcome(ctx, failed, failure);
+    if (outcome.errorType !== undefined) {
+      attributes[SemConv.ERROR_TYPE] = outcome.errorType;
+      if (outcome.statusCode !== undefined) attributes[SemConv.RPC_RESPONSE_STATUS_CODE] = outcome.statusCode;
+      if (outcome.error !== undefined) {
+        attributes['mcp_layers.error.layer'] = outcome.error.layer;
+        attributes['mcp_layers.error.reason'] = outcome.error.reason;
+      }
+      span.setStatus({ code: api.SpanStatusCode.ERROR, ...(outcome.message === undefined ? {} : { message: redactor.text(outcome.message) }) });
+    } else if (captureResults && ctx.method === 'tools/call' && ctx.response !== undefined && 'result' in ctx.response) {
+      attributes[SemConv.GEN_AI_TOOL_CALL_RESULT] = capture(ctx.response.result);
+    }
+    span.setAttributes(attributes);
+    span.end();
+  }
+
+  async function handle(ctx: Context, next: Next): Promise<void> {
+    const open = spanOf(ctx);
+    // Already traced further out (or by a forked attempt's sibling): stay in that span.
+    if (open !== undefined) return api.context.with(open.context, next);
+    const { parent, links } = parentOf(ctx);
+    const kind = ctx.direction === 'outbound' ? api.SpanKind.CLIENT : api.SpanKind.SERVER;
+    const span = tracer.startSpan(spanName(ctx), { kind, attributes: startAttributes(ctx), ...(links === undefined ? {} : { links }) }, parent);
+    const spanContext = api.trace.setSpan(parent, span);
+    if (ctx.direction === 'outbound') {
+      const carrier: Record<string, string> = {};
+      propagator.inject(spanContext, carrier, metaSetter);
+      for (const key in carrier) ctx.setWireMeta(key, carrier[key]);
+    }
+    const record: ExchangeSpan = { span, context: spanContext, open: true };
+    ctx.state.set(SPAN, record);
+    const ids = span.spanContext();
+    // Without an SDK, spans carry the invalid (all-zero) ids: nothing worth logging.
+    if (ids.traceId !== api.INVALID_TRACEID) ctx.state.set(TRACE_STATE, { traceId: ids.traceId, spanId: ids.spanId } satisfies TraceIds);
+    try {
+      await api.context.with(spanContext, next);
+    } catch (error) {
+      record.open = false;
+      finish(ctx, span, true, error);
+      throw error;
+    }
+    record.open = false;
+    finish(ctx, span, false);
+  }
+
+  return {
+    name: 'tracing',
+    handle,
+    attach(host: LayerHost) {
+      const inferred = inferNetwork(host.inner);
+      networks.set(host.session, networkAttributes({ ...inferred, ...configured }));
+      return subscriptions.attach(host);
+    },
+  };
+}
+
+function resolveTracer(api: OtelApi, given: Tracer | TracerProvider | undefined): Tracer {
+  if (given === undefined) return api.trace.getTracer('mcp-layers');
+  if (typeof given === 'object' && given !== null) {
+    if (typeof (given as Tracer).startSpan === 'function') return given as Tracer;
+    if (typeof (given as TracerProvider).getTracer === 'function') return (given as TracerProvider).getTracer('mcp-layers');
+  }
+  throw new InvalidOptionError('tracing.tracer', 'an OpenTelemetry Tracer or TracerProvider', given);
+}
+
+function networkAttributes(info: NetworkInfo): Attributes {
+  const attributes: Attributes = {};
+  if (info.transport !== undefined) attributes[SemConv.NETWORK_TRANSPORT] = info.transport;
+  if (info.protocolName !== undefined) attributes[SemConv.NETWORK_PROTOCOL_NAME] = info.protocolName;
+  if (info.protocolVersion !== undefined) attributes[SemConv.NETWORK_PROTOCOL_VERSION] = info.protocolVersion;
+  if (info.serverAddress !== undefined) {
+    attributes[SemConv.SERVER_ADDRESS] = info.serverAddress;
+    if (info.serverPort !== undefined) attributes[SemConv.SERVER_PORT] = info.serverPort;
+  }
+  return attributes;
+}
