@@ -56,9 +56,7 @@ export const upstreamConfig = options(
     ).optional(),
     idempotentTools: names('tool name or glob').optional().meta({ description: 'Tools safe to send twice (retried, hedged), besides those annotated readOnlyHint/idempotentHint.' }),
     nonIdempotentTools: names('tool name or glob').optional().meta({ description: 'Tools never sent twice, whatever their annotations say.' }),
-    get layers() {
-      return layerList('upstream').optional().meta({ description: 'The client-side stack, first = outermost. Default: tracing, metrics, logging.' });
-    },
+    layers: layerList('upstream').optional().meta({ description: 'The client-side stack, first = outermost. Default: tracing, metrics, logging.' }),
   },
   'The MCP server behind the gateway: exactly one of `command` or `url`.',
 ).superRefine((upstream, ctx) => {
@@ -103,9 +101,7 @@ export const downstreamConfig = options(
     maxSessions: integer(1).optional().meta({ description: 'Concurrent downstream sessions (default 64). Each has its own upstream session — for a stdio upstream, its own child process.' }),
     idleTimeoutMs: z.union([z.literal(false), duration(1)], { error: 'a duration in milliseconds >= 1, or false' }).optional().meta({ description: 'A session with no traffic and nothing in flight for this long is closed (default 600 000; false: never).' }),
     maxBodyBytes: integer(1).optional().meta({ description: 'Largest HTTP request body (default 4 MiB).' }),
-    get layers() {
-      return layerList('downstream').optional().meta({ description: 'The server-side stack, first = outermost. Default: tracing, metrics.' });
-    },
+    layers: layerList('downstream').optional().meta({ description: 'The server-side stack, first = outermost. Default: tracing, metrics.' }),
   },
   'What the gateway serves.',
 );

@@ -253,6 +253,10 @@ export const LAYER_OPTIONS = {
   oauth: oauthOptions,
 } as const;
 
+// Named definitions in the JSON Schema (`$defs`), so editors show them by name and each is written once.
+for (const [name, schema] of Object.entries(LAYER_OPTIONS)) z.globalRegistry.add(schema, { ...schema.meta(), id: `${name}Options` });
+z.globalRegistry.add(matchOptions, { ...matchOptions.meta(), id: 'match' });
+
 export type LayerName = keyof typeof LAYER_OPTIONS;
 export const LAYER_NAMES = Object.keys(LAYER_OPTIONS) as LayerName[];
 
@@ -290,6 +294,6 @@ export function layerList(side: Side): z.ZodType<LayerEntry[]> {
       }).meta({ title: 'when', description: 'Applies `layers` only to the exchanges `when` selects.' }),
     ]),
     { error: 'a list of layers' },
-  ) as unknown as z.ZodType<LayerEntry[]>;
+  ).meta({ id: `${side}Layers`, description: `The ${side === 'upstream' ? 'client-side' : 'server-side'} stack, first = outermost: one { <layer>: <options> } per entry, or { when, layers }.` }) as unknown as z.ZodType<LayerEntry[]>;
   return list;
 }

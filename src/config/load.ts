@@ -77,6 +77,8 @@ export function parseConfigText(text: string, source: string, env: NodeJS.Proces
 export interface ValidateOptions {
   env?: NodeJS.ProcessEnv;
   baseDir?: string;
+  /** Substitute `${NAME}` (default true; false for a config that was substituted already). */
+  substitute?: boolean;
   /** Line numbers for messages (set when the config came from a file). */
   lineOf?: (path: readonly PathSegment[]) => number | undefined;
 }
@@ -85,7 +87,7 @@ export interface ValidateOptions {
 export function validateConfig(value: unknown, source = 'the configuration', options: ValidateOptions = {}): LoadedConfig {
   const fromEnvironment = new Map<string, string>();
   const envProblems: ConfigProblem[] = [];
-  const substituted = substitute(value, [], options.env ?? process.env, fromEnvironment, envProblems);
+  const substituted = options.substitute === false ? value : substitute(value, [], options.env ?? process.env, fromEnvironment, envProblems);
   const problems: ConfigProblem[] = [...envProblems];
   if (problems.length === 0) {
     const result = gatewayConfig.safeParse(substituted, { reportInput: true });
