@@ -75,7 +75,7 @@ export const upstreamConfig = options(
       ctx.addIssue({ code: 'custom', message: `applies only to ${upstream.command === undefined ? 'a stdio upstream (command)' : 'a remote upstream (url)'}`, path: [key] });
     }
   }
-  if (upstream.url !== undefined) {
+  if (upstream.url !== undefined && URL.canParse(upstream.url)) {
     const scheme = new URL(upstream.url).protocol;
     if (upstream.http !== undefined && (scheme === 'ws:' || scheme === 'wss:')) ctx.addIssue({ code: 'custom', message: 'applies only to an http(s) upstream', path: ['http'] });
     if (upstream.websocket !== undefined && (scheme === 'http:' || scheme === 'https:')) ctx.addIssue({ code: 'custom', message: 'applies only to a ws(s) upstream', path: ['websocket'] });

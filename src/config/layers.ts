@@ -173,7 +173,7 @@ export const tracingOptions = options(
 export const metricsOptions = options(
   {
     prefix: z.string({ error: 'a metric name prefix ([a-zA-Z_][a-zA-Z0-9_]*)' }).regex(/^([a-zA-Z_][a-zA-Z0-9_]*)?$/, { error: 'a metric name prefix ([a-zA-Z_][a-zA-Z0-9_]*)' }).optional(),
-    buckets: z.array(number(0), { error: 'an increasing list of positive numbers (seconds)' }).min(1, { error: 'an increasing list of positive numbers (seconds)' }).optional().meta({ description: 'Operation and session duration buckets, seconds (default: the semconv advice).' }),
+    buckets: z.array(z.number({ error: 'a positive number (seconds)' }).gt(0, { error: 'a positive number (seconds)' }), { error: 'an increasing list of positive numbers (seconds)' }).min(1, { error: 'an increasing list of positive numbers (seconds)' }).optional().meta({ description: 'Operation and session duration buckets, seconds (default: the semconv advice).' }),
     maxLabelValues: integer(1).optional().meta({ description: 'Distinct values per label before `_other` (default 100).' }),
   },
   'Prometheus metrics in the gateway\'s registry (served at /metrics).',
