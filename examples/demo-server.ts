@@ -83,5 +83,8 @@ const timing: Middleware = async (ctx, next) => {
   }
 };
 
+// A stdio server's life ends with its stdin (MCP's stdio shutdown: the client closes it first).
+process.stdin.once('end', () => process.exit(0));
+
 // The server's own stack: at most 32 requests at once (the rest are shed with -32051), and timing.
 await server.connect(wrap(new StdioServerTransport(), [concurrency({ maxInFlight: 32, direction: 'inbound' }), timing], { name: 'demo-server' }));

@@ -14,6 +14,7 @@
  * with it every child process).
  */
 import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
@@ -157,7 +158,13 @@ function withoutOAuth(entries: readonly LayerEntry[]): LayerEntry[] {
   return entries.filter((entry) => !('oauth' in entry));
 }
 
-export class Gateway {
+/** What the gateway tells whoever embeds it (`gateway.on('session-close', …)`). */
+export interface GatewayEvents {
+  'session-open': [{ id: string; listener: 'http' | 'websocket' }];
+  'session-close': [{ id: string; listener: 'http' | 'websocket'; reason: CloseReason }];
+}
+
+export class Gateway extends EventEmitter<GatewayEvents> {
   readonly settings: GatewaySettings;
   readonly registry: Registry;
   readonly upstream: Upstream;
@@ -181,6 +188,7 @@ export class Gateway {
   #nextLocalId = 1;
 
   private constructor(loaded: LoadedConfig, runtime: GatewayRuntime, stacks: Gateway['stacks'], upstream: Upstream) {
+    super();
     this.#config = loaded.config;
     this.source = loaded.source;
     this.settings = settingsOf(loaded.config);
@@ -439,10 +447,12 @@ export class Gateway {
         if (!this.#sessions.delete(closed)) return;
         this.#metrics.sessions.dec({ listener });
         this.#metrics.closes.inc({ reason });
+        this.emit('session-close', { id: closed.id, listener, reason });
       },
     });
     this.#sessions.add(session);
     this.#metrics.sessions.inc({ listener });
+    this.emit('session-open', { id, listener });
     this.#log.debug('session opened', { event: 'session-open', session: id, listener });
   }
 }

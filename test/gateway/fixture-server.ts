@@ -12,4 +12,6 @@ import { startServer } from '../support/run.ts';
 
 const sdk = process.argv[2] === 'v2' ? 'v2' : 'v1';
 const transport: Transport = sdk === 'v1' ? new V1StdioServerTransport() : new V2StdioServerTransport();
+// Exit when the client closes stdin, as MCP's stdio shutdown asks (no SIGTERM needed).
+process.stdin.once('end', () => process.exit(0));
 await startServer(sdk, transport, (error) => process.stderr.write(`fixture-server: ${error.message}\n`));
