@@ -33,7 +33,7 @@ export function formatPath(path: readonly PathSegment[]): string {
 export interface FormatContext {
   /** The raw input, to read values zod did not report and to dispatch stack entries. */
   readonly input: unknown;
-  /** Branch names of the stack-entry unions, by side: the layer names, then `when`. */
+  /** Branch names of the stack-entry unions, by side: the layer names, then `when` and `unless`. */
   readonly entryBranches: (side: string) => readonly string[];
   /** Known keys of the object at a path (for unknown-option messages), when known. */
   readonly knownKeys: (path: readonly PathSegment[]) => readonly string[] | undefined;
@@ -115,12 +115,13 @@ function entryBranch(path: readonly PathSegment[], value: unknown, context: Form
   if (path.length < 2 || typeof path[path.length - 1] !== 'number' || path[path.length - 2] !== 'layers') return undefined;
   const side = String(path[0]);
   const branches = context.entryBranches(side);
-  const layers = branches.filter((b) => b !== 'when');
+  const layers = branches.filter((b) => b !== 'when' && b !== 'unless');
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return { kind: 'problem', message: `expected a layer ({ <name>: <options> }), got ${describe(value)}` };
   }
   const keys = Object.keys(value);
   if (keys.includes('when')) return { kind: 'branch', index: branches.indexOf('when') };
+  if (keys.includes('unless')) return { kind: 'branch', index: branches.indexOf('unless') };
   if (keys.length === 0) return { kind: 'problem', message: `expected a layer ({ <name>: <options> }), got an empty object (layers: ${layers.join(', ')})` };
   if (keys.length > 1) {
     return { kind: 'problem', message: `expected one layer per entry ({ <name>: <options> }), got ${keys.length} keys (${keys.join(', ')}); write each layer as its own list item` };
@@ -131,7 +132,7 @@ function entryBranch(path: readonly PathSegment[], value: unknown, context: Form
   const other = context.entryBranches(side === 'upstream' ? 'downstream' : 'upstream');
   if (other.includes(key)) return { kind: 'problem', message: `the ${key} layer belongs in the other side's stack; here the layers are ${layers.join(', ')}` };
   const near = closest(key, branches);
-  return { kind: 'problem', message: `unknown layer "${key}"${near === undefined ? '' : `; did you mean "${near}"?`} (expected one of ${layers.join(', ')}, or when)` };
+  return { kind: 'problem', message: `unknown layer "${key}"${near === undefined ? '' : `; did you mean "${near}"?`} (expected one of ${layers.join(', ')}, or when / unless)` };
 }
 
 export function valueAt(root: unknown, path: readonly PathSegment[]): unknown {

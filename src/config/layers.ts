@@ -271,12 +271,27 @@ export const layerNamesFor = (side: Side): LayerName[] => LAYER_NAMES.filter((na
 export type LayerOptionsOf<N extends LayerName> = z.output<(typeof LAYER_OPTIONS)[N]>;
 
 /** A parsed stack entry. */
-export type LayerEntry = { [N in LayerName]: { readonly [K in N]: LayerOptionsOf<N> } }[LayerName] | WhenEntry;
+export type LayerEntry = { [N in LayerName]: { readonly [K in N]: LayerOptionsOf<N> } }[LayerName] | WhenEntry | UnlessEntry;
 
+/** `when(match, ...layers)`: the layers apply to the exchanges `when` selects. */
 export interface WhenEntry {
   readonly when: z.output<typeof matchOptions>;
   readonly layers: readonly LayerEntry[];
 }
+
+/**
+ * `when(ctx => !match(ctx), ...layers)`: the layers apply to every exchange `unless`
+ * does not select. With a `when` for the same match it gives "these get X, the rest get
+ * Y" — a deadline can only be shortened by an inner layer, never lengthened, so
+ * `slow_*` tools get 120 s only if the 30 s for everything else skips them.
+ */
+export interface UnlessEntry {
+  readonly unless: z.output<typeof matchOptions>;
+  readonly layers: readonly LayerEntry[];
+}
+
+/** Entry kinds besides the layers themselves. */
+export const CONDITIONAL_ENTRIES = ['when', 'unless'] as const;
 
 /** The stack of one side: `[{ retry: {...} }, { when: {...}, layers: [...] }]`. */
 export function layerList(side: Side): z.ZodType<LayerEntry[]> {
@@ -292,8 +307,14 @@ export function layerList(side: Side): z.ZodType<LayerEntry[]> {
           return list;
         },
       }).meta({ title: 'when', description: 'Applies `layers` only to the exchanges `when` selects.' }),
+      z.strictObject({
+        unless: matchOptions,
+        get layers() {
+          return list;
+        },
+      }).meta({ title: 'unless', description: 'Applies `layers` to every exchange `unless` does not select.' }),
     ]),
     { error: 'a list of layers' },
-  ).meta({ id: `${side}Layers`, description: `The ${side === 'upstream' ? 'client-side' : 'server-side'} stack, first = outermost: one { <layer>: <options> } per entry, or { when, layers }.` }) as unknown as z.ZodType<LayerEntry[]>;
+  ).meta({ id: `${side}Layers`, description: `The ${side === 'upstream' ? 'client-side' : 'server-side'} stack, first = outermost: one { <layer>: <options> } per entry, or { when, layers } / { unless, layers }.` }) as unknown as z.ZodType<LayerEntry[]>;
   return list;
 }

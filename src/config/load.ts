@@ -95,7 +95,7 @@ export function validateConfig(value: unknown, source = 'the configuration', opt
     problems.push(
       ...formatIssues(result.error.issues, {
         input: substituted,
-        entryBranches: (side) => [...layerNamesFor(side === 'downstream' ? 'downstream' : 'upstream'), 'when'],
+        entryBranches: (side) => [...layerNamesFor(side === 'downstream' ? 'downstream' : 'upstream'), 'when', 'unless'],
         knownKeys: (path) => keysAt(gatewayConfig, path, substituted),
         fromEnvironment: (path) => {
           const name = fromEnvironment.get(formatPath(path));

@@ -13,11 +13,11 @@
  */
 import { resolve } from 'node:path';
 import type { Registry } from 'prom-client';
-import type { LayerEntry, LayerName, LayerOptionsOf, Side, WhenEntry } from '../config/layers.ts';
+import type { LayerEntry, LayerName, LayerOptionsOf, Side, UnlessEntry, WhenEntry } from '../config/layers.ts';
 import { formatPath, type PathSegment } from '../config/issues.ts';
 import { InvalidOptionError } from '../errors.ts';
 import type { Layer } from '../layer.ts';
-import { type Match, when } from '../when.ts';
+import { compileMatch, type Match, when } from '../when.ts';
 import {
   batching,
   chaos,
@@ -76,12 +76,17 @@ export function buildStack(entries: readonly LayerEntry[], context: StackContext
     const layers: Layer[] = [];
     list.forEach((entry, i) => {
       const at = [...path, i];
-      if ('when' in entry) {
-        const inner = buildList((entry as WhenEntry).layers, [...at, 'layers'], true);
+      if ('when' in entry || 'unless' in entry) {
+        const conditional = entry as WhenEntry | UnlessEntry;
+        const inner = buildList(conditional.layers, [...at, 'layers'], true);
         try {
-          layers.push(when(entry.when as Match, ...inner));
+          if ('when' in conditional) layers.push(when(conditional.when as Match, ...inner));
+          else {
+            const selected = compileMatch(conditional.unless as Match);
+            layers.push({ ...when((ctx) => !selected(ctx), ...inner), name: 'unless' });
+          }
         } catch (error) {
-          problems.push(relabel(error, [...at, 'when'], 'when'));
+          problems.push(relabel(error, [...at, 'when' in conditional ? 'when' : 'unless'], 'when'));
         }
         return;
       }

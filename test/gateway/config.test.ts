@@ -123,7 +123,7 @@ describe('config problems are reported by path, expectation, value and line', ()
 
   it('an unknown layer, with a suggestion', () => {
     expect(problems('upstream:\n  command: node\n  layers:\n    - circuitbreaker: {}\n')).toEqual([
-      'upstream.layers[0]: unknown layer "circuitbreaker"; did you mean "circuitBreaker"? (expected one of standard, retry, timeout, circuitBreaker, concurrency, hedging, chaos, batching, compression, tracing, metrics, logging, oauth, or when) (line 4)',
+      'upstream.layers[0]: unknown layer "circuitbreaker"; did you mean "circuitBreaker"? (expected one of standard, retry, timeout, circuitBreaker, concurrency, hedging, chaos, batching, compression, tracing, metrics, logging, oauth, or when / unless) (line 4)',
     ]);
   });
 
