@@ -105,7 +105,7 @@ export async function gatewayCommand(argv: readonly string[]): Promise<number> {
     if (!(error instanceof ConfigError)) throw error;
     // Name the option, not the config path it set.
     const problems = error.problems.map((problem) => {
-      for (const [path, flag] of flagged) if (problem.startsWith(`${path}:`) || problem.startsWith(`${path}[`)) return `${flag}${problem.slice(problem.indexOf(':'))}`;
+      for (const [path, flag] of flagged) if (problem.startsWith(`${path}:`) || problem.startsWith(`${path}[`)) return `${flag}${problem.slice(path.length)}`;
       return problem;
     });
     throw new ConfigError(source, problems);

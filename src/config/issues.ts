@@ -144,15 +144,19 @@ export function valueAt(root: unknown, path: readonly PathSegment[]): unknown {
   return value;
 }
 
-/** The closest name within a small edit distance, for "did you mean". */
+/** The closest name within a small edit distance (a shared start counts in its favour), for "did you mean". */
 export function closest(word: string, candidates: readonly string[]): string | undefined {
+  const lower = word.toLowerCase();
   let best: string | undefined;
-  let bestDistance = Math.max(2, Math.floor(word.length / 3)) + 1;
+  let bestScore = Math.max(2, Math.floor(word.length / 3)) + 0.5;
   for (const candidate of candidates) {
-    const d = distance(word.toLowerCase(), candidate.toLowerCase());
-    if (d < bestDistance) {
+    const other = candidate.toLowerCase();
+    let prefix = 0;
+    while (prefix < lower.length && lower[prefix] === other[prefix]) prefix++;
+    const score = distance(lower, other) - Math.min(prefix, 4) / 2;
+    if (score < bestScore) {
       best = candidate;
-      bestDistance = d;
+      bestScore = score;
     }
   }
   return best;

@@ -20,7 +20,7 @@
  * through the same path when the stack is built.
  */
 import { z } from 'zod';
-import { boolean, choice, duration, integer, names, number, openRatio, options, patterns, rate, text } from './fields.ts';
+import { boolean, choice, duration, integer, names, number, options, patterns, rate, text } from './fields.ts';
 
 const budget = z
   .union([z.literal(false), options({ percent: number(0, 100).optional(), ttlMs: number(10).optional(), minPerSecond: number(0).optional() })], {

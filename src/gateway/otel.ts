@@ -13,6 +13,7 @@
  * @opentelemetry/sdk-node is loaded only then; without it installed, asking for export
  * is a configuration error that says what to install.
  */
+import type * as SdkNode from '@opentelemetry/sdk-node';
 import type { GatewayConfig } from '../config/gateway.ts';
 
 type TracingConfig = NonNullable<NonNullable<GatewayConfig['observability']>['tracing']>;
@@ -41,7 +42,7 @@ export function requestedExporter(config: TracingConfig | undefined, env: NodeJS
 export async function startTraceExport(config: TracingConfig | undefined, env: NodeJS.ProcessEnv = process.env): Promise<TraceExport | undefined> {
   const exporter = requestedExporter(config, env);
   if (exporter === undefined) return undefined;
-  let sdkModule: typeof import('@opentelemetry/sdk-node');
+  let sdkModule: typeof SdkNode;
   try {
     sdkModule = await import('@opentelemetry/sdk-node');
   } catch (error) {

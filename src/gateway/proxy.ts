@@ -139,7 +139,8 @@ export class ProxySession {
    * downstream with an error that says why. Then closes the session.
    */
   async abort(reason: string): Promise<void> {
-    for (const [id, request] of [...this.#inFlight]) {
+    // A snapshot: answering a request removes it from the map.
+    for (const [id, request] of Array.from(this.#inFlight)) {
       if (this.#upstream !== undefined && this.#upstreamState === 'ready') {
         this.#upstream.send({ jsonrpc: '2.0', method: CANCELLED, params: { requestId: id, reason } }).catch(() => {});
       }
@@ -350,7 +351,7 @@ export class ProxySession {
 
   async #flush(ms: number): Promise<void> {
     if (this.#writes.size === 0) return;
-    await withTimeout(Promise.allSettled([...this.#writes]), ms).catch(() => {});
+    await withTimeout(Promise.allSettled(this.#writes), ms).catch(() => {});
   }
 
   // --- idle ------------------------------------------------------------------------

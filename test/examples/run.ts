@@ -20,7 +20,10 @@ export function start(args: string[], env: NodeJS.ProcessEnv = {}): Started {
     stdout.push(line);
     for (const waiter of waiters) {
       const match = waiter.pattern.exec(line);
-      if (match !== null) (waiters.delete(waiter), waiter.resolve(match));
+      if (match !== null) {
+        waiters.delete(waiter);
+        waiter.resolve(match);
+      }
     }
   });
   createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', (line) => void stderr.push(line));

@@ -28,12 +28,12 @@ interface Run {
   log: TapLog;
 }
 
-async function script(sdk: Sdk, transport: Transport, serverSdk: Sdk, beforeLedger?: Promise<void>): Promise<Run> {
+async function script(sdk: Sdk, transport: Transport, serverSdk: Sdk, beforeLedger?: () => Promise<void>): Promise<Run> {
   const c = client(sdk);
   if (beforeLedger !== undefined) {
     const call = c.callTool.bind(c);
     c.callTool = async (name, args, options) => {
-      if (name === 'ledger') await beforeLedger;
+      if (name === 'ledger') await beforeLedger();
       return call(name, args, options);
     };
   }
@@ -96,8 +96,8 @@ async function directRun(sdk: Sdk, serverSdk: Sdk, listener: Listener): Promise<
   try {
     const transport = listener === 'http' ? makeClientTransport(sdk, server.url) : new WebSocketClientTransport(server.url);
     // See the gateway run for why HTTP waits for the cancellation to have reached the server.
-    const cancelled = listener === 'http' ? { then: (resolve: () => void) => void (ledger as Ledger).whenAborted('slow').then(resolve) } : undefined;
-    return await script(sdk, transport, serverSdk, cancelled as Promise<void> | undefined);
+    const cancelled = listener === 'http' ? () => (ledger as Ledger).whenAborted('slow') : undefined;
+    return await script(sdk, transport, serverSdk, cancelled);
   } finally {
     await server.close();
   }
@@ -124,7 +124,7 @@ describe.each([['v1'], ['v2']] as const)('fixture server on SDK %s behind the ga
     const cancelSent = listener === 'http' ? new Promise<void>((resolve) => {
       const off = gw.gateway.upstreamEvents.on('cancel-sent', () => (off(), resolve()));
     }) : undefined;
-    const through = await script(sdk, downstreamTransport(listener, sdk, gw), serverSdk, cancelSent);
+    const through = await script(sdk, downstreamTransport(listener, sdk, gw), serverSdk, cancelSent === undefined ? undefined : () => cancelSent);
     const reference = await directRun(sdk, serverSdk, listener);
     expect(comparable(through)).toEqual(comparable(reference));
     expect(comparable(through).progressBeforeResponse).toEqual([1, 2, 3]);

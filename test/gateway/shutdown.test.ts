@@ -48,7 +48,11 @@ async function startCli(drainTimeoutMs: number): Promise<Running> {
       return; // the child's own stderr (inherited)
     }
     logs.push(record);
-    for (const waiter of waiters) if (waiter.test(record)) (waiters.delete(waiter), waiter.resolve(record));
+    for (const waiter of waiters) {
+      if (!waiter.test(record)) continue;
+      waiters.delete(waiter);
+      waiter.resolve(record);
+    }
   });
   const banner = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   const [http, ws] = await new Promise<[string, string]>((resolve, reject) => {
