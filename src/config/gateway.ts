@@ -34,7 +34,7 @@ export const upstreamConfig = options(
     headers: stringMap('header value').optional().meta({ description: 'Extra HTTP headers for every request / the WebSocket handshake (use ${ENV_VAR} for secrets).' }),
     http: options(
       {
-        connections: integer(1).optional().meta({ description: 'Connections per origin (default 64).' }),
+        connections: integer(1).optional().meta({ description: 'Connections per origin (default max(64, 2 × downstream.maxSessions + 16): over HTTP/1.1 each session holds one for its event stream).' }),
         keepAliveTimeout: duration(1).optional().meta({ description: 'Idle keep-alive, ms (default 4 000).' }),
         headersTimeout: duration().optional(),
         allowH2: boolean().optional(),

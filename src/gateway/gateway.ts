@@ -132,7 +132,7 @@ export function checkGateway(loaded: LoadedConfig): string[] {
   }
   if (problems.length > 0) return problems;
   // Layers that refuse a transport (batching over stdio, compression without createFetch) say so when attached.
-  const upstream = createUpstream(config.upstream, { baseDir, oauth: undefined, logger: silent });
+  const upstream = createUpstream(config.upstream, { baseDir, oauth: undefined, logger: silent, maxSessions: settings.maxSessions });
   const tryWrap = (side: 'upstream' | 'downstream', transport: Transport, entries: readonly LayerEntry[], what: string) => {
     let stack: BuiltStack;
     try {
@@ -247,7 +247,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       upstream: build('upstream', loaded.config.upstream.layers ?? GATEWAY_DEFAULTS.upstreamLayers),
       downstream: build('downstream', loaded.config.downstream?.layers ?? GATEWAY_DEFAULTS.downstreamLayers),
     };
-    const upstream = createUpstream(loaded.config.upstream, { baseDir: loaded.baseDir, oauth: stacks.upstream.oauth, logger: runtime.logger });
+    const upstream = createUpstream(loaded.config.upstream, { baseDir: loaded.baseDir, oauth: stacks.upstream.oauth, logger: runtime.logger, maxSessions: settingsOf(loaded.config).maxSessions });
     const gateway = new Gateway(loaded, { ...runtime, registry }, stacks, upstream);
     try {
       await gateway.#listen();

@@ -37,6 +37,18 @@ export interface UpstreamOptions {
   readonly baseDir: string;
   readonly oauth: OAuthLayer | undefined;
   readonly logger: GatewayLogger;
+  /** Sessions the gateway may hold at once: sizes the HTTP connection pool by default. */
+  readonly maxSessions: number;
+}
+
+/**
+ * Connections per origin for an HTTP upstream, unless the config says. Over HTTP/1.1 every
+ * session's standalone SSE stream (GET) holds a connection for the session's life, and
+ * every request in flight holds one until its response ends: two per session, and some to
+ * spare, keeps a full gateway from starving its own requests.
+ */
+export function defaultConnections(maxSessions: number): number {
+  return Math.max(64, 2 * maxSessions + 16);
 }
 
 export function createUpstream(config: UpstreamConfig, options: UpstreamOptions): Upstream {
@@ -69,10 +81,14 @@ function stdioUpstream(config: UpstreamConfig, command: string, { baseDir, logge
   };
 }
 
-function httpUpstream(config: UpstreamConfig, url: URL, { oauth }: UpstreamOptions): Upstream {
+function httpUpstream(config: UpstreamConfig, url: URL, { oauth, logger, maxSessions }: UpstreamOptions): Upstream {
   let pool: McpFetch | undefined;
+  const connections = config.http?.connections ?? defaultConnections(maxSessions);
+  if (connections <= maxSessions && config.http?.allowH2 !== true) {
+    logger.warn(`upstream.http.connections (${connections}) is not above downstream.maxSessions (${maxSessions}): each HTTP/1.1 session holds a connection for its event stream, so requests may wait for a free one`, { event: 'config-warning' });
+  }
   const fetchFor = () => {
-    pool ??= createFetch({ ...config.http });
+    pool ??= createFetch({ ...config.http, connections });
     return oauth === undefined ? pool : oauth.fetch(pool);
   };
   const headers = config.headers;
