@@ -47,13 +47,20 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
   const format = options.logFormat ?? logs?.format ?? ((stream as { isTTY?: boolean }).isTTY === true ? 'pretty' : 'json');
   const logger = createGatewayLogger({ level, format, stream });
 
-  const gateway = await Gateway.start(loaded, { logger });
+  // The SDK is registered before any layer is built: a tracing layer takes its tracer from
+  // the global provider when it is constructed.
   let traces: TraceExport | undefined;
   try {
     traces = await startTraceExport(loaded.config.observability?.tracing, env);
   } catch (error) {
-    await gateway.shutdown(0);
     throw error instanceof TraceExportUnavailable ? new ConfigError(loaded.source, [`observability.tracing: ${error.message}`]) : error;
+  }
+  let gateway: Gateway;
+  try {
+    gateway = await Gateway.start(loaded, { logger });
+  } catch (error) {
+    await traces?.shutdown().catch(() => {});
+    throw error;
   }
   logger.info('gateway listening', { event: 'listening', ...gateway.urls, upstream: `${gateway.upstream.kind}: ${gateway.upstream.description}`, traces: traces?.description ?? 'off' });
   if (options.banner !== false) (options.banner ?? process.stdout).write(banner(gateway, traces));
