@@ -33,7 +33,7 @@ console.log('exchanges:');
 await client.connect(transport);
 const { tools } = await client.listTools();
 const sum = await client.callTool({ name: 'add', arguments: { a: 20, b: 22 } });
-const report = await client.callTool({ name: 'slow_report', arguments: { steps: 3, stepMs: 20 } }, undefined, {
+const report = await client.callTool({ name: 'slow_report', arguments: { steps: 3, stepMs: 50 } }, undefined, {
   onprogress: (p) => console.log(`  progress ${p.progress}/${p.total}`),
 });
 const note = await client.readResource({ uri: 'notes://note/1' });
