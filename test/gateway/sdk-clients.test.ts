@@ -5,6 +5,7 @@
  * gateway forwards downstream and answers upstream), tool errors, cancellation (which
  * must reach the server: the ledger step reads what the server saw).
  */
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listenHttp } from '../../src/transports/http/index.ts';
 import { listenWebSocket, WebSocketClientTransport } from '../../src/transports/ws/index.ts';
@@ -133,5 +134,40 @@ describe.each([['v1'], ['v2']] as const)('fixture server on SDK %s behind the ga
     expect(asked.sampling.length).toBeGreaterThan(0);
     expect(asked.elicitation.length).toBeGreaterThan(0);
     expect(gw.logs.filter((r) => r['level'] === 'error')).toEqual([]);
+  });
+});
+
+describe('protocol eras through the gateway', () => {
+  // The fixture behind the SDK v2 stdio entry, which serves both eras (2025 and 2026-07-28).
+  const bothEras = { command: process.execPath, args: [fileURLToPath(new URL('../support/stdio-server.ts', import.meta.url)), '--sdk', 'v2'] };
+  let gw: TestGateway;
+  beforeAll(async () => {
+    gw = await startTestGateway({ upstream: bothEras });
+  });
+  afterAll(async () => {
+    await gw.stop(0);
+  });
+
+  it('over WebSocket a negotiating v2 client gets 2026-07-28 end to end (server/discover, multi-round-trip input)', async () => {
+    const c = createV2Client({ negotiation: 'auto' });
+    await c.connect(new WebSocketClientTransport(gw.ws, { reconnect: false }));
+    try {
+      expect(c.era()).toBe('modern');
+      expect(await c.callTool('add', { a: 2, b: 3 })).toMatchObject({ content: [{ type: 'text', text: '5' }] });
+      expect(await c.callTool('ask', { question: 'continue?' })).toMatchObject({ content: [{ type: 'text', text: expect.stringContaining('yes to continue?') }] });
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('over Streamable HTTP (the 2025 eras) the same client falls back to initialize and works', async () => {
+    const c = createV2Client({ negotiation: 'auto' });
+    await c.connect(makeClientTransport('v2', gw.http));
+    try {
+      expect(c.era()).toBe('legacy');
+      expect(await c.callTool('add', { a: 2, b: 3 })).toMatchObject({ content: [{ type: 'text', text: '5' }] });
+    } finally {
+      await c.close();
+    }
   });
 });
