@@ -29,6 +29,7 @@ import type {
 import type { Context, Session } from '../src/context.ts';
 import { InvalidOptionError } from '../src/errors.ts';
 import type { LayerEvents } from '../src/events.ts';
+import { withMeta } from '../src/jsonrpc.ts';
 import type { Layer, LayerHost, Next } from '../src/layer.ts';
 import { booleanOption, integerOption, optionsObject } from '../src/options.ts';
 import { requirePeer } from '../src/peer-deps.ts';
@@ -247,7 +248,8 @@ export function tracing(given?: TracingOptions): Layer {
     if (ctx.direction === 'outbound') {
       const carrier: Record<string, string> = {};
       propagator.inject(spanContext, carrier, metaSetter);
-      for (const key in carrier) ctx.setWireMeta(key, carrier[key]);
+      // A copy of the application's message carries the context on the wire (SEP-414).
+      if (Object.keys(carrier).length > 0) ctx.message = withMeta(ctx.message, carrier);
     }
     const record: ExchangeSpan = { span, context: spanContext, open: true };
     ctx.state.set(SPAN, record);

@@ -47,7 +47,6 @@ class SharedExchange {
   idempotent: boolean | undefined = undefined;
   state: Map<unknown, unknown> | undefined = undefined;
   progress: Set<ProgressListener> | undefined = undefined;
-  wireMeta: Record<string, unknown> | undefined = undefined;
   /** The core's bookkeeping record for this exchange. */
   record: unknown = undefined;
 }
@@ -204,21 +203,6 @@ export class Context {
     return (this.#shared.state ??= new Map());
   }
 
-  /**
-   * Adds an entry to `params._meta` of what goes on the wire for this outbound message
-   * (every attempt of a request), leaving the application's message untouched: trace
-   * context travels this way (`traceparent`, SEP-414). Shared with forks. No effect on
-   * inbound messages, which the application receives exactly as the peer sent them.
-   */
-  setWireMeta(key: string, value: unknown): void {
-    (this.#shared.wireMeta ??= {})[key] = value;
-  }
-
-  /** The `_meta` entries layers added with `setWireMeta()`, if any. */
-  get wireMeta(): Readonly<Record<string, unknown>> | undefined {
-    return this.#shared.wireMeta;
-  }
-
   /** A context for one attempt with its own signal and response; see the class comment. */
   fork(options: { signal?: AbortSignal } = {}): Context {
     return new Context(this, this, options.signal);
@@ -238,14 +222,6 @@ export class Context {
 
   set _record(record: unknown) {
     this.#shared.record = record;
-  }
-
-  /** @internal The message to write: the application's, plus the wire `_meta` entries (a copy, never a mutation). */
-  _wireMessage(): JSONRPCRequest | JSONRPCNotification {
-    const extra = this.#shared.wireMeta;
-    if (extra === undefined) return this.message;
-    const params = this.message.params;
-    return { ...this.message, params: { ...params, _meta: { ...params?._meta, ...extra } } };
   }
 
   /** @internal The core records that an attempt started; returns its number. */

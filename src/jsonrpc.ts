@@ -72,3 +72,13 @@ export const PROGRESS = 'notifications/progress';
  * of every notification and of the final result; it holds the request id on the wire.
  */
 export const SUBSCRIPTION_ID_META_KEY = 'io.modelcontextprotocol/subscriptionId';
+
+/**
+ * A copy of `message` with `entries` added to `params._meta` (the application's object
+ * is never touched). Layers use it to change what goes on the wire:
+ * `ctx.message = withMeta(ctx.message, { traceparent })`.
+ */
+export function withMeta<M extends JSONRPCRequest | JSONRPCNotification>(message: M, entries: Readonly<Record<string, unknown>>): M {
+  const params = message.params;
+  return { ...message, params: { ...params, _meta: { ...params?._meta, ...entries } } };
+}

@@ -273,7 +273,7 @@ export class OutboundRequests {
       const events = this.#port.session.events;
       if (events.has('attempt')) events.emit('attempt', { ctx, attempt: attemptNo, wireId });
 
-      const wire: JSONRPCRequest = { ...ctx._wireMessage(), id: wireId } as JSONRPCRequest;
+      const wire: JSONRPCRequest = { ...ctx.message, id: wireId } as JSONRPCRequest;
       const options = this.#attemptOptions(attempt);
       attempt.writeStarted = true;
       // The first attempt keeps the application's send() order; retries go when they are due.

@@ -278,8 +278,7 @@ export class LayeredTransport implements Transport {
       // The first write keeps the application's send() order.
       const ordered = slot;
       slot = undefined;
-      const wire = current._wireMessage();
-      return ordered === undefined ? this.#write(wire, current.options) : this.#port.writeInOrder(ordered, wire, current.options);
+      return ordered === undefined ? this.#write(current.message, current.options) : this.#port.writeInOrder(ordered, current.message, current.options);
     });
     return done.finally(() => {
       if (slot !== undefined) this.#outOrder.release(slot);
@@ -416,12 +415,13 @@ export class LayeredTransport implements Transport {
     this.#outOrder.drain();
     const error = new ConnectionClosedError();
     const pending = this.#outbound.closeAll(error) + this.#inbound.closeAll(error);
+    // Layers still listen: they see their transport's close (session durations, last logs).
+    this.events.emit('close', { name: this.name, pending });
     try {
       this.#detach();
     } catch (cause) {
       this.#report(cause);
     }
-    this.events.emit('close', { name: this.name, pending });
     const onclose = this.onclose;
     if (onclose !== undefined) {
       try {

@@ -126,3 +126,26 @@ describe('no timer keeps the process alive', () => {
     expect(after).toBeLessThanOrEqual(before);
   });
 });
+
+describe('close event', () => {
+  it('reaches the layers before they detach', async () => {
+    const peer = new ScriptedPeer();
+    const order: string[] = [];
+    const transport = wrap(peer, [
+      {
+        name: 'watcher',
+        handle: (_c, next) => next(),
+        attach: (host) => {
+          const off = host.events.on('close', (e) => order.push(`close ${e.name} pending=${e.pending}`));
+          return () => {
+            off();
+            order.push('detach');
+          };
+        },
+      },
+    ]);
+    await transport.start();
+    await transport.close();
+    expect(order).toEqual(['close mcp pending=0', 'detach']);
+  });
+});

@@ -1,15 +1,16 @@
 /**
- * ctx.setWireMeta(): a layer adds `params._meta` entries to what goes on the wire
- * (trace context, SEP-414) without touching the application's message.
+ * Layers change what goes on the wire by replacing `ctx.message` (never mutating it):
+ * trace context travels in `params._meta` this way (SEP-414), via `withMeta()`.
  */
 import { describe, expect, it } from 'vitest';
-import type { JSONRPCNotification, JSONRPCRequest } from '../../src/jsonrpc.ts';
+import { type JSONRPCNotification, type JSONRPCRequest, withMeta } from '../../src/jsonrpc.ts';
 import type { Middleware } from '../../src/layer.ts';
 import { wrap } from '../../src/wrap.ts';
 import { RecordingApp, ScriptedPeer, turn } from './harness.ts';
 
+const TRACEPARENT = `00-${'a'.repeat(32)}-${'b'.repeat(16)}-01`;
 const stamp: Middleware = async (ctx, next) => {
-  ctx.setWireMeta('traceparent', `00-${'a'.repeat(32)}-${'b'.repeat(16)}-01`);
+  if (ctx.direction === 'outbound') ctx.message = withMeta(ctx.message, { traceparent: TRACEPARENT });
   await next();
 };
 
@@ -19,8 +20,8 @@ const twice: Middleware = async (_ctx, next) => {
   await next();
 };
 
-describe('ctx.setWireMeta', () => {
-  it('adds the entries to every attempt of a request, keeping the application message and its own _meta intact', async () => {
+describe('withMeta and ctx.message replacement', () => {
+  it('reaches every attempt of a request, keeping the application message and its own _meta intact', async () => {
     const peer = new ScriptedPeer();
     const transport = wrap(peer, [stamp, twice]);
     const app = new RecordingApp(transport);
@@ -31,47 +32,43 @@ describe('ctx.setWireMeta', () => {
     await transport.send(request);
     await turn();
     const wire = peer.requests();
+    expect(peer.failedWrites[0]).toMatchObject({ params: { _meta: { traceparent: TRACEPARENT } } });
     expect(wire).toHaveLength(1);
-    expect(wire[0]?.params).toEqual({ cursor: 'c', _meta: { progressToken: 'p1', traceparent: `00-${'a'.repeat(32)}-${'b'.repeat(16)}-01` } });
+    expect(wire[0]?.params).toEqual({ cursor: 'c', _meta: { progressToken: 'p1', traceparent: TRACEPARENT } });
     expect(request).toEqual(snapshot);
     peer.deliver({ jsonrpc: '2.0', id: wire[0]?.id as number, result: { tools: [] } });
     await turn();
     expect(app.responsesFor(7)).toEqual([{ jsonrpc: '2.0', id: 7, result: { tools: [] } }]);
   });
 
-  it('adds the entries to notifications, creating params and _meta when the message has none', async () => {
+  it('reaches notifications, creating params and _meta when the message has none', async () => {
     const peer = new ScriptedPeer();
     const transport = wrap(peer, [stamp]);
     const _app = new RecordingApp(transport);
     await transport.start();
     const note: JSONRPCNotification = { jsonrpc: '2.0', method: 'notifications/initialized' };
     await transport.send(note);
-    expect(peer.wire).toEqual([{ jsonrpc: '2.0', method: 'notifications/initialized', params: { _meta: { traceparent: `00-${'a'.repeat(32)}-${'b'.repeat(16)}-01` } } }]);
+    expect(peer.wire).toEqual([{ jsonrpc: '2.0', method: 'notifications/initialized', params: { _meta: { traceparent: TRACEPARENT } } }]);
     expect(note).toEqual({ jsonrpc: '2.0', method: 'notifications/initialized' });
   });
 
-  it('is shared with forks and visible to other layers', async () => {
+  it('is inherited by forks made after it, and a fork may add its own', async () => {
     const peer = new ScriptedPeer();
-    let seen: unknown;
     const forking: Middleware = async (ctx, next) => {
       const child = ctx.fork();
-      child.setWireMeta('baggage', 'k=v');
+      child.message = withMeta(child.message, { baggage: 'k=v' });
       await next(child);
       ctx.response = child.response;
-      seen = ctx.wireMeta;
     };
     const transport = wrap(peer, [stamp, forking]);
     const _app = new RecordingApp(transport);
     await transport.start();
     await transport.send({ jsonrpc: '2.0', id: 1, method: 'ping' });
     const [sent] = peer.requests();
-    expect(sent?.params?._meta).toEqual({ traceparent: `00-${'a'.repeat(32)}-${'b'.repeat(16)}-01`, baggage: 'k=v' });
-    peer.deliver({ jsonrpc: '2.0', id: sent?.id as number, result: {} });
-    await turn();
-    expect(seen).toEqual({ traceparent: `00-${'a'.repeat(32)}-${'b'.repeat(16)}-01`, baggage: 'k=v' });
+    expect(sent?.params?._meta).toEqual({ traceparent: TRACEPARENT, baggage: 'k=v' });
   });
 
-  it('writes the application message itself (same object) when no layer adds anything', async () => {
+  it('writes the application message itself (same object) when no layer replaces it', async () => {
     const peer = new ScriptedPeer();
     const transport = wrap(peer, []);
     const _app = new RecordingApp(transport);
