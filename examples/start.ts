@@ -10,14 +10,13 @@
  * 'mcp-layers' instead of '../src/…'.
  */
 import { fileURLToPath } from 'node:url';
-import { serve } from '../src/cli/serve.ts';
-import { ConfigError, validateConfig } from '../src/config/load.ts';
+import { ConfigError, serve, validateConfig } from '../src/gateway/index.ts';
 
 const demoServer = fileURLToPath(new URL('./demo-server.ts', import.meta.url));
 
 const config = {
   upstream: {
-    command: process.execPath, // this Node, so the example server runs whatever `node` is on PATH
+    command: process.execPath, // the example server runs on the same Node as the gateway
     args: [demoServer],
     idempotentTools: ['lookup', 'add'],
     layers: [

@@ -9,9 +9,9 @@
 import type { Writable } from 'node:stream';
 import type { LoadedConfig } from '../config/load.ts';
 import { ConfigError } from '../config/load.ts';
-import { Gateway } from '../gateway/gateway.ts';
-import { createGatewayLogger, type GatewayLogger, type LogFormat, type LogLevel } from '../gateway/logger.ts';
-import { startTraceExport, type TraceExport, TraceExportUnavailable } from '../gateway/otel.ts';
+import { Gateway } from './gateway.ts';
+import { createGatewayLogger, type GatewayLogger, type LogFormat, type LogLevel } from './logger.ts';
+import { startTraceExport, type TraceExport, TraceExportUnavailable } from './otel.ts';
 
 export interface ServeOptions {
   /** Overrides the config's observability.logs.level (LOG_LEVEL otherwise). */
