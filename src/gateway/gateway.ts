@@ -25,6 +25,7 @@ import type { DownstreamConfig, GatewayConfig } from '../config/gateway.ts';
 import type { LayerEntry } from '../config/layers.ts';
 import { ConfigError, type LoadedConfig } from '../config/load.ts';
 import { ErrorCode } from '../errors.ts';
+import { tryRequirePeer } from '../peer-deps.ts';
 import { EventBus } from '../events.ts';
 import { AuthenticationError } from '../transports/guard.ts';
 import { McpHttpServer } from '../transports/http/server.ts';
@@ -50,6 +51,16 @@ export const GATEWAY_DEFAULTS = {
   upstreamLayers: [{ tracing: {} }, { metrics: {} }, { logging: {} }] as LayerEntry[],
   downstreamLayers: [{ tracing: {} }, { metrics: {} }] as LayerEntry[],
 };
+
+/**
+ * The stack a side gets when the config names none. `tracing` needs @opentelemetry/api (an
+ * optional peer dependency); without it there is no span to make or context to carry, so
+ * the default leaves it out rather than refuse to start.
+ */
+function defaultLayers(side: 'upstream' | 'downstream'): LayerEntry[] {
+  const layers = side === 'upstream' ? GATEWAY_DEFAULTS.upstreamLayers : GATEWAY_DEFAULTS.downstreamLayers;
+  return tryRequirePeer('@opentelemetry/api') === undefined ? layers.filter((entry) => !('tracing' in entry)) : layers;
+}
 
 /** The gateway's own metric families (beside the metrics layers'); docs/gateway.md. */
 export const GATEWAY_METRIC_FAMILIES = [
@@ -113,8 +124,8 @@ export function checkGateway(loaded: LoadedConfig): string[] {
   const problems: string[] = [];
   const settings = settingsOf(config);
   const sides = [
-    ['upstream', config.upstream.layers ?? GATEWAY_DEFAULTS.upstreamLayers],
-    ['downstream', config.downstream?.layers ?? GATEWAY_DEFAULTS.downstreamLayers],
+    ['upstream', config.upstream.layers ?? defaultLayers('upstream')],
+    ['downstream', config.downstream?.layers ?? defaultLayers('downstream')],
   ] as const;
   const built: Partial<Record<'upstream' | 'downstream', BuiltStack>> = {};
   for (const [side, entries] of sides) {
@@ -244,8 +255,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       }
     };
     const stacks = {
-      upstream: build('upstream', loaded.config.upstream.layers ?? GATEWAY_DEFAULTS.upstreamLayers),
-      downstream: build('downstream', loaded.config.downstream?.layers ?? GATEWAY_DEFAULTS.downstreamLayers),
+      upstream: build('upstream', loaded.config.upstream.layers ?? defaultLayers('upstream')),
+      downstream: build('downstream', loaded.config.downstream?.layers ?? defaultLayers('downstream')),
     };
     const upstream = createUpstream(loaded.config.upstream, { baseDir: loaded.baseDir, oauth: stacks.upstream.oauth, logger: runtime.logger, maxSessions: settingsOf(loaded.config).maxSessions });
     const gateway = new Gateway(loaded, { ...runtime, registry }, stacks, upstream);
