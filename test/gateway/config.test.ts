@@ -147,6 +147,11 @@ describe('config problems are reported by path, expectation, value and line', ()
     ]);
   });
 
+  it('JSON is read as well (it is YAML), with lines', () => {
+    expect(parseConfigText('{ "upstream": { "command": "node", "layers": [ { "timeout": { "ms": 1000 } } ] } }', 'mcp-layers.json').config.upstream.layers).toEqual([{ timeout: { ms: 1000 } }]);
+    expect(problems('{\n  "upstream": {\n    "url": 42\n  }\n}\n')).toEqual(['upstream.url: expected an absolute upstream URL (http://, https://, ws://, wss://), got 42 (line 3)']);
+  });
+
   it('YAML syntax, with line and column', () => {
     expect(problems('upstream:\n  command: node\n    args: [x\n')[0]).toMatch(/^line \d+, column \d+: \w/);
   });

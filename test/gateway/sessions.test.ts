@@ -64,6 +64,22 @@ describe('one upstream session per downstream session', () => {
   });
 });
 
+describe('ending a session', () => {
+  it('an HTTP client that ends its session (DELETE) ends the upstream session: the child exits', async () => {
+    gw = await startTestGateway({ upstream });
+    const transport = new StreamableHTTPClientTransport(new URL(gw.http));
+    const client = new Client({ name: 'sessions-test', version: '1.0.0' });
+    clients.push(client);
+    await client.connect(transport);
+    const [pid] = childPids(gw);
+    const closing = new Promise<string>((resolve) => gw?.gateway.once('session-close', (e) => resolve(e.reason)));
+    await transport.terminateSession();
+    expect(await closing).toBe('downstream-closed');
+    expect(alive(pid as number)).toBe(false);
+    expect(gw.gateway.sessions.size).toBe(0);
+  });
+});
+
 describe('maxSessions', () => {
   it('refuses sessions beyond the limit, over HTTP (503) and WebSocket (503), until one ends', async () => {
     gw = await startTestGateway({ upstream, downstream: { maxSessions: 2 } });
