@@ -172,7 +172,7 @@ function withoutOAuth(entries: readonly LayerEntry[]): LayerEntry[] {
 /** What the gateway tells whoever embeds it (`gateway.on('session-close', …)`). */
 export interface GatewayEvents {
   'session-open': [{ id: string; listener: 'http' | 'websocket' }];
-  'session-close': [{ id: string; listener: 'http' | 'websocket'; reason: CloseReason }];
+  'session-close': [{ id: string; sessionId: string | undefined; listener: 'http' | 'websocket'; reason: CloseReason }];
 }
 
 export class Gateway extends EventEmitter<GatewayEvents> {
@@ -458,7 +458,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         if (!this.#sessions.delete(closed)) return;
         this.#metrics.sessions.dec({ listener });
         this.#metrics.closes.inc({ reason });
-        this.emit('session-close', { id: closed.id, listener, reason });
+        this.emit('session-close', { id: closed.id, sessionId: closed.sessionId, listener, reason });
       },
     });
     this.#sessions.add(session);

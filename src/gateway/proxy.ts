@@ -20,7 +20,7 @@
  *     it closed, the gateway is shutting down), so no request is lost silently;
  *   - end both sides together, flushing answers first.
  */
-import { ConnectionClosedError, McpLayersError, toErrorObject, TransportError } from '../errors.ts';
+import { asError, ConnectionClosedError, McpLayersError, toErrorObject, TransportError } from '../errors.ts';
 import {
   CANCELLED,
   isRequest,
@@ -105,9 +105,14 @@ export class ProxySession {
     this.#armIdleTimer();
   }
 
-  /** The downstream session id once the transport has one (`Mcp-Session-Id`), else the local label. */
+  /** The gateway's label for this session in logs and events (`local-1`, `local-2`…). */
   get id(): string {
-    return this.downstream.sessionId ?? this.#id;
+    return this.#id;
+  }
+
+  /** The downstream session's `Mcp-Session-Id` (HTTP), once the transport has one. */
+  get sessionId(): string | undefined {
+    return this.downstream.sessionId;
   }
 
   /** Downstream requests waiting for the upstream's answer. */
@@ -156,7 +161,12 @@ export class ProxySession {
       clearTimeout(this.#idleTimer);
       this.#drained?.();
       const level = reason === 'upstream-closed' || reason === 'upstream-failed' ? 'warn' : 'info';
-      this.#log.log(level, `session closed (${reason})`, { event: 'session-close', reason, in_flight: this.#inFlight.size });
+      this.#log.log(level, `session closed (${reason})`, {
+        event: 'session-close',
+        reason,
+        in_flight: this.#inFlight.size,
+        ...(this.sessionId === undefined ? {} : { mcp_session_id: this.sessionId }),
+      });
       if (this.#upstreamState !== 'ready') this.#failHeld(new ConnectionClosedError('The session closed before the upstream server was reached', { layer: 'gateway', reason, neverSent: true }));
       this.#upstreamState = 'closed';
       await this.#flush(2_000);
@@ -182,8 +192,12 @@ export class ProxySession {
   #fromDownstream(message: JSONRPCMessage): void {
     this.#touch();
     if (isRequest(message)) {
-      if (this.#draining || this.closed) {
+      if (this.#draining) {
         this.#answerNow(message.id, new ConnectionClosedError(`The gateway is shutting down; ${message.method} was not forwarded (retry on another instance)`, { layer: 'gateway', reason: 'shutting-down', neverSent: true, retryable: true }));
+        return;
+      }
+      if (this.closed) {
+        this.#answerNow(message.id, new ConnectionClosedError(`The session is closing; ${message.method} was not forwarded`, { layer: 'gateway', reason: 'session-closing', neverSent: true }));
         return;
       }
       const progressToken = message.params?._meta?.['progressToken'];
@@ -320,7 +334,9 @@ export class ProxySession {
   }
 
   #answerNow(id: RequestId, error: unknown): void {
-    const response: JSONRPCResponse = { jsonrpc: '2.0', id, error: toErrorObject(error instanceof McpLayersError ? error : new TransportError(String((error as Error)?.message ?? error), { layer: 'gateway', cause: error }), 0) };
+    // Our own errors keep their code and reason; anything else is a transport failure of the upstream.
+    const failure = error instanceof McpLayersError ? error : new TransportError(`The upstream could not take the request: ${asError(error).message}`, { layer: 'gateway', cause: error });
+    const response: JSONRPCResponse = { jsonrpc: '2.0', id, error: toErrorObject(failure, 0) };
     this.#write(this.downstream.send(response), response);
   }
 
