@@ -59,8 +59,11 @@ Examples:
   # a stdio server, with the default stacks (tracing, metrics, logs)
   mcp-layers gateway -- node ./my-server.js --verbose
 
-  # a remote server, on another port, for other machines too (a decision, not a default)
-  mcp-layers gateway --upstream https://mcp.example.com/mcp --listen 0.0.0.0:9000
+  # a remote server, on another port
+  mcp-layers gateway --upstream https://mcp.example.com/mcp --listen 127.0.0.1:9000
+
+  # other machines too: a decision, not a default — with downstream.bearerTokens in the config
+  mcp-layers gateway --config mcp-layers.yaml --listen 0.0.0.0:8080
 
   # policies from a file: retries, breaker, per-tool timeouts
   mcp-layers gateway --config mcp-layers.yaml --log-format pretty

@@ -98,6 +98,10 @@ export const downstreamConfig = options(
       .union([z.literal('*'), names('origin pattern')], { error: '"*" or a list of origin patterns' })
       .optional()
       .meta({ description: 'Origins browsers may connect from (default: loopback origins). Requests without Origin are allowed.' }),
+    bearerTokens: names('token')
+      .min(1, { error: 'at least one token' })
+      .optional()
+      .meta({ description: 'Clients must send `Authorization: Bearer <one of these>` (HTTP requests and WebSocket upgrades); others get 401. Use ${ENV_VAR}. Default: no authentication (keep the gateway on loopback then).' }),
     maxSessions: integer(1).optional().meta({ description: 'Concurrent downstream sessions (default 64). Each has its own upstream session — for a stdio upstream, its own child process.' }),
     idleTimeoutMs: z.union([z.literal(false), duration(1)], { error: 'a duration in milliseconds >= 1, or false' }).optional().meta({ description: 'A session with no traffic and nothing in flight for this long is closed (default 600 000; false: never).' }),
     maxBodyBytes: integer(1).optional().meta({ description: 'Largest HTTP request body (default 4 MiB).' }),

@@ -13,7 +13,7 @@
  * up to a deadline, answers the rest with an error, then closes every session (and
  * with it every child process).
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -217,9 +217,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     });
     const { path, transports, maxSessions } = this.settings;
     const downstream = loaded.config.downstream ?? {};
+    const authenticate = bearerAuthenticator(downstream.bearerTokens);
     if (transports.includes('http')) {
       this.#http = new McpHttpServer({
         sessions: () => this.#openHttpSession(),
+        ...(authenticate === undefined ? {} : { authenticate }),
         path,
         maxSessions,
         ...(downstream.allowedOrigins === undefined ? {} : { allowedOrigins: downstream.allowedOrigins }),
@@ -234,8 +236,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         path,
         maxConnections: maxSessions + 16,
         ...(downstream.allowedOrigins === undefined ? {} : { allowedOrigins: downstream.allowedOrigins }),
-        // Admission runs before the upgrade: a refused client gets a plain 503 with Retry-After.
-        authenticate: () => this.#admit('websocket'),
+        // Admission runs before the upgrade: a refused client gets a plain 401, or 503 with Retry-After.
+        authenticate: (request) => {
+          const identity = authenticate?.(request);
+          return this.#admit('websocket', identity);
+        },
         onconnection: (transport) => this.#openWebSocketSession(transport),
       });
       this.#ws.onerror = (error) => this.#log.warn(`websocket: ${error.message}`, { event: 'websocket-error' });
@@ -405,9 +410,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     return undefined;
   }
 
-  #admit(listener: 'websocket'): object {
+  #admit(listener: 'websocket', identity: object | undefined): object {
     const refusal = this.#refusal();
-    if (refusal === undefined) return {};
+    if (refusal === undefined) return identity ?? {};
     this.#metrics.refused.inc({ listener, reason: refusal.reason });
     throw new AuthenticationError(refusal.message, { status: 503, headers: { 'retry-after': '5' } });
   }
@@ -466,6 +471,26 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.emit('session-open', { id, listener });
     this.#log.debug('session opened', { event: 'session-open', session: id, listener });
   }
+}
+
+/**
+ * `downstream.bearerTokens`: the client must present one of them. Compared as SHA-256
+ * digests with timingSafeEqual, so neither a token's content nor its length leaks
+ * through timing. The refusal names no token.
+ */
+function bearerAuthenticator(tokens: readonly string[] | undefined): ((request: IncomingMessage) => object) | undefined {
+  if (tokens === undefined) return undefined;
+  const digest = (value: string) => createHash('sha256').update(value).digest();
+  const accepted = tokens.map(digest);
+  return (request) => {
+    const header = request.headers.authorization;
+    const presented = header !== undefined && /^Bearer /i.test(header) ? digest(header.slice(7).trim()) : undefined;
+    if (presented !== undefined && accepted.some((token) => timingSafeEqual(token, presented))) return { scheme: 'bearer' };
+    throw new AuthenticationError(`Unauthorized: ${presented === undefined ? 'send Authorization: Bearer <token>' : 'the bearer token is not accepted'}`, {
+      status: 401,
+      headers: { 'www-authenticate': `Bearer realm="mcp-layers gateway"${presented === undefined ? '' : ', error="invalid_token"'}` },
+    });
+  };
 }
 
 const CLOSE_CODES: Record<CloseReason, [number, string]> = {

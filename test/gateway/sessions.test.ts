@@ -139,3 +139,33 @@ describe('idleTimeoutMs', () => {
     expect(gw.gateway.sessions.size).toBe(1);
   });
 });
+
+describe('downstream.bearerTokens', () => {
+  it('admits only clients that present one of the tokens, over HTTP and WebSocket', async () => {
+    gw = await startTestGateway({ upstream, downstream: { bearerTokens: ['t0ken-one', 't0ken-two'] } });
+    const initialize = (authorization?: string) =>
+      fetch(gw?.http as string, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...(authorization === undefined ? {} : { authorization }) },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }),
+      });
+    const missing = await initialize();
+    expect(missing.status).toBe(401);
+    expect(missing.headers.get('www-authenticate')).toBe('Bearer realm="mcp-layers gateway"');
+    const wrong = await initialize('Bearer t0ken-three');
+    expect(wrong.status).toBe(401);
+    expect(wrong.headers.get('www-authenticate')).toBe('Bearer realm="mcp-layers gateway", error="invalid_token"');
+    expect(await wrong.text()).not.toContain('t0ken');
+    expect((await refusal(gw.ws)).status).toBe(401);
+    expect(childPids(gw)).toEqual([]);
+
+    const overHttp = new Client({ name: 'sessions-test', version: '1.0.0' });
+    clients.push(overHttp);
+    await overHttp.connect(new StreamableHTTPClientTransport(new URL(gw.http), { requestInit: { headers: { authorization: 'Bearer t0ken-two' } } }));
+    expect(await overHttp.callTool({ name: 'echo', arguments: { text: 'in' } })).toEqual({ content: [{ type: 'text', text: 'in' }] });
+    const overWs = new Client({ name: 'sessions-test', version: '1.0.0' });
+    clients.push(overWs);
+    await overWs.connect(new WebSocketClientTransport(gw.ws, { reconnect: false, headers: { authorization: 'Bearer t0ken-one' } }));
+    expect(await overWs.callTool({ name: 'echo', arguments: { text: 'in' } })).toEqual({ content: [{ type: 'text', text: 'in' }] });
+  });
+});
