@@ -196,6 +196,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   readonly #metrics: { sessions: Gauge; refused: Counter; closes: Counter };
   #draining = false;
   #shutdown: Promise<void> | undefined;
+  #stopped = false;
   #nextLocalId = 1;
 
   private constructor(loaded: LoadedConfig, runtime: GatewayRuntime, stacks: Gateway['stacks'], upstream: Upstream) {
@@ -300,6 +301,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     return this.#draining;
   }
 
+  /** True once shutdown() has finished. */
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
   /**
    * Graceful shutdown: refuse new sessions and requests, give what is in flight up to
    * `drainTimeoutMs` to finish, answer the rest with an error, close every session
@@ -344,6 +350,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       force.unref();
     });
     await this.upstream.close();
+    this.#stopped = true;
     this.#log.info('gateway stopped', { event: 'stopped' });
   }
 

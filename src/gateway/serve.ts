@@ -4,7 +4,7 @@
  *
  * SIGTERM / SIGINT: graceful shutdown (stop accepting, drain up to the deadline, close
  * sessions and children, flush traces); `stopped` resolves and the process may end with
- * code 0. A second signal ends the process at once with code 1.
+ * code 0. Another signal more than half a second later ends the process at once (code 1).
  */
 import type { Writable } from 'node:stream';
 import type { LoadedConfig } from '../config/load.ts';
@@ -36,6 +36,9 @@ export interface Served {
   stop(): Promise<void>;
 }
 
+/** Signals closer together than this are one request to stop (see onSignal). */
+const DUPLICATE_SIGNAL_MS = 500;
+
 const LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'];
 
 export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): Promise<Served> {
@@ -66,6 +69,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
   if (options.banner !== false) (options.banner ?? process.stdout).write(banner(gateway, traces));
 
   let stopping: Promise<void> | undefined;
+  let signalledAt: number | undefined;
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
   const stop = (): Promise<void> => {
@@ -74,25 +78,27 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
         await gateway.shutdown();
       } finally {
         await traces?.shutdown().catch((error: unknown) => logger.warn(`trace export did not flush: ${(error as Error).message}`));
-        removeSignals();
         resolveStopped();
       }
     })();
     return stopping;
   };
   const onSignal = (signal: NodeJS.Signals) => {
-    if (stopping !== undefined) {
-      logger.warn(`${signal} again: stopping now`, { event: 'forced-exit' });
-      process.exit(1);
+    const now = performance.now();
+    if (signalledAt === undefined) {
+      signalledAt = now;
+      logger.info(`${signal}: shutting down`, { event: 'signal', signal });
+      void stop();
+      return;
     }
-    logger.info(`${signal}: shutting down`, { event: 'signal', signal });
-    void stop();
-  };
-  const removeSignals = () => {
-    process.off('SIGTERM', onSignal);
-    process.off('SIGINT', onSignal);
+    // The terminal and a supervisor (npm start forwards Ctrl-C) deliver one Ctrl-C twice, at
+    // once: a repeat within the window is the same request. After the shutdown, ignore them all.
+    if (now - signalledAt < DUPLICATE_SIGNAL_MS || gateway.stopped) return;
+    logger.warn(`${signal} again: stopping now`, { event: 'forced-exit' });
+    process.exit(1);
   };
   if (options.signals !== false) {
+    // Left installed: a signal that arrives as the process ends must not kill it with 130.
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   }

@@ -162,15 +162,26 @@ describe('SIGTERM', () => {
     expect(alive(child as number)).toBe(false);
   });
 
-  it('a second signal stops at once (exit code 1); the children still exit with their stdin', async () => {
+  it('a repeat of the signal at once is the same request; a second one later stops at once (exit code 1), and the children still exit with their stdin', async () => {
     const gw = await startCli(30_000);
     const client = await connect(gw.http);
     const [child] = childrenOf(gw.process.pid as number);
-    const slow = slowCall(client, 50, 200);
-    void slow.result.catch(() => {});
-    await slow.started;
+    // The slow call reports progress every 200 ms: the clock for "later".
+    let progress = 0;
+    let onProgress: (() => void) | undefined;
+    let started!: () => void;
+    const startedPromise = new Promise<void>((resolve) => (started = resolve));
+    void client
+      .callTool({ name: 'slow_report', arguments: { steps: 50, stepMs: 200 } }, undefined, { timeout: 60_000, onprogress: () => (progress++, started(), onProgress?.()) })
+      .catch(() => {});
+    await startedPromise;
+    // Ctrl-C under `npm start` arrives twice at once (the terminal, and npm forwarding it).
+    gw.process.kill('SIGINT');
     gw.process.kill('SIGINT');
     await gw.log((r) => r['event'] === 'shutdown');
+    const mark = progress;
+    await new Promise<void>((resolve) => (onProgress = () => progress >= mark + 4 && resolve()));
+    expect(gw.logs.some((r) => r['event'] === 'forced-exit')).toBe(false);
     gw.process.kill('SIGINT');
     expect(await gw.exited).toBe(1);
     // No waiting on a timer: the demo server exits when its stdin closes, which the OS does now.
