@@ -84,7 +84,10 @@ const timing: Middleware = async (ctx, next) => {
 };
 
 // A stdio server's life ends with its stdin (MCP's stdio shutdown: the client closes it first).
+// Ctrl-C in a terminal signals the whole process group — this child too — but it is meant for
+// the gateway, which drains what is in flight and then closes our stdin: wait for that.
 process.stdin.once('end', () => process.exit(0));
+process.on('SIGINT', () => {});
 
 // The server's own stack: at most 32 requests at once (the rest are shed with -32051), and timing.
 await server.connect(wrap(new StdioServerTransport(), [concurrency({ maxInFlight: 32, direction: 'inbound' }), timing], { name: 'demo-server' }));
