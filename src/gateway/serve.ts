@@ -50,8 +50,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
   const format = options.logFormat ?? logs?.format ?? ((stream as { isTTY?: boolean }).isTTY === true ? 'pretty' : 'json');
   const logger = createGatewayLogger({ level, format, stream });
 
-  // The SDK is registered before any layer is built: a tracing layer takes its tracer from
-  // the global provider when it is constructed.
+  // The SDK is registered before any traffic, so the first spans are exported.
   let traces: TraceExport | undefined;
   try {
     traces = await startTraceExport(loaded.config.observability?.tracing, env);
@@ -65,8 +64,6 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     await traces?.shutdown().catch(() => {});
     throw error;
   }
-  logger.info('gateway listening', { event: 'listening', ...gateway.urls, upstream: `${gateway.upstream.kind}: ${gateway.upstream.description}`, traces: traces?.description ?? 'off' });
-  if (options.banner !== false) (options.banner ?? process.stdout).write(banner(gateway, traces));
 
   let stopping: Promise<void> | undefined;
   let signalledAt: number | undefined;
@@ -102,6 +99,9 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   }
+  // Only now say we are up: a supervisor that signals as soon as it reads this gets a drain, not a kill.
+  logger.info('gateway listening', { event: 'listening', ...gateway.urls, upstream: `${gateway.upstream.kind}: ${gateway.upstream.description}`, traces: traces?.description ?? 'off' });
+  if (options.banner !== false) (options.banner ?? process.stdout).write(banner(gateway, traces));
   return { gateway, logger, traces, stopped, stop };
 }
 
