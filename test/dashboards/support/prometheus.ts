@@ -73,6 +73,9 @@ export interface Prometheus {
   stop(): Promise<void>;
 }
 
+/** No Prometheus started here lives longer than this, whatever happens to the test process. */
+const MAX_LIFETIME_S = 300;
+
 export interface StartOptions {
   binary: string;
   /** The configuration, as an object (written as YAML). */
@@ -100,17 +103,14 @@ export async function startPrometheus(options: StartOptions): Promise<Prometheus
 
 async function launch(binary: string, configFile: string, dataDir: string, port: number): Promise<Prometheus> {
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(
-    binary,
-    [
-      `--config.file=${configFile}`,
-      `--storage.tsdb.path=${dataDir}`,
-      `--web.listen-address=127.0.0.1:${port}`,
-      '--storage.tsdb.retention.time=1h',
-      '--log.level=warn',
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
+  const args = [`--config.file=${configFile}`, `--storage.tsdb.path=${dataDir}`, `--web.listen-address=127.0.0.1:${port}`, '--storage.tsdb.retention.time=1h', '--log.level=warn'];
+  // Under coreutils' timeout when there is one: even if the test process is killed before
+  // its afterAll, Prometheus ends on its own (timeout passes our SIGTERM on to it).
+  const watchdog = onPath('timeout');
+  const child =
+    watchdog === undefined
+      ? spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+      : spawn(watchdog, ['--kill-after=5', String(MAX_LIFETIME_S), binary, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
     stderr = (stderr + chunk).slice(-8_000);
