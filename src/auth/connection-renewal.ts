@@ -12,7 +12,7 @@
  * Timers are unref'd and cleared on close; everything runs under fake timers.
  */
 import type { AccessToken } from './access-token.ts';
-import { abortable } from './single-flight.ts';
+import { untilAborted } from '../sleep.ts';
 import type { TokenSource } from './token-source.ts';
 
 /** A transport that can replace its connection (mcp-layers/ws WebSocketClientTransport). */
@@ -56,7 +56,7 @@ export class ConnectionRenewal {
   /** Before an exchange starts: waits while a renewal holds exchanges back. */
   async enter(signal: AbortSignal | undefined): Promise<void> {
     while (this.#gate !== undefined) {
-      await (signal === undefined ? this.#gate : abortable(this.#gate, signal));
+      await (signal === undefined ? this.#gate : untilAborted(this.#gate, signal));
     }
     this.#inflight++;
   }

@@ -1,3 +1,5 @@
+import { untilAborted } from '../sleep.ts';
+
 /**
  * One operation at a time, shared by everyone who asks while it runs: N requests that
  * find the token expired cause one token request, and all N get its outcome.
@@ -25,25 +27,6 @@ export class SingleFlight<T> {
         });
       this.#current = current = started;
     }
-    return signal === undefined ? current : abortable(current, signal);
+    return signal === undefined ? current : untilAborted(current, signal);
   }
-}
-
-/** Resolves like `promise`, or rejects with the signal's reason as soon as it aborts. */
-export function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
 }

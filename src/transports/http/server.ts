@@ -27,6 +27,7 @@ import { errorBody, Guard, GUARD_OPTIONS, type GuardOptions } from '../guard.ts'
 import { functionOption, integerOption, optionsObject, settingsObject, stringOption } from '../options.ts';
 import { type CompressionSettings, type Encoding, EventFanout, httpServerWire, innermost } from '../wire.ts';
 import { readBody } from './body.ts';
+import { addressOf, hostPort, listenOn } from '../listen.ts';
 
 /** What McpHttpServer needs of a transport: the SDK server transports have this shape. */
 export interface HttpServerTransportLike {
@@ -166,27 +167,17 @@ export class McpHttpServer {
   }
 
   async listen(): Promise<this> {
-    if (!this.#ownServer || this.#server.listening) return this;
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(this.#port, this.#host, () => {
-        this.#server.off('error', reject);
-        resolve();
-      });
-    });
+    if (this.#ownServer && !this.#server.listening) await listenOn(this.#server, this.#port, this.#host);
     return this;
   }
 
   get address(): AddressInfo {
-    const address = this.#server.address();
-    if (address === null || typeof address === 'string') throw new Error(`${LABEL}: not listening`);
-    return address;
+    return addressOf(this.#server, LABEL);
   }
 
   /** `http://host:port/path` once listening. */
   get url(): string {
-    const { address, port, family } = this.address;
-    return `http://${family === 'IPv6' ? `[${address}]` : address}:${port}${this.#path}`;
+    return `http://${hostPort(this.address)}${this.#path}`;
   }
 
   /** Open sessions by Mcp-Session-Id (with `sessions`). */

@@ -28,6 +28,7 @@ import { durationOption, functionOption, integerOption, optionsObject, stringOpt
 import { type CompressionSettings, EventFanout, WIRE_CONTROL, type WireControl } from '../wire.ts';
 import { Channel, type ChannelSettings, CloseCode, encode } from './channel.ts';
 import { COMMON_OPTIONS, resolveCommon, SUBPROTOCOL, type WebSocketCommonOptions, wsDeflateOptions } from './options.ts';
+import { addressOf, hostPort, listenOn } from '../listen.ts';
 
 export interface WebSocketServerOptions extends WebSocketCommonOptions, GuardOptions {
   /** Called once per accepted connection with its transport (not started yet: `connect()` starts it). */
@@ -139,30 +140,18 @@ export class McpWebSocketServer {
 
   /** Starts listening (own server only; an attached server is already yours to listen). */
   async listen(): Promise<this> {
-    if (!this.#ownServer || this.#server.listening) return this;
-    await new Promise<void>((resolve, rejectListen) => {
-      const onError = (error: Error) => rejectListen(error);
-      this.#server.once('error', onError);
-      this.#server.listen(this.#port, this.#host, () => {
-        this.#server.off('error', onError);
-        resolve();
-      });
-    });
+    if (this.#ownServer && !this.#server.listening) await listenOn(this.#server, this.#port, this.#host);
     return this;
   }
 
   get address(): AddressInfo {
-    const address = this.#server.address();
-    if (address === null || typeof address === 'string') throw new Error(`${LABEL}: not listening`);
-    return address;
+    return addressOf(this.#server, LABEL);
   }
 
   /** `ws://host:port/path` of this server (once listening). */
   get url(): string {
-    const { address, port, family } = this.address;
-    const host = family === 'IPv6' ? `[${address}]` : address;
     const scheme = 'setSecureContext' in this.#server ? 'wss' : 'ws';
-    return `${scheme}://${host}:${port}${this.#path}`;
+    return `${scheme}://${hostPort(this.address)}${this.#path}`;
   }
 
   /** The transports of the open connections. */
@@ -286,7 +275,7 @@ export class WebSocketServerTransport implements Transport {
   readonly #deflateThreshold: number | undefined;
   #started = false;
   #closed = false;
-  readonly #whenClosed: { promise: Promise<void>; resolve: () => void } = withResolvers();
+  readonly #whenClosed = Promise.withResolvers<void>();
 
   constructor(
     ws: WebSocket,
@@ -383,12 +372,6 @@ export class WebSocketServerTransport implements Transport {
       // nowhere left to report
     }
   }
-}
-
-function withResolvers(): { promise: Promise<void>; resolve: () => void } {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
 }
 
 /** Writes a refusal on a socket that never became a WebSocket, then drops it. */
