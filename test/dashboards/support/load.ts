@@ -1,17 +1,23 @@
 /**
- * The load the live dashboards test scrapes: a child process that serves /metrics while
+ * The load the live dashboards test scrapes: child processes that serve /metrics while
  * traffic with injected faults runs through the mcp-layers stack.
  *
- * Today that is load-driver.ts (the gateway's stack shape, run in-process). When
- * `npm run demo` (the gateway under demo load with chaos) is on main, `startLoad()`
- * starts it instead as the `mcp-layers-gateway` target, and keeps the driver's
- * `auth,peer` scenarios as a second target for the families a gateway demo does not
- * produce (token refreshes, invalid messages...): each is a `LoadTarget`, and the test
- * only reads `targets`.
+ * - With the gateway's demo in the tree (`examples/demo.ts`, `npm run demo`: the gateway
+ *   in front of the demo server, chaos upstream, bounded load), it runs as the
+ *   `mcp-layers-gateway` target — the real gateway under the demo load — and
+ *   load-driver.ts runs beside it as `mcp-layers-extras`, for what a gateway demo does
+ *   not produce on its own (token refreshes, heartbeats and reconnects, batching, a
+ *   misbehaving peer...).
+ * - Without it, load-driver.ts (the same stack shape, in one process) is the
+ *   `mcp-layers-gateway` target alone.
+ *
+ * The test reads only `targets`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { freePort, poll } from './prometheus.ts';
 
 export interface LoadTarget {
   /** The Prometheus job it is scraped as. */
@@ -31,16 +37,36 @@ export interface Load {
 
 /** The job the gateway is scraped as in examples/prometheus.yml and MCPGatewayDown. */
 export const GATEWAY_JOB = 'mcp-layers-gateway';
+const EXTRAS_JOB = 'mcp-layers-extras';
 
 const DRIVER = fileURLToPath(new URL('./load-driver.ts', import.meta.url));
+const GATEWAY_DEMO = fileURLToPath(new URL('../../../examples/demo.ts', import.meta.url));
+/** Every process of the load ends on its own after this long, whatever happens to the test. */
+const MAX_SECONDS = 150;
 
 export async function startLoad(): Promise<Load> {
-  const driver = await startProcess(process.execPath, [DRIVER, '--max-ms', '150000'], GATEWAY_JOB);
-  return {
-    targets: [driver.target],
-    stop: () => driver.stop(),
-    output: () => driver.output(),
+  const started: Started[] = [];
+  const load: Load = {
+    get targets() {
+      return started.map((s) => s.target);
+    },
+    stop: async () => {
+      await Promise.allSettled(started.map((s) => s.stop()));
+    },
+    output: () => started.map((s) => s.output()).join('\n'),
   };
+  try {
+    if (existsSync(GATEWAY_DEMO)) {
+      started.push(await startGatewayDemo());
+      started.push(await startDriver(EXTRAS_JOB));
+    } else {
+      started.push(await startDriver(GATEWAY_JOB));
+    }
+  } catch (error) {
+    await load.stop();
+    throw error;
+  }
+  return load;
 }
 
 interface Started {
@@ -49,34 +75,71 @@ interface Started {
   output(): string;
 }
 
-/** Starts a process that prints `{"metrics":"http://host:port/path"}` as its first stdout line once it serves. */
-async function startProcess(command: string, args: readonly string[], job: string): Promise<Started> {
-  const child: ChildProcess = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+interface Child {
+  process: ChildProcess;
+  exited: Promise<void>;
+  stop(): Promise<void>;
+  stderr(): string;
+}
+
+function launch(args: readonly string[]): Child {
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
     stderr = (stderr + chunk).slice(-8_000);
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = async (): Promise<void> => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
+  return {
+    process: child,
+    exited,
+    stderr: () => stderr,
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
   };
-  const lines = createInterface({ input: child.stdout! });
+}
+
+/** load-driver.ts prints `{"metrics":"http://host:port/path"}` as its first line once it serves. */
+async function startDriver(job: string): Promise<Started> {
+  const child = launch([DRIVER, '--max-ms', String(MAX_SECONDS * 1000)]);
+  const lines = createInterface({ input: child.process.stdout! });
   try {
     const first = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no metrics URL from ${args[0]} within 30 s`)), 30_000);
+      const timer = setTimeout(() => reject(new Error('the load driver printed no metrics URL within 30 s')), 30_000);
       lines.once('line', (line) => (clearTimeout(timer), resolve(line)));
-      void exited.then(() => (clearTimeout(timer), reject(new Error(`${args[0]} exited before serving: ${stderr.trim()}`))));
+      void child.exited.then(() => (clearTimeout(timer), reject(new Error(`the load driver exited before serving: ${child.stderr().trim()}`))));
     });
-    const url = new URL((JSON.parse(first) as { metrics: string }).metrics);
     lines.close();
-    child.stdout?.resume();
-    return { target: { job, address: url.host, metricsPath: url.pathname }, stop, output: () => stderr };
+    child.process.stdout?.resume();
+    const url = new URL((JSON.parse(first) as { metrics: string }).metrics);
+    return { target: { job, address: url.host, metricsPath: url.pathname }, stop: child.stop, output: child.stderr };
   } catch (error) {
-    await stop();
+    await child.stop();
+    throw error;
+  }
+}
+
+/** `npm run demo` on a port of our choosing; ready when its /metrics answers. */
+async function startGatewayDemo(): Promise<Started> {
+  const port = await freePort();
+  const child = launch([GATEWAY_DEMO, '--duration', String(MAX_SECONDS), '--port', String(port), '--plain']);
+  child.process.stdout?.resume(); // its one-line-per-second summary is for people
+  const metrics = `http://127.0.0.1:${port}/metrics`;
+  let exited = false;
+  void child.exited.then(() => (exited = true));
+  try {
+    await poll('the gateway demo to serve /metrics', 30_000, async () => {
+      if (exited) throw new Error(`npm run demo exited: ${child.stderr().trim()}`);
+      const response = await fetch(metrics).catch(() => undefined);
+      return response?.ok === true ? true : undefined;
+    });
+    return { target: { job: GATEWAY_JOB, address: `127.0.0.1:${port}`, metricsPath: '/metrics' }, stop: child.stop, output: child.stderr };
+  } catch (error) {
+    await child.stop();
     throw error;
   }
 }
