@@ -21,7 +21,7 @@ import { METRIC_FAMILIES } from '../../middleware/metrics.ts';
 import { ALERTS_FILE, loadAlertRules, loadDashboards, targetsOf, variableQuery } from './support/artifacts.ts';
 import { interpolate, type Interpolation } from './support/interpolate.ts';
 import { GATEWAY_JOB, type Load, startLoad } from './support/load.ts';
-import { analyze } from './support/promql.ts';
+import { analyze, resolve } from './support/promql.ts';
 import { onPath, poll, type Prometheus, startPrometheus } from './support/prometheus.ts';
 
 const PROMETHEUS = onPath('prometheus');
@@ -93,6 +93,9 @@ describe.skipIf(PROMETHEUS === undefined)('dashboards against a real Prometheus 
       if (missing.length > 0) throw new Error(`not yet scraped: ${missing.join(', ')}`);
       return true;
     });
+    // And the other way round: the load emits no mcp_ family the dashboards do not know.
+    const emitted = (await p.query(`count by (__name__) ({${selectJobs()}, __name__=~"mcp_.+"})`)).map((s) => s.metric['__name__'] as string);
+    expect(emitted.filter((name) => !resolve(name).ok)).toEqual([]);
     // The job the alert watches is the job scraped.
     expect((await p.query(`up{job="${GATEWAY_JOB}"}`)).map((s) => s.value?.[1])).toEqual(['1']);
   }, 75_000);
