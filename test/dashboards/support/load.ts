@@ -2,19 +2,20 @@
  * The load the live dashboards test scrapes: child processes that serve /metrics while
  * traffic with injected faults runs through the mcp-layers stack.
  *
- * - With the gateway's demo in the tree (`examples/demo.ts`, `npm run demo`: the gateway
- *   in front of the demo server, chaos upstream, bounded load), it runs as the
- *   `mcp-layers-gateway` target — the real gateway under the demo load — and
- *   load-driver.ts runs beside it as `mcp-layers-extras`, for what a gateway demo does
- *   not produce on its own (token refreshes, heartbeats and reconnects, batching, a
- *   misbehaving peer...).
- * - Without it, load-driver.ts (the same stack shape, in one process) is the
- *   `mcp-layers-gateway` target alone.
+ * Today: load-driver.ts — the gateway's stack shape in one process, every metric family
+ * fed — is the `mcp-layers-gateway` target.
+ *
+ * With the gateway on main, `startLoad()` returns `withGatewayDemo()` instead: the gateway's
+ * own demo (`examples/demo.ts`, `npm run demo`: the gateway in front of the demo server,
+ * chaos upstream, bounded load) becomes the `mcp-layers-gateway` target, and the driver
+ * runs beside it as `mcp-layers-extras` for what a gateway demo does not produce on its
+ * own (token refreshes, heartbeats and reconnects, batching, a misbehaving peer...). The
+ * switch goes with panels for the gateway's own families (GATEWAY_METRIC_FAMILIES): the
+ * test fails on any mcp_ family the dashboards do not know.
  *
  * The test reads only `targets`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { freePort, poll } from './prometheus.ts';
@@ -44,7 +45,20 @@ const GATEWAY_DEMO = fileURLToPath(new URL('../../../examples/demo.ts', import.m
 /** Every process of the load ends on its own after this long, whatever happens to the test. */
 const MAX_SECONDS = 150;
 
-export async function startLoad(): Promise<Load> {
+export function startLoad(): Promise<Load> {
+  return loadOf(async () => [await startDriver(GATEWAY_JOB)]);
+}
+
+/** The switch, once examples/demo.ts is on main: `startLoad()` returns `withGatewayDemo()`. */
+export function withGatewayDemo(): Promise<Load> {
+  return loadOf(async (started) => {
+    started.push(await startGatewayDemo());
+    started.push(await startDriver(EXTRAS_JOB));
+    return started;
+  });
+}
+
+async function loadOf(start: (started: Started[]) => Promise<Started[]>): Promise<Load> {
   const started: Started[] = [];
   const load: Load = {
     get targets() {
@@ -56,12 +70,7 @@ export async function startLoad(): Promise<Load> {
     output: () => started.map((s) => s.output()).join('\n'),
   };
   try {
-    if (existsSync(GATEWAY_DEMO)) {
-      started.push(await startGatewayDemo());
-      started.push(await startDriver(EXTRAS_JOB));
-    } else {
-      started.push(await startDriver(GATEWAY_JOB));
-    }
+    for (const s of await start(started)) if (!started.includes(s)) started.push(s);
   } catch (error) {
     await load.stop();
     throw error;
