@@ -75,8 +75,8 @@ export const transport: DashboardSpec = {
       panels: [
         {
           width: 8,
-          title: 'Open connections',
-          description: 'Connections open now under each transport name (WebSocket client and server). For one client transport: 1 while connected, 0 while it reconnects. A gateway\'s downstream counts every connected client.',
+          title: 'Connection up',
+          description: '1 while a transport\'s connection is open, 0 after it closed, by transport name: a client transport at 0 is reconnecting (see Reconnects). Several connections under one name (a server\'s sessions) share the series, which then shows the latest change: count those with Connection changes.',
           unit: 'short',
           queries: [{ expr: sum(['transport'], sel('mcp_layers_connection_up')), legend: '{{transport}}' }],
         },
