@@ -6,9 +6,29 @@
  * Every panel queries the `${datasource}` variable (a Prometheus datasource chosen at
  * import or on the dashboard), and every query is filtered by the `job`, `instance` and
  * `transport` variables (see query.ts).
+ *
+ * The output is typed with Grafana's own dashboard model (@grafana/schema, generated from
+ * the schema Grafana 11 validates dashboards against), so a misspelt field or a value
+ * out of an enum fails the type check.
  */
+import {
+  type Dashboard,
+  DashboardCursorSync,
+  type DataSourceRef,
+  type FieldConfigSource,
+  FieldColorModeId,
+  MappingType,
+  type Panel,
+  type RowPanel,
+  type ThresholdsConfig,
+  ThresholdsMode,
+  type ValueMapping,
+  type VariableModel,
+  VariableRefresh,
+  VariableSort,
+} from '@grafana/schema';
 
-export const DATASOURCE = { type: 'prometheus', uid: '${datasource}' } as const;
+export const DATASOURCE = { type: 'prometheus', uid: '${datasource}' } as const satisfies DataSourceRef;
 
 /** Grafana 11.0 writes schema 39; later versions migrate it on load. */
 const SCHEMA_VERSION = 39;
@@ -76,40 +96,41 @@ function target(query: Query, index: number, instant: boolean): Json {
   };
 }
 
-function thresholds(steps: PanelSpec['thresholds']): Json {
+function thresholds(steps: PanelSpec['thresholds']): ThresholdsConfig {
   const list = steps ?? [[null, 'green']];
-  return { mode: 'absolute', steps: list.map(([value, color]) => ({ color, value })) };
+  // Grafana's JSON has `null` for the first step (from -Infinity); its type says number.
+  return { mode: ThresholdsMode.Absolute, steps: list.map(([value, color]) => ({ color, value: value as number })) };
 }
 
-function mappings(spec: PanelSpec): Json[] {
+function mappings(spec: PanelSpec): ValueMapping[] {
   if (spec.mappings === undefined) return [];
-  const options: Json = {};
+  const options: Record<string, { color: string; index: number; text: string }> = {};
   spec.mappings.forEach((m, index) => {
     options[String(m.value)] = { color: m.color, index, text: m.text };
   });
-  return [{ options, type: 'value' }];
+  return [{ options, type: MappingType.ValueToText }];
 }
 
-function overrides(spec: PanelSpec): Json[] {
+function overrides(spec: PanelSpec): FieldConfigSource['overrides'] {
   return (spec.colorSeries ?? []).map((c) => ({
     matcher: { id: 'byRegexp', options: c.match },
     properties: [{ id: 'color', value: { fixedColor: c.color, mode: 'fixed' } }],
   }));
 }
 
-function defaults(spec: PanelSpec): Json {
-  const base: Json = {
+function defaults(spec: PanelSpec): FieldConfigSource['defaults'] {
+  const base: FieldConfigSource['defaults'] = {
     mappings: mappings(spec),
     thresholds: thresholds(spec.thresholds),
     unit: spec.unit,
   };
-  if (spec.min !== undefined) base['min'] = spec.min;
-  if (spec.max !== undefined) base['max'] = spec.max;
-  if (spec.decimals !== undefined) base['decimals'] = spec.decimals;
+  if (spec.min !== undefined) base.min = spec.min;
+  if (spec.max !== undefined) base.max = spec.max;
+  if (spec.decimals !== undefined) base.decimals = spec.decimals;
   return base;
 }
 
-function panel(spec: PanelSpec, id: number, gridPos: Json): Json {
+function panel(spec: PanelSpec, id: number, gridPos: Panel['gridPos']): Panel {
   const kind = spec.kind ?? 'timeseries';
   const common = { datasource: DATASOURCE, description: spec.description, gridPos, id, title: spec.title, type: kind };
   const instant = kind === 'stat';
@@ -121,7 +142,7 @@ function panel(spec: PanelSpec, id: number, gridPos: Json): Json {
         fieldConfig: {
           defaults: {
             ...defaults(spec),
-            color: { mode: 'palette-classic' },
+            color: { mode: FieldColorModeId.PaletteClassic },
             custom: {
               drawStyle: 'line',
               fillOpacity: spec.stack === true ? 30 : 10,
@@ -143,7 +164,7 @@ function panel(spec: PanelSpec, id: number, gridPos: Json): Json {
     case 'stat':
       return {
         ...common,
-        fieldConfig: { defaults: { ...defaults(spec), color: { mode: 'thresholds' } }, overrides: [] },
+        fieldConfig: { defaults: { ...defaults(spec), color: { mode: FieldColorModeId.Thresholds } }, overrides: [] },
         options: {
           colorMode: 'value',
           graphMode: 'none',
@@ -157,7 +178,7 @@ function panel(spec: PanelSpec, id: number, gridPos: Json): Json {
     case 'state-timeline':
       return {
         ...common,
-        fieldConfig: { defaults: { ...defaults(spec), color: { mode: 'thresholds' }, custom: { fillOpacity: 80, lineWidth: 0 } }, overrides: [] },
+        fieldConfig: { defaults: { ...defaults(spec), color: { mode: FieldColorModeId.Thresholds }, custom: { fillOpacity: 80, lineWidth: 0 } }, overrides: [] },
         options: {
           alignValue: 'left',
           legend: { displayMode: 'list', placement: 'bottom', showLegend: true },
@@ -171,40 +192,40 @@ function panel(spec: PanelSpec, id: number, gridPos: Json): Json {
   }
 }
 
-function variable(name: string, label: string, query: string, description: string): Json {
+/** Grafana also saves `definition` (the query as the variables list shows it); its schema type lacks it. */
+type QueryVariable = VariableModel & { definition: string };
+
+function variable(name: string, label: string, query: string, description: string): QueryVariable {
   return {
     allValue: '.*',
     current: { selected: true, text: ['All'], value: ['$__all'] },
     datasource: DATASOURCE,
     definition: query,
     description,
-    hide: 0,
     includeAll: true,
     label,
     multi: true,
     name,
     options: [],
     query: { qryType: 1, query, refId: 'PrometheusVariableQueryEditor-VariableQuery' },
-    refresh: 2,
+    refresh: VariableRefresh.onTimeRangeChanged,
     regex: '',
     skipUrlSync: false,
-    sort: 1,
+    sort: VariableSort.alphabeticalAsc,
     type: 'query',
   };
 }
 
-const VARIABLES: Json[] = [
+const VARIABLES: VariableModel[] = [
   {
-    current: {},
     description: 'The Prometheus datasource that scrapes your mcp-layers processes.',
-    hide: 0,
     includeAll: false,
     label: 'Data source',
     multi: false,
     name: 'datasource',
     options: [],
     query: 'prometheus',
-    refresh: 1,
+    refresh: VariableRefresh.onDashboardLoad,
     regex: '',
     skipUrlSync: false,
     type: 'datasource',
@@ -215,8 +236,8 @@ const VARIABLES: Json[] = [
 ];
 
 /** Lays the rows out on Grafana's 24-column grid and numbers the panels. */
-export function dashboard(spec: DashboardSpec): Json {
-  const panels: Json[] = [];
+export function dashboard(spec: DashboardSpec): Dashboard & { __requires: Json[] } {
+  const panels: Array<Panel | RowPanel> = [];
   const kinds = new Set<string>();
   let id = 1;
   let y = 0;
@@ -262,9 +283,9 @@ export function dashboard(spec: DashboardSpec): Json {
     description: spec.description,
     editable: true,
     fiscalYearStartMonth: 0,
-    graphTooltip: 1,
+    graphTooltip: DashboardCursorSync.Crosshair,
     id: null,
-    links: [{ asDropdown: true, icon: 'external link', includeVars: true, keepTime: true, tags: [TAG], targetBlank: false, title: 'mcp-layers', type: 'dashboards' }],
+    links: [{ asDropdown: true, icon: 'external link', includeVars: true, keepTime: true, tags: [TAG], targetBlank: false, title: 'mcp-layers', tooltip: '', type: 'dashboards' }],
     panels,
     refresh: '30s',
     schemaVersion: SCHEMA_VERSION,
