@@ -15,6 +15,8 @@
  * at the end of the turn those slots are detached, and deliver whenever they are ready.
  */
 
+import { AsyncResource } from 'node:async_hooks';
+
 type Run = () => void;
 
 const PENDING = 0;
@@ -66,7 +68,13 @@ export class Order {
     }
     if (slot.state !== PENDING) return;
     slot.state = READY;
-    slot.run = run;
+    if (this.#queue[this.#head] === slot) {
+      slot.run = run;
+    } else {
+      // It will run later, from whatever released the slots before it: keep the async
+      // context it was delivered in (the exchange's span, for handlers that trace).
+      slot.run = AsyncResource.bind(run);
+    }
     this.#flush();
   }
 
