@@ -92,6 +92,8 @@ describe.skipIf(PROMETHEUS === undefined)('dashboards against a real Prometheus 
       const missing = METRIC_FAMILIES.filter((f) => !present.has(f.type === 'histogram' ? `${f.name}_count` : f.name)).map((f) => f.name);
       if (missing.length > 0) throw new Error(`not yet scraped: ${missing.join(', ')}`);
       return true;
+    }).catch((error: unknown) => {
+      throw new Error(`${(error as Error).message}\nthe load said:\n${(load as Load).output().trim()}`, { cause: error });
     });
     // And the other way round: the load emits no mcp_ family the dashboards do not know.
     const emitted = (await p.query(`count by (__name__) ({${selectJobs()}, __name__=~"mcp_.+"})`)).map((s) => s.metric['__name__'] as string);
