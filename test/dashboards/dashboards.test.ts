@@ -12,6 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { generate } from '../../dashboards/build.ts';
 import { METRIC_FAMILIES } from '../../middleware/metrics.ts';
 import { DASHBOARDS_DIR, loadAlertRules, loadDashboards, panelsOf, targetsOf, variableQuery } from './support/artifacts.ts';
+import { interpolate, rateInterval } from './support/interpolate.ts';
 import { accepts, analyze, labelsOf, resolve, TARGET_LABELS } from './support/promql.ts';
 
 const dashboards = loadDashboards();
@@ -233,5 +234,17 @@ describe('the PromQL reader the cross-check relies on', () => {
     expect(resolve('mcp_layers_sessions_active_sum')).toMatchObject({ ok: false, problem: expect.stringContaining('is a gauge') });
     expect(accepts({ label: 'error_type', op: '!~', value: '|cancelled' }, 'cancelled')).toBe(false);
     expect(accepts({ label: 'error_type', op: '!~', value: '|cancelled' }, '-32001')).toBe(true);
+  });
+});
+
+describe('the Grafana interpolation the live test relies on', () => {
+  it('substitutes variables as Grafana does for Prometheus: regex-escaped values, All as its allValue, built-in intervals', () => {
+    const vars = { variables: { job: 'mcp-layers-gateway', instance: '127.0.0.1:9464', transport: { all: '.*' } }, scrapeInterval: 15, step: 30, range: 3600 };
+    expect(interpolate('rate(x{job=~"$job", instance=~"${instance}", transport=~"$transport"}[$__rate_interval]) / $__range', vars)).toBe(
+      'rate(x{job=~"mcp-layers-gateway", instance=~"127\\\\.0\\\\.0\\\\.1:9464", transport=~".*"}[60s]) / 3600s',
+    );
+    expect(rateInterval(15, 30)).toBe(60); // max(interval + scrape, 4 × scrape)
+    expect(rateInterval(15, 120)).toBe(135);
+    expect(() => interpolate('x{a="$nope"}', vars)).toThrow('unknown variable $nope');
   });
 });
