@@ -8,6 +8,7 @@ import { standardVariants } from './standard.ts';
 import { compare, type Result, table } from './harness.ts';
 import { observabilityVariants, startTracingSdk } from './observability.ts';
 import { batchingVariants, httpVariants, wireBytes, wireTable, wsVariants } from './transports.ts';
+import { gatewayVariants } from './gateway.ts';
 
 const quick = process.env['BENCH_QUICK'] === '1';
 const scale = (n: number) => (quick ? Math.ceil(n / 20) : n);
@@ -42,6 +43,8 @@ await run('WebSocket: small notifications delivered, 64 in flight, 2025-03-26', 
   sections.push(text);
 }
 await run('Streamable HTTP: SDK Client tools/call, 16 in flight', compare(httpVariants(), { count: scale(4_000), rounds: 5, concurrency: 16, warmup: scale(400) }));
+
+await run('Gateway: SDK Client tools/call echo, directly over stdio and through mcp-layers gateway, 1 in flight', compare(gatewayVariants(), { count: scale(2_000), rounds: 5, warmup: scale(200) }));
 
 // Last: the OpenTelemetry SDK installs a global context manager that every later run would pay for.
 const otel = startTracingSdk();

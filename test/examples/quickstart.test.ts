@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
 
-describe('examples/quickstart.ts (npm start)', () => {
+describe('examples/quickstart.ts', () => {
   it('runs with plain node and prints what flowed through both wrapped sides', async () => {
     const { stdout } = await run(process.execPath, ['examples/quickstart.ts'], { timeout: 20_000 });
     expect(stdout).toMatch(/client → request\s+tools\/call add\s+ok/);

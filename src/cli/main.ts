@@ -1,0 +1,117 @@
+#!/usr/bin/env node
+/**
+ * The `mcp-layers` command: gateway, check, schema (help.ts says what each does).
+ *
+ * Exit codes: 0 done; 1 failed while running; 2 invalid arguments or configuration —
+ * reported before anything starts.
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { gatewayConfig } from '../config/gateway.ts';
+import { ConfigError, loadConfigFile } from '../config/load.ts';
+import { checkGateway } from '../gateway/gateway.ts';
+import { gatewayCommand } from './gateway.ts';
+import { HELP, MAIN_HELP } from './help.ts';
+import { parse, UsageError } from './usage.ts';
+
+export const EXIT_FAILED = 1;
+export const EXIT_INVALID = 2;
+
+async function main(argv: readonly string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case undefined:
+      process.stderr.write(MAIN_HELP);
+      return EXIT_INVALID;
+    case '-h':
+    case '--help':
+      process.stdout.write(MAIN_HELP);
+      return 0;
+    case '-v':
+    case '--version':
+      process.stdout.write(`${version()}\n`);
+      return 0;
+    case 'help': {
+      const topic = rest[0];
+      if (topic === undefined) process.stdout.write(MAIN_HELP);
+      else if (HELP[topic] !== undefined) process.stdout.write(HELP[topic]);
+      else throw new UsageError(`unknown command "${topic}"`, 'help');
+      return 0;
+    }
+    case 'gateway':
+      return gatewayCommand(rest);
+    case 'check':
+      return checkCommand(rest);
+    case 'schema':
+      return schemaCommand(rest);
+    default:
+      throw new UsageError(`unknown command "${command}"; expected gateway, check, schema or help`);
+  }
+}
+
+function checkCommand(argv: readonly string[]): number {
+  const { values, positionals } = parse(argv, { config: { type: 'string', short: 'c' }, quiet: { type: 'boolean', short: 'q' }, help: { type: 'boolean', short: 'h' } }, 'check', true);
+  if (values['help'] === true) {
+    process.stdout.write(HELP['check'] as string);
+    return 0;
+  }
+  if (positionals.length > 1) throw new UsageError(`expected one config file, got ${positionals.length}`, 'check');
+  const file = (values['config'] as string | undefined) ?? positionals[0];
+  if (file === undefined) throw new UsageError('expected a config file: mcp-layers check --config FILE', 'check');
+  const loaded = loadConfigFile(file);
+  const problems = checkGateway(loaded);
+  if (problems.length > 0) throw new ConfigError(file, problems);
+  if (values['quiet'] !== true) {
+    const { config } = loaded;
+    const upstream = config.upstream.command !== undefined ? `stdio (${config.upstream.command})` : (config.upstream.url as string).split('?')[0];
+    process.stdout.write(`${file}: valid — upstream ${upstream}\n`);
+  }
+  return 0;
+}
+
+function schemaCommand(argv: readonly string[]): number {
+  const { values } = parse(argv, { help: { type: 'boolean', short: 'h' } }, 'schema', false);
+  if (values['help'] === true) {
+    process.stdout.write(HELP['schema'] as string);
+    return 0;
+  }
+  const schema = { ...z.toJSONSchema(gatewayConfig, { io: 'input', unrepresentable: 'any' }), title: 'mcp-layers gateway configuration' };
+  process.stdout.write(`${JSON.stringify(schema, null, 2)}\n`);
+  return 0;
+}
+
+function version(): string {
+  for (const candidate of ['../../package.json', '../../../package.json']) {
+    try {
+      return (JSON.parse(readFileSync(new URL(candidate, import.meta.url), 'utf8')) as { version: string }).version;
+    } catch {
+      // try the next layout (sources or dist/)
+    }
+  }
+  return 'unknown';
+}
+
+// `mcp-layers schema | head` closes the pipe early: that is not an error.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw error;
+});
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof UsageError) {
+      process.stderr.write(`mcp-layers${error.command === undefined ? '' : ` ${error.command}`}: ${error.message}\n`);
+      process.stderr.write(`Run \`mcp-layers ${error.command === undefined ? '' : `${error.command} `}--help\` for usage.\n`);
+      process.exitCode = EXIT_INVALID;
+    } else if (error instanceof ConfigError) {
+      process.stderr.write(`mcp-layers: ${error.message}\n`);
+      process.exitCode = EXIT_INVALID;
+    } else {
+      process.stderr.write(`mcp-layers: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.exitCode = EXIT_FAILED;
+    }
+  },
+);

@@ -1,0 +1,148 @@
+/**
+ * The gateway's configuration file (`mcp-layers gateway --config mcp-layers.yaml`):
+ *
+ *   upstream:                 # what the gateway connects to, and its client-side stack
+ *     command: node           #   a stdio server (one child process per session)…
+ *     args: [server.js]
+ *     # url: https://mcp.example.com/mcp   …or a Streamable HTTP / WebSocket server
+ *     layers: [ { retry: {} }, { circuitBreaker: {} } ]
+ *   downstream:               # what the gateway serves, and its server-side stack
+ *     port: 8080              #   127.0.0.1 unless `host` says otherwise
+ *     transports: [http, websocket]
+ *     layers: [ { concurrency: { maxInFlight: 64 } } ]
+ *   observability: { logs: { level: info, format: json }, tracing: { exporter: otlp } }
+ *
+ * docs/gateway.md is the reference; `mcp-layers schema` prints this as JSON Schema.
+ */
+import { z } from 'zod';
+import { boolean, choice, duration, integer, names, options, stringMap, text, url } from './fields.ts';
+import { layerList } from './layers.ts';
+
+export const UPSTREAM_SCHEMES = ['http', 'https', 'ws', 'wss'] as const;
+
+const STDIO_ONLY = ['args', 'env', 'cwd', 'stderr'] as const;
+const REMOTE_ONLY = ['headers', 'http', 'websocket'] as const;
+
+export const upstreamConfig = options(
+  {
+    command: text('a command (the stdio MCP server to start, one process per session)').optional().meta({ description: 'A stdio MCP server: the command to run. One child process per downstream session.' }),
+    args: z.array(z.string({ error: 'a string argument' }), { error: 'a list of arguments' }).optional().meta({ description: 'Arguments of `command`.' }),
+    env: stringMap('environment value').optional().meta({ description: 'Environment of the child, added to HOME, LOGNAME, PATH, SHELL, TERM and USER (the SDK passes only those on).' }),
+    cwd: text('a directory').optional().meta({ description: 'Working directory of the child (relative to the config file). Default: the gateway\'s.' }),
+    stderr: choice(['inherit', 'ignore', 'log']).optional().meta({ description: 'The child\'s stderr: inherit (default, to the gateway\'s stderr), ignore, or log (one log record per line).' }),
+    url: url(UPSTREAM_SCHEMES, 'upstream URL').optional().meta({ description: 'A remote MCP server: http(s):// (Streamable HTTP, pooled connections) or ws(s):// (WebSocket, one connection per session).' }),
+    headers: stringMap('header value').optional().meta({ description: 'Extra HTTP headers for every request / the WebSocket handshake (use ${ENV_VAR} for secrets).' }),
+    http: options(
+      {
+        connections: integer(1).optional().meta({ description: 'Connections per origin (default max(64, 2 × downstream.maxSessions + 16): over HTTP/1.1 each session holds one for its event stream).' }),
+        keepAliveTimeout: duration(1).optional().meta({ description: 'Idle keep-alive, ms (default 4 000).' }),
+        headersTimeout: duration().optional(),
+        allowH2: boolean().optional(),
+        compression: boolean().optional().meta({ description: 'Negotiated compression both ways (default true).' }),
+      },
+      'createFetch() options: the undici connection pool shared by every session.',
+    ).optional(),
+    websocket: options(
+      {
+        connectTimeoutMs: duration(1).optional(),
+        maxPayload: integer(1).optional(),
+        perMessageDeflate: boolean().optional(),
+        heartbeat: z.union([z.literal(false), options({ intervalMs: duration(1).optional(), timeoutMs: duration(1).optional() })], { error: 'heartbeat options, or false' }).optional(),
+        reconnect: z
+          .union([z.literal(false), options({ maxAttempts: integer(0).optional(), initialDelayMs: duration().optional(), maxDelayMs: duration().optional() })], { error: 'reconnect options, or false' })
+          .optional(),
+      },
+      'WebSocketClientTransport options.',
+    ).optional(),
+    idempotentTools: names('tool name or glob').optional().meta({ description: 'Tools safe to send twice (retried, hedged), besides those annotated readOnlyHint/idempotentHint.' }),
+    nonIdempotentTools: names('tool name or glob').optional().meta({ description: 'Tools never sent twice, whatever their annotations say.' }),
+    layers: layerList('upstream').optional().meta({ description: 'The client-side stack, first = outermost. Default: tracing, metrics, logging.' }),
+  },
+  'The MCP server behind the gateway: exactly one of `command` or `url`.',
+).superRefine((upstream, ctx) => {
+  const given = [upstream.command, upstream.url].filter((v) => v !== undefined).length;
+  if (given !== 1) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected exactly one of command (a stdio server to start) or url (http(s):// or ws(s)://), got ${given === 0 ? 'neither' : 'both'}`,
+      path: [],
+    });
+    return;
+  }
+  const misplaced = upstream.command === undefined ? STDIO_ONLY : REMOTE_ONLY;
+  for (const key of misplaced) {
+    if (upstream[key] !== undefined) {
+      ctx.addIssue({ code: 'custom', message: `applies only to ${upstream.command === undefined ? 'a stdio upstream (command)' : 'a remote upstream (url)'}`, path: [key] });
+    }
+  }
+  if (upstream.url !== undefined && URL.canParse(upstream.url)) {
+    const scheme = new URL(upstream.url).protocol;
+    if (upstream.http !== undefined && (scheme === 'ws:' || scheme === 'wss:')) ctx.addIssue({ code: 'custom', message: 'applies only to an http(s) upstream', path: ['http'] });
+    if (upstream.websocket !== undefined && (scheme === 'http:' || scheme === 'https:')) ctx.addIssue({ code: 'custom', message: 'applies only to a ws(s) upstream', path: ['websocket'] });
+  }
+});
+
+export const DOWNSTREAM_TRANSPORTS = ['http', 'websocket'] as const;
+
+export const downstreamConfig = options(
+  {
+    host: text('a host name or address').optional().meta({ description: 'Interface to bind (default 127.0.0.1: exposing the gateway is a decision, not a default).' }),
+    port: integer(0, 65535).optional().meta({ description: 'Port (default 8080; 0 picks a free one).' }),
+    path: z.string({ error: 'a path starting with "/"' }).regex(/^\/[^?#]*$/, { error: 'a path starting with "/"' }).optional().meta({ description: 'The MCP endpoint, for both transports (default /mcp).' }),
+    transports: z
+      .array(choice(DOWNSTREAM_TRANSPORTS), { error: 'a list of transports (http, websocket)' })
+      .min(1, { error: 'at least one transport (http, websocket)' })
+      .optional()
+      .meta({ description: 'Served on `path`: Streamable HTTP and/or WebSocket (default both).' }),
+    allowedOrigins: z
+      .union([z.literal('*'), names('origin pattern')], { error: '"*" or a list of origin patterns' })
+      .optional()
+      .meta({ description: 'Origins browsers may connect from (default: loopback origins). Requests without Origin are allowed.' }),
+    bearerTokens: names('token')
+      .min(1, { error: 'at least one token' })
+      .optional()
+      .meta({ description: 'Clients must send `Authorization: Bearer <one of these>` (HTTP requests and WebSocket upgrades); others get 401. Use ${ENV_VAR}. Default: no authentication (keep the gateway on loopback then).' }),
+    maxSessions: integer(1).optional().meta({ description: 'Concurrent downstream sessions (default 64). Each has its own upstream session — for a stdio upstream, its own child process.' }),
+    idleTimeoutMs: z.union([z.literal(false), duration(1)], { error: 'a duration in milliseconds >= 1, or false' }).optional().meta({ description: 'A session with no traffic and nothing in flight for this long is closed (default 600 000; false: never).' }),
+    maxBodyBytes: integer(1).optional().meta({ description: 'Largest HTTP request body (default 4 MiB).' }),
+    layers: layerList('downstream').optional().meta({ description: 'The server-side stack, first = outermost. Default: tracing, metrics.' }),
+  },
+  'What the gateway serves.',
+);
+
+export const observabilityConfig = options(
+  {
+    logs: options({
+      level: choice(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).optional().meta({ description: 'Default info (LOG_LEVEL overrides).' }),
+      format: choice(['json', 'pretty']).optional().meta({ description: 'json (one record per line, default when stderr is not a terminal) or pretty.' }),
+    }).optional(),
+    metrics: options({
+      path: z.string({ error: 'a path starting with "/"' }).regex(/^\/[^?#]*$/, { error: 'a path starting with "/"' }).optional().meta({ description: 'Default /metrics.' }),
+      processMetrics: boolean().optional().meta({ description: 'prom-client\'s process and Node.js metrics (default true).' }),
+    }).optional(),
+    tracing: options({
+      exporter: choice(['otlp', 'console', 'none']).optional().meta({ description: 'otlp: OTLP over HTTP through @opentelemetry/sdk-node; default none unless OTEL_TRACES_EXPORTER or OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set.' }),
+      endpoint: url(['http', 'https'], 'OTLP endpoint URL').optional().meta({ description: 'OTLP traces endpoint (default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else http://localhost:4318/v1/traces).' }),
+      headers: stringMap('header value').optional(),
+      serviceName: text('a service name').optional().meta({ description: 'Default OTEL_SERVICE_NAME, else mcp-layers-gateway.' }),
+    }).optional(),
+  },
+  'The gateway\'s own logs, metrics endpoint and trace export.',
+);
+
+export const gatewayConfig = options(
+  {
+    $schema: z.string().optional().meta({ description: 'For editors: the JSON Schema (`mcp-layers schema > mcp-layers.schema.json`).' }),
+    upstream: upstreamConfig,
+    downstream: downstreamConfig.optional(),
+    shutdown: options({
+      drainTimeoutMs: duration(0).optional().meta({ description: 'On SIGTERM/SIGINT: how long in-flight requests may take to finish before they are answered with an error (default 10 000).' }),
+    }).optional(),
+    observability: observabilityConfig.optional(),
+  },
+  'mcp-layers gateway configuration.',
+);
+
+export type GatewayConfig = z.output<typeof gatewayConfig>;
+export type UpstreamConfig = z.output<typeof upstreamConfig>;
+export type DownstreamConfig = z.output<typeof downstreamConfig>;

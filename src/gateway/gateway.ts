@@ -1,0 +1,537 @@
+/**
+ * The gateway: one port (127.0.0.1 unless told otherwise) serving MCP over Streamable
+ * HTTP and WebSocket on the same path, plus /metrics, /healthz and /readyz; one
+ * ProxySession per downstream session, each with its own upstream session.
+ *
+ *   client ──HTTP/WS──► downstream transport ─ downstream stack ─┐
+ *                                                                ProxySession
+ *   server ◄─stdio/HTTP/WS── upstream transport ─ upstream stack ┘
+ *
+ * Startup checks everything a file can get wrong before anything starts — every layer's
+ * options, the stdio command on PATH, layers a transport cannot carry, the port — and
+ * reports it as a ConfigError. Shutdown stops accepting, lets what is in flight finish
+ * up to a deadline, answers the rest with an error, then closes every session (and
+ * with it every child process).
+ */
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { resolve as resolvePath } from 'node:path';
+import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
+import { Counter, Gauge, type Registry, Registry as PromRegistry, collectDefaultMetrics } from 'prom-client';
+import winston from 'winston';
+import type { DownstreamConfig, GatewayConfig } from '../config/gateway.ts';
+import type { LayerEntry } from '../config/layers.ts';
+import { ConfigError, type LoadedConfig } from '../config/load.ts';
+import { ErrorCode } from '../errors.ts';
+import { tryRequirePeer } from '../peer-deps.ts';
+import { EventBus } from '../events.ts';
+import { AuthenticationError } from '../transports/guard.ts';
+import { McpHttpServer } from '../transports/http/server.ts';
+import { McpWebSocketServer } from '../transports/ws/server.ts';
+import type { Transport } from '../transport.ts';
+import { type LayeredTransport, type Wrapped, wrap } from '../wrap.ts';
+import { metricsHandler } from '../../middleware/metrics.ts';
+import type { GatewayLogger } from './logger.ts';
+import { type CloseReason, ProxySession } from './proxy.ts';
+import { type BuiltStack, buildStack, StackProblems } from './stack.ts';
+import { createUpstream, findCommand, type Upstream } from './upstream.ts';
+
+/** Defaults of everything the config may leave out (docs/gateway.md lists them). */
+export const GATEWAY_DEFAULTS = {
+  host: '127.0.0.1',
+  port: 8080,
+  path: '/mcp',
+  transports: ['http', 'websocket'] as const,
+  maxSessions: 64,
+  idleTimeoutMs: 600_000,
+  drainTimeoutMs: 10_000,
+  metricsPath: '/metrics',
+  upstreamLayers: [{ tracing: {} }, { metrics: {} }, { logging: {} }] as LayerEntry[],
+  downstreamLayers: [{ tracing: {} }, { metrics: {} }] as LayerEntry[],
+};
+
+/**
+ * The stack a side gets when the config names none. `tracing` needs @opentelemetry/api (an
+ * optional peer dependency); without it there is no span to make or context to carry, so
+ * the default leaves it out rather than refuse to start.
+ */
+function defaultLayers(side: 'upstream' | 'downstream'): LayerEntry[] {
+  const layers = side === 'upstream' ? GATEWAY_DEFAULTS.upstreamLayers : GATEWAY_DEFAULTS.downstreamLayers;
+  return tryRequirePeer('@opentelemetry/api') === undefined ? layers.filter((entry) => !('tracing' in entry)) : layers;
+}
+
+/** The gateway's own metric families (beside the metrics layers'); docs/gateway.md. */
+export const GATEWAY_METRIC_FAMILIES = [
+  { name: 'mcp_layers_gateway_sessions', type: 'gauge', labels: ['listener'], help: 'Downstream sessions open, by listener (http, websocket).' },
+  { name: 'mcp_layers_gateway_sessions_refused_total', type: 'counter', labels: ['listener', 'reason'], help: 'New sessions refused: max-sessions (the limit was reached) or shutting-down.' },
+  { name: 'mcp_layers_gateway_session_closes_total', type: 'counter', labels: ['reason'], help: 'Sessions closed, by why: downstream-closed, upstream-closed, upstream-failed, idle, shutdown.' },
+] as const;
+
+export interface GatewayRuntime {
+  readonly logger: GatewayLogger;
+  /** Where metrics layers and the gateway register; served at the metrics path. Default: a new Registry. */
+  readonly registry?: Registry;
+}
+
+export interface GatewayUrls {
+  readonly http: string | undefined;
+  readonly websocket: string | undefined;
+  readonly metrics: string;
+  readonly health: string;
+  readonly ready: string;
+}
+
+/** Everything the config decides, with defaults filled in. */
+export interface GatewaySettings {
+  readonly host: string;
+  readonly port: number;
+  readonly path: string;
+  readonly transports: ReadonlyArray<'http' | 'websocket'>;
+  readonly maxSessions: number;
+  readonly idleTimeoutMs: number | undefined;
+  readonly drainTimeoutMs: number;
+  readonly metricsPath: string;
+  readonly processMetrics: boolean;
+}
+
+export function settingsOf(config: GatewayConfig): GatewaySettings {
+  const d: DownstreamConfig = config.downstream ?? {};
+  const idle = d.idleTimeoutMs ?? GATEWAY_DEFAULTS.idleTimeoutMs;
+  return {
+    host: d.host ?? GATEWAY_DEFAULTS.host,
+    port: d.port ?? GATEWAY_DEFAULTS.port,
+    path: d.path ?? GATEWAY_DEFAULTS.path,
+    transports: [...new Set(d.transports ?? GATEWAY_DEFAULTS.transports)],
+    maxSessions: d.maxSessions ?? GATEWAY_DEFAULTS.maxSessions,
+    idleTimeoutMs: idle === false ? undefined : idle,
+    drainTimeoutMs: config.shutdown?.drainTimeoutMs ?? GATEWAY_DEFAULTS.drainTimeoutMs,
+    metricsPath: config.observability?.metrics?.path ?? GATEWAY_DEFAULTS.metricsPath,
+    processMetrics: config.observability?.metrics?.processMetrics ?? true,
+  };
+}
+
+const silent = winston.createLogger({ silent: true });
+
+/**
+ * Everything `mcp-layers check` verifies without starting anything: every layer built
+ * (the factories' own checks), the stdio command found, and layers the transports
+ * cannot carry refused. Returns the problems, one line each.
+ */
+export function checkGateway(loaded: LoadedConfig): string[] {
+  const { config, baseDir } = loaded;
+  const problems: string[] = [];
+  const settings = settingsOf(config);
+  const sides = [
+    ['upstream', config.upstream.layers ?? defaultLayers('upstream')],
+    ['downstream', config.downstream?.layers ?? defaultLayers('downstream')],
+  ] as const;
+  const built: Partial<Record<'upstream' | 'downstream', BuiltStack>> = {};
+  for (const [side, entries] of sides) {
+    try {
+      built[side] = buildStack(entries, { side, logger: silent, registry: new PromRegistry(), baseDir });
+    } catch (error) {
+      if (error instanceof StackProblems) problems.push(...error.problems);
+      else throw error;
+    }
+  }
+  if (config.upstream.command !== undefined) {
+    const cwd = config.upstream.cwd === undefined ? undefined : resolvePath(baseDir, config.upstream.cwd);
+    const found = findCommand(config.upstream.command, cwd, { ...process.env, ...config.upstream.env });
+    if (!found.ok) problems.push(`upstream.command: ${found.reason}`);
+  }
+  if (problems.length > 0) return problems;
+  // Layers that refuse a transport (batching over stdio, compression without createFetch) say so when attached.
+  const upstream = createUpstream(config.upstream, { baseDir, oauth: undefined, logger: silent, maxSessions: settings.maxSessions });
+  const tryWrap = (side: 'upstream' | 'downstream', transport: Transport, entries: readonly LayerEntry[], what: string) => {
+    let stack: BuiltStack;
+    try {
+      stack = buildStack(withoutOAuth(entries), { side, logger: silent, registry: new PromRegistry(), baseDir });
+    } catch {
+      return;
+    }
+    try {
+      void wrap(transport, stack.layers, { name: side }).close().catch(() => {});
+    } catch (error) {
+      problems.push(`${side}.layers: ${(error as Error).message}${what === '' ? '' : ` (${what})`}`);
+    }
+  };
+  tryWrap('upstream', upstream.create('check'), sides[0][1], '');
+  if (settings.transports.includes('http')) {
+    tryWrap('downstream', new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: randomUUID }), sides[1][1], 'served over Streamable HTTP');
+  }
+  void upstream.close();
+  return problems;
+}
+
+function withoutOAuth(entries: readonly LayerEntry[]): LayerEntry[] {
+  return entries.filter((entry) => !('oauth' in entry));
+}
+
+/** What the gateway tells whoever embeds it (`gateway.on('session-close', …)`). */
+export interface GatewayEvents {
+  'session-open': [{ id: string; listener: 'http' | 'websocket' }];
+  'session-close': [{ id: string; sessionId: string | undefined; listener: 'http' | 'websocket'; reason: CloseReason }];
+}
+
+export class Gateway extends EventEmitter<GatewayEvents> {
+  readonly settings: GatewaySettings;
+  readonly registry: Registry;
+  readonly upstream: Upstream;
+  /** Every upstream transport publishes here (retries, breaker state, timeouts…). */
+  readonly upstreamEvents = new EventBus();
+  /** Every downstream transport publishes here. */
+  readonly downstreamEvents = new EventBus();
+  readonly stacks: { readonly upstream: BuiltStack; readonly downstream: BuiltStack };
+  readonly source: string;
+
+  readonly #config: GatewayConfig;
+  readonly #log: GatewayLogger;
+  readonly #server: http.Server;
+  readonly #http: McpHttpServer | undefined;
+  readonly #ws: McpWebSocketServer | undefined;
+  readonly #sessions = new Set<ProxySession>();
+  readonly #metricsHandler: (req: IncomingMessage, res: ServerResponse) => void;
+  readonly #metrics: { sessions: Gauge; refused: Counter; closes: Counter };
+  #draining = false;
+  #shutdown: Promise<void> | undefined;
+  #stopped = false;
+  #nextLocalId = 1;
+
+  private constructor(loaded: LoadedConfig, runtime: GatewayRuntime, stacks: Gateway['stacks'], upstream: Upstream) {
+    super();
+    this.#config = loaded.config;
+    this.source = loaded.source;
+    this.settings = settingsOf(loaded.config);
+    this.#log = runtime.logger;
+    this.registry = runtime.registry ?? new PromRegistry();
+    this.stacks = stacks;
+    this.upstream = upstream;
+    this.#metrics = gatewayMetrics(this.registry, this.settings.processMetrics);
+    this.#metricsHandler = metricsHandler(this.registry as Parameters<typeof metricsHandler>[0], { path: this.settings.metricsPath });
+    this.#server = http.createServer({ headersTimeout: 30_000, requestTimeout: 0, keepAliveTimeout: 5_000 });
+    this.#server.on('request', (req, res) => this.#route(req, res));
+    this.#server.on('clientError', (_error, socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      socket.destroy();
+    });
+    const { path, transports, maxSessions } = this.settings;
+    const downstream = loaded.config.downstream ?? {};
+    const authenticate = bearerAuthenticator(downstream.bearerTokens);
+    if (transports.includes('http')) {
+      this.#http = new McpHttpServer({
+        sessions: () => this.#openHttpSession(),
+        ...(authenticate === undefined ? {} : { authenticate }),
+        path,
+        maxSessions,
+        ...(downstream.allowedOrigins === undefined ? {} : { allowedOrigins: downstream.allowedOrigins }),
+        ...(downstream.maxBodyBytes === undefined ? {} : { maxBodyBytes: downstream.maxBodyBytes }),
+        events: this.downstreamEvents,
+      });
+      this.#http.onerror = (error) => this.#log.warn(`http: ${error.message}`, { event: 'http-error' });
+    }
+    if (transports.includes('websocket')) {
+      this.#ws = new McpWebSocketServer({
+        server: this.#server,
+        path,
+        maxConnections: maxSessions + 16,
+        ...(downstream.allowedOrigins === undefined ? {} : { allowedOrigins: downstream.allowedOrigins }),
+        // Admission runs before the upgrade: a refused client gets a plain 401, or 503 with Retry-After.
+        authenticate: (request) => {
+          const identity = authenticate?.(request);
+          return this.#admit('websocket', identity);
+        },
+        onconnection: (transport) => this.#openWebSocketSession(transport),
+      });
+      this.#ws.onerror = (error) => this.#log.warn(`websocket: ${error.message}`, { event: 'websocket-error' });
+    }
+  }
+
+  /** Validates, builds and listens; throws ConfigError (nothing left running) when the config cannot work. */
+  static async start(loaded: LoadedConfig, runtime: GatewayRuntime): Promise<Gateway> {
+    const problems = checkGateway(loaded);
+    if (problems.length > 0) throw new ConfigError(loaded.source, problems);
+    const registry = runtime.registry ?? new PromRegistry();
+    const build = (side: 'upstream' | 'downstream', entries: readonly LayerEntry[]) => {
+      try {
+        return buildStack(entries, { side, logger: runtime.logger, registry, baseDir: loaded.baseDir });
+      } catch (error) {
+        throw error instanceof StackProblems ? new ConfigError(loaded.source, error.problems) : error;
+      }
+    };
+    const stacks = {
+      upstream: build('upstream', loaded.config.upstream.layers ?? defaultLayers('upstream')),
+      downstream: build('downstream', loaded.config.downstream?.layers ?? defaultLayers('downstream')),
+    };
+    const upstream = createUpstream(loaded.config.upstream, { baseDir: loaded.baseDir, oauth: stacks.upstream.oauth, logger: runtime.logger, maxSessions: settingsOf(loaded.config).maxSessions });
+    const gateway = new Gateway(loaded, { ...runtime, registry }, stacks, upstream);
+    try {
+      await gateway.#listen();
+    } catch (error) {
+      await upstream.close();
+      throw error;
+    }
+    return gateway;
+  }
+
+  get address(): AddressInfo {
+    return this.#server.address() as AddressInfo;
+  }
+
+  get urls(): GatewayUrls {
+    const { address, port, family } = this.address;
+    const host = family === 'IPv6' ? `[${address}]` : address;
+    const base = `${host}:${port}`;
+    const { path, transports } = this.settings;
+    return {
+      http: transports.includes('http') ? `http://${base}${path}` : undefined,
+      websocket: transports.includes('websocket') ? `ws://${base}${path}` : undefined,
+      metrics: `http://${base}${this.settings.metricsPath}`,
+      health: `http://${base}/healthz`,
+      ready: `http://${base}/readyz`,
+    };
+  }
+
+  get sessions(): ReadonlySet<ProxySession> {
+    return this.#sessions;
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /** True once shutdown() has finished. */
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  /**
+   * Graceful shutdown: refuse new sessions and requests, give what is in flight up to
+   * `drainTimeoutMs` to finish, answer the rest with an error, close every session
+   * (children exit), then the listener. Resolves when all of it is done.
+   */
+  shutdown(drainTimeoutMs = this.settings.drainTimeoutMs): Promise<void> {
+    this.#shutdown ??= this.#stop(drainTimeoutMs);
+    return this.#shutdown;
+  }
+
+  async #stop(drainTimeoutMs: number): Promise<void> {
+    this.#draining = true;
+    const inFlight = [...this.#sessions].reduce((n, s) => n + s.inFlight, 0);
+    this.#log.info(`shutting down: ${this.#sessions.size} sessions, ${inFlight} requests in flight, up to ${drainTimeoutMs} ms to finish`, {
+      event: 'shutdown',
+      sessions: this.#sessions.size,
+      in_flight: inFlight,
+      drain_timeout_ms: drainTimeoutMs,
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'deadline'>((resolve) => {
+      timer = setTimeout(() => resolve('deadline'), drainTimeoutMs);
+      timer.unref();
+    });
+    await Promise.all(
+      [...this.#sessions].map(async (session) => {
+        const outcome = await Promise.race([session.drain().then(() => 'drained' as const), deadline]);
+        if (outcome === 'deadline' && session.inFlight > 0) {
+          await session.abort(`the gateway shut down before the upstream server answered (drain timeout ${drainTimeoutMs} ms)`);
+        } else {
+          await session.close('shutdown');
+        }
+      }),
+    );
+    clearTimeout(timer);
+    await Promise.allSettled([this.#http?.close(), this.#ws?.close()]);
+    await new Promise<void>((resolve) => {
+      this.#server.close(() => resolve());
+      this.#server.closeIdleConnections();
+      // Responses still being written get a moment; then every connection goes.
+      const force = setTimeout(() => this.#server.closeAllConnections(), 1_000);
+      force.unref();
+    });
+    await this.upstream.close();
+    this.#stopped = true;
+    this.#log.info('gateway stopped', { event: 'stopped' });
+  }
+
+  async #listen(): Promise<void> {
+    const { host, port } = this.settings;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (error: NodeJS.ErrnoException) => {
+        this.#server.off('listening', onListening);
+        const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+        const problem =
+          error.code === 'EADDRINUSE'
+            ? `downstream.port: ${where} is already in use (another gateway? pick another port, or 0 for a free one)`
+            : error.code === 'EACCES'
+              ? `downstream.port: permission denied to listen on ${where} (ports below 1024 need privileges)`
+              : error.code === 'EADDRNOTAVAIL' || error.code === 'ENOTFOUND'
+                ? `downstream.host: cannot listen on ${host} (no such local address)`
+                : undefined;
+        reject(problem === undefined ? error : new ConfigError(this.source, [problem]));
+      };
+      const onListening = () => {
+        this.#server.off('error', onError);
+        resolve();
+      };
+      this.#server.once('error', onError);
+      this.#server.once('listening', onListening);
+      this.#server.listen(port, host);
+    });
+  }
+
+  // --- HTTP routing --------------------------------------------------------------------
+
+  #route(req: IncomingMessage, res: ServerResponse): void {
+    req.on('error', () => {});
+    res.on('error', () => {});
+    const path = pathOf(req);
+    if (path === this.settings.path) {
+      if (this.#http === undefined) return json(res, 426, { error: `This endpoint speaks MCP over WebSocket only; connect to ws://…${this.settings.path}` }, { upgrade: 'websocket' });
+      if (req.headers['mcp-session-id'] === undefined && req.method === 'POST') {
+        const refusal = this.#refusal();
+        if (refusal !== undefined) {
+          this.#metrics.refused.inc({ listener: 'http', reason: refusal.reason });
+          return jsonRpcError(res, 503, ErrorCode.LoadShed, refusal.message, { 'retry-after': '5' });
+        }
+      }
+      void this.#http.handle(req, res);
+      return;
+    }
+    if (path === '/healthz') return json(res, 200, { status: 'ok' });
+    if (path === '/readyz') {
+      const refusal = this.#refusal();
+      const body = { status: refusal === undefined ? 'ready' : refusal.reason, sessions: this.#sessions.size, maxSessions: this.settings.maxSessions };
+      return json(res, refusal === undefined ? 200 : 503, body);
+    }
+    if (path === this.settings.metricsPath) return this.#metricsHandler(req, res);
+    json(res, 404, { error: `Not Found: the MCP endpoint is ${this.settings.path}` });
+  }
+
+  /** Why a new session would be refused now, if it would. */
+  #refusal(): { reason: 'shutting-down' | 'max-sessions'; message: string } | undefined {
+    if (this.#draining) return { reason: 'shutting-down', message: 'Service Unavailable: the gateway is shutting down; connect to another instance' };
+    if (this.#sessions.size >= this.settings.maxSessions) {
+      return { reason: 'max-sessions', message: `Service Unavailable: the gateway holds its limit of ${this.settings.maxSessions} sessions (downstream.maxSessions); try again later` };
+    }
+    return undefined;
+  }
+
+  #admit(listener: 'websocket', identity: object | undefined): object {
+    const refusal = this.#refusal();
+    if (refusal === undefined) return identity ?? {};
+    this.#metrics.refused.inc({ listener, reason: refusal.reason });
+    throw new AuthenticationError(refusal.message, { status: 503, headers: { 'retry-after': '5' } });
+  }
+
+  // --- sessions ------------------------------------------------------------------------
+
+  async #openHttpSession(): Promise<Wrapped<WebStandardStreamableHTTPServerTransport>> {
+    const inner = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: randomUUID });
+    const downstream = wrap(inner, this.stacks.downstream.layers, { name: 'downstream', events: this.downstreamEvents });
+    this.#open('http', downstream, () => downstream.close());
+    await downstream.start();
+    return downstream;
+  }
+
+  async #openWebSocketSession(transport: Transport & { close(code?: number, reason?: string): Promise<void> }): Promise<void> {
+    const downstream = this.#wrapDownstream(transport);
+    this.#open('websocket', downstream, (reason) => {
+      // Shutdown: clients reconnect to another instance (1001). Upstream gone: 1011, they reconnect
+      // and get a new upstream session. Idle: a normal close, nothing to come back for.
+      const [code, text] = CLOSE_CODES[reason];
+      return transport.close(code, text);
+    });
+    await downstream.start();
+  }
+
+  #wrapDownstream(inner: Transport): LayeredTransport {
+    return wrap(inner, this.stacks.downstream.layers, { name: 'downstream', events: this.downstreamEvents });
+  }
+
+  #open(listener: 'http' | 'websocket', downstream: LayeredTransport, closeDownstream: (reason: CloseReason) => Promise<void>): void {
+    const id = `local-${this.#nextLocalId++}`;
+    const upstreamConfig = this.#config.upstream;
+    const session = new ProxySession({
+      id,
+      listener,
+      downstream,
+      openUpstream: () =>
+        wrap(this.upstream.create(id), this.stacks.upstream.layers, {
+          name: 'upstream',
+          events: this.upstreamEvents,
+          ...(upstreamConfig.idempotentTools === undefined ? {} : { idempotentTools: upstreamConfig.idempotentTools }),
+          ...(upstreamConfig.nonIdempotentTools === undefined ? {} : { nonIdempotentTools: upstreamConfig.nonIdempotentTools }),
+        }),
+      logger: this.#log,
+      closeDownstream,
+      idleTimeoutMs: this.settings.idleTimeoutMs,
+      onclose: (closed, reason) => {
+        if (!this.#sessions.delete(closed)) return;
+        this.#metrics.sessions.dec({ listener });
+        this.#metrics.closes.inc({ reason });
+        this.emit('session-close', { id: closed.id, sessionId: closed.sessionId, listener, reason });
+      },
+    });
+    this.#sessions.add(session);
+    this.#metrics.sessions.inc({ listener });
+    this.emit('session-open', { id, listener });
+    this.#log.debug('session opened', { event: 'session-open', session: id, listener });
+  }
+}
+
+/**
+ * `downstream.bearerTokens`: the client must present one of them. Compared as SHA-256
+ * digests with timingSafeEqual, so neither a token's content nor its length leaks
+ * through timing. The refusal names no token.
+ */
+function bearerAuthenticator(tokens: readonly string[] | undefined): ((request: IncomingMessage) => object) | undefined {
+  if (tokens === undefined) return undefined;
+  const digest = (value: string) => createHash('sha256').update(value).digest();
+  const accepted = tokens.map(digest);
+  return (request) => {
+    const header = request.headers.authorization;
+    const presented = header !== undefined && /^Bearer /i.test(header) ? digest(header.slice(7).trim()) : undefined;
+    if (presented !== undefined && accepted.some((token) => timingSafeEqual(token, presented))) return { scheme: 'bearer' };
+    throw new AuthenticationError(`Unauthorized: ${presented === undefined ? 'send Authorization: Bearer <token>' : 'the bearer token is not accepted'}`, {
+      status: 401,
+      headers: { 'www-authenticate': `Bearer realm="mcp-layers gateway"${presented === undefined ? '' : ', error="invalid_token"'}` },
+    });
+  };
+}
+
+const CLOSE_CODES: Record<CloseReason, [number, string]> = {
+  shutdown: [1001, 'gateway shutting down'],
+  'upstream-closed': [1011, 'the upstream server closed the session'],
+  'upstream-failed': [1011, 'the upstream server could not be reached'],
+  idle: [1000, 'session idle'],
+  'downstream-closed': [1000, 'session closed'],
+};
+
+function gatewayMetrics(registry: Registry, processMetrics: boolean): { sessions: Gauge; refused: Counter; closes: Counter } {
+  const [sessions, refused, closes] = GATEWAY_METRIC_FAMILIES;
+  const make = <T>(name: string, create: () => T): T => (registry.getSingleMetric(name) as T | undefined) ?? create();
+  if (processMetrics && registry.getSingleMetric('process_cpu_user_seconds_total') === undefined) collectDefaultMetrics({ register: registry });
+  return {
+    sessions: make(sessions.name, () => new Gauge({ name: sessions.name, help: sessions.help, labelNames: [...sessions.labels], registers: [registry] })),
+    refused: make(refused.name, () => new Counter({ name: refused.name, help: refused.help, labelNames: [...refused.labels], registers: [registry] })),
+    closes: make(closes.name, () => new Counter({ name: closes.name, help: closes.help, labelNames: [...closes.labels], registers: [registry] })),
+  };
+}
+
+function pathOf(req: IncomingMessage): string {
+  try {
+    return new URL(req.url ?? '/', 'http://localhost').pathname;
+  } catch {
+    return '';
+  }
+}
+
+function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = `${JSON.stringify(body)}\n`;
+  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), 'cache-control': 'no-store' }).end(text);
+}
+
+function jsonRpcError(res: ServerResponse, status: number, code: number, message: string, headers: Record<string, string> = {}): void {
+  json(res, status, { jsonrpc: '2.0', id: null, error: { code, message } }, headers);
+}

@@ -1,0 +1,159 @@
+/**
+ * Config entries → layer instances: each entry calls the factory it names with the
+ * options it holds (plus what only the gateway has: its logger, its metrics registry).
+ *
+ * The factories validate as they always do; what they refuse — rules that span several
+ * options, such as `backoff.maxDelayMs >= initialDelayMs` or options a breaker kind does
+ * not take — is reported under the entry's path in the file:
+ *
+ *   upstream.layers[1].retry.backoff.maxDelayMs: expected at least retry.backoff.initialDelayMs (500), got 100
+ *
+ * Layers are built once per gateway and shared by every session, so a breaker, a
+ * concurrency limit or a retry budget covers the upstream as a whole.
+ */
+import { resolve } from 'node:path';
+import type { Registry } from 'prom-client';
+import type { LayerEntry, LayerName, LayerOptionsOf, Side, UnlessEntry, WhenEntry } from '../config/layers.ts';
+import { formatPath, type PathSegment } from '../config/issues.ts';
+import { InvalidOptionError } from '../errors.ts';
+import type { Layer } from '../layer.ts';
+import { compileMatch, type Match, when } from '../when.ts';
+import {
+  batching,
+  chaos,
+  circuitBreaker,
+  compression,
+  concurrency,
+  FileTokenStore,
+  hedging,
+  logging,
+  type LogSink,
+  metrics,
+  oauth,
+  type OAuthLayer,
+  type OAuthOptions,
+  retry,
+  standard,
+  timeout,
+  tracing,
+} from '../../middleware/index.ts';
+
+export interface StackContext {
+  readonly side: Side;
+  /** The logger `logging` entries write to. */
+  readonly logger: LogSink;
+  /** The registry `metrics` entries register in (served at /metrics). */
+  readonly registry: Registry;
+  /** Relative file paths (token stores) resolve against this. */
+  readonly baseDir: string;
+}
+
+export interface BuiltStack {
+  readonly layers: Layer[];
+  /** The oauth layer, when the upstream stack has one: the upstream transport is wired to it. */
+  readonly oauth: OAuthLayer | undefined;
+  /** Every layer instance by kind (e.g. the demo reads breaker state). */
+  readonly instances: ReadonlyArray<{ readonly name: LayerName; readonly layer: Layer; readonly path: string }>;
+}
+
+/** A problem only a factory could see, with the config path it belongs to. */
+export class StackProblems extends Error {
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super(problems.join('\n'));
+    this.name = 'StackProblems';
+    this.problems = problems;
+  }
+}
+
+/** Builds one side's stack; throws StackProblems listing every entry a factory refused. */
+export function buildStack(entries: readonly LayerEntry[], context: StackContext): BuiltStack {
+  const problems: string[] = [];
+  const instances: Array<{ name: LayerName; layer: Layer; path: string }> = [];
+  let found: OAuthLayer | undefined;
+
+  const buildList = (list: readonly LayerEntry[], path: readonly PathSegment[], inWhen: boolean): Layer[] => {
+    const layers: Layer[] = [];
+    list.forEach((entry, i) => {
+      const at = [...path, i];
+      if ('when' in entry || 'unless' in entry) {
+        const conditional = entry as WhenEntry | UnlessEntry;
+        const inner = buildList(conditional.layers, [...at, 'layers'], true);
+        try {
+          if ('when' in conditional) layers.push(when(conditional.when as Match, ...inner));
+          else {
+            const selected = compileMatch(conditional.unless as Match);
+            layers.push({ ...when((ctx) => !selected(ctx), ...inner), name: 'unless' });
+          }
+        } catch (error) {
+          problems.push(relabel(error, [...at, 'when' in conditional ? 'when' : 'unless'], 'when'));
+        }
+        return;
+      }
+      const name = Object.keys(entry)[0] as LayerName;
+      const options = (entry as Record<string, unknown>)[name];
+      if (name === 'oauth') {
+        if (inWhen) return void problems.push(`${formatPath(at)}.oauth: expected at the top level of upstream.layers (the upstream connection itself is authorized, not some of its exchanges)`);
+        if (found !== undefined) return void problems.push(`${formatPath(at)}.oauth: expected one oauth layer per stack, got a second`);
+      }
+      try {
+        const layer = create(name, options, context);
+        if (name === 'oauth') found = layer as OAuthLayer;
+        instances.push({ name, layer, path: formatPath(at) });
+        layers.push(layer);
+      } catch (error) {
+        problems.push(relabel(error, at, name));
+      }
+    });
+    return layers;
+  };
+
+  const layers = buildList(entries, [context.side, 'layers'], false);
+  if (problems.length > 0) throw new StackProblems(problems);
+  return { layers, oauth: found, instances };
+}
+
+function create(name: LayerName, given: unknown, context: StackContext): Layer {
+  switch (name) {
+    case 'standard':
+      return standard(given as LayerOptionsOf<'standard'>);
+    case 'retry':
+      return retry(given as LayerOptionsOf<'retry'>);
+    case 'timeout':
+      return timeout(given as LayerOptionsOf<'timeout'>);
+    case 'circuitBreaker':
+      return circuitBreaker(given as LayerOptionsOf<'circuitBreaker'>);
+    case 'concurrency':
+      return concurrency(given as LayerOptionsOf<'concurrency'>);
+    case 'hedging':
+      return hedging(given as LayerOptionsOf<'hedging'>);
+    case 'chaos':
+      return chaos(given as LayerOptionsOf<'chaos'>);
+    case 'batching':
+      return batching(given as LayerOptionsOf<'batching'>);
+    case 'compression':
+      return compression(given as LayerOptionsOf<'compression'>);
+    case 'tracing':
+      return tracing(given as LayerOptionsOf<'tracing'>);
+    case 'metrics':
+      return metrics({ ...(given as LayerOptionsOf<'metrics'>), registry: context.registry });
+    case 'logging':
+      return logging({ ...(given as LayerOptionsOf<'logging'>), logger: context.logger });
+    case 'oauth': {
+      const { store, ...rest } = given as LayerOptionsOf<'oauth'>;
+      const options: OAuthOptions = { ...(rest as OAuthOptions) };
+      if (store !== undefined) options.store = new FileTokenStore(resolve(context.baseDir, store.file));
+      return oauth(options);
+    }
+  }
+}
+
+/** `retry.backoff.maxDelayMs: …` from a factory → `upstream.layers[1].retry.backoff.maxDelayMs: …`. */
+function relabel(error: unknown, at: readonly PathSegment[], name: string): string {
+  const where = formatPath(at);
+  if (error instanceof InvalidOptionError && (error.option === name || error.option.startsWith(`${name}.`) || error.option.startsWith(`${name}(`))) {
+    return `${where}.${error.message}`;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return message.startsWith(`${name}`) ? `${where}.${message}` : `${where}.${name}: ${message}`;
+}

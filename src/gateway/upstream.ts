@@ -1,0 +1,166 @@
+/**
+ * The upstream: where the gateway's sessions go. One `create()` per downstream session:
+ *
+ *   stdio   a new child process per session (the SDK's StdioClientTransport)
+ *   http    a new Streamable HTTP session per session, over one pooled undici Agent
+ *           (createFetch) that every session shares
+ *   ws      a new WebSocket connection per session (WebSocketClientTransport)
+ *
+ * An `oauth` layer in the upstream stack is wired in here: its fetch authorizes every
+ * HTTP request, its WebSocket options authorize every handshake.
+ */
+import { accessSync, constants, statSync } from 'node:fs';
+import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { UpstreamConfig } from '../config/gateway.ts';
+import type { Transport } from '../transport.ts';
+import { createFetch, type McpFetch } from '../transports/http/fetch.ts';
+import { WebSocketClientTransport, type WebSocketClientTransportOptions } from '../transports/ws/client.ts';
+import type { OAuthLayer } from '../../middleware/oauth.ts';
+import type { GatewayLogger } from './logger.ts';
+
+export type UpstreamKind = 'stdio' | 'http' | 'websocket';
+
+export interface Upstream {
+  readonly kind: UpstreamKind;
+  /** For logs and the banner: the command line, or the URL without credentials or query. */
+  readonly description: string;
+  /** A new, unstarted transport for one session. */
+  create(session: string): Transport;
+  /** Releases what sessions share (the HTTP connection pool). */
+  close(): Promise<void>;
+}
+
+export interface UpstreamOptions {
+  readonly baseDir: string;
+  readonly oauth: OAuthLayer | undefined;
+  readonly logger: GatewayLogger;
+  /** Sessions the gateway may hold at once: sizes the HTTP connection pool by default. */
+  readonly maxSessions: number;
+}
+
+/**
+ * Connections per origin for an HTTP upstream, unless the config says. Over HTTP/1.1 every
+ * session's standalone SSE stream (GET) holds a connection for the session's life, and
+ * every request in flight holds one until its response ends: two per session, and some to
+ * spare, keeps a full gateway from starving its own requests.
+ */
+export function defaultConnections(maxSessions: number): number {
+  return Math.max(64, 2 * maxSessions + 16);
+}
+
+export function createUpstream(config: UpstreamConfig, options: UpstreamOptions): Upstream {
+  if (config.command !== undefined) return stdioUpstream(config, config.command, options);
+  const url = new URL(config.url as string);
+  return url.protocol === 'ws:' || url.protocol === 'wss:' ? webSocketUpstream(config, url, options) : httpUpstream(config, url, options);
+}
+
+function stdioUpstream(config: UpstreamConfig, command: string, { baseDir, logger }: UpstreamOptions): Upstream {
+  const cwd = config.cwd === undefined ? undefined : resolve(baseDir, config.cwd);
+  const args = config.args ?? [];
+  const stderr = config.stderr ?? 'inherit';
+  return {
+    kind: 'stdio',
+    description: [command, ...args].map(quote).join(' '),
+    create(session) {
+      const transport = new StdioClientTransport({
+        command,
+        args,
+        ...(config.env === undefined ? {} : { env: config.env }),
+        ...(cwd === undefined ? {} : { cwd }),
+        stderr: stderr === 'log' ? 'pipe' : stderr,
+      });
+      if (stderr === 'log' && transport.stderr !== null) {
+        createInterface({ input: transport.stderr as unknown as NodeJS.ReadableStream }).on('line', (line) => logger.info(line, { event: 'upstream-stderr', session }));
+      }
+      return transport;
+    },
+    close: async () => {},
+  };
+}
+
+function httpUpstream(config: UpstreamConfig, url: URL, { oauth, logger, maxSessions }: UpstreamOptions): Upstream {
+  let pool: McpFetch | undefined;
+  const connections = config.http?.connections ?? defaultConnections(maxSessions);
+  if (connections <= maxSessions && config.http?.allowH2 !== true) {
+    logger.warn(`upstream.http.connections (${connections}) is not above downstream.maxSessions (${maxSessions}): each HTTP/1.1 session holds a connection for its event stream, so requests may wait for a free one`, { event: 'config-warning' });
+  }
+  const fetchFor = () => {
+    pool ??= createFetch({ ...config.http, connections });
+    return oauth === undefined ? pool : oauth.fetch(pool);
+  };
+  const headers = config.headers;
+  return {
+    kind: 'http',
+    description: safeUrl(url),
+    create() {
+      return new StreamableHTTPClientTransport(url, {
+        fetch: fetchFor(),
+        ...(headers === undefined ? {} : { requestInit: { headers } }),
+      });
+    },
+    close: async () => {
+      await pool?.close();
+    },
+  };
+}
+
+function webSocketUpstream(config: UpstreamConfig, url: URL, { oauth }: UpstreamOptions): Upstream {
+  const fixed = config.headers ?? {};
+  return {
+    kind: 'websocket',
+    description: safeUrl(url),
+    create() {
+      const options: WebSocketClientTransportOptions = { ...(config.websocket as WebSocketClientTransportOptions | undefined) };
+      if (oauth !== undefined) {
+        const auth = oauth.webSocketOptions();
+        options.headers = async () => ({ ...fixed, ...(await auth.headers()) });
+        options.onunauthorized = auth.onunauthorized;
+      } else if (config.headers !== undefined) {
+        options.headers = fixed;
+      }
+      return new WebSocketClientTransport(url, options);
+    },
+    close: async () => {},
+  };
+}
+
+/**
+ * Where `command` would be found when a session starts it, or why it would not be: a
+ * typo in the command must stop the gateway at startup, not fail every session later.
+ */
+export function findCommand(command: string, cwd: string | undefined, env: NodeJS.ProcessEnv = process.env): { ok: true; path: string } | { ok: false; reason: string } {
+  const executable = (path: string) => {
+    try {
+      if (!statSync(path).isFile()) return false;
+      if (process.platform !== 'win32') accessSync(path, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (command.includes('/') || (process.platform === 'win32' && command.includes('\\'))) {
+    const path = isAbsolute(command) ? command : resolve(cwd ?? process.cwd(), command);
+    return executable(path) ? { ok: true, path } : { ok: false, reason: `${path} does not exist or is not executable` };
+  }
+  const extensions = process.platform === 'win32' ? (env['PATHEXT'] ?? '.EXE;.CMD;.BAT').split(';') : [''];
+  for (const dir of (env['PATH'] ?? '').split(delimiter)) {
+    if (dir === '') continue;
+    for (const extension of extensions) {
+      const path = join(dir, command + extension);
+      if (executable(path)) return { ok: true, path };
+    }
+  }
+  return { ok: false, reason: `"${command}" was not found on PATH` };
+}
+
+/** A URL for messages and logs: no credentials, no query (tokens hide there). */
+export function safeUrl(url: URL): string {
+  return `${url.protocol}//${url.host}${url.pathname}`;
+}
+
+function quote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}

@@ -1,0 +1,50 @@
+/**
+ * A gateway in the test process (port 0, on 127.0.0.1) with its log records captured,
+ * and the fixture stdio server (test/support/stdio-server.ts) as the usual upstream.
+ */
+import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import type { GatewayConfig } from '../../src/config/gateway.ts';
+import { validateConfig } from '../../src/config/load.ts';
+import { Gateway } from '../../src/gateway/gateway.ts';
+import { createGatewayLogger } from '../../src/gateway/logger.ts';
+
+export const FIXTURE_SERVER = fileURLToPath(new URL('./fixture-server.ts', import.meta.url));
+export const DEMO_SERVER = fileURLToPath(new URL('../../examples/demo-server.ts', import.meta.url));
+export const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+
+/** The fixture server as a stdio upstream (a child per session). */
+export function fixtureUpstream(sdk: 'v1' | 'v2' = 'v1'): GatewayConfig['upstream'] {
+  return { command: process.execPath, args: [FIXTURE_SERVER, sdk] };
+}
+
+export interface TestGateway {
+  readonly gateway: Gateway;
+  readonly http: string;
+  readonly ws: string;
+  readonly base: string;
+  /** Every log record, parsed. */
+  readonly logs: Array<Record<string, unknown>>;
+  stop(drainTimeoutMs?: number): Promise<void>;
+}
+
+export async function startTestGateway(config: Omit<GatewayConfig, 'downstream'> & { downstream?: GatewayConfig['downstream'] }, level = 'warn'): Promise<TestGateway> {
+  const logs: Array<Record<string, unknown>> = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line.trim() !== '') logs.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  const loaded = validateConfig({ ...config, downstream: { port: 0, ...config.downstream } }, 'test config');
+  const gateway = await Gateway.start(loaded, { logger: createGatewayLogger({ level: level as 'warn', format: 'json', stream }) });
+  const urls = gateway.urls;
+  return {
+    gateway,
+    http: urls.http ?? '',
+    ws: urls.websocket ?? '',
+    base: urls.metrics.replace(/\/metrics$/, ''),
+    logs,
+    stop: (drainTimeoutMs) => gateway.shutdown(drainTimeoutMs),
+  };
+}
