@@ -197,6 +197,34 @@ export const overview: DashboardSpec = {
       ],
     },
     {
+      title: 'Gateway',
+      panels: [
+        {
+          width: 8,
+          title: 'Gateway sessions',
+          description: 'Downstream sessions open in mcp-layers gateway, by listener (http, websocket). Each has its own upstream session (for a stdio upstream, its own child process). Near maxSessions: new sessions are about to be refused.',
+          unit: 'short',
+          queries: [{ expr: sum(['listener'], sel('mcp_layers_gateway_sessions')), legend: '{{listener}}' }],
+        },
+        {
+          width: 8,
+          title: 'Gateway sessions refused',
+          description: 'New sessions the gateway refused per second, by listener and reason: max-sessions (raise downstream.maxSessions, or run more gateways) or shutting-down (expected during a rollout).',
+          unit: 'ops',
+          colorSeries: [{ match: '.*max-sessions.*', color: 'red' }],
+          queries: [{ expr: sum(['listener', 'reason'], rate('mcp_layers_gateway_sessions_refused_total')), legend: '{{listener}} {{reason}}' }],
+        },
+        {
+          width: 8,
+          title: 'Gateway session closes',
+          description: 'Sessions the gateway closed per second, by why: downstream-closed (the client left), upstream-closed or upstream-failed (the upstream server ended or crashed: check its logs), idle (idleTimeoutMs), shutdown.',
+          unit: 'ops',
+          colorSeries: [{ match: '.*upstream-failed.*', color: 'red' }],
+          queries: [{ expr: sum(['reason'], rate('mcp_layers_gateway_session_closes_total')), legend: '{{reason}}' }],
+        },
+      ],
+    },
+    {
       title: 'Protocol health',
       panels: [
         {

@@ -1,6 +1,7 @@
 /**
- * PromQL builders for the dashboards, bound to `METRIC_FAMILIES`: a selector names a
- * family the metrics layer registers (a histogram through its `_bucket`, `_sum` or
+ * PromQL builders for the dashboards, bound to the families the code registers —
+ * `METRIC_FAMILIES` (the metrics layer) and `GATEWAY_METRIC_FAMILIES` (the gateway's
+ * own): a selector names one of them (a histogram through its `_bucket`, `_sum` or
  * `_count` series), so a renamed or removed family fails the build instead of leaving a
  * panel that silently shows "No data".
  *
@@ -9,8 +10,11 @@
  * several transports).
  */
 import { METRIC_FAMILIES } from '../../middleware/metrics.ts';
+import { GATEWAY_METRIC_FAMILIES } from '../../src/gateway/gateway.ts';
 
-type Family = (typeof METRIC_FAMILIES)[number];
+/** Every metric family the code can emit. */
+export const ALL_FAMILIES = [...METRIC_FAMILIES, ...GATEWAY_METRIC_FAMILIES] as const;
+type Family = (typeof ALL_FAMILIES)[number];
 type HistogramName = Extract<Family, { type: 'histogram' }>['name'];
 type PlainName = Exclude<Family['name'], HistogramName>;
 /** A series name a query may select: a counter or gauge family, or a histogram's series. */
@@ -27,14 +31,14 @@ export const FAILED = 'error_type!~"|cancelled"';
 export const NOT_CANCELLED = 'error_type!="cancelled"';
 
 function familyOf(series: SeriesName): Family {
-  const exact = METRIC_FAMILIES.find((f) => f.name === series);
+  const exact = ALL_FAMILIES.find((f) => f.name === series);
   if (exact !== undefined) {
     if (exact.type === 'histogram') throw new Error(`${series} is a histogram: select its _bucket, _sum or _count series`);
     return exact;
   }
   const base = series.replace(/_(bucket|sum|count)$/, '');
-  const histogram = METRIC_FAMILIES.find((f) => f.name === base && f.type === 'histogram');
-  if (histogram === undefined) throw new Error(`${series}: no such metric family in METRIC_FAMILIES`);
+  const histogram = ALL_FAMILIES.find((f) => f.name === base && f.type === 'histogram');
+  if (histogram === undefined) throw new Error(`${series}: no such metric family in METRIC_FAMILIES or GATEWAY_METRIC_FAMILIES`);
   return histogram;
 }
 

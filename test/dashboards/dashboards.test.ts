@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { generate } from '../../dashboards/build.ts';
-import { METRIC_FAMILIES } from '../../middleware/metrics.ts';
+import { ALL_FAMILIES } from '../../dashboards/src/query.ts';
 import { DASHBOARDS_DIR, loadAlertRules, loadDashboards, panelsOf, targetsOf, variableQuery } from './support/artifacts.ts';
 import { interpolate, rateInterval } from './support/interpolate.ts';
 import { accepts, analyze, labelsOf, resolve, TARGET_LABELS } from './support/promql.ts';
@@ -133,7 +133,7 @@ describe('dashboards: the queries', () => {
 });
 
 describe('dashboards ⇄ code: the metric families', () => {
-  it('every metric family the metrics layer can emit is on some panel', () => {
+  it('every metric family the code can emit (metrics layer, gateway) is on some panel', () => {
     const shown = new Set<string>();
     for (const { target } of targets) {
       for (const selector of analyze(target.expr).selectors) {
@@ -147,7 +147,7 @@ describe('dashboards ⇄ code: the metric families', () => {
         if (query !== undefined) expect(resolve(analyze(query.selector).selectors[0]?.name ?? '').ok, `${dashboard.file} variable ${variable.name}`).toBe(true);
       }
     }
-    expect(METRIC_FAMILIES.map((f) => f.name).filter((name) => !shown.has(name))).toEqual([]);
+    expect(ALL_FAMILIES.map((f) => f.name).filter((name) => !shown.has(name))).toEqual([]);
   });
 
   it('every metric a panel queries is one the code emits, with labels it has', () => {

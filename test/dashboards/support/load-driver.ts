@@ -1,9 +1,9 @@
 /**
- * A load driver for the dashboards' live test: the stack shape of `mcp-layers gateway`
- * (an SDK client and an SDK server, both wrapped, over a real loopback transport, with
- * `standard()`, `chaos` and `metrics`), driven by bounded load with injected faults, its
- * registry served at /metrics — and the scenarios a gateway demo does not produce on its
- * own, so that every metric family gets data:
+ * A load driver for the dashboards' live test. It runs beside the gateway's demo (`npm run
+ * demo`) and produces what a gateway demo does not on its own, so that every metric family
+ * gets data — with the same stack shape (an SDK client and an SDK server, both wrapped,
+ * over a real loopback transport, with `standard()`, `chaos` and `metrics`), bounded load
+ * and injected faults, its registry served at /metrics:
  *
  *   main     SDK v1 clients over mcp-layers/ws (heartbeats, reconnects, permessage-deflate,
  *            batching in 2025-03-26) to SDK v1 servers; standard() + hedging + chaos, with
@@ -14,8 +14,10 @@
  *            a client whose secret is wrong, and one whose identity provider is down.
  *   peer     a misbehaving peer on an in-memory link: late and unknown responses, and
  *            a message that is not JSON-RPC.
+ *   gateway  a small gateway (maxSessions 1) in front of main's server, its registry this
+ *            one: sessions open, refused and closed.
  *
- *   node test/dashboards/support/load-driver.ts [--scenarios main,auth,peer] [--max-ms 90000]
+ *   node test/dashboards/support/load-driver.ts [--scenarios main,auth,peer,gateway] [--max-ms 90000]
  *
  * Prints one JSON line on stdout, `{"metrics":"http://127.0.0.1:PORT/metrics"}`, once
  * everything runs; stops on SIGTERM/SIGINT or after --max-ms, closing everything it opened.
@@ -47,12 +49,15 @@ import {
   type TokenStore,
 } from '../../../middleware/index.ts';
 import { type Layer, type Transport, when, wrap } from '../../../src/index.ts';
+import { validateConfig } from '../../../src/config/load.ts';
+import { Gateway } from '../../../src/gateway/gateway.ts';
+import { createGatewayLogger } from '../../../src/gateway/logger.ts';
 import { createFetch } from '../../../src/transports/http/index.ts';
 import { listenWebSocket, WebSocketClientTransport } from '../../../src/transports/ws/index.ts';
 import { SCOPE, startIdentityProvider } from '../../support/identity-provider.ts';
 import { serveHttp } from '../../support/protected-mcp.ts';
 
-const SCENARIOS = ['main', 'auth', 'peer'] as const;
+const SCENARIOS = ['main', 'auth', 'peer', 'gateway'] as const;
 
 const { values: args } = parseArgs({
   options: {
@@ -128,7 +133,7 @@ function demoServer(): McpServer {
 
 // --- main: the gateway's shape over WebSocket -----------------------------------------
 
-async function startMain(): Promise<void> {
+async function startMain(): Promise<string> {
   const sockets = new Set<Socket>();
   const wss = await listenWebSocket({
     heartbeat: { intervalMs: 400, timeoutMs: 400 },
@@ -219,6 +224,7 @@ async function startMain(): Promise<void> {
       await client.close();
     }
   });
+  return wss.url;
 }
 
 // --- auth: oauth() against a real authorization server ----------------------------------
@@ -272,6 +278,34 @@ async function startAuth(): Promise<void> {
     });
     cleanups.push(() => client?.close());
   }
+}
+
+// --- gateway: sessions a gateway opens, refuses and closes --------------------------------
+
+async function startGateway(upstream: string): Promise<void> {
+  const loaded = validateConfig(
+    {
+      upstream: { url: upstream, layers: [{ metrics: {} }] },
+      downstream: { port: 0, transports: ['websocket'], maxSessions: 1, layers: [{ metrics: {} }] },
+      observability: { logs: { level: 'error' }, metrics: { processMetrics: false } },
+    },
+    'the load driver\'s gateway',
+  );
+  const gateway = await Gateway.start(loaded, { logger: createGatewayLogger({ level: 'error', format: 'json' }), registry });
+  cleanups.push(() => gateway.shutdown(1_000));
+  const url = gateway.urls.websocket as string;
+  loop(1_000, async () => {
+    const first = new Client({ name: 'gateway-first', version: '1.0.0' });
+    await first.connect(new WebSocketClientTransport(url, { reconnect: false }) as Transport as never);
+    try {
+      // Over the gateway's maxSessions: refused.
+      const second = new Client({ name: 'gateway-second', version: '1.0.0' });
+      await second.connect(new WebSocketClientTransport(url, { reconnect: false }) as Transport as never).catch(() => {});
+      await first.callTool({ name: 'lookup', arguments: { key: 'via-gateway' } });
+    } finally {
+      await first.close();
+    }
+  });
 }
 
 // --- peer: a misbehaving peer on an in-memory link --------------------------------------
@@ -335,9 +369,13 @@ setTimeout(() => void stop(), maxMs).unref();
 // Peers misbehave on purpose; their errors are reported to onerror and are not ours to print.
 process.on('unhandledRejection', () => {});
 
-if (scenarios.has('main')) await startMain();
+const upstream = scenarios.has('main') ? await startMain() : undefined;
 if (scenarios.has('auth')) await startAuth();
 if (scenarios.has('peer')) await startPeer();
+if (scenarios.has('gateway')) {
+  if (upstream === undefined) throw new Error('--scenarios: gateway needs main (its upstream)');
+  await startGateway(upstream);
+}
 // Keeps the process alive until stopped (every timer above is unref'd).
 const keepAlive = setInterval(() => {}, 1 << 30);
 cleanups.unshift(() => clearInterval(keepAlive));

@@ -2,16 +2,14 @@
  * The load the live dashboards test scrapes: child processes that serve /metrics while
  * traffic with injected faults runs through the mcp-layers stack.
  *
- * Today: load-driver.ts — the gateway's stack shape in one process, every metric family
- * fed — is the `mcp-layers-gateway` target.
- *
- * With the gateway on main, `startLoad()` returns `withGatewayDemo()` instead: the gateway's
- * own demo (`examples/demo.ts`, `npm run demo`: the gateway in front of the demo server,
- * chaos upstream, bounded load) becomes the `mcp-layers-gateway` target, and the driver
- * runs beside it as `mcp-layers-extras` for what a gateway demo does not produce on its
- * own (token refreshes, heartbeats and reconnects, batching, a misbehaving peer...). The
- * switch goes with panels for the gateway's own families (GATEWAY_METRIC_FAMILIES): the
- * test fails on any mcp_ family the dashboards do not know.
+ * - The gateway's own demo (`examples/demo.ts`, `npm run demo`: the gateway in front of
+ *   the demo server, chaos upstream with an outage that opens the breaker, hedging,
+ *   compression downstream, SDK clients over HTTP and WebSocket at a bounded rate) is the
+ *   `mcp-layers-gateway` target: the real gateway under the demo load.
+ * - load-driver.ts runs beside it as `mcp-layers-extras`, for what a gateway demo does not
+ *   produce on its own: token refreshes against a real authorization server, heartbeats
+ *   and reconnects, batching, shedding and cancellations, a misbehaving peer, a gateway
+ *   refusing sessions over its maxSessions.
  *
  * The test reads only `targets`.
  */
@@ -36,7 +34,7 @@ export interface Load {
   output(): string;
 }
 
-/** The job the gateway is scraped as in examples/prometheus.yml and MCPGatewayDown. */
+/** The job the gateway is scraped as in examples/gateway/prometheus.yml and MCPGatewayDown. */
 export const GATEWAY_JOB = 'mcp-layers-gateway';
 const EXTRAS_JOB = 'mcp-layers-extras';
 
@@ -46,14 +44,12 @@ const GATEWAY_DEMO = fileURLToPath(new URL('../../../examples/demo.ts', import.m
 const MAX_SECONDS = 150;
 
 export function startLoad(): Promise<Load> {
-  return loadOf(async () => [await startDriver(GATEWAY_JOB)]);
-}
-
-/** The switch, once examples/demo.ts is on main: `startLoad()` returns `withGatewayDemo()`. */
-export function withGatewayDemo(): Promise<Load> {
   return loadOf(async (started) => {
-    started.push(await startGatewayDemo());
-    started.push(await startDriver(EXTRAS_JOB));
+    // Side by side: each takes a few seconds to start.
+    const results = await Promise.allSettled([startGatewayDemo(), startDriver(EXTRAS_JOB)]);
+    for (const result of results) if (result.status === 'fulfilled') started.push(result.value);
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
     return started;
   });
 }

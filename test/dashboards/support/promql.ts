@@ -2,13 +2,15 @@
  * Reads PromQL the way the dashboards' tests need: the vector selectors a query makes
  * (metric name and label matchers), its grouping labels and range durations — parsed
  * with the Prometheus project's own grammar (@prometheus-io/lezer-promql, the parser
- * behind the Prometheus UI), and resolved against `METRIC_FAMILIES`.
+ * behind the Prometheus UI), and resolved against the families the code registers
+ * (`METRIC_FAMILIES`, `GATEWAY_METRIC_FAMILIES`).
  *
  * Grafana's variables are not PromQL: `$__rate_interval` and friends are replaced by a
  * duration before parsing; `$job` inside a label matcher's string is left as it is.
  */
 import { parser } from '@prometheus-io/lezer-promql';
-import { METRIC_FAMILIES, type MetricFamily } from '../../../middleware/metrics.ts';
+import { type MetricFamily } from '../../../middleware/metrics.ts';
+import { ALL_FAMILIES } from '../../../dashboards/src/query.ts';
 
 type SyntaxNode = ReturnType<typeof parser.parse>['topNode'];
 
@@ -129,7 +131,7 @@ export const TARGET_LABELS = ['job', 'instance'];
  * (counters end in `_total`), histograms only through `_bucket`, `_sum` or `_count` —
  * a histogram's bare name selects nothing in Prometheus.
  */
-export function resolve(series: string, families: readonly MetricFamily[] = METRIC_FAMILIES): Resolution {
+export function resolve(series: string, families: readonly MetricFamily[] = ALL_FAMILIES): Resolution {
   const exact = families.find((f) => f.name === series);
   if (exact !== undefined) {
     if (exact.type === 'histogram') return { ok: false, problem: `${series} is a histogram: Prometheus has only its _bucket, _sum and _count series` };
@@ -142,7 +144,7 @@ export function resolve(series: string, families: readonly MetricFamily[] = METR
     if (base !== undefined) return { ok: false, problem: `${series}: ${base.name} is a ${base.type}, it has no ${suffix} series` };
   }
   const close = families.find((f) => f.name === `${series}_total`);
-  return { ok: false, problem: `${series}: no such metric family in METRIC_FAMILIES${close === undefined ? '' : ` (did you mean ${close.name}?)`}` };
+  return { ok: false, problem: `${series}: no such metric family in METRIC_FAMILIES or GATEWAY_METRIC_FAMILIES${close === undefined ? '' : ` (did you mean ${close.name}?)`}` };
 }
 
 /** The labels a selector of `resolution` may match on. */
