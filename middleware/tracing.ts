@@ -100,7 +100,11 @@ const KNOWN = ['tracer', 'propagator', 'captureArguments', 'captureResults', 'ma
 export function tracing(given?: TracingOptions): Layer {
   const options = optionsObject(given, 'tracing', KNOWN);
   const api = requirePeer<OtelApi>('@opentelemetry/api', 'tracing()');
-  const tracer = resolveTracer(api, options.tracer);
+  // The global tracer is looked up at the first span, not here: an SDK registered after the
+  // stack was built (or through another copy of @opentelemetry/api) still gets the spans.
+  const ownTracer = options.tracer === undefined ? undefined : resolveTracer(options.tracer);
+  let globalTracer: Tracer | undefined;
+  const tracerNow = (): Tracer => ownTracer ?? (globalTracer ??= api.trace.getTracer('mcp-layers'));
   const propagator = options.propagator ?? api.propagation;
   if (typeof propagator.inject !== 'function' || typeof propagator.extract !== 'function') {
     throw new InvalidOptionError('tracing.propagator', 'a TextMapPropagator (inject and extract)', options.propagator);
@@ -243,7 +247,7 @@ export function tracing(given?: TracingOptions): Layer {
     if (open !== undefined) return api.context.with(open.context, next);
     const { parent, links } = parentOf(ctx);
     const kind = ctx.direction === 'outbound' ? api.SpanKind.CLIENT : api.SpanKind.SERVER;
-    const span = tracer.startSpan(spanName(ctx), { kind, attributes: startAttributes(ctx), ...(links === undefined ? {} : { links }) }, parent);
+    const span = tracerNow().startSpan(spanName(ctx), { kind, attributes: startAttributes(ctx), ...(links === undefined ? {} : { links }) }, parent);
     const spanContext = api.trace.setSpan(parent, span);
     if (ctx.direction === 'outbound') {
       const carrier: Record<string, string> = {};
@@ -278,8 +282,7 @@ export function tracing(given?: TracingOptions): Layer {
   };
 }
 
-function resolveTracer(api: OtelApi, given: Tracer | TracerProvider | undefined): Tracer {
-  if (given === undefined) return api.trace.getTracer('mcp-layers');
+function resolveTracer(given: Tracer | TracerProvider): Tracer {
   if (typeof given === 'object' && given !== null) {
     if (typeof (given as Tracer).startSpan === 'function') return given as Tracer;
     if (typeof (given as TracerProvider).getTracer === 'function') return (given as TracerProvider).getTracer('mcp-layers');
