@@ -1,0 +1,124 @@
+/** mcp-transport.json: bytes, compression, batching, connections, reconnects and heartbeats. */
+import type { DashboardSpec } from './grafana.ts';
+import { quantile, rate, sel, sum } from './query.ts';
+
+const BYTES = 'mcp_layers_compression_bytes_total';
+
+export const transport: DashboardSpec = {
+  uid: 'mcp-layers-transport',
+  title: 'MCP / Transport',
+  description: 'mcp-layers: what crosses the wire — bytes, compression, JSON-RPC batches — and the connections under the transports (mcp-layers/ws, mcp-layers/http). docs/observability.md explains each panel.',
+  rows: [
+    {
+      title: 'Bytes',
+      panels: [
+        {
+          title: 'Bytes on the wire',
+          description: 'Bytes per second sent (outbound) and received (inbound), by transport, as they crossed the socket or HTTP body (after compression).',
+          unit: 'binBps',
+          queries: [{ expr: sum(['transport', 'direction'], rate('mcp_layers_wire_bytes_total')), legend: '{{transport}} {{direction}}' }],
+        },
+        {
+          title: 'Bytes by encoding',
+          description: 'Wire bytes per second by content encoding (identity, deflate, gzip, br, zstd) and direction: how much traffic is compressed at all.',
+          unit: 'binBps',
+          stack: true,
+          queries: [{ expr: sum(['direction', 'encoding'], rate('mcp_layers_wire_bytes_total')), legend: '{{direction}} {{encoding}}' }],
+        },
+        {
+          title: 'Compression ratio',
+          description: 'Bytes before compression divided by bytes after, by direction and encoding, for messages that were compressed (3 = a third of the size). Near 1: the payloads do not compress (already compressed data, small messages) — raise the threshold or turn compression off to save CPU.',
+          unit: 'short',
+          decimals: 2,
+          queries: [
+            {
+              expr: `${sum(['direction', 'encoding'], rate(BYTES, 'stage="before"'))} / ${sum(['direction', 'encoding'], rate(BYTES, 'stage="after"'))}`,
+              legend: '{{direction}} {{encoding}}',
+            },
+          ],
+        },
+        {
+          title: 'Bytes saved by compression',
+          description: 'Bytes per second compression kept off the wire (before minus after), by direction.',
+          unit: 'binBps',
+          queries: [{ expr: `${sum(['direction'], rate(BYTES, 'stage="before"'))} - ${sum(['direction'], rate(BYTES, 'stage="after"'))}`, legend: '{{direction}}' }],
+        },
+      ],
+    },
+    {
+      title: 'Batching',
+      panels: [
+        {
+          title: 'Batch size',
+          description: 'p50, p95 and p99 of messages per JSON-RPC batch the batching layer wrote, and the mean. Near 1: little to coalesce (batching only acts in protocol 2025-03-26, and on bursts).',
+          unit: 'short',
+          queries: [
+            { expr: quantile(0.5, 'mcp_layers_batch_size', []), legend: 'p50' },
+            { expr: quantile(0.95, 'mcp_layers_batch_size', []), legend: 'p95' },
+            { expr: quantile(0.99, 'mcp_layers_batch_size', []), legend: 'p99' },
+            { expr: `${sum([], rate('mcp_layers_batch_size_sum'))} / ${sum([], rate('mcp_layers_batch_size_count'))}`, legend: 'mean' },
+          ],
+        },
+        {
+          title: 'Batches written',
+          description: 'JSON-RPC batches written per second, by transport, and the messages they carried.',
+          unit: 'ops',
+          queries: [
+            { expr: sum(['transport'], rate('mcp_layers_batch_size_count')), legend: 'batches {{transport}}' },
+            { expr: sum(['transport'], rate('mcp_layers_batch_size_sum')), legend: 'messages {{transport}}' },
+          ],
+        },
+      ],
+    },
+    {
+      title: 'Connections',
+      panels: [
+        {
+          width: 8,
+          title: 'Connection up',
+          description: '1 while a transport\'s connection is open, 0 after it closed, by transport name: a client transport at 0 is reconnecting (see Reconnects). Several connections under one name (a server\'s sessions) share the series, which then shows the latest change: count those with Connection changes.',
+          unit: 'short',
+          queries: [{ expr: sum(['transport'], sel('mcp_layers_connection_up')), legend: '{{transport}}' }],
+        },
+        {
+          width: 8,
+          title: 'Connection changes',
+          description: 'Connections opened, closed, and rejected at the upgrade (authentication, origin, capacity) per second, by transport. Many rejected: clients with bad credentials or a wrong Origin; many closed and opened: unstable network or a server restarting.',
+          unit: 'eps',
+          colorSeries: [{ match: '.*rejected.*', color: 'red' }],
+          queries: [{ expr: sum(['transport', 'state'], rate('mcp_layers_connections_total')), legend: '{{transport}} {{state}}' }],
+        },
+        {
+          width: 8,
+          title: 'Reconnects',
+          description: 'Reconnection attempts per second by outcome: scheduled (the connection dropped), connected (the session was restored), failed (the attempt failed; after maxAttempts the transport closes). failed rising: the server is down or unreachable.',
+          unit: 'eps',
+          colorSeries: [{ match: '.*failed.*', color: 'red' }],
+          queries: [{ expr: sum(['transport', 'outcome'], rate('mcp_layers_reconnects_total')), legend: '{{transport}} {{outcome}}' }],
+        },
+      ],
+    },
+    {
+      title: 'Heartbeats',
+      panels: [
+        {
+          title: 'Heartbeats',
+          description: 'WebSocket pings per second by outcome: ok (answered) or missed (unanswered within the timeout: the connection is dropped and, on a client, re-established). Missed heartbeats: a stalled peer or network path; compare with reconnects.',
+          unit: 'eps',
+          colorSeries: [{ match: '.*missed.*', color: 'red' }],
+          queries: [{ expr: sum(['transport', 'outcome'], rate('mcp_layers_heartbeats_total')), legend: '{{transport}} {{outcome}}' }],
+        },
+        {
+          title: 'Heartbeat round trip',
+          description: 'p50, p95 and p99 round-trip time of answered pings: the network and event-loop delay between the two sides, without MCP processing. High while request latency is high too: the network or a blocked event loop, not the server\'s tools.',
+          unit: 's',
+          queries: [
+            { expr: quantile(0.5, 'mcp_layers_heartbeat_rtt_seconds', ['transport']), legend: 'p50 {{transport}}' },
+            { expr: quantile(0.95, 'mcp_layers_heartbeat_rtt_seconds', ['transport']), legend: 'p95 {{transport}}' },
+            { expr: quantile(0.99, 'mcp_layers_heartbeat_rtt_seconds', ['transport']), legend: 'p99 {{transport}}' },
+          ],
+        },
+      ],
+    },
+  ],
+};
