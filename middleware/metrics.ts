@@ -91,7 +91,7 @@ export const METRIC_FAMILIES = [
   { name: 'mcp_layers_invalid_messages_total', type: 'counter', labels: ['transport'], help: 'Messages from the peer that were not valid JSON-RPC.' },
   { name: 'mcp_layers_protocol_versions_total', type: 'counter', labels: ['transport', 'mcp_protocol_version'], help: 'Protocol versions negotiated.' },
   { name: 'mcp_layers_reconnects_total', type: 'counter', labels: ['transport', 'outcome'], help: 'Reconnection attempts: scheduled, connected or failed.' },
-  { name: 'mcp_layers_connection_up', type: 'gauge', labels: ['transport'], help: '1 while the transport\'s connection is open, 0 after it closed.' },
+  { name: 'mcp_layers_connections_open', type: 'gauge', labels: ['transport'], help: 'Connections open under the transport name (a client: 0 or 1; a server: one per connected client).' },
   { name: 'mcp_layers_connections_total', type: 'counter', labels: ['transport', 'state'], help: 'Connection changes under a transport: opened, closed, or rejected at the upgrade.' },
   { name: 'mcp_layers_heartbeats_total', type: 'counter', labels: ['transport', 'outcome'], help: 'Heartbeats: answered (ok) or missed.' },
   { name: 'mcp_layers_heartbeat_rtt_seconds', type: 'histogram', labels: ['transport'], help: 'Round-trip time of answered heartbeats.' },
@@ -322,7 +322,8 @@ export function metrics(given: MetricsOptions): Layer {
       reconnect: (e) => inc('mcp_layers_reconnects_total', { transport, outcome: e.outcome }),
       connection: (e) => {
         inc('mcp_layers_connections_total', { transport, state: e.state });
-        if (e.state !== 'rejected') gauge('mcp_layers_connection_up').set(labels({ transport }), e.state === 'open' ? 1 : 0);
+        if (e.state === 'open') gauge('mcp_layers_connections_open').inc(labels({ transport }));
+        else if (e.state === 'closed') gauge('mcp_layers_connections_open').dec(labels({ transport }));
       },
       heartbeat: (e) => {
         inc('mcp_layers_heartbeats_total', { transport, outcome: e.outcome });

@@ -75,10 +75,10 @@ export const transport: DashboardSpec = {
       panels: [
         {
           width: 8,
-          title: 'Connection up',
-          description: '1 while a transport\'s connection is open, 0 after it closed, by transport name: a client transport at 0 is reconnecting (see Reconnects). Several connections under one name (a server\'s sessions) share the series, which then shows the latest change: count those with Connection changes.',
+          title: 'Connections open',
+          description: 'Connections open, by transport name: a client transport\'s own connection (0 or 1; at 0 it is reconnecting, see Reconnects), or the clients connected to a server.',
           unit: 'short',
-          queries: [{ expr: sum(['transport'], sel('mcp_layers_connection_up')), legend: '{{transport}}' }],
+          queries: [{ expr: sum(['transport'], sel('mcp_layers_connections_open')), legend: '{{transport}}' }],
         },
         {
           width: 8,

@@ -124,6 +124,10 @@ export class EventFanout {
     this.#buses.add(primary);
   }
 
+  includes(bus: EventBus): boolean {
+    return this.#buses.has(bus);
+  }
+
   add(bus: EventBus): () => void {
     if (this.#buses.has(bus)) return () => {};
     this.#buses.add(bus);

@@ -257,7 +257,7 @@ describe('metrics: every event the layers publish', () => {
     expect(value(s, 'mcp_layers_hedge_wins_total', { ...call, winner: 'hedge' })).toBe(1);
     expect(value(s, 'mcp_layers_chaos_injections_total', { ...call, fault: 'latency' })).toBe(1);
     expect(value(s, 'mcp_layers_reconnects_total', { transport: 'client', outcome: 'scheduled' })).toBe(1);
-    expect(value(s, 'mcp_layers_connection_up', { transport: 'client' })).toBe(1);
+    expect(value(s, 'mcp_layers_connections_open', { transport: 'client' })).toBe(1);
     expect(value(s, 'mcp_layers_connections_total', { transport: 'client', state: 'open' })).toBe(1);
     expect(value(s, 'mcp_layers_token_store_failures_total', { transport: 'client', operation: 'save' })).toBe(1);
     expect(value(s, 'mcp_layers_heartbeats_total', { transport: 'client', outcome: 'ok' })).toBe(1);

@@ -323,7 +323,14 @@ export class WebSocketServerTransport implements Transport {
         const threshold = compression.encodings.includes('deflate') && this.#deflateThreshold !== undefined ? compression.threshold : undefined;
         this.#channel.setCompressionThreshold(this.#channel.deflateNegotiated ? threshold : undefined);
       },
-      observe: (bus) => this.#fanout.add(bus),
+      observe: (bus) => {
+        const known = this.#fanout.includes(bus);
+        const stop = this.#fanout.add(bus);
+        // The connection opened before anyone could wrap this transport: a new observer
+        // learns that it is open, so it can count the close it will see later.
+        if (!known && !this.#closed) bus.emit('connection', { state: 'open', transport: 'websocket' });
+        return stop;
+      },
     };
   }
 
