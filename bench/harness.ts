@@ -1,9 +1,21 @@
 /**
  * A small benchmark harness. Variants of one scenario are measured in interleaved
- * rounds (A B C A B C ...) in the same process, so drift and warm-up hit them alike,
- * and reported as the median of their rounds and as a ratio to the first (the bare
- * transport). Speed is only ever measured here, never asserted in unit tests.
+ * rounds (A B C A B C ...), so drift hits them alike, and reported as the median of
+ * their rounds and as a ratio to the first (the bare transport). Speed is only ever
+ * measured here, never asserted in unit tests.
+ *
+ * `compareIsolated` runs every round of every variant in a fresh process: an
+ * application runs one kind of transport, and variants sharing a process would share
+ * the JIT's type feedback (the SDK's call sites turn polymorphic), which slows the
+ * bare transport and the wrapped one by different amounts. `compare` keeps them in one
+ * process, for scenarios whose setup is a process tree of its own.
  */
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import type { SuiteName } from './suites.ts';
+
+const run = promisify(execFile);
 
 export interface Variant {
   name: string;
@@ -26,7 +38,7 @@ const median = (values: number[]) => {
 };
 
 /** Runs `count` exchanges, `concurrency` at a time; returns elapsed milliseconds. */
-async function timeRun(exchange: (i: number) => Promise<void>, count: number, concurrency: number): Promise<number> {
+export async function timeRun(exchange: (i: number) => Promise<void>, count: number, concurrency: number): Promise<number> {
   let next = 0;
   const worker = async () => {
     while (next < count) await exchange(next++);
@@ -50,12 +62,38 @@ export async function compare(
     }
   }
   for (const instance of instances) await instance.close();
+  return results(variants.map((v) => v.name), times, count);
+}
+
+const WORKER = fileURLToPath(new URL('./worker.ts', import.meta.url));
+
+export async function compareIsolated(
+  suite: SuiteName,
+  variantCount: number,
+  { count = 20_000, rounds = 7, concurrency = 1, warmup = 2_000 } = {},
+): Promise<Result[]> {
+  const names: string[] = [];
+  const times: number[][] = Array.from({ length: variantCount }, () => []);
+  for (let round = 0; round < rounds; round++) {
+    for (let i = 0; i < variantCount; i++) {
+      // A fresh process must first get the code paths optimized: warm up at least twice the measured run.
+      const args = ['--expose-gc', WORKER, suite, String(i), String(count), String(concurrency), String(Math.max(warmup, 2 * count))];
+      const { stdout } = await run(process.execPath, args, { maxBuffer: 1 << 20 });
+      const { name, ms } = JSON.parse(stdout.trim().split('\n').at(-1) as string) as { name: string; ms: number };
+      names[i] = name;
+      times[i]?.push(ms);
+    }
+  }
+  return results(names, times, count);
+}
+
+function results(names: string[], times: number[][], count: number): Result[] {
   const medians = times.map(median);
   const bare = medians[0] as number;
-  return variants.map((v, i) => {
+  return names.map((name, i) => {
     const ms = medians[i] as number;
     return {
-      name: v.name,
+      name,
       exchangesPerSecond: Math.round((count / ms) * 1000),
       microsPerExchange: (ms * 1000) / count,
       ratioToBare: bare / ms,

@@ -48,10 +48,15 @@ function nullLogger(): winston.Logger {
 
 const with_ = (make: () => LayerLike[]) => (t: Transport) => wrap(t, make());
 
+/** The full observable stack issue 4 and issue 5 measure: logging at info, tracing, metrics. */
+export function observableLayers(): LayerLike[] {
+  return [logging({ logger: nullLogger() }), tracing(), metrics({ registry: new Registry() })];
+}
+
 export function observabilityVariants(): Variant[] {
   // standard() comes with the resilience layers; measured with them when they are present.
   const standard = (layers as Record<string, unknown>)['standard'] as (() => LayerLike) | undefined;
-  const full = (): LayerLike[] => [logging({ logger: nullLogger() }), tracing(), metrics({ registry: new Registry() })];
+  const full = observableLayers;
   const variants = [
     sdkVariant('bare', undefined),
     // What the core costs by itself, so each layer's own cost can be read off.
