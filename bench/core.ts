@@ -10,7 +10,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import type { JSONRPCMessage, LayerLike, Middleware, Transport } from '../index.ts';
 import { wrap } from '../index.ts';
-import type { Variant } from './harness.ts';
+import { pingExchange, type Variant } from './harness.ts';
 
 const passThrough: Middleware = async (_ctx, next) => {
   await next();
@@ -30,20 +30,8 @@ export function rawVariant(name: string, wrapper: Wrapper): Variant {
       };
       await far.start();
       const client = wrapper ? wrapper(near) : near;
-      const waiting = new Map<number, () => void>();
-      client.onmessage = (m: JSONRPCMessage) => {
-        if ('id' in m && typeof m.id === 'number') waiting.get(m.id)?.();
-      };
-      await client.start();
       return {
-        exchange: (i) =>
-          new Promise<void>((resolve) => {
-            waiting.set(i, () => {
-              waiting.delete(i);
-              resolve();
-            });
-            void client.send({ jsonrpc: '2.0', id: i, method: 'ping' });
-          }),
+        exchange: await pingExchange(client as Parameters<typeof pingExchange>[0]),
         close: () => client.close(),
       };
     },

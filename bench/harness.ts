@@ -111,3 +111,27 @@ export function table(title: string, results: Result[]): string {
   ];
   return lines.join('\n');
 }
+
+/**
+ * Starts `client` and returns an exchange that sends a `ping` with id `i` and resolves
+ * when the response with that id arrives: the raw request/response round trip.
+ */
+export async function pingExchange(client: {
+  onmessage?: ((message: { id?: unknown }) => void) | undefined;
+  start(): Promise<void>;
+  send(message: { jsonrpc: '2.0'; id: number; method: string }): Promise<void>;
+}): Promise<(i: number) => Promise<void>> {
+  const waiting = new Map<number, () => void>();
+  client.onmessage = (m) => {
+    if (typeof m.id === 'number') waiting.get(m.id)?.();
+  };
+  await client.start();
+  return (i) =>
+    new Promise<void>((resolve) => {
+      waiting.set(i, () => {
+        waiting.delete(i);
+        resolve();
+      });
+      void client.send({ jsonrpc: '2.0', id: i, method: 'ping' });
+    });
+}

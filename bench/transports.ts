@@ -21,7 +21,7 @@ import { wrap } from '../index.ts';
 import { createFetch, listenHttp } from '../src/transports/http/index.ts';
 import { listenWebSocket, WebSocketClientTransport, type McpWebSocketServer } from '../src/transports/ws/index.ts';
 import { fivePassThrough } from './core.ts';
-import type { Variant } from './harness.ts';
+import { pingExchange, type Variant } from './harness.ts';
 
 type Wrapper = ((t: WebSocketClientTransport) => Transport) | undefined;
 
@@ -46,20 +46,8 @@ export function wsRoundTrip(name: string, wrapper: Wrapper): Variant {
       const server = await echoServer();
       const raw = new WebSocketClientTransport(server.url, { heartbeat: false, perMessageDeflate: false });
       const client = wrapper ? wrapper(raw) : raw;
-      const waiting = new Map<number, () => void>();
-      client.onmessage = (m: JSONRPCMessage) => {
-        if ('id' in m && typeof m.id === 'number') waiting.get(m.id)?.();
-      };
-      await client.start();
       return {
-        exchange: (i) =>
-          new Promise<void>((resolve) => {
-            waiting.set(i, () => {
-              waiting.delete(i);
-              resolve();
-            });
-            void client.send({ jsonrpc: '2.0', id: i, method: 'ping' });
-          }),
+        exchange: await pingExchange(client as Parameters<typeof pingExchange>[0]),
         close: async () => {
           await client.close();
           await server.close();
