@@ -104,6 +104,15 @@ export const downstreamConfig = options(
       .meta({ description: 'Clients must send `Authorization: Bearer <one of these>` (HTTP requests and WebSocket upgrades); others get 401. Use ${ENV_VAR}. Default: no authentication (keep the gateway on loopback then).' }),
     maxSessions: integer(1).optional().meta({ description: 'Concurrent downstream sessions (default 64). Each has its own upstream session — for a stdio upstream, its own child process.' }),
     idleTimeoutMs: z.union([z.literal(false), duration(1)], { error: 'a duration in milliseconds >= 1, or false' }).optional().meta({ description: 'A session with no traffic and nothing in flight for this long is closed (default 600 000; false: never).' }),
+    detachedTimeoutMs: z
+      .union([z.literal(false), duration(1)], { error: 'a duration in milliseconds >= 1, or false' })
+      .optional()
+      .meta({ description: 'The same for an HTTP session whose client holds no stream open (no GET stream, no request being answered): clients that exit without DELETE (default 60 000; false: idleTimeoutMs applies).' }),
+    handshakeTimeoutMs: z
+      .union([z.literal(false), duration(1)], { error: 'a duration in milliseconds >= 1, or false' })
+      .optional()
+      .meta({ description: 'A WebSocket that sends nothing for this long after it connects is closed with 1008 (default 10 000; false: idleTimeoutMs applies).' }),
+    evictIdleSessions: boolean().optional().meta({ description: 'At maxSessions, close the least recently active session nobody is using (nothing in flight, and a client that never spoke or holds no HTTP stream) to admit a new one, instead of refusing it with 503 (default true).' }),
     maxBodyBytes: integer(1).optional().meta({ description: 'Largest HTTP request body (default 4 MiB).' }),
     layers: layerList('downstream').optional().meta({ description: 'The server-side stack, first = outermost. Default: tracing, metrics.' }),
   },
@@ -119,6 +128,7 @@ export const observabilityConfig = options(
     metrics: options({
       path: z.string({ error: 'a path starting with "/"' }).regex(/^\/[^?#]*$/, { error: 'a path starting with "/"' }).optional().meta({ description: 'Default /metrics.' }),
       processMetrics: boolean().optional().meta({ description: 'prom-client\'s process and Node.js metrics (default true).' }),
+      auth: choice(['bearer', 'none']).optional().meta({ description: 'Whether /metrics and /readyz ask for one of downstream.bearerTokens: bearer, or none (default bearer when bearerTokens are set and the listener is not loopback, else none). /healthz is always open.' }),
     }).optional(),
     tracing: options({
       exporter: choice(['otlp', 'console', 'none']).optional().meta({ description: 'otlp: OTLP over HTTP through @opentelemetry/sdk-node; default none unless OTEL_TRACES_EXPORTER or OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set.' }),

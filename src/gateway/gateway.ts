@@ -46,6 +46,9 @@ export const GATEWAY_DEFAULTS = {
   transports: ['http', 'websocket'] as const,
   maxSessions: 64,
   idleTimeoutMs: 600_000,
+  detachedTimeoutMs: 60_000,
+  handshakeTimeoutMs: 10_000,
+  evictIdleSessions: true,
   drainTimeoutMs: 10_000,
   metricsPath: '/metrics',
   upstreamLayers: [{ tracing: {} }, { metrics: {} }, { logging: {} }] as LayerEntry[],
@@ -65,8 +68,13 @@ function defaultLayers(side: 'upstream' | 'downstream'): LayerEntry[] {
 /** The gateway's own metric families (beside the metrics layers'); docs/gateway.md. */
 export const GATEWAY_METRIC_FAMILIES = [
   { name: 'mcp_layers_gateway_sessions', type: 'gauge', labels: ['listener'], help: 'Downstream sessions open, by listener (http, websocket).' },
-  { name: 'mcp_layers_gateway_sessions_refused_total', type: 'counter', labels: ['listener', 'reason'], help: 'New sessions refused: max-sessions (the limit was reached) or shutting-down.' },
-  { name: 'mcp_layers_gateway_session_closes_total', type: 'counter', labels: ['reason'], help: 'Sessions closed, by why: downstream-closed, upstream-closed, upstream-failed, idle, shutdown.' },
+  { name: 'mcp_layers_gateway_sessions_refused_total', type: 'counter', labels: ['listener', 'reason'], help: 'New sessions refused: max-sessions (the limit was reached and no session could be reclaimed) or shutting-down.' },
+  {
+    name: 'mcp_layers_gateway_session_closes_total',
+    type: 'counter',
+    labels: ['reason'],
+    help: 'Sessions closed, by why: downstream-closed, upstream-closed, upstream-failed, initialize-failed, idle, detached, handshake-timeout, evicted, shutdown.',
+  },
 ] as const;
 
 export interface GatewayRuntime {
@@ -91,25 +99,43 @@ export interface GatewaySettings {
   readonly transports: ReadonlyArray<'http' | 'websocket'>;
   readonly maxSessions: number;
   readonly idleTimeoutMs: number | undefined;
+  readonly detachedTimeoutMs: number | undefined;
+  readonly handshakeTimeoutMs: number | undefined;
+  readonly evictIdleSessions: boolean;
   readonly drainTimeoutMs: number;
   readonly metricsPath: string;
   readonly processMetrics: boolean;
+  /** Whether /metrics and /readyz ask for a bearer token (docs/gateway.md "Endpoints"). */
+  readonly metricsAuth: 'bearer' | 'none';
 }
 
 export function settingsOf(config: GatewayConfig): GatewaySettings {
   const d: DownstreamConfig = config.downstream ?? {};
   const idle = d.idleTimeoutMs ?? GATEWAY_DEFAULTS.idleTimeoutMs;
+  const orNever = (value: number | false) => (value === false ? undefined : value);
+  const host = d.host ?? GATEWAY_DEFAULTS.host;
   return {
-    host: d.host ?? GATEWAY_DEFAULTS.host,
+    host,
     port: d.port ?? GATEWAY_DEFAULTS.port,
     path: d.path ?? GATEWAY_DEFAULTS.path,
     transports: [...new Set(d.transports ?? GATEWAY_DEFAULTS.transports)],
     maxSessions: d.maxSessions ?? GATEWAY_DEFAULTS.maxSessions,
-    idleTimeoutMs: idle === false ? undefined : idle,
+    idleTimeoutMs: orNever(idle),
+    detachedTimeoutMs: orNever(d.detachedTimeoutMs ?? GATEWAY_DEFAULTS.detachedTimeoutMs),
+    handshakeTimeoutMs: orNever(d.handshakeTimeoutMs ?? GATEWAY_DEFAULTS.handshakeTimeoutMs),
+    evictIdleSessions: d.evictIdleSessions ?? GATEWAY_DEFAULTS.evictIdleSessions,
     drainTimeoutMs: config.shutdown?.drainTimeoutMs ?? GATEWAY_DEFAULTS.drainTimeoutMs,
     metricsPath: config.observability?.metrics?.path ?? GATEWAY_DEFAULTS.metricsPath,
     processMetrics: config.observability?.metrics?.processMetrics ?? true,
+    // Tool names and traffic are visible in /metrics: off loopback, the tokens that guard MCP guard it too.
+    metricsAuth: config.observability?.metrics?.auth ?? (d.bearerTokens !== undefined && !isLoopbackHost(host) ? 'bearer' : 'none'),
   };
+}
+
+/** Whether a listener on `host` is reachable from this machine only. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h);
 }
 
 const silent = winston.createLogger({ silent: true });
@@ -123,6 +149,9 @@ export function checkGateway(loaded: LoadedConfig): string[] {
   const { config, baseDir } = loaded;
   const problems: string[] = [];
   const settings = settingsOf(config);
+  if (settings.metricsAuth === 'bearer' && config.downstream?.bearerTokens === undefined) {
+    problems.push('observability.metrics.auth: "bearer" needs downstream.bearerTokens (the tokens /metrics and /readyz accept)');
+  }
   const sides = [
     ['upstream', config.upstream.layers ?? defaultLayers('upstream')],
     ['downstream', config.downstream?.layers ?? defaultLayers('downstream')],
@@ -192,6 +221,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   readonly #http: McpHttpServer | undefined;
   readonly #ws: McpWebSocketServer | undefined;
   readonly #sessions = new Set<ProxySession>();
+  /** Sessions by their Mcp-Session-Id (HTTP), filled as requests name them. */
+  readonly #byMcpSessionId = new Map<string, ProxySession>();
+  /** The response of each request that is creating an HTTP session (the factory sees only the request). */
+  readonly #creating = new WeakMap<IncomingMessage, ServerResponse>();
+  readonly #authenticate: ((request: IncomingMessage) => object) | undefined;
   readonly #metricsHandler: (req: IncomingMessage, res: ServerResponse) => void;
   readonly #metrics: { sessions: Gauge; refused: Counter; closes: Counter };
   #draining = false;
@@ -219,12 +253,14 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const { path, transports, maxSessions } = this.settings;
     const downstream = loaded.config.downstream ?? {};
     const authenticate = bearerAuthenticator(downstream.bearerTokens);
+    this.#authenticate = authenticate;
     if (transports.includes('http')) {
       this.#http = new McpHttpServer({
-        sessions: () => this.#openHttpSession(),
+        sessions: (req) => this.#openHttpSession(req),
         ...(authenticate === undefined ? {} : { authenticate }),
         path,
-        maxSessions,
+        // The gateway admits sessions itself (#refusal); this only backs it up, with room for sessions still closing.
+        maxSessions: maxSessions + 16,
         ...(downstream.allowedOrigins === undefined ? {} : { allowedOrigins: downstream.allowedOrigins }),
         ...(downstream.maxBodyBytes === undefined ? {} : { maxBodyBytes: downstream.maxBodyBytes }),
         events: this.downstreamEvents,
@@ -388,37 +424,80 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const path = pathOf(req);
     if (path === this.settings.path) {
       if (this.#http === undefined) return json(res, 426, { error: `This endpoint speaks MCP over WebSocket only; connect to ws://…${this.settings.path}` }, { upgrade: 'websocket' });
-      if (req.headers['mcp-session-id'] === undefined && req.method === 'POST') {
-        const refusal = this.#refusal();
+      const sessionId = req.headers['mcp-session-id'];
+      if (sessionId === undefined && req.method === 'POST') {
+        const refusal = this.#refusal(true);
         if (refusal !== undefined) {
           this.#metrics.refused.inc({ listener: 'http', reason: refusal.reason });
           return jsonRpcError(res, 503, ErrorCode.LoadShed, refusal.message, { 'retry-after': '5' });
         }
+        this.#creating.set(req, res);
+      } else if (typeof sessionId === 'string') {
+        this.#sessionNamed(sessionId)?.attachResponse(res, req.method === 'GET');
       }
       void this.#http.handle(req, res);
       return;
     }
     if (path === '/healthz') return json(res, 200, { status: 'ok' });
-    if (path === '/readyz') {
-      const refusal = this.#refusal();
+    if (path === '/readyz' || path === this.settings.metricsPath) {
+      if (!this.#observerAdmitted(req, res)) return;
+      if (path === this.settings.metricsPath) return this.#metricsHandler(req, res);
+      const refusal = this.#refusal(false);
       const body = { status: refusal === undefined ? 'ready' : refusal.reason, sessions: this.#sessions.size, maxSessions: this.settings.maxSessions };
       return json(res, refusal === undefined ? 200 : 503, body);
     }
-    if (path === this.settings.metricsPath) return this.#metricsHandler(req, res);
     json(res, 404, { error: `Not Found: the MCP endpoint is ${this.settings.path}` });
   }
 
-  /** Why a new session would be refused now, if it would. */
-  #refusal(): { reason: 'shutting-down' | 'max-sessions'; message: string } | undefined {
+  /** `observability.metrics.auth`: /metrics and /readyz ask for the same bearer tokens as MCP. */
+  #observerAdmitted(req: IncomingMessage, res: ServerResponse): boolean {
+    if (this.settings.metricsAuth === 'none' || this.#authenticate === undefined) return true;
+    try {
+      this.#authenticate(req);
+      return true;
+    } catch (error) {
+      const refusal = error as AuthenticationError;
+      json(res, refusal.status, { error: refusal.message }, { ...refusal.headers });
+      return false;
+    }
+  }
+
+  /**
+   * Why a new session would be refused now, if it would. At the limit, `reclaim` closes
+   * the least recently active session nobody is using (downstream.evictIdleSessions) to
+   * make room, rather than turn the newcomer away.
+   */
+  #refusal(reclaim: boolean): { reason: 'shutting-down' | 'max-sessions'; message: string } | undefined {
     if (this.#draining) return { reason: 'shutting-down', message: 'Service Unavailable: the gateway is shutting down; connect to another instance' };
-    if (this.#sessions.size >= this.settings.maxSessions) {
-      return { reason: 'max-sessions', message: `Service Unavailable: the gateway holds its limit of ${this.settings.maxSessions} sessions (downstream.maxSessions); try again later` };
+    let open = 0;
+    let victim: ProxySession | undefined;
+    for (const session of this.#sessions) {
+      if (session.closed) continue;
+      open++;
+      if (session.evictable && (victim === undefined || session.lastActivity < victim.lastActivity)) victim = session;
+    }
+    if (open < this.settings.maxSessions) return undefined;
+    if (this.settings.evictIdleSessions && victim !== undefined) {
+      if (reclaim) void victim.close('evicted');
+      return undefined;
+    }
+    return { reason: 'max-sessions', message: `Service Unavailable: the gateway holds its limit of ${this.settings.maxSessions} sessions (downstream.maxSessions), all in use; try again later` };
+  }
+
+  #sessionNamed(mcpSessionId: string): ProxySession | undefined {
+    const known = this.#byMcpSessionId.get(mcpSessionId);
+    if (known !== undefined) return known;
+    for (const session of this.#sessions) {
+      if (session.sessionId === mcpSessionId && !session.closed) {
+        this.#byMcpSessionId.set(mcpSessionId, session);
+        return session;
+      }
     }
     return undefined;
   }
 
   #admit(listener: 'websocket', identity: object | undefined): object {
-    const refusal = this.#refusal();
+    const refusal = this.#refusal(true);
     if (refusal === undefined) return identity ?? {};
     this.#metrics.refused.inc({ listener, reason: refusal.reason });
     throw new AuthenticationError(refusal.message, { status: 503, headers: { 'retry-after': '5' } });
@@ -426,10 +505,12 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   // --- sessions ------------------------------------------------------------------------
 
-  async #openHttpSession(): Promise<Wrapped<WebStandardStreamableHTTPServerTransport>> {
+  async #openHttpSession(req: IncomingMessage): Promise<Wrapped<WebStandardStreamableHTTPServerTransport>> {
     const inner = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: randomUUID });
     const downstream = wrap(inner, this.stacks.downstream.layers, { name: 'downstream', events: this.downstreamEvents });
-    this.#open('http', downstream, () => downstream.close());
+    const session = this.#open('http', downstream, () => downstream.close());
+    const res = this.#creating.get(req);
+    if (res !== undefined) session.attachResponse(res, false);
     await downstream.start();
     return downstream;
   }
@@ -449,7 +530,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     return wrap(inner, this.stacks.downstream.layers, { name: 'downstream', events: this.downstreamEvents });
   }
 
-  #open(listener: 'http' | 'websocket', downstream: LayeredTransport, closeDownstream: (reason: CloseReason) => Promise<void>): void {
+  #open(listener: 'http' | 'websocket', downstream: LayeredTransport, closeDownstream: (reason: CloseReason) => Promise<void>): ProxySession {
     const id = `local-${this.#nextLocalId++}`;
     const upstreamConfig = this.#config.upstream;
     const session = new ProxySession({
@@ -466,7 +547,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       logger: this.#log,
       closeDownstream,
       idleTimeoutMs: this.settings.idleTimeoutMs,
+      detachedTimeoutMs: this.settings.detachedTimeoutMs,
+      handshakeTimeoutMs: this.settings.handshakeTimeoutMs,
       onclose: (closed, reason) => {
+        if (closed.sessionId !== undefined && this.#byMcpSessionId.get(closed.sessionId) === closed) this.#byMcpSessionId.delete(closed.sessionId);
         if (!this.#sessions.delete(closed)) return;
         this.#metrics.sessions.dec({ listener });
         this.#metrics.closes.inc({ reason });
@@ -477,6 +561,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.#metrics.sessions.inc({ listener });
     this.emit('session-open', { id, listener });
     this.#log.debug('session opened', { event: 'session-open', session: id, listener });
+    return session;
   }
 }
 
@@ -504,7 +589,12 @@ const CLOSE_CODES: Record<CloseReason, [number, string]> = {
   shutdown: [1001, 'gateway shutting down'],
   'upstream-closed': [1011, 'the upstream server closed the session'],
   'upstream-failed': [1011, 'the upstream server could not be reached'],
+  'initialize-failed': [1011, 'initialize failed'],
   idle: [1000, 'session idle'],
+  detached: [1000, 'session idle'],
+  'handshake-timeout': [1008, 'nothing was sent within the handshake timeout'],
+  // 1013 (try again later): the client did nothing, and may come back when it has something to say.
+  evicted: [1013, 'session reclaimed for a new client'],
   'downstream-closed': [1000, 'session closed'],
 };
 

@@ -15,12 +15,19 @@
  *   - put what the upstream server sends (progress, logs, sampling, elicitation) on the
  *     downstream HTTP stream of the request it belongs to — by progress token when
  *     there is one, else the oldest request still in flight, else the session's
- *     standalone stream (stdio carries no such relation; docs/gateway.md);
+ *     standalone stream (stdio carries no such relation; docs/gateway.md); when there is
+ *     no stream at all, hold it until one opens (the SDK's HTTP transport would drop it
+ *     silently), and answer a server request that can never be delivered with an error;
+ *   - reclaim sessions nobody uses: idle, detached (an HTTP client holding no stream), or
+ *     never spoken (a WebSocket that sends nothing) — each with its own timeout;
  *   - answer downstream requests itself when the upstream cannot (it failed to start,
  *     it closed, the gateway is shutting down), so no request is lost silently;
+ *   - end a session whose initialize failed (HTTP: its session id must not stay usable);
+ *   - say why an upstream child ended (exit code or signal, last stderr lines: child.ts);
  *   - end both sides together, flushing answers first.
  */
-import { asError, ConnectionClosedError, McpLayersError, toErrorObject, TransportError } from '../errors.ts';
+import type { ServerResponse } from 'node:http';
+import { asError, ConnectionClosedError, ErrorCode, McpLayersError, toErrorObject, TransportError } from '../errors.ts';
 import {
   CANCELLED,
   isRequest,
@@ -34,12 +41,30 @@ import {
 } from '../jsonrpc.ts';
 import type { TransportSendOptions } from '../transport.ts';
 import type { LayeredTransport } from '../wrap.ts';
+import { type ChildExit, describeExit } from './child.ts';
 import type { GatewayLogger } from './logger.ts';
+
+/**
+ * HTTP: how long a server message with no stream to go on waits for one (a GET stream,
+ * or a request from the client), and how many wait at once. Clients open their GET
+ * stream right after initialization, so this covers that gap with room to spare.
+ */
+export const HELD_MESSAGE_TIMEOUT_MS = 30_000;
+export const MAX_HELD_MESSAGES = 256;
 
 /** Protocol versions the SDK's HTTP server transport accepts in `Mcp-Protocol-Version` by default. */
 const SDK_SUPPORTED_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05', '2024-10-07'];
 
-export type CloseReason = 'downstream-closed' | 'upstream-closed' | 'upstream-failed' | 'idle' | 'shutdown';
+export type CloseReason =
+  | 'downstream-closed'
+  | 'upstream-closed'
+  | 'upstream-failed'
+  | 'initialize-failed'
+  | 'idle'
+  | 'detached'
+  | 'handshake-timeout'
+  | 'evicted'
+  | 'shutdown';
 
 export interface ProxySessionOptions {
   /** A label for logs (the downstream session id once known, else a local one). */
@@ -57,6 +82,10 @@ export interface ProxySessionOptions {
   readonly closeDownstream: (reason: CloseReason) => Promise<void>;
   /** A session with no traffic and nothing in flight for this long is closed; undefined: never. */
   readonly idleTimeoutMs: number | undefined;
+  /** HTTP: the same, for a session whose client holds no response open (no GET stream), when shorter than idleTimeoutMs. */
+  readonly detachedTimeoutMs?: number | undefined;
+  /** A session whose client has sent nothing at all for this long is closed, when shorter than idleTimeoutMs. */
+  readonly handshakeTimeoutMs?: number | undefined;
   readonly onclose: (session: ProxySession, reason: CloseReason) => void;
 }
 
@@ -91,6 +120,17 @@ export class ProxySession {
   #id: string;
   #upstream: LayeredTransport | undefined;
   #closedWhileStarting = false;
+  /** The client has sent something (a WebSocket that never does is reclaimed early). */
+  #spoke = false;
+  /** The upstream has answered a request with a result (a child that exits before then failed to start). */
+  #upstreamAnswered = false;
+  /** HTTP: responses of this session still open (its GET stream, POSTs being answered). */
+  #responses = 0;
+  /** HTTP: the standalone GET stream, while it is open. */
+  #standalone: ServerResponse | undefined;
+  /** HTTP: server messages that had no stream to go on, oldest first. */
+  #awaitingStream: Array<{ message: JSONRPCRequest | JSONRPCNotification; at: number }> = [];
+  #heldTimer: NodeJS.Timeout | undefined;
 
   constructor(options: ProxySessionOptions) {
     this.#options = options;
@@ -130,6 +170,52 @@ export class ProxySession {
   }
 
   /**
+   * HTTP: a response of this session is open until it closes — `standalone` for the GET
+   * stream. A session whose client holds none is detached (reclaimed sooner), and server
+   * messages with no stream to go on wait for the GET stream to open.
+   */
+  attachResponse(res: ServerResponse, standalone: boolean): void {
+    this.#responses++;
+    this.#touch();
+    if (standalone) {
+      // The SDK registers the stream before the headers go out: once they have, it can carry messages.
+      const writeHead = res.writeHead;
+      res.writeHead = ((...args: Parameters<typeof writeHead>) => {
+        res.writeHead = writeHead;
+        const written = writeHead.apply(res, args);
+        if (res.statusCode === 200 && !this.closed) {
+          this.#standalone = res;
+          this.#deliverAwaiting(undefined);
+        }
+        return written;
+      }) as typeof writeHead;
+    }
+    res.once('close', () => {
+      this.#responses--;
+      if (this.#standalone === res) this.#standalone = undefined;
+      this.#touch();
+      if (this.closed || this.#responses > 0) return;
+      // The response that created the session ended and no initialize reached us: a layer refused it.
+      if (!this.#spoke) return void this.close('initialize-failed');
+      this.#rearmIdleTimer();
+    });
+  }
+
+  /** When the client or the upstream last did something (performance.now()). */
+  get lastActivity(): number {
+    return this.#lastActivity;
+  }
+
+  /**
+   * Whether closing this session to admit a new one loses nobody's work: nothing in
+   * flight, and a client that either never spoke or (HTTP) holds no stream open.
+   */
+  get evictable(): boolean {
+    if (this.closed || this.#inFlight.size > 0 || this.#serverRequests.size > 0) return false;
+    return !this.#spoke || (this.listener === 'http' && this.#responses === 0);
+  }
+
+  /**
    * Stops forwarding new downstream requests (they are answered with an error saying the
    * gateway is shutting down); everything in flight carries on. Resolves when nothing is.
    */
@@ -161,12 +247,15 @@ export class ProxySession {
       clearTimeout(this.#idleTimer);
       this.#drained?.();
       const level = reason === 'upstream-closed' || reason === 'upstream-failed' ? 'warn' : 'info';
-      this.#log.log(level, `session closed (${reason})`, {
+      const exit = this.#upstreamExit();
+      this.#log.log(level, `session closed (${reason})${exit === undefined ? '' : `: the upstream server ${describeExit(exit)}`}`, {
         event: 'session-close',
         reason,
         in_flight: this.#inFlight.size,
         ...(this.sessionId === undefined ? {} : { mcp_session_id: this.sessionId }),
+        ...(exit === undefined ? {} : { exit_code: exit.exitCode, signal: exit.signal, stderr: exit.stderr }),
       });
+      this.#expireAwaiting(Number.POSITIVE_INFINITY, 'the session closed');
       if (this.#upstreamState !== 'ready') this.#failHeld(new ConnectionClosedError('The session closed before the upstream server was reached', { layer: 'gateway', reason, neverSent: true }));
       this.#upstreamState = 'closed';
       await this.#flush(2_000);
@@ -191,6 +280,7 @@ export class ProxySession {
 
   #fromDownstream(message: JSONRPCMessage): void {
     this.#touch();
+    this.#spoke = true;
     if (isRequest(message)) {
       if (this.#draining) {
         this.#answerNow(message.id, new ConnectionClosedError(`The gateway is shutting down; ${message.method} was not forwarded (retry on another instance)`, { layer: 'gateway', reason: 'shutting-down', neverSent: true, retryable: true }));
@@ -211,6 +301,8 @@ export class ProxySession {
       if (id !== undefined) this.#settled(id);
     }
     this.#toUpstream(message);
+    // A request's response stream can carry what waited for a stream.
+    if (isRequest(message) && this.#awaitingStream.length > 0) this.#deliverAwaiting(message.id);
   }
 
   #toUpstream(message: JSONRPCMessage): void {
@@ -247,7 +339,7 @@ export class ProxySession {
       upstream.onclose = () => {
         // While starting, the failed start() says why; a close right after it is reported there.
         if (this.#upstreamState === 'starting') this.#closedWhileStarting = true;
-        else void this.close(this.#upstreamState === 'ready' ? 'upstream-closed' : 'upstream-failed');
+        else void this.close(this.#upstreamState === 'ready' && this.#upstreamAnswered ? 'upstream-closed' : 'upstream-failed');
       };
       await upstream.start();
     } catch (error) {
@@ -262,7 +354,15 @@ export class ProxySession {
     if (this.closed) return;
     if (this.#closedWhileStarting) {
       this.#upstreamState = 'failed';
-      this.#failHeld(new TransportError('The upstream server closed the connection as it started', { layer: 'gateway', reason: 'upstream-unavailable', neverSent: true }));
+      const exit = this.#upstreamExit();
+      this.#failHeld(
+        new TransportError(`The upstream server ${exit === undefined ? 'closed the connection' : describeExit(exit)} as it started`, {
+          layer: 'gateway',
+          reason: 'upstream-unavailable',
+          neverSent: true,
+          ...(exit === undefined ? {} : { data: exitData(exit) }),
+        }),
+      );
       void this.close('upstream-failed');
       return;
     }
@@ -284,17 +384,101 @@ export class ProxySession {
   #fromUpstream(message: JSONRPCMessage): void {
     this.#touch();
     if (isResponse(message)) {
-      if (message.id === undefined) return;
-      const request = this.#inFlight.get(message.id);
-      if (request?.method === 'initialize' && 'result' in message) this.#negotiated(message.result['protocolVersion']);
-      this.#settled(message.id);
+      const id = message.id;
+      if (id === undefined) return;
+      const request = this.#inFlight.get(id);
+      if ('result' in message) {
+        this.#upstreamAnswered = true;
+        if (request?.method === 'initialize') this.#negotiated(message.result['protocolVersion']);
+      } else if (message.error.code === ErrorCode.ConnectionClosed) {
+        const exit = this.#upstreamExit();
+        if (exit !== undefined) message = { jsonrpc: '2.0', id, error: toErrorObject(this.#exitError(exit, request?.method ?? 'the request'), 0) };
+      }
+      this.#settled(id);
       this.#write(this.downstream.send(message), message);
+      // HTTP: the session id the client was given must not stay usable (nor hold a slot) after a failed initialize.
+      if (request?.method === 'initialize' && 'error' in message && this.listener === 'http') void this.close('initialize-failed');
       return;
     }
     const options = this.#relatedOptions(message);
     if (isRequest(message)) this.#serverRequests.set(message.id, options?.relatedRequestId);
     else if (message.method === CANCELLED) this.#serverRequests.delete(message.params?.['requestId'] as RequestId);
+    if (options === undefined && this.listener === 'http' && this.#standalone === undefined) return this.#awaitStream(message);
     this.#write(this.downstream.send(message, options), message);
+  }
+
+  /** Why the upstream ended, when it is a child that exited on its own. */
+  #upstreamExit(): ChildExit | undefined {
+    return (this.#upstream?.inner as { exit?: ChildExit } | undefined)?.exit;
+  }
+
+  /** What a request in flight is answered with when the upstream child exits under it. */
+  #exitError(exit: ChildExit, method: string): McpLayersError {
+    const data = exitData(exit);
+    // A child that never answered anything did not start: nothing was done, and saying so is the useful part.
+    if (!this.#upstreamAnswered) {
+      return new TransportError(`The upstream server ${describeExit(exit)} before it answered ${method}`, { layer: 'gateway', reason: 'upstream-unavailable', data });
+    }
+    return new ConnectionClosedError(`The upstream server ${describeExit(exit)} while ${method} was in flight; it may or may not have completed`, { layer: 'gateway', reason: 'upstream-exited', data });
+  }
+
+  // --- server messages with no stream to go on (HTTP) -------------------------------
+
+  #awaitStream(message: JSONRPCRequest | JSONRPCNotification): void {
+    this.#awaitingStream.push({ message, at: performance.now() });
+    if (this.#awaitingStream.length > MAX_HELD_MESSAGES) this.#expireAwaiting(Number.POSITIVE_INFINITY, `more than ${MAX_HELD_MESSAGES} messages waited for one`, 1);
+    if (this.#heldTimer === undefined) this.#armHeldTimer(HELD_MESSAGE_TIMEOUT_MS);
+  }
+
+  #deliverAwaiting(relatedRequestId: RequestId | undefined): void {
+    const awaiting = this.#awaitingStream;
+    this.#awaitingStream = [];
+    clearTimeout(this.#heldTimer);
+    this.#heldTimer = undefined;
+    const options = relatedRequestId === undefined ? undefined : { relatedRequestId };
+    for (const { message } of awaiting) {
+      if (isRequest(message)) this.#serverRequests.set(message.id, relatedRequestId);
+      this.#write(this.downstream.send(message, options), message);
+    }
+  }
+
+  #armHeldTimer(delay: number): void {
+    this.#heldTimer = setTimeout(() => {
+      this.#heldTimer = undefined;
+      this.#expireAwaiting(HELD_MESSAGE_TIMEOUT_MS, `the client held no stream open and sent no request for ${HELD_MESSAGE_TIMEOUT_MS} ms`);
+      const oldest = this.#awaitingStream[0];
+      if (oldest !== undefined) this.#armHeldTimer(Math.max(1, Math.ceil(oldest.at + HELD_MESSAGE_TIMEOUT_MS - performance.now())));
+    }, delay);
+    this.#heldTimer.unref();
+  }
+
+  /**
+   * Gives up on server messages that waited `olderThanMs` or longer (at most `count` of
+   * them, oldest first): a request is answered upstream with an error that says why, so
+   * the server never waits in silence; a notification is dropped, as MCP allows.
+   */
+  #expireAwaiting(olderThanMs: number, why: string, count = Number.POSITIVE_INFINITY): void {
+    const now = performance.now();
+    let expired = 0;
+    while (expired < count && this.#awaitingStream.length > 0) {
+      const oldest = this.#awaitingStream[0] as { message: JSONRPCRequest | JSONRPCNotification; at: number };
+      if (olderThanMs !== Number.POSITIVE_INFINITY && now - oldest.at < olderThanMs) break;
+      this.#awaitingStream.shift();
+      expired++;
+      const { message } = oldest;
+      if (!isRequest(message)) {
+        this.#log.debug(`dropped ${describe(message)}: no stream to the client (${why})`, { event: 'deliver-failed' });
+        continue;
+      }
+      this.#serverRequests.delete(message.id);
+      const error = new TransportError(`The gateway could not deliver ${message.method} to the client: ${why}`, { layer: 'gateway', reason: 'no-client-stream' });
+      this.#log.warn(error.message, { event: 'deliver-failed', method: message.method });
+      this.#upstream?.send({ jsonrpc: '2.0', id: message.id, error: toErrorObject(error, 0) }).catch(() => {});
+    }
+    if (this.#awaitingStream.length === 0) {
+      clearTimeout(this.#heldTimer);
+      this.#heldTimer = undefined;
+    }
   }
 
   /** Which downstream request an upstream message belongs with (its HTTP stream). */
@@ -376,24 +560,49 @@ export class ProxySession {
     this.#lastActivity = performance.now();
   }
 
-  #armIdleTimer(delay = this.#options.idleTimeoutMs): void {
+  /**
+   * Which reclaim timeout applies now: a client that never spoke gets the handshake
+   * timeout, an HTTP client holding no stream the detached one, anyone else the idle one.
+   */
+  #reclaim(): { limit: number | undefined; reason: CloseReason } {
+    const { idleTimeoutMs, detachedTimeoutMs, handshakeTimeoutMs } = this.#options;
+    // The shorter of the special timeout and the idle one applies; a tie is plain idleness.
+    const sooner = (limit: number | undefined, reason: CloseReason) =>
+      limit !== undefined && (idleTimeoutMs === undefined || limit < idleTimeoutMs) ? { limit, reason } : { limit: idleTimeoutMs, reason: 'idle' as const };
+    if (!this.#spoke) return sooner(handshakeTimeoutMs, 'handshake-timeout');
+    if (this.listener === 'http' && this.#responses === 0) return sooner(detachedTimeoutMs, 'detached');
+    return { limit: idleTimeoutMs, reason: 'idle' };
+  }
+
+  #armIdleTimer(delay = this.#reclaim().limit): void {
     if (delay === undefined) return;
     this.#idleTimer = setTimeout(() => this.#checkIdle(), delay);
     this.#idleTimer.unref();
   }
 
+  /** The timeout in force may have become shorter (the client's last stream closed). */
+  #rearmIdleTimer(): void {
+    clearTimeout(this.#idleTimer);
+    this.#checkIdle();
+  }
+
   #checkIdle(): void {
-    const limit = this.#options.idleTimeoutMs as number;
     if (this.closed) return;
+    const { limit, reason } = this.#reclaim();
+    if (limit === undefined) return;
     const quiet = performance.now() - this.#lastActivity;
     // Busy is not idle: a long tool call keeps its session whatever the timeout.
     if (this.#inFlight.size > 0 || this.#serverRequests.size > 0) return this.#armIdleTimer(limit);
     if (quiet >= limit) {
-      void this.close('idle');
+      void this.close(reason);
       return;
     }
     this.#armIdleTimer(Math.max(1, Math.ceil(limit - quiet)));
   }
+}
+
+function exitData(exit: ChildExit): Record<string, unknown> {
+  return { exitCode: exit.exitCode, signal: exit.signal, stderr: exit.stderr };
 }
 
 function describe(message: JSONRPCMessage): string {

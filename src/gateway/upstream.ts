@@ -1,7 +1,8 @@
 /**
  * The upstream: where the gateway's sessions go. One `create()` per downstream session:
  *
- *   stdio   a new child process per session (the SDK's StdioClientTransport)
+ *   stdio   a new child process per session (the SDK's StdioClientTransport, watched so
+ *           that an exit says why: child.ts)
  *   http    a new Streamable HTTP session per session, over one pooled undici Agent
  *           (createFetch) that every session shares
  *   ws      a new WebSocket connection per session (WebSocketClientTransport)
@@ -11,14 +12,13 @@
  */
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { UpstreamConfig } from '../config/gateway.ts';
 import type { Transport } from '../transport.ts';
 import { createFetch, type McpFetch } from '../transports/http/fetch.ts';
 import { WebSocketClientTransport, type WebSocketClientTransportOptions } from '../transports/ws/client.ts';
 import type { OAuthLayer } from '../../middleware/oauth.ts';
+import { WatchedStdioTransport } from './child.ts';
 import type { GatewayLogger } from './logger.ts';
 
 export type UpstreamKind = 'stdio' | 'http' | 'websocket';
@@ -65,17 +65,16 @@ function stdioUpstream(config: UpstreamConfig, command: string, { baseDir, logge
     kind: 'stdio',
     description: [command, ...args].map(quote).join(' '),
     create(session) {
-      const transport = new StdioClientTransport({
-        command,
-        args,
-        ...(config.env === undefined ? {} : { env: config.env }),
-        ...(cwd === undefined ? {} : { cwd }),
-        stderr: stderr === 'log' ? 'pipe' : stderr,
-      });
-      if (stderr === 'log' && transport.stderr !== null) {
-        createInterface({ input: transport.stderr as unknown as NodeJS.ReadableStream }).on('line', (line) => logger.info(line, { event: 'upstream-stderr', session }));
-      }
-      return transport;
+      return new WatchedStdioTransport(
+        {
+          command,
+          args,
+          ...(config.env === undefined ? {} : { env: config.env }),
+          ...(cwd === undefined ? {} : { cwd }),
+        },
+        stderr,
+        (line) => logger.info(line, { event: 'upstream-stderr', session }),
+      );
     },
     close: async () => {},
   };
