@@ -112,6 +112,9 @@ export const downstreamConfig = options(
       .union([z.literal(false), duration(1)], { error: 'a duration in milliseconds >= 1, or false' })
       .optional()
       .meta({ description: 'A WebSocket that sends nothing for this long after it connects is closed with 1008 (default 10 000; false: idleTimeoutMs applies).' }),
+    heldMessageTimeoutMs: duration(1)
+      .optional()
+      .meta({ description: 'HTTP: how long a message from the server with no stream to go on (no GET stream, no request in flight) waits for one before a server request is answered with an error and a notification dropped (default 30 000).' }),
     evictIdleSessions: boolean().optional().meta({ description: 'At maxSessions, close the least recently active session nobody is using (nothing in flight, and a client that never spoke or holds no HTTP stream) to admit a new one, instead of refusing it with 503 (default true).' }),
     maxBodyBytes: integer(1).optional().meta({ description: 'Largest HTTP request body (default 4 MiB).' }),
     layers: layerList('downstream').optional().meta({ description: 'The server-side stack, first = outermost. Default: tracing, metrics.' }),

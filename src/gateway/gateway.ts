@@ -49,6 +49,7 @@ export const GATEWAY_DEFAULTS = {
   detachedTimeoutMs: 60_000,
   handshakeTimeoutMs: 10_000,
   evictIdleSessions: true,
+  heldMessageTimeoutMs: 30_000,
   drainTimeoutMs: 10_000,
   metricsPath: '/metrics',
   upstreamLayers: [{ tracing: {} }, { metrics: {} }, { logging: {} }] as LayerEntry[],
@@ -102,6 +103,7 @@ export interface GatewaySettings {
   readonly detachedTimeoutMs: number | undefined;
   readonly handshakeTimeoutMs: number | undefined;
   readonly evictIdleSessions: boolean;
+  readonly heldMessageTimeoutMs: number;
   readonly drainTimeoutMs: number;
   readonly metricsPath: string;
   readonly processMetrics: boolean;
@@ -124,6 +126,7 @@ export function settingsOf(config: GatewayConfig): GatewaySettings {
     detachedTimeoutMs: orNever(d.detachedTimeoutMs ?? GATEWAY_DEFAULTS.detachedTimeoutMs),
     handshakeTimeoutMs: orNever(d.handshakeTimeoutMs ?? GATEWAY_DEFAULTS.handshakeTimeoutMs),
     evictIdleSessions: d.evictIdleSessions ?? GATEWAY_DEFAULTS.evictIdleSessions,
+    heldMessageTimeoutMs: d.heldMessageTimeoutMs ?? GATEWAY_DEFAULTS.heldMessageTimeoutMs,
     drainTimeoutMs: config.shutdown?.drainTimeoutMs ?? GATEWAY_DEFAULTS.drainTimeoutMs,
     metricsPath: config.observability?.metrics?.path ?? GATEWAY_DEFAULTS.metricsPath,
     processMetrics: config.observability?.metrics?.processMetrics ?? true,
@@ -549,6 +552,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       idleTimeoutMs: this.settings.idleTimeoutMs,
       detachedTimeoutMs: this.settings.detachedTimeoutMs,
       handshakeTimeoutMs: this.settings.handshakeTimeoutMs,
+      heldMessageTimeoutMs: this.settings.heldMessageTimeoutMs,
       onclose: (closed, reason) => {
         if (closed.sessionId !== undefined && this.#byMcpSessionId.get(closed.sessionId) === closed) this.#byMcpSessionId.delete(closed.sessionId);
         if (!this.#sessions.delete(closed)) return;

@@ -44,12 +44,7 @@ import type { LayeredTransport } from '../wrap.ts';
 import { type ChildExit, describeExit } from './child.ts';
 import type { GatewayLogger } from './logger.ts';
 
-/**
- * HTTP: how long a server message with no stream to go on waits for one (a GET stream,
- * or a request from the client), and how many wait at once. Clients open their GET
- * stream right after initialization, so this covers that gap with room to spare.
- */
-export const HELD_MESSAGE_TIMEOUT_MS = 30_000;
+/** HTTP: how many server messages may wait for a stream to the client at once. */
 export const MAX_HELD_MESSAGES = 256;
 
 /** Protocol versions the SDK's HTTP server transport accepts in `Mcp-Protocol-Version` by default. */
@@ -86,6 +81,12 @@ export interface ProxySessionOptions {
   readonly detachedTimeoutMs?: number | undefined;
   /** A session whose client has sent nothing at all for this long is closed, when shorter than idleTimeoutMs. */
   readonly handshakeTimeoutMs?: number | undefined;
+  /**
+   * HTTP: how long a server message with no stream to go on waits for one (a GET stream,
+   * or a request from the client). Clients open their GET stream right after
+   * initialization; this covers that gap with room to spare. Default 30 000.
+   */
+  readonly heldMessageTimeoutMs?: number;
   readonly onclose: (session: ProxySession, reason: CloseReason) => void;
 }
 
@@ -426,8 +427,13 @@ export class ProxySession {
 
   #awaitStream(message: JSONRPCRequest | JSONRPCNotification): void {
     this.#awaitingStream.push({ message, at: performance.now() });
+    this.#log.debug(`holding ${describe(message)}: the client has no stream open to carry it yet`, { event: 'held-for-stream' });
     if (this.#awaitingStream.length > MAX_HELD_MESSAGES) this.#expireAwaiting(Number.POSITIVE_INFINITY, `more than ${MAX_HELD_MESSAGES} messages waited for one`, 1);
-    if (this.#heldTimer === undefined) this.#armHeldTimer(HELD_MESSAGE_TIMEOUT_MS);
+    if (this.#heldTimer === undefined) this.#armHeldTimer(this.#heldTimeoutMs);
+  }
+
+  get #heldTimeoutMs(): number {
+    return this.#options.heldMessageTimeoutMs ?? 30_000;
   }
 
   #deliverAwaiting(relatedRequestId: RequestId | undefined): void {
@@ -445,9 +451,10 @@ export class ProxySession {
   #armHeldTimer(delay: number): void {
     this.#heldTimer = setTimeout(() => {
       this.#heldTimer = undefined;
-      this.#expireAwaiting(HELD_MESSAGE_TIMEOUT_MS, `the client held no stream open and sent no request for ${HELD_MESSAGE_TIMEOUT_MS} ms`);
+      const limit = this.#heldTimeoutMs;
+      this.#expireAwaiting(limit, `the client held no stream open and sent no request for ${limit} ms (downstream.heldMessageTimeoutMs)`);
       const oldest = this.#awaitingStream[0];
-      if (oldest !== undefined) this.#armHeldTimer(Math.max(1, Math.ceil(oldest.at + HELD_MESSAGE_TIMEOUT_MS - performance.now())));
+      if (oldest !== undefined) this.#armHeldTimer(Math.max(1, Math.ceil(oldest.at + limit - performance.now())));
     }, delay);
     this.#heldTimer.unref();
   }

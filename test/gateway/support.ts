@@ -25,17 +25,35 @@ export interface TestGateway {
   readonly base: string;
   /** Every log record, parsed. */
   readonly logs: Array<Record<string, unknown>>;
+  /** Resolves with the first log record (already written or still to come) that matches. */
+  waitForLog(matches: (record: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
   stop(drainTimeoutMs?: number): Promise<void>;
 }
 
 export async function startTestGateway(config: Omit<GatewayConfig, 'downstream'> & { downstream?: GatewayConfig['downstream'] }, level = 'warn'): Promise<TestGateway> {
   const logs: Array<Record<string, unknown>> = [];
+  const waiting = new Set<{ matches: (record: Record<string, unknown>) => boolean; resolve: (record: Record<string, unknown>) => void }>();
   const stream = new Writable({
     write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line.trim() !== '') logs.push(JSON.parse(line) as Record<string, unknown>);
+      for (const line of chunk.toString().split('\n')) {
+        if (line.trim() === '') continue;
+        const record = JSON.parse(line) as Record<string, unknown>;
+        logs.push(record);
+        for (const waiter of waiting) {
+          if (!waiter.matches(record)) continue;
+          waiting.delete(waiter);
+          waiter.resolve(record);
+        }
+      }
       done();
     },
   });
+  const waitForLog = (matches: (record: Record<string, unknown>) => boolean) =>
+    new Promise<Record<string, unknown>>((resolve) => {
+      const seen = logs.find(matches);
+      if (seen !== undefined) resolve(seen);
+      else waiting.add({ matches, resolve });
+    });
   const loaded = validateConfig({ ...config, downstream: { port: 0, ...config.downstream } }, 'test config');
   const gateway = await Gateway.start(loaded, { logger: createGatewayLogger({ level: level as 'warn', format: 'json', stream }) });
   const urls = gateway.urls;
@@ -45,6 +63,7 @@ export async function startTestGateway(config: Omit<GatewayConfig, 'downstream'>
     ws: urls.websocket ?? '',
     base: urls.metrics.replace(/\/metrics$/, ''),
     logs,
+    waitForLog,
     stop: (drainTimeoutMs) => gateway.shutdown(drainTimeoutMs),
   };
 }
