@@ -84,9 +84,9 @@ export class WatchedStdioTransport extends StdioClientTransport {
   }
 }
 
-/** "exited with code 3", "was killed by SIGKILL". */
-export function describeExit(exit: ChildExit): string {
+/** "exited with code 3 <when>; its last stderr line: boom", "was killed by SIGKILL <when>". */
+export function describeExit(exit: ChildExit, when = ''): string {
   const how = exit.signal !== null ? `was killed by ${exit.signal}` : `exited with code ${exit.exitCode ?? 'unknown'}`;
   const last = exit.stderr.at(-1);
-  return last === undefined ? how : `${how}; its last stderr line: ${last}`;
+  return `${how}${when === '' ? '' : ` ${when}`}${last === undefined ? '' : `; its last stderr line: ${last}`}`;
 }

@@ -198,6 +198,7 @@ export class ProxySession {
       if (this.closed || this.#responses > 0) return;
       // The response that created the session ended and no initialize reached us: a layer refused it.
       if (!this.#spoke) return void this.close('initialize-failed');
+      this.#log.debug('the client holds no stream open: the session is detached', { event: 'session-detached', ...(this.sessionId === undefined ? {} : { mcp_session_id: this.sessionId }) });
       this.#rearmIdleTimer();
     });
   }
@@ -247,7 +248,7 @@ export class ProxySession {
     this.#closed = (async () => {
       clearTimeout(this.#idleTimer);
       this.#drained?.();
-      const level = reason === 'upstream-closed' || reason === 'upstream-failed' ? 'warn' : 'info';
+      const level = reason === 'upstream-closed' || reason === 'upstream-failed' || reason === 'initialize-failed' ? 'warn' : 'info';
       const exit = this.#upstreamExit();
       this.#log.log(level, `session closed (${reason})${exit === undefined ? '' : `: the upstream server ${describeExit(exit)}`}`, {
         event: 'session-close',
@@ -357,7 +358,7 @@ export class ProxySession {
       this.#upstreamState = 'failed';
       const exit = this.#upstreamExit();
       this.#failHeld(
-        new TransportError(`The upstream server ${exit === undefined ? 'closed the connection' : describeExit(exit)} as it started`, {
+        new TransportError(`The upstream server ${exit === undefined ? 'closed the connection as it started' : describeExit(exit, 'as it started')}`, {
           layer: 'gateway',
           reason: 'upstream-unavailable',
           neverSent: true,
@@ -398,7 +399,10 @@ export class ProxySession {
       this.#settled(id);
       this.#write(this.downstream.send(message), message);
       // HTTP: the session id the client was given must not stay usable (nor hold a slot) after a failed initialize.
-      if (request?.method === 'initialize' && 'error' in message && this.listener === 'http') void this.close('initialize-failed');
+      if (request?.method === 'initialize' && 'error' in message && this.listener === 'http') {
+        // An upstream that died under it is the better answer to why.
+        void this.close(this.#upstreamExit() !== undefined || this.#upstream?.session.closed === true ? 'upstream-failed' : 'initialize-failed');
+      }
       return;
     }
     const options = this.#relatedOptions(message);
@@ -418,9 +422,9 @@ export class ProxySession {
     const data = exitData(exit);
     // A child that never answered anything did not start: nothing was done, and saying so is the useful part.
     if (!this.#upstreamAnswered) {
-      return new TransportError(`The upstream server ${describeExit(exit)} before it answered ${method}`, { layer: 'gateway', reason: 'upstream-unavailable', data });
+      return new TransportError(`The upstream server ${describeExit(exit, `before it answered ${method}`)}`, { layer: 'gateway', reason: 'upstream-unavailable', data });
     }
-    return new ConnectionClosedError(`The upstream server ${describeExit(exit)} while ${method} was in flight; it may or may not have completed`, { layer: 'gateway', reason: 'upstream-exited', data });
+    return new ConnectionClosedError(`The upstream server ${describeExit(exit, `while ${method} was in flight`)}; it may or may not have completed`, { layer: 'gateway', reason: 'upstream-exited', data });
   }
 
   // --- server messages with no stream to go on (HTTP) -------------------------------
