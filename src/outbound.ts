@@ -16,6 +16,7 @@ import {
   asError,
   CancelledError,
   ConnectionClosedError,
+  InvalidMessageError,
   LayerFaultError,
   McpLayersError,
   StrayResponseError,
@@ -210,6 +211,25 @@ export class OutboundRequests {
     const response = mapResponse(message, exchange.appId, attempt.wireId);
     attempt.ctx.responseExtra = extra;
     this.#settleAttempt(attempt, response, undefined);
+  }
+
+  /**
+   * The peer answered one of our attempts with a message we refused to pass on (too
+   * deep, a `__proto__` key, not JSON-RPC): the attempt ends now with an error saying
+   * why, so the request does not wait for an answer that already came. The request did
+   * reach the peer, and the peer would answer the same again: nothing may resend it.
+   * Returns false when `wireId` is not pending.
+   */
+  refuse(wireId: RequestId, peer: string, problem: string): boolean {
+    const attempt = this.#byWireId.get(wireId);
+    if (attempt === undefined) return false;
+    const error = new InvalidMessageError(`The ${peer}'s response to ${attempt.ctx.method} was refused: ${problem}`, 'inbound', {
+      reason: 'invalid-response',
+      neverSent: false,
+      retryable: false,
+    });
+    this.#settleAttempt(attempt, undefined, error);
+    return true;
   }
 
   /** The connection closed: every pending exchange ends now with a ConnectionClosed error. */

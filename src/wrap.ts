@@ -32,7 +32,8 @@ import { OutboundRequests } from './outbound.ts';
 import type { Port } from './port.ts';
 import type { MessageExtraInfo, Transport, TransportSendOptions } from './transport.ts';
 import { controlOf } from './transports/wire.ts';
-import { classify } from './validate.ts';
+import { integerOption } from './options.ts';
+import { classify, DEFAULT_MAX_DEPTH } from './validate.ts';
 
 export interface WrapOptions extends IdempotencyOptions {
   /** A label for this transport in events, logs and metrics (default `mcp`). */
@@ -43,6 +44,12 @@ export interface WrapOptions extends IdempotencyOptions {
    * published on it too, so layers observe them like any other.
    */
   events?: EventBus;
+  /**
+   * How many levels of nesting a message from the peer may have, the message object
+   * itself being level 1 (default 1000, `DEFAULT_MAX_DEPTH`). A deeper message is
+   * refused: a request is answered -32600, a response ends its request with -32600.
+   */
+  maxDepth?: number;
 }
 
 /** The wrapped transport: ours, plus every extra member of the inner one (e.g. `handleRequest`). */
@@ -85,6 +92,7 @@ export class LayeredTransport implements Transport {
   readonly #outbound: OutboundRequests;
   readonly #inbound: InboundRequests;
   readonly #port: Port;
+  readonly #maxDepth: number;
   #write: WireWrite;
   #started = false;
   #closing: Promise<void> | undefined;
@@ -100,6 +108,7 @@ export class LayeredTransport implements Transport {
     if (options.name !== undefined && (typeof options.name !== 'string' || options.name === '')) {
       throw new TypeError('wrap options.name: expected a non-empty string');
     }
+    this.#maxDepth = integerOption('wrap options.maxDepth', options.maxDepth, DEFAULT_MAX_DEPTH, 2);
     this.inner = inner;
     this.name = options.name ?? 'mcp';
     this.events = options.events ?? new EventBus();
@@ -305,7 +314,7 @@ export class LayeredTransport implements Transport {
   }
 
   #receive(message: unknown, extra: MessageExtraInfo | undefined): void {
-    const classified = classify(message);
+    const classified = classify(message, this.#maxDepth);
     switch (classified.kind) {
       case 'response':
         this.#noteResponse(classified.message);
@@ -367,15 +376,23 @@ export class LayeredTransport implements Transport {
       );
   }
 
-  /** A peer's message that is not valid JSON-RPC: report it; answer it when it was a readable request. */
+  /**
+   * A peer's message that is not valid JSON-RPC: report it. Whoever waits for it still
+   * gets an answer: a readable request is answered with -32600, and a response whose id
+   * is one of our pending wire ids ends that request with an error saying why.
+   */
   #rejectInvalid(message: unknown, problem: string, id?: RequestId): void {
     const error = new InvalidMessageError(`${this.name}: received an invalid JSON-RPC message: ${problem}`, 'inbound');
     this.events.emit('invalid-message', { error });
     this.#report(error);
+    if (id === undefined || this.#state.closed) return;
     const looksLikeRequest = typeof message === 'object' && message !== null && 'method' in message;
-    if (id !== undefined && looksLikeRequest && !this.#state.closed) {
+    if (looksLikeRequest) {
       const reply: JSONRPCResponse = { jsonrpc: '2.0', id, error: { code: -32600, message: `Invalid Request: ${problem}` } };
       this.#write(reply, { relatedRequestId: id }).catch((cause: unknown) => this.#report(cause));
+    } else {
+      const peer = this.#state.role === 'client' ? 'server' : this.#state.role === 'server' ? 'client' : 'peer';
+      this.#outbound.refuse(id, peer, problem);
     }
   }
 

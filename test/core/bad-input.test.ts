@@ -33,7 +33,7 @@ describe('bad inbound input', () => {
     ['wrong jsonrpc', { jsonrpc: '1.0', method: 'ping' }, /"jsonrpc" must be "2.0", got "1.0"/],
     ['missing method and id', { jsonrpc: '2.0' }, /missing "method" and "id"/],
     ['an empty batch', [], /an empty JSON-RPC batch/],
-    ['a __proto__ key', JSON.parse('{"jsonrpc":"2.0","method":"notifications/message","params":{"data":{"__proto__":{"admin":true}}}}'), /forbidden "__proto__" key at params\.data/],
+    ['a __proto__ key', JSON.parse('{"jsonrpc":"2.0","method":"notifications/message","params":{"data":{"__proto__":{"admin":true}}}}'), /forbidden "__proto__" key at \$\.params\.data/],
     ['a non-object result', { jsonrpc: '2.0', id: 1, result: 'yes' }, /"result" must be an object/],
     ['an object id', { jsonrpc: '2.0', id: { a: 1 }, method: 'ping' }, /"id" must be a string or a finite number/],
   ];

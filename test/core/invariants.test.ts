@@ -1,6 +1,7 @@
 /**
  * Invariants 1, 2 and 5 under random interleavings of everything that can go wrong:
- * late, duplicate and stray responses, garbage, transport errors, failing writes,
+ * late, duplicate and stray responses, responses the core refuses (too deep, a
+ * `__proto__` key), garbage, transport errors, failing writes,
  * closes, layers that fail before or after next(), a layer that answers by itself,
  * a retry layer that re-invokes next(), attempts abandoned mid-flight, and
  * cancellations from both sides.
@@ -21,6 +22,7 @@ type Action =
   | { t: 'appAnswer'; k: number; twice: boolean }
   | { t: 'peerRespond'; k: number; error: boolean }
   | { t: 'peerStray' }
+  | { t: 'peerRefused'; k: number; proto: boolean }
   | { t: 'peerGarbage'; n: number }
   | { t: 'peerNotify' }
   | { t: 'peerRequest'; method: string }
@@ -38,6 +40,7 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ t: fc.constant('appAnswer' as const), k: fc.nat(), twice: fc.boolean() }) },
   { weight: 4, arbitrary: fc.record({ t: fc.constant('peerRespond' as const), k: fc.nat(), error: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('peerStray' as const) }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('peerRefused' as const), k: fc.nat(), proto: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('peerGarbage' as const), n: fc.nat(6) }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('peerNotify' as const) }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('peerRequest' as const), method: fc.constantFrom('sampling/createMessage', 'roots/list', 'ping') }) },
@@ -58,6 +61,13 @@ const garbage: unknown[] = [
   JSON.parse('{"jsonrpc":"2.0","id":78,"method":"tools/call","params":{"__proto__":{"x":1}}}'),
   { jsonrpc: '2.0', id: 5, result: {}, error: { code: 1, message: 'both' } },
 ];
+
+/** A result nested deeper than the default limit of 1000 levels. */
+const tooDeep = (() => {
+  let value: Record<string, unknown> = {};
+  for (let i = 0; i < 1_100; i++) value = { a: value };
+  return value;
+})();
 
 type LayerKind = 'pass' | 'retry' | 'abandonable' | 'failBefore' | 'failAfter' | 'answerer';
 const layerKind = fc.constantFrom<LayerKind>('pass', 'retry', 'abandonable', 'failBefore', 'failAfter', 'answerer');
@@ -179,6 +189,15 @@ async function run(script: Action[], kinds: LayerKind[]) {
         if (req === undefined) break;
         answeredByPeer.add(req.id);
         peer.deliver(a.error ? { jsonrpc: '2.0', id: req.id, error: { code: -32002, message: 'nope' } } : { jsonrpc: '2.0', id: req.id, result: {} });
+        break;
+      }
+      case 'peerRefused': {
+        // An answer whose body the core refuses: it must still end the request it answers.
+        const all = peer.requests();
+        const req = all[a.k % Math.max(all.length, 1)];
+        if (req === undefined) break;
+        answeredByPeer.add(req.id);
+        peer.deliver(a.proto ? JSON.parse(`{"jsonrpc":"2.0","id":${JSON.stringify(req.id)},"result":{"__proto__":{"x":1}}}`) : { jsonrpc: '2.0', id: req.id, result: tooDeep });
         break;
       }
       case 'peerStray':

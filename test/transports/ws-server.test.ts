@@ -71,7 +71,7 @@ describe('McpWebSocketServer: invalid frames', () => {
     ['an empty batch', (ws) => ws.send('[]'), /empty JSON-RPC batch/],
     ['a batch with a bad item', (ws) => ws.send(JSON.stringify([{ jsonrpc: '2.0', id: 1, method: 'ping' }, 42])), /item 1 of a batch/],
     ['a binary frame that is not UTF-8', (ws) => ws.send(Buffer.from([0xff, 0xfe, 0x00]), { binary: true }), /not valid UTF-8/],
-    ['nesting 10 000 levels deep', (ws) => ws.send(`{"jsonrpc":"2.0","id":1,"method":"ping","params":{"a":${'['.repeat(10_000)}${']'.repeat(10_000)}}}`), /nested deeper/],
+    ['nesting 10 000 levels deep', (ws) => ws.send(`{"jsonrpc":"2.0","id":1,"method":"ping","params":{"a":${'['.repeat(10_000)}${']'.repeat(10_000)}}}`), /too deep \(10002 levels, limit 1000\) at \$\.params\.a\[0\]/],
   ];
 
   it.each(cases)('closes with 1007 on %s, reports it, and keeps serving others', async (_name, send, problem) => {
