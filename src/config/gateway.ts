@@ -98,6 +98,10 @@ export const downstreamConfig = options(
       .union([z.literal('*'), names('origin pattern')], { error: '"*" or a list of origin patterns' })
       .optional()
       .meta({ description: 'Origins browsers may connect from (default: loopback origins). Requests without Origin are allowed.' }),
+    allowedHosts: z
+      .union([z.literal('*'), names('host name pattern')], { error: '"*" or a list of host name patterns' })
+      .optional()
+      .meta({ description: 'Host names clients may address the gateway by (`Host` header; globs, a port only when named). Default: loopback names on loopback connections, anything on others.' }),
     bearerTokens: names('token')
       .min(1, { error: 'at least one token' })
       .optional()

@@ -29,6 +29,7 @@ import { tryRequirePeer } from '../peer-deps.ts';
 import { EventBus } from '../events.ts';
 import { AuthenticationError } from '../transports/guard.ts';
 import { McpHttpServer } from '../transports/http/server.ts';
+import { answerClientError } from '../transports/listen.ts';
 import { McpWebSocketServer } from '../transports/ws/server.ts';
 import type { Transport } from '../transport.ts';
 import { type LayeredTransport, type Wrapped, wrap } from '../wrap.ts';
@@ -249,10 +250,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.#metricsHandler = metricsHandler(this.registry as Parameters<typeof metricsHandler>[0], { path: this.settings.metricsPath });
     this.#server = http.createServer({ headersTimeout: 30_000, requestTimeout: 0, keepAliveTimeout: 5_000 });
     this.#server.on('request', (req, res) => this.#route(req, res));
-    this.#server.on('clientError', (_error, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-      socket.destroy();
-    });
+    this.#server.on('clientError', answerClientError);
     const { path, transports, maxSessions } = this.settings;
     const downstream = loaded.config.downstream ?? {};
     const authenticate = bearerAuthenticator(downstream.bearerTokens);
@@ -265,6 +263,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         // The gateway admits sessions itself (#refusal); this only backs it up, with room for sessions still closing.
         maxSessions: maxSessions + 16,
         ...(downstream.allowedOrigins === undefined ? {} : { allowedOrigins: downstream.allowedOrigins }),
+        ...(downstream.allowedHosts === undefined ? {} : { allowedHosts: downstream.allowedHosts }),
         ...(downstream.maxBodyBytes === undefined ? {} : { maxBodyBytes: downstream.maxBodyBytes }),
         events: this.downstreamEvents,
       });
@@ -276,6 +275,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         path,
         maxConnections: maxSessions + 16,
         ...(downstream.allowedOrigins === undefined ? {} : { allowedOrigins: downstream.allowedOrigins }),
+        ...(downstream.allowedHosts === undefined ? {} : { allowedHosts: downstream.allowedHosts }),
         // Admission runs before the upgrade: a refused client gets a plain 401, or 503 with Retry-After.
         authenticate: (request) => {
           const identity = authenticate?.(request);

@@ -1,10 +1,11 @@
 /**
- * Admission checks for the servers (WebSocket upgrades and HTTP requests): the Origin
- * allow-list (DNS-rebinding protection for servers on loopback) and the application's
- * `authenticate(request)` hook. A refusal carries an HTTP status and a JSON-RPC style
+ * Admission checks for the servers (WebSocket upgrades and HTTP requests): the Host and
+ * Origin allow-lists (DNS-rebinding protection for servers on loopback) and the
+ * application's `authenticate(request)` hook. A refusal carries an HTTP status and a JSON-RPC style
  * body that says what to do about it.
  */
 import type { IncomingMessage } from 'node:http';
+import { isIPv6 } from 'node:net';
 import { ErrorCode, InvalidOptionError } from '../errors.ts';
 import { globMatcher, type NameMatcher } from '../glob.ts';
 import { durationOption, functionOption } from './options.ts';
@@ -13,6 +14,15 @@ import { durationOption, functionOption } from './options.ts';
 export type Authenticate = (request: IncomingMessage) => unknown;
 
 export interface GuardOptions {
+  /**
+   * Host names clients may address the server by (the `Host` header), as globs
+   * (`*.example.com`; `example.com:8443` names a port too, otherwise any port matches),
+   * or `'*'` for any. Default: on a connection that arrived at a loopback address, only
+   * loopback names (`localhost`, `127.x.x.x`, `[::1]`), as a browser tricked by DNS
+   * rebinding sends the attacker's name; on any other address, nothing is checked (the
+   * names a public server answers to are the deployment's to list).
+   */
+  allowedHosts?: readonly string[] | '*';
   /**
    * Origins allowed to connect (globs: `https://*.example.com`), or `'*'` for any.
    * Requests without an Origin header (non-browser clients) are always allowed.
@@ -41,7 +51,7 @@ export class AuthenticationError extends Error {
 }
 
 /** The option names of GuardOptions, for the servers' unknown-option checks. */
-export const GUARD_OPTIONS = ['allowedOrigins', 'authenticate', 'authenticateTimeoutMs'] as const;
+export const GUARD_OPTIONS = ['allowedHosts', 'allowedOrigins', 'authenticate', 'authenticateTimeoutMs'] as const;
 
 export type Admission =
   | { ok: true; authInfo: unknown }
@@ -62,12 +72,17 @@ const LOOPBACK_ORIGINS = [
   'https://[::1]:*',
 ];
 
+/** What a refusal lists when the default (loopback names only) applied. */
+const LOOPBACK_HOSTS_TEXT = 'localhost, 127.0.0.1, [::1]';
+
 export class Guard {
+  readonly #hosts: HostCheck;
   readonly #origin: NameMatcher;
   readonly #authenticate: Authenticate | undefined;
   readonly #timeoutMs: number;
 
   constructor(prefix: string, options: GuardOptions) {
+    this.#hosts = hostCheck(`${prefix}.allowedHosts`, options.allowedHosts);
     const origins = options.allowedOrigins;
     if (origins === '*') this.#origin = () => true;
     else if (origins === undefined) this.#origin = globMatcher(LOOPBACK_ORIGINS, `${prefix}.allowedOrigins`);
@@ -78,6 +93,8 @@ export class Guard {
   }
 
   async admit(request: IncomingMessage): Promise<Admission> {
+    const hostRefusal = this.#hosts(request);
+    if (hostRefusal !== undefined) return refuse(403, ErrorCode.Unauthorized, hostRefusal);
     const origin = request.headers.origin;
     if (origin !== undefined && !this.#origin(origin.toLowerCase())) {
       return refuse(403, ErrorCode.Unauthorized, `Forbidden: origin ${JSON.stringify(origin.slice(0, 200))} is not in the server's allowedOrigins`);
@@ -116,7 +133,79 @@ function refuse(status: number, code: number, message: string, headers: Record<s
   return { ok: false, status, code, message, headers };
 }
 
-/** The body of a refusal: the JSON-RPC error shape the SDKs' HTTP transports use (id null). */
-export function errorBody(code: number, message: string): string {
-  return JSON.stringify({ jsonrpc: '2.0', id: null, error: { code, message } });
+/** The body of a refusal: the JSON-RPC error shape the SDKs' HTTP transports use (id null unless the request's id is known). */
+export function errorBody(code: number, message: string, id: string | number | null = null): string {
+  return JSON.stringify({ jsonrpc: '2.0', id, error: { code, message } });
+}
+
+/** Says why a request's Host is refused, or undefined to let it through. */
+type HostCheck = (request: IncomingMessage) => string | undefined;
+
+function hostCheck(option: string, allowed: GuardOptions['allowedHosts']): HostCheck {
+  if (allowed === '*') return () => undefined;
+  if (allowed === undefined) {
+    return (request) => {
+      if (!isLoopbackAddress(request.socket.localAddress)) return undefined;
+      return checkHost(request.headers.host, (host) => isLoopbackName(host.name), LOOPBACK_HOSTS_TEXT);
+    };
+  }
+  if (!Array.isArray(allowed)) throw new InvalidOptionError(option, 'an array of host name patterns or "*"', allowed);
+  const withPort: string[] = [];
+  const nameOnly: string[] = [];
+  allowed.forEach((pattern: unknown, i) => {
+    if (typeof pattern !== 'string' || pattern.trim() === '') throw new InvalidOptionError(`${option}[${i}]`, 'a non-empty host name pattern (`example.com`, `*.example.com`, `example.com:8443`)', pattern);
+    const normalized = normalizePattern(pattern);
+    (normalized.port ? withPort : nameOnly).push(normalized.text);
+  });
+  const byName = globMatcher(nameOnly, option);
+  const byNameAndPort = globMatcher(withPort, option);
+  const listed = allowed.slice(0, 10).join(', ') + (allowed.length > 10 ? ', …' : '');
+  return (request) => checkHost(request.headers.host, (host) => byName(host.name) || (host.port !== '' && byNameAndPort(`${host.name}:${host.port}`)), listed);
+}
+
+function checkHost(header: string | undefined, allowed: (host: { name: string; port: string }) => boolean, listed: string): string | undefined {
+  if (header === undefined || header === '') return `Forbidden: the request has no Host header; this server admits only the host names in its allowedHosts (${listed})`;
+  const host = parseHost(header);
+  const shown = JSON.stringify(header.slice(0, 200));
+  if (host === undefined) return `Forbidden: the Host header ${shown} is not a valid host name; this server admits only the host names in its allowedHosts (${listed})`;
+  if (allowed(host)) return undefined;
+  return `Forbidden: host ${shown} is not in the server's allowedHosts (${listed})`;
+}
+
+/**
+ * `name[:port]` of a Host header, the name lowercased without a trailing dot. The URL
+ * parser does the normalizing a browser does (`0x7f.1` is 127.0.0.1), so a name cannot
+ * pass in a spelling the check does not know.
+ */
+function parseHost(header: string): { name: string; port: string } | undefined {
+  const match = /^(\[[0-9A-Fa-f:.]+\]|[^\s[\]@/\\?#:%]+)(?::(\d{1,5}))?$/.exec(header);
+  if (match === null) return undefined;
+  let url: URL;
+  try {
+    url = new URL(`http://${match[1] as string}`);
+  } catch {
+    return undefined;
+  }
+  return { name: url.hostname.replace(/\.$/, ''), port: match[2] ?? '' };
+}
+
+/** Patterns compare like Host headers: lowercase, no trailing dot, bare IPv6 in brackets. */
+function normalizePattern(pattern: string): { text: string; port: boolean } {
+  let text = pattern.trim().toLowerCase();
+  if (isIPv6(text)) text = `[${text}]`;
+  const port = /^\[[^\]]*\]:(\d+|\*)$/.test(text) || /^[^[:]*:(\d+|\*)$/.test(text);
+  if (port) {
+    const at = text.lastIndexOf(':');
+    return { text: `${text.slice(0, at).replace(/\.$/, '')}${text.slice(at)}`, port };
+  }
+  return { text: text.replace(/\.$/, ''), port };
+}
+
+function isLoopbackName(name: string): boolean {
+  return name === 'localhost' || name === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name);
+}
+
+function isLoopbackAddress(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
 }

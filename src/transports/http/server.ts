@@ -2,12 +2,15 @@
  * McpHttpServer: serves an SDK Streamable HTTP server transport (wrapped or not, v1 or
  * v2) on node:http, adding what the SDK transports leave to the host:
  *
- *   - a body-size limit (413 with a JSON-RPC error body, checked on decoded bytes);
+ *   - a body-size limit (413 with a JSON-RPC error body, checked on decoded bytes); the
+ *     rest of a refused body is read and dropped (bounded) so the answer reaches the client;
+ *   - bodies that are not UTF-8 (-32700) or not JSON-RPC (-32600, naming the field) get 400;
  *   - request decompression (Content-Encoding zstd / br / gzip / deflate; 415 otherwise)
  *     and response compression negotiated by Accept-Encoding — SSE streams are flushed
  *     event by event so nothing waits in the compressor; `Accept-Encoding` on every
  *     response tells clients (createFetch) which codings request bodies may use;
- *   - Origin allow-list and authenticate() (authInfo reaches the SDK's handlers);
+ *   - Host and Origin allow-lists and authenticate() (authInfo reaches the SDK's handlers);
+ *   - client errors of its own listener (431 for oversized headers, 408, 400) in JSON;
  *   - sessions: `sessions: (req) => transport` creates a transport for each new session
  *     and routes later requests by Mcp-Session-Id (404 for unknown ids, so clients
  *     re-initialize); stateless transports (no session id) are closed after their response.
@@ -26,8 +29,10 @@ import { AVAILABLE_ENCODINGS, compressBuffer, createCompressor, encodingsOption,
 import { errorBody, Guard, GUARD_OPTIONS, type GuardOptions } from '../guard.ts';
 import { functionOption, integerOption, optionsObject, settingsObject, stringOption } from '../options.ts';
 import { type CompressionSettings, type Encoding, EventFanout, httpServerWire, innermost } from '../wire.ts';
-import { readBody } from './body.ts';
-import { addressOf, hostPort, listenOn } from '../listen.ts';
+import type { RequestId } from '../../jsonrpc.ts';
+import { classify } from '../../validate.ts';
+import { DISCARD_FACTOR, DISCARD_MS, discardRest, readBody } from './body.ts';
+import { addressOf, answerClientError, hostPort, listenOn } from '../listen.ts';
 
 /** What McpHttpServer needs of a transport: the SDK server transports have this shape. */
 export interface HttpServerTransportLike {
@@ -161,6 +166,7 @@ export class McpHttpServer {
       this.#ownServer = false;
     } else {
       this.#server = http.createServer({ headersTimeout: 30_000, requestTimeout: 0 });
+      this.#server.on('clientError', answerClientError);
       this.#ownServer = true;
     }
     this.#server.on('request', this.#onRequest);
@@ -217,6 +223,8 @@ export class McpHttpServer {
       if (!res.headersSent) reply(res, 500, ErrorCode.InternalError, 'Internal Server Error: the request could not be handled');
       else res.destroy();
     }
+    // Answered before the body was read (413, 401, 404...): the client may still be sending it.
+    if (!req.complete) discardRest(req, res, this.#maxBody * DISCARD_FACTOR, DISCARD_MS);
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -231,24 +239,16 @@ export class McpHttpServer {
     let parsedBody: unknown;
     if (req.method === 'POST') {
       const body = await readBody(req, this.#maxBody, this.#decodings);
-      if (!body.ok) {
-        if (body.status === 413) {
-          // Stop reading what is left of an oversized body; the connection is not reused.
-          res.setHeader('connection', 'close');
-          res.once('finish', () => {
-            req.resume();
-            const timer = setTimeout(() => req.socket.destroy(), 2000);
-            timer.unref();
-            req.socket.once('close', () => clearTimeout(timer));
-          });
-        }
-        return reply(res, body.status, body.status === 413 || body.status === 415 ? ErrorCode.InvalidRequest : -32700, body.message);
-      }
+      if (!body.ok) return reply(res, body.status, body.status === 413 || body.status === 415 ? ErrorCode.InvalidRequest : -32700, body.message);
       try {
         parsedBody = JSON.parse(body.text);
       } catch (error) {
         return reply(res, 400, -32700, `Parse error: the request body is not valid JSON (${(error as Error).message})`);
       }
+      // The SDK transports answer JSON that is not JSON-RPC with a bare "-32700 Parse error";
+      // the core's own check names the field. Shallow: the wrapped core checks deeply later.
+      const invalid = notJsonRpc(parsedBody);
+      if (invalid !== undefined) return reply(res, 400, ErrorCode.InvalidRequest, `Invalid Request: ${invalid.problem}`, {}, invalid.id);
     }
     const target = await this.#target(req);
     if (target.kind === 'refuse') return reply(res, target.status, target.code, target.message);
@@ -471,12 +471,28 @@ function headersOf(response: Response): Record<string, string | string[]> {
   return out;
 }
 
+/** What is wrong with a parsed body that is not a JSON-RPC message or batch, and the id to answer, if any. */
+function notJsonRpc(value: unknown): { problem: string; id: RequestId | null } | undefined {
+  if (Array.isArray(value)) {
+    if (value.length === 0) return { problem: 'an empty JSON-RPC batch', id: null };
+    for (let i = 0; i < value.length; i++) {
+      const item = classify(value[i], false);
+      if (item.kind === 'invalid') return { problem: `item ${i} of the batch: ${item.problem}`, id: null };
+    }
+    return undefined;
+  }
+  const classified = classify(value, false);
+  if (classified.kind !== 'invalid') return undefined;
+  const looksLikeRequest = typeof value === 'object' && value !== null && 'method' in value;
+  return { problem: classified.problem, id: looksLikeRequest ? (classified.id ?? null) : null };
+}
+
 /** A JSON-RPC error body with an HTTP status, as the SDK's transports answer. */
-function reply(res: ServerResponse, status: number, code: number, message: string, headers: Record<string, string> = {}): void {
+function reply(res: ServerResponse, status: number, code: number, message: string, headers: Record<string, string> = {}, id: RequestId | null = null): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  const body = errorBody(code, message);
+  const body = errorBody(code, message, id);
   res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) }).end(body);
 }

@@ -28,7 +28,7 @@ import { durationOption, functionOption, integerOption, optionsObject, stringOpt
 import { type CompressionSettings, EventFanout, WIRE_CONTROL, type WireControl } from '../wire.ts';
 import { Channel, type ChannelSettings, CloseCode, encode } from './channel.ts';
 import { COMMON_OPTIONS, resolveCommon, SUBPROTOCOL, type WebSocketCommonOptions, wsDeflateOptions } from './options.ts';
-import { addressOf, hostPort, listenOn } from '../listen.ts';
+import { addressOf, answerClientError, hostPort, listenOn } from '../listen.ts';
 
 export interface WebSocketServerOptions extends WebSocketCommonOptions, GuardOptions {
   /** Called once per accepted connection with its transport (not started yet: `connect()` starts it). */
@@ -129,10 +129,7 @@ export class McpWebSocketServer {
         const body = errorBody(ErrorCode.InvalidRequest, `Upgrade Required: this endpoint speaks MCP over WebSocket (subprotocol "${SUBPROTOCOL}") at ${this.#path}`);
         res.writeHead(426, { 'content-type': 'application/json', upgrade: 'websocket', connection: 'close' }).end(body);
       });
-      this.#server.on('clientError', (_error, socket) => {
-        if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-        socket.destroy();
-      });
+      this.#server.on('clientError', answerClientError);
       this.#ownServer = true;
     }
     this.#server.on('upgrade', this.#onUpgrade);
