@@ -8,7 +8,8 @@
  *   npm run demo -- --duration 120 --port 9464 # longer, where Prometheus scrapes (/metrics)
  *   npm run demo -- --plain                    # one plain line per second (CI, logs)
  *
- * Options: --duration S (default 30), --port N (default 8787, 0 = any free port),
+ * Options: --duration S (default 30), --port N (default 8787, or a free port when 8787 is
+ * taken — by `npm start`, say — and --port was not given; 0 = any free port),
  * --clients N (default 4), --rate R (requests per second in all, default 40),
  * --seed N (chaos seed), --plain (no in-place refresh; the default when stdout is not a terminal).
  *
@@ -26,7 +27,7 @@ import type { ChaosLayer } from '../middleware/chaos.ts';
 const { values } = parseArgs({
   options: {
     duration: { type: 'string', default: '30' },
-    port: { type: 'string', default: '8787' },
+    port: { type: 'string' },
     clients: { type: 'string', default: '4' },
     rate: { type: 'string', default: '40' },
     seed: { type: 'string', default: '7' },
@@ -42,7 +43,8 @@ const positive = (name: string, value: string, min: number): number => {
   return n;
 };
 const durationMs = positive('duration', values.duration, 1) * 1000;
-const port = positive('port', values.port, 0);
+const DEFAULT_PORT = 8787;
+const port = values.port === undefined ? DEFAULT_PORT : positive('port', values.port, 0);
 const clientCount = Math.round(positive('clients', values.clients, 1));
 const rate = positive('rate', values.rate, 1);
 const seed = Math.round(positive('seed', values.seed, 0));
@@ -74,9 +76,18 @@ const config = {
   observability: { logs: { level: 'error' } },
 };
 
+const start = (onPort: number) => serve(validateConfig({ ...config, downstream: { ...config.downstream, port: onPort } }, 'the demo config'), { banner: false });
+const portTaken = (error: unknown) => error instanceof ConfigError && error.problems.some((p) => p.startsWith('downstream.port:') && p.includes('already in use'));
 let served;
 try {
-  served = await serve(validateConfig(config, 'the demo config'), { banner: false });
+  try {
+    served = await start(port);
+  } catch (error) {
+    // The README runs `npm start` first: the demo's faults and load need a gateway of its own, so it takes a free port beside it.
+    if (values.port !== undefined || !portTaken(error)) throw error;
+    served = await start(0);
+    console.log(`demo: 127.0.0.1:${DEFAULT_PORT} is in use (npm start?); the demo runs its own gateway on ${served.gateway.urls.http} instead`);
+  }
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error;
   console.error(`demo: ${error.message}`);

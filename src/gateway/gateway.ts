@@ -27,7 +27,7 @@ import { ConfigError, type LoadedConfig } from '../config/load.ts';
 import { ErrorCode } from '../errors.ts';
 import { tryRequirePeer } from '../peer-deps.ts';
 import { EventBus } from '../events.ts';
-import { AuthenticationError } from '../transports/guard.ts';
+import { AuthenticationError, isLoopbackHost } from '../transports/guard.ts';
 import { McpHttpServer } from '../transports/http/server.ts';
 import { answerClientError } from '../transports/listen.ts';
 import { McpWebSocketServer } from '../transports/ws/server.ts';
@@ -136,11 +136,6 @@ export function settingsOf(config: GatewayConfig): GatewaySettings {
   };
 }
 
-/** Whether a listener on `host` is reachable from this machine only. */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
-  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h);
-}
 
 const silent = winston.createLogger({ silent: true });
 

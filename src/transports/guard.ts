@@ -146,7 +146,7 @@ function hostCheck(option: string, allowed: GuardOptions['allowedHosts']): HostC
   if (allowed === undefined) {
     return (request) => {
       if (!isLoopbackAddress(request.socket.localAddress)) return undefined;
-      return checkHost(request.headers.host, (host) => isLoopbackName(host.name), LOOPBACK_HOSTS_TEXT);
+      return checkHost(request.headers.host, (host) => isLoopbackHost(host.name), LOOPBACK_HOSTS_TEXT);
     };
   }
   if (!Array.isArray(allowed)) throw new InvalidOptionError(option, 'an array of host name patterns or "*"', allowed);
@@ -201,9 +201,12 @@ function normalizePattern(pattern: string): { text: string; port: boolean } {
   return { text: text.replace(/\.$/, ''), port };
 }
 
-function isLoopbackName(name: string): boolean {
-  return name === 'localhost' || name === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name);
+/** Whether a host name or address (an IPv6 one bare or in brackets) names this machine only. */
+export function isLoopbackHost(name: string): boolean {
+  const host = name.toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
+
 
 function isLoopbackAddress(address: string | undefined): boolean {
   if (address === undefined) return false;

@@ -6,6 +6,8 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterEach, describe, expect, it } from 'vitest';
+import { validateConfig } from '../../src/config/load.ts';
+import { checkGateway, settingsOf } from '../../src/gateway/gateway.ts';
 import { WebSocketClientTransport } from '../../src/transports/ws/index.ts';
 import { closed, rawClient, refusal } from '../support/ws.ts';
 import { DEMO_SERVER, startTestGateway, type TestGateway } from './support.ts';
@@ -173,5 +175,39 @@ describe('downstream.bearerTokens', () => {
     clients.push(overWs);
     await overWs.connect(new WebSocketClientTransport(gw.ws, { reconnect: false, headers: { authorization: 'Bearer t0ken-one' } }));
     expect(await overWs.callTool({ name: 'echo', arguments: { text: 'in' } })).toEqual({ content: [{ type: 'text', text: 'in' }] });
+  });
+});
+
+describe('observability.metrics.auth', () => {
+  it('bearer: /metrics and /readyz ask for one of downstream.bearerTokens; /healthz stays open', async () => {
+    gw = await startTestGateway({ upstream, downstream: { bearerTokens: ['t0ken-one'] }, observability: { metrics: { auth: 'bearer' } } });
+    for (const path of ['/metrics', '/readyz']) {
+      const refused = await fetch(`${gw.base}${path}`);
+      expect(refused.status).toBe(401);
+      expect(refused.headers.get('www-authenticate')).toBe('Bearer realm="mcp-layers gateway"');
+      expect((await fetch(`${gw.base}${path}`, { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
+      expect((await fetch(`${gw.base}${path}`, { headers: { authorization: 'Bearer t0ken-one' } })).status).toBe(200);
+    }
+    expect((await fetch(`${gw.base}/healthz`)).status).toBe(200);
+  });
+
+  it('defaults to bearer when tokens are set and the listener is not loopback, else none', () => {
+    const tokens = { bearerTokens: ['t'] };
+    expect(settingsOf({ upstream, downstream: { ...tokens, host: '0.0.0.0' } }).metricsAuth).toBe('bearer');
+    expect(settingsOf({ upstream, downstream: { ...tokens, host: '::' } }).metricsAuth).toBe('bearer');
+    expect(settingsOf({ upstream, downstream: { ...tokens, host: '127.0.0.1' } }).metricsAuth).toBe('none');
+    expect(settingsOf({ upstream, downstream: { ...tokens, host: '[::1]' } }).metricsAuth).toBe('none');
+    expect(settingsOf({ upstream, downstream: { host: '0.0.0.0' } }).metricsAuth).toBe('none');
+    expect(settingsOf({ upstream, downstream: { ...tokens, host: '0.0.0.0' }, observability: { metrics: { auth: 'none' } } }).metricsAuth).toBe('none');
+  });
+
+  it('on loopback with tokens and no setting, /metrics stays open (a local Prometheus needs no token)', async () => {
+    gw = await startTestGateway({ upstream, downstream: { bearerTokens: ['t0ken-one'] } });
+    expect((await fetch(`${gw.base}/metrics`)).status).toBe(200);
+  });
+
+  it('bearer without downstream.bearerTokens is a config error', () => {
+    const problems = checkGateway(validateConfig({ upstream, observability: { metrics: { auth: 'bearer' } } }, 'test config'));
+    expect(problems).toEqual(['observability.metrics.auth: "bearer" needs downstream.bearerTokens (the tokens /metrics and /readyz accept)']);
   });
 });
