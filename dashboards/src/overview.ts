@@ -217,7 +217,7 @@ export const overview: DashboardSpec = {
         {
           width: 8,
           title: 'Gateway session closes',
-          description: 'Sessions the gateway closed per second, by why: downstream-closed (the client left), upstream-closed or upstream-failed (the upstream server ended or crashed: check its logs), idle (idleTimeoutMs), shutdown.',
+          description: 'Sessions the gateway closed per second, by why: downstream-closed (the client left), upstream-closed or upstream-failed (the upstream server ended or crashed: the gateway log says how), initialize-failed, idle (idleTimeoutMs), detached (an HTTP client holding no stream: detachedTimeoutMs), handshake-timeout (a silent WebSocket), evicted (reclaimed for a new client at maxSessions), shutdown.',
           unit: 'ops',
           colorSeries: [{ match: '.*upstream-failed.*', color: 'red' }],
           queries: [{ expr: sum(['reason'], rate('mcp_layers_gateway_session_closes_total')), legend: '{{reason}}' }],
