@@ -33,6 +33,11 @@ const redactor = new Redactor();
  * still reported, only without a code.
  */
 export class WatchedStdioTransport extends StdioClientTransport {
+  // Messages that name a transport ("StdioClientTransport cannot carry batches") name the SDK class a user knows.
+  static {
+    Object.defineProperty(this, 'name', { value: 'StdioClientTransport' });
+  }
+
   readonly #tail: string[] = [];
   #partial = '';
   #exit: { exitCode: number | null; signal: NodeJS.Signals | null } | undefined;
