@@ -12,7 +12,13 @@ import { z } from 'zod';
 import type { LayerEvents } from '../../src/events.ts';
 import type { JSONRPCMessage } from '../../src/jsonrpc.ts';
 import { wrap } from '../../src/index.ts';
-import { listenWebSocket, type McpWebSocketServer, WebSocketClientTransport, type WebSocketServerOptions } from '../../src/transports/ws/index.ts';
+import {
+  AuthenticationError,
+  listenWebSocket,
+  type McpWebSocketServer,
+  WebSocketClientTransport,
+  type WebSocketServerOptions,
+} from '../../src/transports/ws/index.ts';
 
 const cleanup: Array<() => unknown> = [];
 afterEach(async () => {
@@ -196,7 +202,8 @@ describe('WebSocketClientTransport: when it stops reconnecting', () => {
     await first.wss.close();
     await dropped;
     const queued = transport.send({ jsonrpc: '2.0', id: 1, method: 'ping' });
-    await expect(queued).rejects.toMatchObject({ neverSent: true, code: -32000 });
+    await expect(queued).rejects.toMatchObject({ neverSent: true, retryable: true, code: -32000, reason: 'reconnect-failed' });
+    await expect(queued).rejects.toThrow(/^websocket client: ping was never sent: gave up reconnecting to ws:\/\/127\.0\.0\.1:\d+\/mcp: .*could not connect/);
     await closedOnce;
     expect(outcomes).toEqual(['1:scheduled', '1:failed', '2:scheduled', '2:failed']);
     expect(errors.at(-1)?.message).toMatch(/gave up reconnecting to ws:\/\/127\.0\.0\.1:\d+\/mcp: .*could not connect/);
@@ -264,6 +271,87 @@ describe('WebSocketClientTransport: when it stops reconnecting', () => {
     await app(port, { authenticate: () => false });
     await closedOnce;
     expect(errors.at(-1)?.message).toMatch(/gave up reconnecting .*HTTP 401 Unauthorized: .*authenticate\(\) refused it/);
+  });
+});
+
+describe('WebSocketClientTransport: a refused upgrade while reconnecting', () => {
+  /** A transport connected to `first`, and a way to wait for it to close. */
+  async function droppedFrom(first: App) {
+    const { transport, errors } = await connected(first.wss.url, { reconnect: { initialDelayMs: 5, maxDelayMs: 20, maxAttempts: 50 } });
+    const closedOnce = new Promise<void>((resolve) => {
+      const previous = transport.onclose;
+      transport.onclose = () => {
+        previous?.();
+        resolve();
+      };
+    });
+    const outcomes: string[] = [];
+    transport.events.on('reconnect', (e) => outcomes.push(`${e.attempt}:${e.outcome}`));
+    const dropped = next(transport, 'connection', (e) => e.state === 'closed');
+    await first.wss.close();
+    await dropped;
+    return { transport, errors, closedOnce, outcomes };
+  }
+
+  it('a 404 ends it: one attempt, one clear error, no more connections', async () => {
+    const first = await app();
+    const port = first.wss.address.port;
+    const { transport, errors, closedOnce, outcomes } = await droppedFrom(first);
+    // The restarted server serves MCP at another path: /mcp is answered 404.
+    const moved = await app(port, { path: '/v2/mcp' });
+    const refused: unknown[] = [];
+    moved.wss.events.on('connection', (e) => e.state === 'rejected' && refused.push(e.code));
+    const held = transport.send({ jsonrpc: '2.0', id: 'held', method: 'ping' });
+    await closedOnce;
+    expect(refused).toEqual([404]);
+    expect(outcomes).toEqual(['1:scheduled', '1:failed']);
+    expect(errors.map((e) => e.message)).toEqual([
+      expect.stringMatching(/^websocket client: gave up reconnecting to ws:\/\/127\.0\.0\.1:\d+\/mcp: .*refused the WebSocket upgrade: HTTP 404 Not Found: .*endpoint is \/v2\/mcp.*; HTTP 404 is final \(only 408, 425, 429 and 5xx are tried again\)$/),
+    ]);
+    await expect(held).rejects.toMatchObject({ neverSent: true, reason: 'reconnect-failed' });
+    expect(transport.state).toBe('closed');
+  });
+
+  it.each([
+    [503, 'Service Unavailable'],
+    [429, 'Too Many Requests'],
+  ])('a %i is tried again, no sooner than its Retry-After asks', async (status) => {
+    const first = await app();
+    const port = first.wss.address.port;
+    const { transport, errors } = await droppedFrom(first);
+    const refusals: number[] = [];
+    // The restarted server is not ready for this client yet, and says when to come back.
+    const busy = await app(port, {
+      authenticate: () => {
+        refusals.push(status);
+        throw new AuthenticationError('not now', { status, headers: { 'retry-after': '1' } });
+      },
+    });
+    busy.wss.onerror = () => {};
+    let failed: LayerEvents['reconnect'] | undefined;
+    const again = await next(transport, 'reconnect', (e) => {
+      if (e.outcome === 'failed' && (e.error as { status?: number } | undefined)?.status === status) failed = e;
+      return e.outcome === 'scheduled' && failed !== undefined && e.attempt === failed.attempt + 1;
+    });
+    expect(failed?.error).toMatchObject({ retryable: true, retryAfterMs: 1000 });
+    expect(again.delayMs).toBeGreaterThanOrEqual(1000);
+    expect(transport.state).toBe('reconnecting');
+    expect(errors).toEqual([]);
+    expect(refusals.length).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('WebSocketClientTransport: how long a message waits for the reconnection', () => {
+  it('fails a held request after reconnect.queueTimeoutMs as never sent, and keeps reconnecting', async () => {
+    const first = await app();
+    const { transport } = await connected(first.wss.url, { reconnect: { initialDelayMs: 5, maxDelayMs: 20, maxAttempts: Infinity, queueTimeoutMs: 50 } });
+    const dropped = next(transport, 'connection', (e) => e.state === 'closed');
+    await first.wss.close();
+    await dropped;
+    const held = transport.send({ jsonrpc: '2.0', id: 'late', method: 'tools/call', params: { name: 'write', arguments: { key: 'k' } } });
+    await expect(held).rejects.toMatchObject({ code: -32000, neverSent: true, retryable: true, reason: 'reconnect-timeout' });
+    await expect(held).rejects.toThrow(/^websocket client: tools\/call waited 50 ms \(reconnect\.queueTimeoutMs\) for the connection to ws:\/\/127\.0\.0\.1:\d+\/mcp to be restored; it was never sent$/);
+    expect(transport.state).toBe('reconnecting');
   });
 });
 
@@ -430,6 +518,9 @@ describe('WebSocketClientTransport: options', () => {
     expect(() => new WebSocketClientTransport('ws://127.0.0.1/mcp', { reconnect: { initialDelayMs: 500, maxDelayMs: 100 } })).toThrow(/maxDelayMs: expected a number >= initialDelayMs/);
     expect(() => new WebSocketClientTransport('ws://127.0.0.1/mcp', { reconect: false } as never)).toThrow(/^WebSocketClientTransport\.reconect: expected one of the known options \(maxPayload, .*reconnect.*\), got "an unknown option"$/);
     expect(() => new WebSocketClientTransport('ws://127.0.0.1/mcp', { heartbeat: { interval: 5 } as never })).toThrow(/^WebSocketClientTransport\.heartbeat\.interval: expected one of the known options \(intervalMs, timeoutMs\)/);
+    expect(() => new WebSocketClientTransport('ws://127.0.0.1/mcp', { reconnect: { queueTimeoutMs: 0 } })).toThrow(
+      'WebSocketClientTransport.reconnect.queueTimeoutMs: expected a duration in milliseconds >= 1, got 0',
+    );
   });
 
   it('fails start() with a clear error when nothing listens, and never reconnects before the first connection', async () => {
