@@ -40,7 +40,11 @@ export function parseFrame(data: Buffer | ArrayBuffer | Buffer[], isBinary: bool
   return { ok: true, messages: [classified.message], batch: false };
 }
 
-/** V8's syntax error without the excerpt of the input it quotes (`Unexpected token 'x', "…" is not valid JSON`). */
+/**
+ * V8's syntax error without the excerpt of the input it quotes (`Unexpected token 'x', "…"
+ * is not valid JSON`) and without the line and column a one-line message does not need:
+ * short enough for a close reason.
+ */
 function jsonSyntaxError(error: Error): string {
-  return error.message.replace(/, (?:\.\.\.)?".*" is not valid JSON$/s, '');
+  return error.message.replace(/, (?:\.\.\.)?".*" is not valid JSON$/s, '').replace(/ \(line \d+ column \d+\)$/, '');
 }
