@@ -355,6 +355,31 @@ describe('WebSocketClientTransport: how long a message waits for the reconnectio
   });
 });
 
+describe('WebSocketClientTransport: what the server sends', () => {
+  it.each([
+    ['text that is not JSON', (ws: WebSocket) => ws.send('{oops'), 'Invalid MCP message: a message that is not valid JSON (Expected property name or \'}\' in JSON at position 1)'],
+    ['text that is not valid UTF-8', (ws: WebSocket) => ws.send(Buffer.from([0x22, 0xc3, 0x28, 0x22]), { binary: false }), 'Invalid MCP message: a text message that is not valid UTF-8'],
+  ])('closes with 1007 on %s, and the server reads which problem it was', async (_name, send, reason) => {
+    const bad = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: () => 'mcp', skipUTF8Validation: true });
+    cleanup.push(() => new Promise((resolve) => bad.close(resolve)));
+    await new Promise((resolve) => bad.once('listening', resolve));
+    const closedAtServer = new Promise<{ code: number; reason: string }>((resolve) =>
+      bad.once('connection', (ws) => {
+        ws.once('close', (code, why) => resolve({ code, reason: why.toString() }));
+        send(ws);
+      }),
+    );
+    const transport = new WebSocketClientTransport(`ws://127.0.0.1:${(bad.address() as AddressInfo).port}/mcp`);
+    const errors: Error[] = [];
+    transport.onerror = (e) => errors.push(e);
+    transport.onmessage = () => {};
+    cleanup.push(() => transport.close());
+    await transport.start();
+    expect(await closedAtServer).toEqual({ code: 1007, reason });
+    expect(errors[0]?.message).toMatch(/^websocket client: the peer sent .*; closing the connection with 1007$/);
+  });
+});
+
 describe('WebSocketClientTransport: heartbeats', () => {
   it('the server drops a client that stops answering pings', async () => {
     const server = await app(0, { heartbeat: { intervalMs: 30, timeoutMs: 30 } });
