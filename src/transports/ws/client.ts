@@ -9,9 +9,11 @@
  *     `onconnectionlost` when wrapped (a retryable ConnectionClosedError, so `retry`
  *     re-sends the idempotent ones), or with a synthesized JSON-RPC error response
  *     (-32000) when used bare — never left hanging, never silently re-sent;
- *   - messages sent while disconnected are queued (bounded) and written, in order, once
- *     the new connection is ready — they provably never left, so sending them later
- *     executes them exactly once; a queued request that is cancelled leaves the queue;
+ *   - messages sent while disconnected are queued (bounded in bytes and in time) and
+ *     written, in order, once the new connection is ready — they provably never left, so
+ *     sending them later executes them exactly once; a queued request that is cancelled
+ *     leaves the queue. That includes messages sent after the peer went but before ws
+ *     emitted `close` (the socket is closing, the reconnect not scheduled yet);
  *   - responses to the old connection's requests, and cancellations of its requests,
  *     are dropped: the peer that could use them is gone;
  *   - for 2025-era sessions (initialize handshake) the recorded `initialize` request and
@@ -20,10 +22,11 @@
  *     their context in every request and need no replay.
  *
  * A close the server means (1000, or a protocol/policy error such as 1002, 1007, 1008,
- * 1009) and an upgrade refused with 401/403 end the transport instead — except that with
- * `onunauthorized`, a 401 upgrade or a close with an unauthorized code (4401) first renews
- * the credentials and connects again, once. `reconnect()` replaces the connection on
- * purpose (the oauth layer renews a connection before its token expires).
+ * 1009) and a final refusal of the upgrade (a 4xx other than 408/425/429) end the
+ * transport instead; 5xx, 408, 425 and 429 are tried again, no sooner than their
+ * Retry-After. With `onunauthorized`, a 401 upgrade or a close with an unauthorized code
+ * (4401) first renews the credentials and connects again, once. `reconnect()` replaces
+ * the connection on purpose (the oauth layer renews a connection before its token expires).
  */
 import type { Socket } from 'node:net';
 import { ExponentialBackoff, type IBackoff, type IBackoffFactory } from 'cockatiel';
