@@ -495,6 +495,69 @@ describe('WebSocketClientTransport: backpressure with many concurrent senders', 
   });
 });
 
+describe('WebSocketClientTransport: backpressure when the connection drops', () => {
+  it('holds the messages still waiting for the socket, and writes them in order on the next connection', async () => {
+    const sink = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: () => 'mcp', maxPayload: 1 << 30 });
+    cleanup.push(
+      () =>
+        new Promise((resolve) => {
+          for (const ws of sink.clients) ws.terminate();
+          sink.close(resolve);
+        }),
+    );
+    await new Promise((resolve) => sink.once('listening', resolve));
+    const onSecond: number[] = [];
+    let markerSeen!: () => void;
+    const marker = new Promise<void>((resolve) => (markerSeen = resolve));
+    let connections = 0;
+    let first: WebSocket | undefined;
+    const firstOpen = new Promise<void>((resolve) => sink.once('connection', () => resolve()));
+    sink.on('connection', (ws) => {
+      // The first connection reads nothing: the client's sends pile up behind its socket.
+      if (++connections === 1) {
+        first = ws;
+        return void ws.pause();
+      }
+      ws.on('message', (data) => {
+        const n = (JSON.parse(String(data)) as { params: { n: number } }).params.n;
+        if (n === -1) markerSeen();
+        else onSecond.push(n);
+      });
+    });
+    const transport = new WebSocketClientTransport(`ws://127.0.0.1:${(sink.address() as AddressInfo).port}/`, {
+      highWaterMark: 1024,
+      perMessageDeflate: false,
+      heartbeat: false,
+      reconnect: { initialDelayMs: 5, maxDelayMs: 20, maxQueuedBytes: 64 * 1024 * 1024 },
+    });
+    transport.onmessage = () => {};
+    transport.onerror = () => {};
+    cleanup.push(() => transport.close());
+    await transport.start();
+    await firstOpen;
+    // 20 MiB: more than the socket buffers of the first connection can take.
+    const total = 20;
+    const payload = 'y'.repeat(1024 * 1024);
+    const sends = Array.from({ length: total }, (_, n) =>
+      transport.send({ jsonrpc: '2.0', method: 'notifications/data', params: { n, payload } }).then(
+        () => 'sent',
+        (error: { neverSent?: boolean }) => `failed, neverSent: ${error.neverSent}`,
+      ),
+    );
+    first?.terminate();
+    const outcomes = await Promise.all(sends);
+    await transport.send({ jsonrpc: '2.0', method: 'notifications/data', params: { n: -1 } });
+    await marker;
+    // Those handed to the dropped socket are lost with it (sent, or failed as possibly sent:
+    // never sent again); every one still waiting was held and written on the second connection.
+    const held = onSecond[0] as number;
+    expect(onSecond.length).toBeGreaterThan(0);
+    expect(onSecond).toEqual(Array.from({ length: total - held }, (_, i) => held + i));
+    expect(outcomes.filter((o) => o !== 'sent' && o !== 'failed, neverSent: false')).toEqual([]);
+    expect(outcomes.slice(held)).toEqual(Array.from({ length: total - held }, () => 'sent'));
+  });
+});
+
 describe('WebSocketClientTransport: JSON-RPC arrays', () => {
   it('sends an array as one frame and hands a received array over one message at a time', async () => {
     const peer = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: () => 'mcp' });

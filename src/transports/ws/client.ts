@@ -317,6 +317,8 @@ export class WebSocketClientTransport implements Transport {
     }
     const text = encode(Array.isArray(message) ? live : (live[0] as JSONRPCMessage));
     const what = describeMessages(live);
+    // Taken now, so a message that waited for the socket and then has to be held keeps its place.
+    const seq = ++this.#queueSeq;
     const channel = this.#channel;
     // A channel that is no longer open while the state still says `open`: the peer is gone
     // (a close frame, FIN or reset arrived) but ws has not emitted `close` yet, so the
@@ -332,11 +334,11 @@ export class WebSocketClientTransport implements Transport {
         // The connection dropped while this waited for the socket's buffer to drain.
         const state = this.#state as State; // the write awaited: it may have changed
         if (this.#reconnect === undefined || state === 'closing' || state === 'closed') throw error;
-        await this.#enqueue(text, what, requestIds);
+        await this.#enqueue(seq, text, what, requestIds);
       }
       return;
     }
-    await this.#enqueue(text, what, requestIds);
+    await this.#enqueue(seq, text, what, requestIds);
   }
 
   async close(): Promise<void> {
@@ -687,7 +689,7 @@ export class WebSocketClientTransport implements Transport {
     return true;
   }
 
-  #enqueue(text: string, what: string, requestIds: RequestId[]): Promise<void> {
+  #enqueue(seq: number, text: string, what: string, requestIds: RequestId[]): Promise<void> {
     const policy = this.#reconnect;
     if (policy === undefined) {
       return Promise.reject(new ConnectionClosedError(`${LABEL}: cannot send ${what}: not connected, and reconnect is off`, { neverSent: true, layer: 'websocket' }));
@@ -703,7 +705,7 @@ export class WebSocketClientTransport implements Transport {
       );
     }
     return new Promise<void>((resolve, reject) => {
-      const entry: Queued = { seq: ++this.#queueSeq, text, bytes, what, requestIds, resolve, reject, timer: undefined, phase: 'queued' };
+      const entry: Queued = { seq, text, bytes, what, requestIds, resolve, reject, timer: undefined, phase: 'queued' };
       entry.timer = setTimeout(() => this.#expire(entry, policy.queueTimeoutMs), policy.queueTimeoutMs);
       entry.timer.unref();
       this.#insert(entry);
