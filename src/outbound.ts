@@ -78,6 +78,8 @@ interface Attempt {
   readonly reject: (error: unknown) => void;
   done: boolean;
   writeStarted: boolean;
+  /** The transport's send() resolved: the request is on the connection. */
+  written: boolean;
   requestController: AbortController | undefined;
   /** Abandons this attempt when its context aborts. */
   onAbort: (reason: unknown) => void;
@@ -247,6 +249,9 @@ export class OutboundRequests {
   /** The connection under the session dropped: attempts in flight on it will never be answered. */
   connectionLost(cause: Error): void {
     for (const attempt of Array.from(this.#byWireId.values())) {
+      // A send() still pending is the transport's to settle: it writes the request on the next
+      // connection (it never left) or rejects it, saying whether it might have been sent.
+      if (!attempt.written) continue;
       this.#settleAttempt(
         attempt,
         undefined,
@@ -285,6 +290,7 @@ export class OutboundRequests {
         reject,
         done: false,
         writeStarted: false,
+        written: false,
         requestController: undefined,
         onAbort: (reason) => this.#abandon(attempt, reason),
       };
@@ -307,6 +313,7 @@ export class OutboundRequests {
       }
       const handled = written.then(
         () => {
+          attempt.written = true;
           ctx._markSent();
           this.#accept(exchange);
         },

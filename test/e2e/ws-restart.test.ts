@@ -5,12 +5,16 @@
  *   - the Client keeps working (the transport reconnects and replays the handshake);
  *   - an idempotent request in flight is re-sent by retry and succeeds on the new server;
  *   - a non-idempotent request in flight fails with a clear error and is never executed twice;
- *   - a request sent while disconnected is held, and executed exactly once after reconnecting.
+ *   - a request sent while disconnected is held, and executed exactly once after reconnecting;
+ *   - a request sent in the moment the crash is noticed (the socket ended, the reconnect not
+ *     yet scheduled) is held too: without any retry layer it succeeds on the new server,
+ *     and a non-idempotent one sent then runs exactly once.
  *
  * The server appends every execution to a file (`<pid> <tool> <arg>`): the counts come
  * from there, not from the client.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -106,6 +110,58 @@ describe.each(['v1', 'v2'] as SdkVersion[])('SDK %s Client across a server resta
     // The new server was initialized by the replay, and the application never saw it happen.
     await second.child.waitFor(`INITIALIZED test-client-${version}`);
     expect(sentByApp.filter((m) => m === 'initialize')).toHaveLength(1);
+    expect(errors.map((e) => e.message)).toEqual([]);
+    expect(transport.state).toBe('open');
+  });
+
+  it('holds a request sent as the crash is noticed, before the reconnect is scheduled: it runs once on the new server, no retry needed', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'mcp-layers-restart-'));
+    const first = await startServer(0, false);
+    // The client's TCP socket, to act in the exact moment ws has seen the peer go (FIN or reset).
+    const sockets: net.Socket[] = [];
+    const createConnection = ((options: net.NetConnectOpts) => {
+      const socket = net.connect({ ...options, path: undefined } as net.NetConnectOpts);
+      sockets.push(socket);
+      return socket;
+    }) as typeof net.createConnection;
+    const transport = new WebSocketClientTransport(`ws://127.0.0.1:${first.port}/mcp`, {
+      reconnect: { initialDelayMs: 20, maxDelayMs: 200, maxAttempts: Infinity, queueTimeoutMs: 300_000 },
+      heartbeat: false,
+      wsOptions: { createConnection },
+    });
+    client = makeClient(version);
+    const errors: Error[] = [];
+    (client.raw as { onerror?: (e: Error) => void }).onerror = (e) => errors.push(e);
+    // No retry layer: whatever succeeds here, succeeds without anyone trying again.
+    await client.connect(wrap(transport, [], { events: transport.events }));
+    await client.listTools();
+
+    const socket = sockets.at(-1) as net.Socket;
+    const inTheWindow = new Promise<{ state: string; read: Promise<unknown>; write: Promise<unknown> }>((resolve) => {
+      // Registered after ws's own listeners: they have run, so ws knows the connection is
+      // gone, but its close event (which schedules the reconnect) comes a turn later.
+      const go = () => {
+        socket.off('end', go);
+        socket.off('error', go);
+        resolve({
+          state: transport.state,
+          read: (client as AnyClient).callTool({ name: 'slow_read', arguments: { key: 'e' } }),
+          write: (client as AnyClient).callTool({ name: 'write', arguments: { key: 'f' } }),
+        });
+      };
+      socket.on('end', go);
+      socket.on('error', go);
+    });
+    await first.child.kill('SIGKILL');
+    const { state, read, write } = await inTheWindow;
+    expect(state).toBe('open');
+    read.catch(() => {});
+    write.catch(() => {});
+
+    const second = await startServer(first.port, false);
+    expect(textOf(await read)).toBe(`value of e from ${second.pid}`);
+    expect(textOf(await write)).toBe(`wrote f in ${second.pid}`);
+    expect(executions().toSorted()).toEqual([`${second.pid} slow_read e`, `${second.pid} write f`]);
     expect(errors.map((e) => e.message)).toEqual([]);
     expect(transport.state).toBe('open');
   });

@@ -12,7 +12,13 @@ import { z } from 'zod';
 import type { LayerEvents } from '../../src/events.ts';
 import type { JSONRPCMessage } from '../../src/jsonrpc.ts';
 import { wrap } from '../../src/index.ts';
-import { listenWebSocket, type McpWebSocketServer, WebSocketClientTransport, type WebSocketServerOptions } from '../../src/transports/ws/index.ts';
+import {
+  AuthenticationError,
+  listenWebSocket,
+  type McpWebSocketServer,
+  WebSocketClientTransport,
+  type WebSocketServerOptions,
+} from '../../src/transports/ws/index.ts';
 
 const cleanup: Array<() => unknown> = [];
 afterEach(async () => {
@@ -196,7 +202,8 @@ describe('WebSocketClientTransport: when it stops reconnecting', () => {
     await first.wss.close();
     await dropped;
     const queued = transport.send({ jsonrpc: '2.0', id: 1, method: 'ping' });
-    await expect(queued).rejects.toMatchObject({ neverSent: true, code: -32000 });
+    await expect(queued).rejects.toMatchObject({ neverSent: true, retryable: true, code: -32000, reason: 'reconnect-failed' });
+    await expect(queued).rejects.toThrow(/^websocket client: ping was never sent: gave up reconnecting to ws:\/\/127\.0\.0\.1:\d+\/mcp: .*could not connect/);
     await closedOnce;
     expect(outcomes).toEqual(['1:scheduled', '1:failed', '2:scheduled', '2:failed']);
     expect(errors.at(-1)?.message).toMatch(/gave up reconnecting to ws:\/\/127\.0\.0\.1:\d+\/mcp: .*could not connect/);
@@ -264,6 +271,112 @@ describe('WebSocketClientTransport: when it stops reconnecting', () => {
     await app(port, { authenticate: () => false });
     await closedOnce;
     expect(errors.at(-1)?.message).toMatch(/gave up reconnecting .*HTTP 401 Unauthorized: .*authenticate\(\) refused it/);
+  });
+});
+
+describe('WebSocketClientTransport: a refused upgrade while reconnecting', () => {
+  /** A transport connected to `first`, and a way to wait for it to close. */
+  async function droppedFrom(first: App) {
+    const { transport, errors } = await connected(first.wss.url, { reconnect: { initialDelayMs: 5, maxDelayMs: 20, maxAttempts: 50 } });
+    const closedOnce = new Promise<void>((resolve) => {
+      const previous = transport.onclose;
+      transport.onclose = () => {
+        previous?.();
+        resolve();
+      };
+    });
+    const outcomes: string[] = [];
+    transport.events.on('reconnect', (e) => outcomes.push(`${e.attempt}:${e.outcome}`));
+    const dropped = next(transport, 'connection', (e) => e.state === 'closed');
+    await first.wss.close();
+    await dropped;
+    return { transport, errors, closedOnce, outcomes };
+  }
+
+  it('a 404 ends it: one attempt, one clear error, no more connections', async () => {
+    const first = await app();
+    const port = first.wss.address.port;
+    const { transport, errors, closedOnce, outcomes } = await droppedFrom(first);
+    // The restarted server serves MCP at another path: /mcp is answered 404.
+    const moved = await app(port, { path: '/v2/mcp' });
+    const refused: unknown[] = [];
+    moved.wss.events.on('connection', (e) => e.state === 'rejected' && refused.push(e.code));
+    const held = transport.send({ jsonrpc: '2.0', id: 'held', method: 'ping' });
+    await closedOnce;
+    expect(refused).toEqual([404]);
+    expect(outcomes).toEqual(['1:scheduled', '1:failed']);
+    expect(errors.map((e) => e.message)).toEqual([
+      expect.stringMatching(/^websocket client: gave up reconnecting to ws:\/\/127\.0\.0\.1:\d+\/mcp: .*refused the WebSocket upgrade: HTTP 404 Not Found: .*endpoint is \/v2\/mcp.*; HTTP 404 is final \(only 408, 425, 429 and 5xx are tried again\)$/),
+    ]);
+    await expect(held).rejects.toMatchObject({ neverSent: true, reason: 'reconnect-failed' });
+    expect(transport.state).toBe('closed');
+  });
+
+  it.each([
+    [503, 'Service Unavailable'],
+    [429, 'Too Many Requests'],
+  ])('a %i is tried again, no sooner than its Retry-After asks', async (status) => {
+    const first = await app();
+    const port = first.wss.address.port;
+    const { transport, errors } = await droppedFrom(first);
+    const refusals: number[] = [];
+    // The restarted server is not ready for this client yet, and says when to come back.
+    const busy = await app(port, {
+      authenticate: () => {
+        refusals.push(status);
+        throw new AuthenticationError('not now', { status, headers: { 'retry-after': '1' } });
+      },
+    });
+    busy.wss.onerror = () => {};
+    let failed: LayerEvents['reconnect'] | undefined;
+    const again = await next(transport, 'reconnect', (e) => {
+      if (e.outcome === 'failed' && (e.error as { status?: number } | undefined)?.status === status) failed = e;
+      return e.outcome === 'scheduled' && failed !== undefined && e.attempt === failed.attempt + 1;
+    });
+    expect(failed?.error).toMatchObject({ retryable: true, retryAfterMs: 1000 });
+    expect(again.delayMs).toBeGreaterThanOrEqual(1000);
+    expect(transport.state).toBe('reconnecting');
+    expect(errors).toEqual([]);
+    expect(refusals.length).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('WebSocketClientTransport: how long a message waits for the reconnection', () => {
+  it('fails a held request after reconnect.queueTimeoutMs as never sent, and keeps reconnecting', async () => {
+    const first = await app();
+    const { transport } = await connected(first.wss.url, { reconnect: { initialDelayMs: 5, maxDelayMs: 20, maxAttempts: Infinity, queueTimeoutMs: 50 } });
+    const dropped = next(transport, 'connection', (e) => e.state === 'closed');
+    await first.wss.close();
+    await dropped;
+    const held = transport.send({ jsonrpc: '2.0', id: 'late', method: 'tools/call', params: { name: 'write', arguments: { key: 'k' } } });
+    await expect(held).rejects.toMatchObject({ code: -32000, neverSent: true, retryable: true, reason: 'reconnect-timeout' });
+    await expect(held).rejects.toThrow(/^websocket client: tools\/call waited 50 ms \(reconnect\.queueTimeoutMs\) for the connection to ws:\/\/127\.0\.0\.1:\d+\/mcp to be restored; it was never sent$/);
+    expect(transport.state).toBe('reconnecting');
+  });
+});
+
+describe('WebSocketClientTransport: what the server sends', () => {
+  it.each([
+    ['text that is not JSON', (ws: WebSocket) => ws.send('{oops'), 'Invalid MCP message: a message that is not valid JSON (Expected property name or \'}\' in JSON at position 1)'],
+    ['text that is not valid UTF-8', (ws: WebSocket) => ws.send(Buffer.from([0x22, 0xc3, 0x28, 0x22]), { binary: false }), 'Invalid MCP message: a text message that is not valid UTF-8'],
+  ])('closes with 1007 on %s, and the server reads which problem it was', async (_name, send, reason) => {
+    const bad = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: () => 'mcp', skipUTF8Validation: true });
+    cleanup.push(() => new Promise((resolve) => bad.close(resolve)));
+    await new Promise((resolve) => bad.once('listening', resolve));
+    const closedAtServer = new Promise<{ code: number; reason: string }>((resolve) =>
+      bad.once('connection', (ws) => {
+        ws.once('close', (code, why) => resolve({ code, reason: why.toString() }));
+        send(ws);
+      }),
+    );
+    const transport = new WebSocketClientTransport(`ws://127.0.0.1:${(bad.address() as AddressInfo).port}/mcp`);
+    const errors: Error[] = [];
+    transport.onerror = (e) => errors.push(e);
+    transport.onmessage = () => {};
+    cleanup.push(() => transport.close());
+    await transport.start();
+    expect(await closedAtServer).toEqual({ code: 1007, reason });
+    expect(errors[0]?.message).toMatch(/^websocket client: the peer sent .*; closing the connection with 1007$/);
   });
 });
 
@@ -382,6 +495,69 @@ describe('WebSocketClientTransport: backpressure with many concurrent senders', 
   });
 });
 
+describe('WebSocketClientTransport: backpressure when the connection drops', () => {
+  it('holds the messages still waiting for the socket, and writes them in order on the next connection', async () => {
+    const sink = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: () => 'mcp', maxPayload: 1 << 30 });
+    cleanup.push(
+      () =>
+        new Promise((resolve) => {
+          for (const ws of sink.clients) ws.terminate();
+          sink.close(resolve);
+        }),
+    );
+    await new Promise((resolve) => sink.once('listening', resolve));
+    const onSecond: number[] = [];
+    let markerSeen!: () => void;
+    const marker = new Promise<void>((resolve) => (markerSeen = resolve));
+    let connections = 0;
+    let first: WebSocket | undefined;
+    const firstOpen = new Promise<void>((resolve) => sink.once('connection', () => resolve()));
+    sink.on('connection', (ws) => {
+      // The first connection reads nothing: the client's sends pile up behind its socket.
+      if (++connections === 1) {
+        first = ws;
+        return void ws.pause();
+      }
+      ws.on('message', (data) => {
+        const n = (JSON.parse(String(data)) as { params: { n: number } }).params.n;
+        if (n === -1) markerSeen();
+        else onSecond.push(n);
+      });
+    });
+    const transport = new WebSocketClientTransport(`ws://127.0.0.1:${(sink.address() as AddressInfo).port}/`, {
+      highWaterMark: 1024,
+      perMessageDeflate: false,
+      heartbeat: false,
+      reconnect: { initialDelayMs: 5, maxDelayMs: 20, maxQueuedBytes: 64 * 1024 * 1024 },
+    });
+    transport.onmessage = () => {};
+    transport.onerror = () => {};
+    cleanup.push(() => transport.close());
+    await transport.start();
+    await firstOpen;
+    // 20 MiB: more than the socket buffers of the first connection can take.
+    const total = 20;
+    const payload = 'y'.repeat(1024 * 1024);
+    const sends = Array.from({ length: total }, (_, n) =>
+      transport.send({ jsonrpc: '2.0', method: 'notifications/data', params: { n, payload } }).then(
+        () => 'sent',
+        (error: { neverSent?: boolean }) => `failed, neverSent: ${error.neverSent}`,
+      ),
+    );
+    first?.terminate();
+    const outcomes = await Promise.all(sends);
+    await transport.send({ jsonrpc: '2.0', method: 'notifications/data', params: { n: -1 } });
+    await marker;
+    // Those handed to the dropped socket are lost with it (sent, or failed as possibly sent:
+    // never sent again); every one still waiting was held and written on the second connection.
+    const held = onSecond[0] as number;
+    expect(onSecond.length).toBeGreaterThan(0);
+    expect(onSecond).toEqual(Array.from({ length: total - held }, (_, i) => held + i));
+    expect(outcomes.filter((o) => o !== 'sent' && o !== 'failed, neverSent: false')).toEqual([]);
+    expect(outcomes.slice(held)).toEqual(Array.from({ length: total - held }, () => 'sent'));
+  });
+});
+
 describe('WebSocketClientTransport: JSON-RPC arrays', () => {
   it('sends an array as one frame and hands a received array over one message at a time', async () => {
     const peer = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: () => 'mcp' });
@@ -430,6 +606,9 @@ describe('WebSocketClientTransport: options', () => {
     expect(() => new WebSocketClientTransport('ws://127.0.0.1/mcp', { reconnect: { initialDelayMs: 500, maxDelayMs: 100 } })).toThrow(/maxDelayMs: expected a number >= initialDelayMs/);
     expect(() => new WebSocketClientTransport('ws://127.0.0.1/mcp', { reconect: false } as never)).toThrow(/^WebSocketClientTransport\.reconect: expected one of the known options \(maxPayload, .*reconnect.*\), got "an unknown option"$/);
     expect(() => new WebSocketClientTransport('ws://127.0.0.1/mcp', { heartbeat: { interval: 5 } as never })).toThrow(/^WebSocketClientTransport\.heartbeat\.interval: expected one of the known options \(intervalMs, timeoutMs\)/);
+    expect(() => new WebSocketClientTransport('ws://127.0.0.1/mcp', { reconnect: { queueTimeoutMs: 0 } })).toThrow(
+      'WebSocketClientTransport.reconnect.queueTimeoutMs: expected a duration in milliseconds >= 1, got 0',
+    );
   });
 
   it('fails start() with a clear error when nothing listens, and never reconnects before the first connection', async () => {

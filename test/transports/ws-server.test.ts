@@ -65,37 +65,92 @@ async function healthy(url: string): Promise<void> {
 }
 
 describe('McpWebSocketServer: invalid frames', () => {
-  const cases: Array<[string, (ws: WebSocket) => void, RegExp]> = [
-    ['text that is not JSON', (ws) => ws.send('this is not json {'), /not valid JSON/],
-    ['JSON that is not JSON-RPC', (ws) => ws.send(JSON.stringify({ hello: 'world' })), /not JSON-RPC 2\.0/],
-    ['an empty batch', (ws) => ws.send('[]'), /empty JSON-RPC batch/],
-    ['a batch with a bad item', (ws) => ws.send(JSON.stringify([{ jsonrpc: '2.0', id: 1, method: 'ping' }, 42])), /item 1 of a batch/],
-    ['a binary frame that is not UTF-8', (ws) => ws.send(Buffer.from([0xff, 0xfe, 0x00]), { binary: true }), /not valid UTF-8/],
-    ['nesting 10 000 levels deep', (ws) => ws.send(`{"jsonrpc":"2.0","id":1,"method":"ping","params":{"a":${'['.repeat(10_000)}${']'.repeat(10_000)}}}`), /too deep \(10002 levels, limit 1000\) at \$\.params\.a\[0\]/],
+  // [case, what the client sends, the problem reported to onerror, the close reason the client reads]
+  const cases: Array<[string, (ws: WebSocket) => void, RegExp, string | RegExp]> = [
+    ['text that is not JSON', (ws) => ws.send('this is not json {'), /not valid JSON/, "Invalid MCP message: a message that is not valid JSON (Unexpected token 'h')"],
+    ['JSON cut short', (ws) => ws.send('{"jsonrpc":"2.0",'), /not valid JSON/, 'Invalid MCP message: a message that is not valid JSON (Expected double-quoted property name in JSON at position 17)'],
+    ['JSON that is not JSON-RPC', (ws) => ws.send(JSON.stringify({ hello: 'world' })), /not JSON-RPC 2\.0/, 'Invalid MCP message: a message that is not JSON-RPC 2.0: "jsonrpc" must be "2.0", got nothing'],
+    ['a method that is not a string', (ws) => ws.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 7 })), /"method"/, 'Invalid MCP message: a message that is not JSON-RPC 2.0: "method" must be a non-empty string, got 7'],
+    ['an empty batch', (ws) => ws.send('[]'), /empty JSON-RPC batch/, 'Invalid MCP message: an empty JSON-RPC batch'],
+    [
+      'a batch with a bad item',
+      (ws) => ws.send(JSON.stringify([{ jsonrpc: '2.0', id: 1, method: 'ping' }, 42])),
+      /item 1 of a batch/,
+      'Invalid MCP message: item 1 of a batch is not a JSON-RPC message: expected a JSON-RPC 2.0 message object, got a number',
+    ],
+    ['a binary frame that is not UTF-8', (ws) => ws.send(Buffer.from([0xff, 0xfe, 0x00]), { binary: true }), /not valid UTF-8/, 'Invalid MCP message: a binary message that is not valid UTF-8 text'],
+    [
+      'nesting 10 000 levels deep',
+      (ws) => ws.send(`{"jsonrpc":"2.0","id":1,"method":"ping","params":{"a":${'['.repeat(10_000)}${']'.repeat(10_000)}}}`),
+      /too deep \(10002 levels, limit 1000\) at \$\.params\.a\[0\]/,
+      /^Invalid MCP message: a message that is not JSON-RPC 2\.0: too deep \(10002 levels, limit 1000\) at \$\.params\.a(\[0\])+\[0…$/,
+    ],
   ];
 
-  it.each(cases)('closes with 1007 on %s, reports it, and keeps serving others', async (_name, send, problem) => {
+  it.each(cases)('closes with 1007 on %s, says which problem in the close reason, reports it, and keeps serving others', async (_name, send, problem, reason) => {
     const { wss, errors } = await serve();
     const bad = await client(wss.url);
     const done = closed(bad);
     send(bad);
-    const { code, reason } = await done;
-    expect(code).toBe(CloseCode.InvalidPayload);
-    expect(reason).toMatch(/Invalid MCP message/);
+    const closedWith = await done;
+    expect(closedWith).toEqual({ code: CloseCode.InvalidPayload, reason: typeof reason === 'string' ? reason : expect.stringMatching(reason) });
+    expect(Buffer.byteLength(closedWith.reason)).toBeLessThanOrEqual(123);
     expect(errors.map((e) => e.message)).toEqual([expect.stringMatching(problem)]);
     expect(errors[0]?.message).toMatch(/closing the connection with 1007/);
     await healthy(wss.url);
   });
 
-  it('closes with 1007 on a text frame with invalid UTF-8 (checked by ws)', async () => {
+  it('closes with 1007 on a text frame with invalid UTF-8, and says so in the close reason', async () => {
     const { wss, errors } = await serve();
     const bad = await client(wss.url, { skipUTF8Validation: true });
     const done = closed(bad);
     // A text frame whose bytes are not UTF-8: only a client that skips its own validation can send it.
     bad.send(Buffer.from([0x22, 0xc3, 0x28, 0x22]), { binary: false });
-    expect((await done).code).toBe(CloseCode.InvalidPayload);
-    expect(errors.some((e) => /not valid UTF-8; closing the connection with 1007/.test(e.message))).toBe(true);
+    expect(await done).toEqual({ code: CloseCode.InvalidPayload, reason: 'Invalid MCP message: a text message that is not valid UTF-8' });
+    expect(errors.map((e) => e.message)).toEqual([expect.stringMatching(/a text message that is not valid UTF-8; closing the connection with 1007/)]);
     await healthy(wss.url);
+  });
+
+  it('keeps a long reason within the 123 bytes a close frame allows, cut between characters', async () => {
+    const { wss } = await serve();
+    const bad = await client(wss.url);
+    const done = closed(bad);
+    // The problem quotes the method; 4-byte characters put the cut inside a character unless it is made with care.
+    bad.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: '😀'.repeat(60), params: 5 }));
+    const { code, reason } = await done;
+    expect(code).toBe(CloseCode.InvalidPayload);
+    expect(Buffer.byteLength(reason)).toBeLessThanOrEqual(123);
+    expect(reason).toMatch(/^Invalid MCP message: a message that is not JSON-RPC 2\.0: "params" of (😀)+…$/u);
+    expect(reason).not.toContain('\uFFFD');
+  });
+});
+
+describe('McpWebSocketServer: a 10 000-message batch in one frame', () => {
+  it('answers every message, in order, without a MaxListenersExceededWarning', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on('warning', onWarning);
+    open.push({ close: () => process.off('warning', onWarning) });
+    const { wss, errors } = await serve();
+    const ws = await client(wss.url);
+    await request(ws, INITIALIZE);
+    ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }));
+    const n = 10_000;
+    const ids: unknown[] = [];
+    const answered = new Promise<void>((resolve) => {
+      ws.on('message', (data: Buffer) => {
+        const parsed = JSON.parse(data.toString()) as Record<string, unknown> | Array<Record<string, unknown>>;
+        for (const message of Array.isArray(parsed) ? parsed : [parsed]) ids.push(message['id']);
+        if (ids.length >= n) resolve();
+      });
+    });
+    ws.send(JSON.stringify(Array.from({ length: n }, (_, i) => ({ jsonrpc: '2.0', id: 100 + i, method: 'ping' }))));
+    await answered;
+    // Warnings are emitted on the next tick after the listener that crossed the limit.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    expect(ids).toEqual(Array.from({ length: n }, (_, i) => 100 + i));
+    expect(warnings.map((w) => `${w.name}: ${w.message}`)).toEqual([]);
+    expect(errors).toEqual([]);
   });
 });
 

@@ -167,7 +167,8 @@ export class Channel {
       this.#handlers.error(
         new InvalidMessageError(`${this.#settings.label}: the peer sent ${parsed.problem}; closing the connection with 1007`, 'inbound', { layer: 'websocket', reason: 'invalid-frame' }),
       );
-      this.close(CloseCode.InvalidPayload, 'Invalid MCP message: expected a JSON-RPC 2.0 message or batch');
+      // The peer learns which problem it was; close() keeps it within the 123 bytes a reason may have.
+      this.close(CloseCode.InvalidPayload, `Invalid MCP message: ${parsed.problem}`);
       return;
     }
     try {
@@ -257,11 +258,22 @@ export class Channel {
   }
 }
 
-/** Close reasons are limited to 123 bytes of UTF-8. */
-function truncateReason(reason: string): string {
-  if (Buffer.byteLength(reason) <= 123) return reason;
-  let cut = reason.slice(0, 120);
-  while (Buffer.byteLength(cut) > 120) cut = cut.slice(0, -1);
+/** The most bytes of UTF-8 a close reason may have (RFC 6455 §5.5: 125 minus the 2-byte code). */
+export const MAX_CLOSE_REASON_BYTES = 123;
+
+/** Fits a close reason in 123 bytes, cut between code points (never inside a character) and marked with `…`. */
+export function truncateReason(reason: string): string {
+  if (Buffer.byteLength(reason) <= MAX_CLOSE_REASON_BYTES) return reason;
+  const budget = MAX_CLOSE_REASON_BYTES - Buffer.byteLength('…');
+  let bytes = 0;
+  let cut = '';
+  for (const char of reason) {
+    // A lone surrogate goes out as U+FFFD (3 bytes), as Buffer.byteLength counts it.
+    const size = Buffer.byteLength(char);
+    if (bytes + size > budget) break;
+    bytes += size;
+    cut += char;
+  }
   return `${cut}…`;
 }
 

@@ -9,9 +9,11 @@
  *     `onconnectionlost` when wrapped (a retryable ConnectionClosedError, so `retry`
  *     re-sends the idempotent ones), or with a synthesized JSON-RPC error response
  *     (-32000) when used bare — never left hanging, never silently re-sent;
- *   - messages sent while disconnected are queued (bounded) and written, in order, once
- *     the new connection is ready — they provably never left, so sending them later
- *     executes them exactly once; a queued request that is cancelled leaves the queue;
+ *   - messages sent while disconnected are queued (bounded in bytes and in time) and
+ *     written, in order, once the new connection is ready — they provably never left, so
+ *     sending them later executes them exactly once; a queued request that is cancelled
+ *     leaves the queue. That includes messages sent after the peer went but before ws
+ *     emitted `close` (the socket is closing, the reconnect not scheduled yet);
  *   - responses to the old connection's requests, and cancellations of its requests,
  *     are dropped: the peer that could use them is gone;
  *   - for 2025-era sessions (initialize handshake) the recorded `initialize` request and
@@ -20,10 +22,11 @@
  *     their context in every request and need no replay.
  *
  * A close the server means (1000, or a protocol/policy error such as 1002, 1007, 1008,
- * 1009) and an upgrade refused with 401/403 end the transport instead — except that with
- * `onunauthorized`, a 401 upgrade or a close with an unauthorized code (4401) first renews
- * the credentials and connects again, once. `reconnect()` replaces the connection on
- * purpose (the oauth layer renews a connection before its token expires).
+ * 1009) and a final refusal of the upgrade (a 4xx other than 408/425/429) end the
+ * transport instead; 5xx, 408, 425 and 429 are tried again, no sooner than their
+ * Retry-After. With `onunauthorized`, a 401 upgrade or a close with an unauthorized code
+ * (4401) first renews the credentials and connects again, once. `reconnect()` replaces
+ * the connection on purpose (the oauth layer renews a connection before its token expires).
  */
 import type { Socket } from 'node:net';
 import { ExponentialBackoff, type IBackoff, type IBackoffFactory } from 'cockatiel';
@@ -38,6 +41,7 @@ import {
   type RequestId,
 } from '../../jsonrpc.ts';
 import type { MessageExtraInfo, Transport, TransportSendOptions } from '../../transport.ts';
+import { parseRetryAfter } from '../../retry-after.ts';
 import { sleep } from '../../sleep.ts';
 import { booleanOption, durationOption, functionOption, integerOption, optionsObject, settingsObject } from '../options.ts';
 import { type CompressionSettings, EventFanout, WIRE_CONTROL, type WireControl } from '../wire.ts';
@@ -57,6 +61,8 @@ export interface ReconnectOptions {
   replayHandshake?: boolean;
   /** Bytes of messages held while disconnected; beyond, send() fails (nothing was sent). Default 16 MiB. */
   maxQueuedBytes?: number;
+  /** How long a message may be held waiting for the connection to be restored; then send() fails (nothing was sent). Default 30 000 ms. */
+  queueTimeoutMs?: number;
 }
 
 export interface WebSocketClientTransportOptions extends WebSocketCommonOptions {
@@ -89,17 +95,26 @@ interface ReconnectPolicy {
   readonly backoff: IBackoffFactory<unknown>;
   readonly replay: boolean;
   readonly maxQueuedBytes: number;
+  readonly queueTimeoutMs: number;
 }
 
 type State = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closing' | 'closed';
 
 interface Queued {
+  /** Place in send() order: a message put back after a failed flush goes before later ones. */
+  readonly seq: number;
   readonly text: string;
   readonly bytes: number;
+  /** What it is, for error messages (`tools/call`, `a batch of 3 messages`). */
+  readonly what: string;
   /** Request ids in this frame (so a cancel can pull it out). */
   readonly requestIds: readonly RequestId[];
   readonly resolve: () => void;
   readonly reject: (error: Error) => void;
+  /** Ends the wait after queueTimeoutMs; cleared once the message is written or failed. */
+  timer: NodeJS.Timeout | undefined;
+  /** `writing`: handed to a new connection, not yet written; `expired`: its wait ran out meanwhile. */
+  phase: 'queued' | 'writing' | 'expired';
 }
 
 interface Handshake {
@@ -146,6 +161,7 @@ export class WebSocketClientTransport implements Transport {
   #liveEpoch = -1;
   readonly #queue: Queued[] = [];
   #queuedBytes = 0;
+  #queueSeq = 0;
   /** Outbound request id → the connection it was written on. */
   readonly #inflight = new Map<RequestId, number>();
   /** Inbound request id → the connection it arrived on. */
@@ -198,7 +214,15 @@ export class WebSocketClientTransport implements Transport {
     if (options.reconnect === false) {
       this.#reconnect = undefined;
     } else {
-      const r = settingsObject('WebSocketClientTransport.reconnect', options.reconnect, ['maxAttempts', 'initialDelayMs', 'maxDelayMs', 'backoff', 'replayHandshake', 'maxQueuedBytes']);
+      const r = settingsObject('WebSocketClientTransport.reconnect', options.reconnect, [
+        'maxAttempts',
+        'initialDelayMs',
+        'maxDelayMs',
+        'backoff',
+        'replayHandshake',
+        'maxQueuedBytes',
+        'queueTimeoutMs',
+      ]);
       const maxAttempts = r['maxAttempts'] === Infinity ? Infinity : integerOption('WebSocketClientTransport.reconnect.maxAttempts', r['maxAttempts'], 20, 1);
       const initialDelay = durationOption('WebSocketClientTransport.reconnect.initialDelayMs', r['initialDelayMs'], 200, 0);
       const maxDelay = durationOption('WebSocketClientTransport.reconnect.maxDelayMs', r['maxDelayMs'], 10_000, 0);
@@ -212,6 +236,7 @@ export class WebSocketClientTransport implements Transport {
         backoff: (backoff as IBackoffFactory<unknown> | undefined) ?? new ExponentialBackoff({ initialDelay, maxDelay }),
         replay: booleanOption('WebSocketClientTransport.reconnect.replayHandshake', r['replayHandshake'], true),
         maxQueuedBytes: integerOption('WebSocketClientTransport.reconnect.maxQueuedBytes', r['maxQueuedBytes'], 16 * 1024 * 1024, 0),
+        queueTimeoutMs: durationOption('WebSocketClientTransport.reconnect.queueTimeoutMs', r['queueTimeoutMs'], 30_000, 1),
       };
     }
     this.#onunauthorized = functionOption('WebSocketClientTransport.onunauthorized', options.onunauthorized);
@@ -291,19 +316,29 @@ export class WebSocketClientTransport implements Transport {
       }
     }
     const text = encode(Array.isArray(message) ? live : (live[0] as JSONRPCMessage));
+    const what = describeMessages(live);
+    // Taken now, so a message that waited for the socket and then has to be held keeps its place.
+    const seq = ++this.#queueSeq;
     const channel = this.#channel;
-    if (this.#state === 'open' && channel !== undefined) {
+    // A channel that is no longer open while the state still says `open`: the peer is gone
+    // (a close frame, FIN or reset arrived) but ws has not emitted `close` yet, so the
+    // reconnect is not scheduled yet. A message sent in that window waits for it too.
+    if (this.#state === 'open' && channel !== undefined && (channel.open || this.#reconnect === undefined)) {
       for (const id of requestIds) this.#inflight.set(id, this.#epoch);
       try {
         await channel.write(text);
       } catch (error) {
+        if ((error as { neverSent?: boolean }).neverSent !== true) throw error;
         // Never handed to the socket: not in flight, nothing to fail later.
-        if ((error as { neverSent?: boolean }).neverSent === true) for (const id of requestIds) this.#inflight.delete(id);
-        throw error;
+        for (const id of requestIds) this.#inflight.delete(id);
+        // The connection dropped while this waited for the socket's buffer to drain.
+        const state = this.#state as State; // the write awaited: it may have changed
+        if (this.#reconnect === undefined || state === 'closing' || state === 'closed') throw error;
+        await this.#enqueue(seq, text, what, requestIds);
       }
       return;
     }
-    await this.#enqueue(text, requestIds);
+    await this.#enqueue(seq, text, what, requestIds);
   }
 
   async close(): Promise<void> {
@@ -312,7 +347,7 @@ export class WebSocketClientTransport implements Transport {
       const wasIdle = this.#state === 'idle';
       this.#state = 'closing';
       this.#stop.abort();
-      this.#rejectQueue(new ConnectionClosedError(`${LABEL}: the transport was closed before the message could be sent`, { neverSent: true, layer: 'websocket' }));
+      this.#rejectQueue('the transport was closed', 'connection-closed');
       this.#replay?.reject(new ConnectionClosedError(`${LABEL}: closed`, { layer: 'websocket' }));
       const channel = this.#channel;
       if (channel !== undefined && channel.open) {
@@ -373,6 +408,8 @@ export class WebSocketClientTransport implements Transport {
         maxPayload: this.#common.channel.maxPayload,
         handshakeTimeout: this.#connectTimeoutMs,
         followRedirects: false,
+        // The channel checks UTF-8 itself, so that its 1007 close can say what was wrong.
+        skipUTF8Validation: true,
         ...(headers === undefined ? {} : { headers }),
         ...(this.#origin === undefined ? {} : { origin: this.#origin }),
       });
@@ -383,6 +420,9 @@ export class WebSocketClientTransport implements Transport {
       });
       socket.once('unexpected-response', (request, response) => {
         const status = response.statusCode ?? 0;
+        const retryable = retryableStatus(status);
+        const header = response.headers['retry-after'];
+        const retryAfterMs = retryable ? parseRetryAfter(Array.isArray(header) ? header[0] : header) : undefined;
         readSome(response, 4096).then((body) => {
           request.destroy();
           fail(
@@ -390,7 +430,8 @@ export class WebSocketClientTransport implements Transport {
               layer: 'websocket',
               reason: `http-${status}`,
               neverSent: true,
-              retryable: status !== 401 && status !== 403,
+              retryable,
+              ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
               ...(status >= 400 && status <= 599 ? { status } : {}),
             }),
           );
@@ -453,10 +494,10 @@ export class WebSocketClientTransport implements Transport {
     this.#renewing = false;
     const unauthorized = this.#onunauthorized !== undefined && this.#unauthorizedCloseCodes.has(code) ? { code, reason } : undefined;
     if (this.#reconnect === undefined || (!reconnectable(code) && !renewing && unauthorized === undefined)) {
-      this.#report(
-        this.#reconnect === undefined ? error : new ConnectionClosedError(`${error.message}; not reconnecting after close code ${code}`, { layer: 'websocket', reason: 'connection-closed' }),
-      );
-      this.#finish();
+      const final =
+        this.#reconnect === undefined ? error : new ConnectionClosedError(`${error.message}; not reconnecting after close code ${code}`, { layer: 'websocket', reason: 'connection-closed' });
+      this.#report(final);
+      this.#finish(final);
       return;
     }
     this.#state = 'reconnecting';
@@ -466,6 +507,8 @@ export class WebSocketClientTransport implements Transport {
   async #reconnectLoop(policy: ReconnectPolicy, renewing = false, unauthorized?: { code: number; reason: string }): Promise<void> {
     let backoff: IBackoff<unknown> | undefined;
     let lastError: Error | undefined;
+    /** What the last refusal asked for (Retry-After): the next attempt waits at least that long. */
+    let retryAfterMs: number | undefined;
     // The credentials were renewed for this connection: right away, and no second renewal on a 401.
     let immediate = renewing;
     let renewed = false;
@@ -475,8 +518,9 @@ export class WebSocketClientTransport implements Transport {
     }
     for (let attempt = 1; attempt <= policy.maxAttempts && (unauthorized === undefined || renewed); attempt++) {
       backoff = backoff === undefined ? policy.backoff.next(undefined) : backoff.next(undefined);
-      const delayMs = immediate ? 0 : backoff.duration;
+      const delayMs = immediate ? 0 : Math.max(backoff.duration, Math.min(retryAfterMs ?? 0, MAX_RETRY_AFTER_MS));
       immediate = false;
+      retryAfterMs = undefined;
       this.#fanout.emit('reconnect', { attempt, delayMs, outcome: 'scheduled' });
       await sleep(delayMs, this.#stop.signal).catch(() => {}); // a close ends the wait; the state check below stops
       if (this.#state !== 'reconnecting') return;
@@ -496,9 +540,10 @@ export class WebSocketClientTransport implements Transport {
           renewed = immediate = true;
           continue;
         }
-        if (lastError instanceof TransportError && (lastError.status === 401 || lastError.status === 403)) break;
-        // headers() failed for good (the oauth layer: re-authorization needed): trying again cannot help.
+        // A final refusal (401, 403, 404 and the other 4xx but 408/425/429), or headers() failing
+        // for good (the oauth layer: re-authorization needed): trying again cannot help.
         if (lastError instanceof McpLayersError && !lastError.retryable) break;
+        if (lastError instanceof McpLayersError) retryAfterMs = lastError.retryAfterMs;
         continue;
       }
       if (this.#state !== 'reconnecting') {
@@ -527,9 +572,13 @@ export class WebSocketClientTransport implements Transport {
       return;
     }
     if (this.#state !== 'reconnecting') return;
-    const reason = lastError === undefined ? '' : `: ${lastError.message}`;
-    this.#report(new ConnectionClosedError(`${LABEL}: gave up reconnecting to ${this.url.href}${reason}`, { layer: 'websocket', reason: 'reconnect-failed', cause: lastError }));
-    this.#finish();
+    let message = `${LABEL}: gave up reconnecting to ${this.url.href}${lastError === undefined ? '' : `: ${lastError.message}`}`;
+    if (lastError instanceof TransportError && lastError.status !== undefined && !lastError.retryable && lastError.status !== 401) {
+      message += `; HTTP ${lastError.status} is final (only 408, 425, 429 and 5xx are tried again)`;
+    }
+    const failure = new ConnectionClosedError(message, { layer: 'websocket', reason: 'reconnect-failed', ...(lastError === undefined ? {} : { cause: lastError }) });
+    this.#report(failure);
+    this.#finish(failure);
   }
 
   /** Runs the onunauthorized hook; returns its failure (then the transport gives up). */
@@ -640,12 +689,15 @@ export class WebSocketClientTransport implements Transport {
     return true;
   }
 
-  #enqueue(text: string, requestIds: RequestId[]): Promise<void> {
+  #enqueue(seq: number, text: string, what: string, requestIds: RequestId[]): Promise<void> {
     const policy = this.#reconnect;
+    if (policy === undefined) {
+      return Promise.reject(new ConnectionClosedError(`${LABEL}: cannot send ${what}: not connected, and reconnect is off`, { neverSent: true, layer: 'websocket' }));
+    }
     const bytes = Buffer.byteLength(text);
-    if (policy === undefined || this.#queuedBytes + bytes > policy.maxQueuedBytes) {
+    if (this.#queuedBytes + bytes > policy.maxQueuedBytes) {
       return Promise.reject(
-        new ConnectionClosedError(`${LABEL}: not connected, and the queue of messages waiting for the reconnection is full (${policy?.maxQueuedBytes ?? 0} bytes)`, {
+        new ConnectionClosedError(`${LABEL}: cannot send ${what}: not connected, and the queue of messages waiting for the reconnection is full (reconnect.maxQueuedBytes: ${policy.maxQueuedBytes} bytes)`, {
           neverSent: true,
           layer: 'websocket',
           reason: 'queue-full',
@@ -653,8 +705,39 @@ export class WebSocketClientTransport implements Transport {
       );
     }
     return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ text, bytes, requestIds, resolve, reject });
-      this.#queuedBytes += bytes;
+      const entry: Queued = { seq, text, bytes, what, requestIds, resolve, reject, timer: undefined, phase: 'queued' };
+      entry.timer = setTimeout(() => this.#expire(entry, policy.queueTimeoutMs), policy.queueTimeoutMs);
+      entry.timer.unref();
+      this.#insert(entry);
+    });
+  }
+
+  /** Puts a message in the queue at its place in send() order. */
+  #insert(entry: Queued): void {
+    const queue = this.#queue;
+    let index = queue.length;
+    while (index > 0 && (queue[index - 1] as Queued).seq > entry.seq) index--;
+    queue.splice(index, 0, entry);
+    this.#queuedBytes += entry.bytes;
+  }
+
+  #expire(entry: Queued, ms: number): void {
+    if (entry.phase === 'writing') {
+      entry.phase = 'expired'; // failed when it comes back unwritten; a write that succeeds wins
+      return;
+    }
+    const index = this.#queue.indexOf(entry);
+    if (index === -1) return;
+    this.#queue.splice(index, 1);
+    this.#queuedBytes -= entry.bytes;
+    entry.reject(this.#expired(entry, ms));
+  }
+
+  #expired(entry: Queued, ms: number): ConnectionClosedError {
+    return new ConnectionClosedError(`${LABEL}: ${entry.what} waited ${ms} ms (reconnect.queueTimeoutMs) for the connection to ${this.url.href} to be restored; it was never sent`, {
+      neverSent: true,
+      layer: 'websocket',
+      reason: 'reconnect-timeout',
     });
   }
 
@@ -664,6 +747,7 @@ export class WebSocketClientTransport implements Transport {
     if (index === -1) return false;
     const [entry] = this.#queue.splice(index, 1) as [Queued];
     this.#queuedBytes -= entry.bytes;
+    clearTimeout(entry.timer);
     entry.reject(new ConnectionClosedError(`${LABEL}: the request was cancelled while waiting for the reconnection; it was never sent`, { neverSent: true, layer: 'websocket', reason: 'cancelled' }));
     return true;
   }
@@ -672,15 +756,43 @@ export class WebSocketClientTransport implements Transport {
     const queued = this.#queue.splice(0);
     this.#queuedBytes = 0;
     for (const entry of queued) {
+      entry.phase = 'writing';
       for (const id of entry.requestIds) this.#inflight.set(id, this.#epoch);
-      channel.write(entry.text).then(entry.resolve, entry.reject);
+      channel.write(entry.text).then(
+        () => {
+          clearTimeout(entry.timer);
+          entry.resolve();
+        },
+        (error: unknown) => this.#flushFailed(entry, error as Error),
+      );
     }
   }
 
-  #rejectQueue(error: Error): void {
+  /** A held message the new connection could not take: it waits for the next one, unless its time is up. */
+  #flushFailed(entry: Queued, error: Error): void {
+    for (const id of entry.requestIds) this.#inflight.delete(id);
+    const policy = this.#reconnect;
+    const waiting = this.#state === 'reconnecting' || this.#state === 'open';
+    if ((error as { neverSent?: boolean }).neverSent !== true || policy === undefined || !waiting || entry.phase === 'expired') {
+      clearTimeout(entry.timer);
+      entry.reject(entry.phase === 'expired' && policy !== undefined ? this.#expired(entry, policy.queueTimeoutMs) : error);
+      return;
+    }
+    entry.phase = 'queued';
+    this.#insert(entry);
+    // Already reconnected again meanwhile: nothing else would flush it.
+    const channel = this.#channel;
+    if (this.#state === 'open' && channel !== undefined && channel.open) this.#flushQueue(channel);
+  }
+
+  /** Fails every held message: it was never sent, and says why. */
+  #rejectQueue(why: string, reason: string, cause?: Error): void {
     const queued = this.#queue.splice(0);
     this.#queuedBytes = 0;
-    for (const entry of queued) entry.reject(error);
+    for (const entry of queued) {
+      clearTimeout(entry.timer);
+      entry.reject(new ConnectionClosedError(`${LABEL}: ${entry.what} was never sent: ${why}`, { neverSent: true, layer: 'websocket', reason, ...(cause === undefined ? {} : { cause }) }));
+    }
   }
 
   /** Requests written on the dead connection will never be answered: fail them now. */
@@ -711,11 +823,12 @@ export class WebSocketClientTransport implements Transport {
     }
   }
 
-  #finish(): void {
+  /** Ends the transport; `why` (reported already) is what held messages fail with. */
+  #finish(why?: ConnectionClosedError): void {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     this.#stop.abort();
-    this.#rejectQueue(new ConnectionClosedError(`${LABEL}: the transport closed before the message could be sent`, { neverSent: true, layer: 'websocket' }));
+    this.#rejectQueue(why === undefined ? 'the transport closed' : stripLabel(why.message), why?.reason ?? 'connection-closed', why);
     this.#inflight.clear();
     this.#inbound.clear();
     for (const resolve of this.#reopened.splice(0)) resolve();
@@ -734,6 +847,22 @@ export class WebSocketClientTransport implements Transport {
 }
 
 class HandshakeRejected extends Error {}
+
+/** The longest Retry-After of a refused upgrade that is honoured as asked; a longer one waits this long. */
+const MAX_RETRY_AFTER_MS = 5 * 60_000;
+
+/**
+ * A refused upgrade worth trying again: the server is overloaded or restarting (5xx), timed
+ * out (408), asks for an early-data retry (425) or for us to slow down (429). Every other
+ * answer (401, 403, 404, 400, a redirect we do not follow…) will be the same next time.
+ */
+function retryableStatus(status: number): boolean {
+  return status >= 500 || status === 408 || status === 425 || status === 429;
+}
+
+function stripLabel(message: string): string {
+  return message.startsWith(`${LABEL}: `) ? message.slice(LABEL.length + 2) : message;
+}
 
 /** The close code reconnect() sends: the client is replacing the connection (private range). */
 const RENEWING = 4000;

@@ -110,6 +110,8 @@ export class McpWebSocketServer {
       clientTracking: false,
       maxPayload: this.#channel.maxPayload,
       perMessageDeflate: wsDeflateOptions(this.#common.deflate),
+      // The channel checks UTF-8 itself, so that its 1007 close can say what was wrong.
+      skipUTF8Validation: true,
       handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
     });
     this.#wss.on('error', (error) => this.#report(error));
