@@ -42,6 +42,7 @@ export class WatchedStdioTransport extends StdioClientTransport {
   #partial = '';
   #exit: { exitCode: number | null; signal: NodeJS.Signals | null } | undefined;
   #stopping = false;
+  #writing: Promise<void> = Promise.resolve();
 
   constructor(params: Omit<StdioServerParameters, 'stderr'>, mode: StderrMode, onLine: (line: string) => void) {
     super({ ...params, stderr: 'pipe' });
@@ -57,6 +58,18 @@ export class WatchedStdioTransport extends StdioClientTransport {
     child?.once('exit', (exitCode, signal) => {
       this.#exit = { exitCode, signal };
     });
+  }
+
+  /**
+   * One write at a time, in order. The SDK's send() adds a `drain` listener to the pipe for
+   * every message written while it is full; the gateway forwards each item of a client's
+   * batch as its own send, so 10 000 of them would pile 10 000 listeners on one stream
+   * (and a MaxListenersExceededWarning in plain text among the JSON logs).
+   */
+  override send(...args: Parameters<StdioClientTransport['send']>): Promise<void> {
+    const sent = this.#writing.then(() => super.send(...args));
+    this.#writing = sent.catch(() => {});
+    return sent;
   }
 
   override async close(): Promise<void> {
