@@ -9,15 +9,11 @@ import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { LayerEntry } from '../../src/config/layers.ts';
 import { WebSocketClientTransport } from '../../src/transports/ws/index.ts';
-import { DEMO_SERVER, startTestGateway, type TestGateway } from './support.ts';
+import { closeAll, DEMO_SERVER, startTestGateway, type TestGateway } from './support.ts';
 
 let gw: TestGateway | undefined;
 const clients: Client[] = [];
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close().catch(() => {})));
-  await gw?.stop(0);
-  gw = undefined;
-});
+afterEach(() => closeAll(clients, gw).then(() => (gw = undefined)));
 
 async function withStacks(upstream: LayerEntry[], downstream: LayerEntry[] = []): Promise<TestGateway> {
   gw = await startTestGateway({ upstream: { command: process.execPath, args: [DEMO_SERVER], layers: upstream }, downstream: { layers: downstream } });

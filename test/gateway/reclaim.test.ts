@@ -12,16 +12,12 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { afterEach, describe, expect, it } from 'vitest';
 import type { GatewayEvents } from '../../src/gateway/gateway.ts';
 import { closed, rawClient } from '../support/ws.ts';
-import { DEMO_SERVER, startTestGateway, type TestGateway } from './support.ts';
+import { closeAll, DEMO_SERVER, isAlive, startTestGateway, type TestGateway } from './support.ts';
 
 const upstream = { command: process.execPath, args: [DEMO_SERVER] };
 let gw: TestGateway | undefined;
 const clients: Client[] = [];
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close().catch(() => {})));
-  await gw?.stop(0);
-  gw = undefined;
-});
+afterEach(() => closeAll(clients, gw).then(() => (gw = undefined)));
 
 type Closed = GatewayEvents['session-close'][0];
 
@@ -45,14 +41,6 @@ function closeOf(gateway: TestGateway, sessionId?: string): Promise<Closed> {
   });
 }
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 const initialize = (url: string) =>
   fetch(url, {
@@ -73,7 +61,7 @@ describe('detachedTimeoutMs: an HTTP client that went away without DELETE', () =
     // What the Inspector CLI does on exit: close the transport (its GET stream), no DELETE.
     await gone.transport.close();
     expect(await closing).toMatchObject({ reason: 'detached', listener: 'http' });
-    expect(alive(pid?.pid as number)).toBe(false);
+    expect(isAlive(pid?.pid as number)).toBe(false);
     expect(await live.client.callTool({ name: 'echo', arguments: { text: 'still here' } })).toEqual({ content: [{ type: 'text', text: 'still here' }] });
     expect([...gw.gateway.sessions].map((s) => s.sessionId)).toEqual([live.transport.sessionId]);
   });

@@ -15,7 +15,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ListRootsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { startTestGateway, type TestGateway } from './support.ts';
+import { closeAll, startTestGateway, type TestGateway } from './support.ts';
 
 const FILESYSTEM_SERVER = createRequire(import.meta.url).resolve('@modelcontextprotocol/server-filesystem/dist/index.js');
 const serverDir = realpathSync(mkdtempSync(join(tmpdir(), 'mcp-layers-fs-server-')));
@@ -27,11 +27,7 @@ afterAll(() => {
 
 let gw: TestGateway | undefined;
 const clients: Client[] = [];
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close().catch(() => {})));
-  await gw?.stop(0);
-  gw = undefined;
-});
+afterEach(() => closeAll(clients, gw).then(() => (gw = undefined)));
 
 function filesystemGateway(downstream: Record<string, unknown> = {}): Promise<TestGateway> {
   // stderr as log records: the server says there what it did with the roots it was (or was not) given.

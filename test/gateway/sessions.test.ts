@@ -10,16 +10,12 @@ import { validateConfig } from '../../src/config/load.ts';
 import { checkGateway, settingsOf } from '../../src/gateway/gateway.ts';
 import { WebSocketClientTransport } from '../../src/transports/ws/index.ts';
 import { closed, rawClient, refusal } from '../support/ws.ts';
-import { DEMO_SERVER, startTestGateway, type TestGateway } from './support.ts';
+import { closeAll, DEMO_SERVER, isAlive, startTestGateway, type TestGateway } from './support.ts';
 
 const upstream = { command: process.execPath, args: [DEMO_SERVER] };
 let gw: TestGateway | undefined;
 const clients: Client[] = [];
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close().catch(() => {})));
-  await gw?.stop(0);
-  gw = undefined;
-});
+afterEach(() => closeAll(clients, gw).then(() => (gw = undefined)));
 
 async function connect(url: string): Promise<Client> {
   const client = new Client({ name: 'sessions-test', version: '1.0.0' });
@@ -40,14 +36,6 @@ function childPids(gateway: TestGateway): number[] {
   });
 }
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /** Resolves when the next session has closed (children included). */
 const nextClose = (gateway: TestGateway) => new Promise<void>((resolve) => gateway.gateway.once('session-close', () => resolve()));
@@ -68,7 +56,7 @@ describe('one upstream session per downstream session', () => {
     await b.callTool({ name: 'echo', arguments: { text: 'b' } });
     await gw.stop(0);
     gw = undefined;
-    expect(pids.filter(alive)).toEqual([]);
+    expect(pids.filter(isAlive)).toEqual([]);
   });
 });
 
@@ -83,7 +71,7 @@ describe('ending a session', () => {
     const closing = new Promise<string>((resolve) => gw?.gateway.once('session-close', (e) => resolve(e.reason)));
     await transport.terminateSession();
     expect(await closing).toBe('downstream-closed');
-    expect(alive(pid as number)).toBe(false);
+    expect(isAlive(pid as number)).toBe(false);
     expect(gw.gateway.sessions.size).toBe(0);
   });
 });
@@ -132,7 +120,7 @@ describe('idleTimeoutMs', () => {
     const [pid] = childPids(gw);
     expect(await wsClosed).toEqual({ code: 1000, reason: 'session idle' });
     while (gw.gateway.sessions.size > 0) await nextClose(gw);
-    expect(alive(pid as number)).toBe(false);
+    expect(isAlive(pid as number)).toBe(false);
     expect(reasons).toEqual(['idle', 'idle']);
     // The HTTP client's session is gone: the gateway answers 404 and the client must initialize again.
     await expect(client.callTool({ name: 'echo', arguments: { text: 'again' } })).rejects.toThrow(/404|Session not found/);

@@ -13,7 +13,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketClientTransport } from '../../src/transports/ws/index.ts';
 import { refusal } from '../support/ws.ts';
-import { CLI, DEMO_SERVER } from './support.ts';
+import { CLI, DEMO_SERVER, isAlive } from './support.ts';
 
 interface Running {
   readonly process: ChildProcess;
@@ -97,14 +97,6 @@ function slowCall(client: Client, steps: number, stepMs: number): { result: Prom
 const childrenOf = (pid: number): number[] =>
   execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' }).split('\n').map((s) => Number(s.trim())).filter((n) => n > 0);
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 const settle = (p: Promise<unknown>) => p.then((value) => ({ ok: value }), (error: Error) => ({ error: error.message }));
 
@@ -144,7 +136,7 @@ describe('SIGTERM', () => {
     expect(outcomes).toHaveLength(20);
 
     expect(await gw.exited).toBe(0);
-    expect(children.filter(alive)).toEqual([]);
+    expect(children.filter(isAlive)).toEqual([]);
     expect(gw.logs.map((r) => r['event'])).toEqual(expect.arrayContaining(['signal', 'shutdown', 'session-close', 'stopped']));
   });
 
@@ -159,7 +151,7 @@ describe('SIGTERM', () => {
     await expect(slow.result).rejects.toThrow(/MCP error -32000: tools\/call: the gateway shut down before the upstream server answered \(drain timeout 300 ms\); the upstream server may or may not have completed the request/);
     expect(performance.now() - signalledAt).toBeLessThan(9_000);
     expect(await gw.exited).toBe(0);
-    expect(alive(child as number)).toBe(false);
+    expect(isAlive(child as number)).toBe(false);
   });
 
   it('a repeat of the signal at once is the same request; a second one later stops at once (exit code 1), and the children still exit with their stdin', async () => {
@@ -185,8 +177,8 @@ describe('SIGTERM', () => {
     gw.process.kill('SIGINT');
     expect(await gw.exited).toBe(1);
     // No waiting on a timer: the demo server exits when its stdin closes, which the OS does now.
-    while (alive(child as number)) await new Promise((resolve) => setImmediate(resolve));
-    expect(alive(child as number)).toBe(false);
+    while (isAlive(child as number)) await new Promise((resolve) => setImmediate(resolve));
+    expect(isAlive(child as number)).toBe(false);
   });
 });
 

@@ -67,3 +67,19 @@ export async function startTestGateway(config: Omit<GatewayConfig, 'downstream'>
     stop: (drainTimeoutMs) => gateway.shutdown(drainTimeoutMs),
   };
 }
+
+/** After a test: closes the clients it opened, then stops its gateway (clients first, so nothing is left to drain). */
+export async function closeAll(clients: Array<{ close(): Promise<unknown> }>, gateway: TestGateway | undefined): Promise<void> {
+  await Promise.all(clients.splice(0).map((c) => c.close().catch(() => {})));
+  await gateway?.stop(0);
+}
+
+/** Whether a process (an upstream child) still exists. */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

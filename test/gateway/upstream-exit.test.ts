@@ -10,15 +10,11 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketClientTransport } from '../../src/transports/ws/index.ts';
-import { DEMO_SERVER, startTestGateway, type TestGateway } from './support.ts';
+import { closeAll, DEMO_SERVER, startTestGateway, type TestGateway } from './support.ts';
 
 let gw: TestGateway | undefined;
 const clients: Client[] = [];
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close().catch(() => {})));
-  await gw?.stop(0);
-  gw = undefined;
-});
+afterEach(() => closeAll(clients, gw).then(() => (gw = undefined)));
 
 /** A server that fails at once: two stderr lines (one with a secret in it), exit code 3. */
 const FAILING = `process.stderr.write('loading config\\nboom: Authorization: Bearer s3cr3t-t0ken\\n'); process.exit(3);`;

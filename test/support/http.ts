@@ -6,8 +6,9 @@ import { WebStandardStreamableHTTPServerTransport as WebServerTransportV1 } from
 import { StreamableHTTPClientTransport as ClientTransportV2 } from '@modelcontextprotocol/client';
 import { WebStandardStreamableHTTPServerTransport as WebServerTransportV2 } from '@modelcontextprotocol/server';
 import type { Transport } from '../../src/transport.ts';
-import type { HttpServerTransportLike } from '../../src/transports/http/index.ts';
-import type { SdkVersion } from './mcp.ts';
+import { type HttpServerTransportLike, listenHttp, type McpHttpServer, type McpHttpServerOptions } from '../../src/transports/http/index.ts';
+import { wrap } from '../../src/wrap.ts';
+import { makeServer, type SdkVersion } from './mcp.ts';
 
 export type ServerTransport = Transport & HttpServerTransportLike;
 
@@ -23,4 +24,18 @@ export function makeClientTransport(version: SdkVersion, url: string, fetch?: (i
   const options = fetch === undefined ? {} : { fetch };
   if (version === 'v1') return new ClientTransportV1(new URL(url), options) as unknown as Transport;
   return new ClientTransportV2(new URL(url), options) as unknown as Transport;
+}
+
+/** McpHttpServer on its own listener, a v1 McpServer (wrapped, no layers) per session; `cleanup` gets its close. */
+export async function serveSessions(cleanup: Array<() => unknown>, options: Partial<McpHttpServerOptions> = {}): Promise<McpHttpServer> {
+  const mcp = await listenHttp({
+    sessions: async () => {
+      const transport = wrap(makeServerTransport('v1'), []);
+      await makeServer('v1').connect(transport);
+      return transport;
+    },
+    ...options,
+  } as McpHttpServerOptions);
+  cleanup.push(() => mcp.close());
+  return mcp;
 }

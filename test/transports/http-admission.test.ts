@@ -9,11 +9,11 @@ import { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { wrap } from '../../src/index.ts';
 import { Guard } from '../../src/transports/guard.ts';
-import { listenHttp, type McpHttpServer, type McpHttpServerOptions } from '../../src/transports/http/index.ts';
+import type { McpHttpServer, McpHttpServerOptions } from '../../src/transports/http/index.ts';
 import { answerClientError } from '../../src/transports/listen.ts';
 import { listenWebSocket, type McpWebSocketServer, type WebSocketServerOptions } from '../../src/transports/ws/index.ts';
 import { fixtureUpstream, startTestGateway } from '../gateway/support.ts';
-import { makeServerTransport } from '../support/http.ts';
+import { serveSessions } from '../support/http.ts';
 import { makeServer } from '../support/mcp.ts';
 import { rawClient, refusal } from '../support/ws.ts';
 
@@ -22,18 +22,7 @@ afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn();
 });
 
-async function serveHttp(options: Partial<McpHttpServerOptions> = {}): Promise<McpHttpServer> {
-  const mcp = await listenHttp({
-    sessions: async () => {
-      const transport = wrap(makeServerTransport('v1'), []);
-      await makeServer('v1').connect(transport);
-      return transport;
-    },
-    ...options,
-  } as McpHttpServerOptions);
-  cleanup.push(() => mcp.close());
-  return mcp;
-}
+const serveHttp = (options: Partial<McpHttpServerOptions> = {}): Promise<McpHttpServer> => serveSessions(cleanup, options);
 
 async function serveWs(options: Partial<WebSocketServerOptions> = {}): Promise<McpWebSocketServer> {
   const wss = await listenWebSocket({

@@ -8,11 +8,10 @@ import { isUtf8 } from 'node:buffer';
 import net from 'node:net';
 import zlib from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
-import { wrap } from '../../src/index.ts';
 import { firstInvalidUtf8 } from '../../src/transports/http/body.ts';
-import { listenHttp, type McpHttpServer, type McpHttpServerOptions } from '../../src/transports/http/index.ts';
-import { makeClientTransport, makeServerTransport } from '../support/http.ts';
-import { makeClient, makeServer, textOf } from '../support/mcp.ts';
+import type { McpHttpServer, McpHttpServerOptions } from '../../src/transports/http/index.ts';
+import { makeClientTransport, serveSessions } from '../support/http.ts';
+import { makeClient, textOf } from '../support/mcp.ts';
 
 const cleanup: Array<() => unknown> = [];
 afterEach(async () => {
@@ -21,19 +20,7 @@ afterEach(async () => {
 
 const MiB = 1024 * 1024;
 
-/** McpHttpServer on its own listener, a v1 McpServer per session. */
-async function serve(options: Partial<McpHttpServerOptions> = {}): Promise<McpHttpServer> {
-  const mcp = await listenHttp({
-    sessions: async () => {
-      const transport = wrap(makeServerTransport('v1'), []);
-      await makeServer('v1').connect(transport);
-      return transport;
-    },
-    ...options,
-  } as McpHttpServerOptions);
-  cleanup.push(() => mcp.close());
-  return mcp;
-}
+const serve = (options: Partial<McpHttpServerOptions> = {}): Promise<McpHttpServer> => serveSessions(cleanup, options);
 
 async function post(url: string, body: RequestInit['body'], headers: Record<string, string> = {}): Promise<{ status: number; json: unknown }> {
   const response = await fetch(url, {
