@@ -6,5 +6,5 @@
  * The core lives in src/, the layers in middleware/ (which depend on the core, never
  * the reverse); this entry point re-exports both.
  */
-export * from './src/index.ts';
+export * from './src/core/index.ts';
 export * from './middleware/index.ts';

@@ -8,8 +8,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
-import type { JSONRPCMessage, LayerLike, Middleware, Transport } from '../index.ts';
-import { wrap } from '../index.ts';
+import type { JSONRPCMessage, LayerLike, Middleware, Transport } from '#mcp-layers';
+import { wrap } from '#mcp-layers';
 import { pingExchange, type Variant } from './harness.ts';
 
 const passThrough: Middleware = async (_ctx, next) => {

@@ -8,9 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { LayerEntry } from '../src/config/layers.ts';
-import { createGatewayLogger, Gateway, validateConfig } from '../src/gateway/index.ts';
-import { WebSocketClientTransport } from '../src/transports/ws/index.ts';
+import type { LayerEntry } from '#gateway/config/layers.ts';
+import { createGatewayLogger, Gateway, validateConfig } from '#gateway/index.ts';
+import { WebSocketClientTransport } from '#transports/ws/index.ts';
 import type { Variant } from './harness.ts';
 
 const SERVER = fileURLToPath(new URL('../examples/demo-server.ts', import.meta.url));

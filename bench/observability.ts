@@ -11,10 +11,10 @@ import { NodeSDK } from '@opentelemetry/sdk-node';
 import { BatchSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace';
 import { Registry } from 'prom-client';
 import winston from 'winston';
-import * as layers from '../middleware/index.ts';
-import { logging, metrics, tracing } from '../middleware/index.ts';
-import type { LayerLike, Transport } from '../index.ts';
-import { wrap } from '../index.ts';
+import * as layers from '#middleware/index.ts';
+import { logging, metrics, tracing } from '#middleware/index.ts';
+import type { LayerLike, Transport } from '#mcp-layers';
+import { wrap } from '#mcp-layers';
 import { sdkVariant } from './core.ts';
 import type { Variant } from './harness.ts';
 

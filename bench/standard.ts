@@ -3,7 +3,7 @@
  * transport in the same run (target: at least 75 % of bare exchanges per second).
  * Nothing fails here: this is the price of the stack on the happy path.
  */
-import { standard, wrap } from '../index.ts';
+import { standard, wrap } from '#mcp-layers';
 import type { MakeVariant } from './core.ts';
 import type { Variant } from './harness.ts';
 

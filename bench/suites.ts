@@ -20,7 +20,7 @@ export const SUITES = {
     variants: async () => {
       const { wsRoundTrip } = await import('./transports.ts');
       const { observableLayers } = await import('./observability.ts');
-      const { standard, wrap } = await import('../index.ts');
+      const { standard, wrap } = await import('#mcp-layers');
       return [
         wsRoundTrip('bare WebSocketClientTransport', undefined),
         wsRoundTrip('wrap(t, [logging, tracing, metrics, standard()])', (t) => wrap(t, [...observableLayers(), standard()])),

@@ -15,11 +15,11 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import { ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { batching, compression, standard } from '../middleware/index.ts';
-import type { JSONRPCMessage, LayerLike, Transport } from '../index.ts';
-import { wrap } from '../index.ts';
-import { createFetch, listenHttp } from '../src/transports/http/index.ts';
-import { listenWebSocket, WebSocketClientTransport, type McpWebSocketServer } from '../src/transports/ws/index.ts';
+import { batching, compression, standard } from '#middleware/index.ts';
+import type { JSONRPCMessage, LayerLike, Transport } from '#mcp-layers';
+import { wrap } from '#mcp-layers';
+import { createFetch, listenHttp } from '#transports/http/index.ts';
+import { listenWebSocket, WebSocketClientTransport, type McpWebSocketServer } from '#transports/ws/index.ts';
 import { fivePassThrough } from './core.ts';
 import { pingExchange, type Variant } from './harness.ts';
 

@@ -14,7 +14,7 @@
 import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { z } from 'zod';
-import { concurrency, type Middleware, wrap } from '../index.ts';
+import { concurrency, type Middleware, wrap } from '#mcp-layers';
 
 const notes = new Map<string, { title: string; body: string }>([['1', { title: 'Welcome', body: 'Notes live in memory, one set per server process.' }]]);
 const text = (value: string) => ({ content: [{ type: 'text' as const, text: value }] });

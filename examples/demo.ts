@@ -19,10 +19,10 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { ConfigError, serve, validateConfig } from '../src/gateway/index.ts';
-import { WebSocketClientTransport } from '../src/transports/ws/index.ts';
-import type { BreakerState } from '../src/events.ts';
-import type { ChaosLayer } from '../middleware/chaos.ts';
+import { ConfigError, serve, validateConfig } from '#gateway/index.ts';
+import { WebSocketClientTransport } from '#transports/ws/index.ts';
+import type { BreakerState } from '#core/events.ts';
+import type { ChaosLayer } from '#middleware/chaos.ts';
 
 const { values } = parseArgs({
   options: {

@@ -15,8 +15,8 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import { z } from 'zod';
-import { retry, wrap } from '../index.ts';
-import { createFetch, listenHttp } from '../src/transports/http/index.ts';
+import { retry, wrap } from '#mcp-layers';
+import { createFetch, listenHttp } from '#transports/http/index.ts';
 
 // The server: one McpServer per session, on 127.0.0.1 and a free port.
 const http = await listenHttp({

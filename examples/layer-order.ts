@@ -12,7 +12,7 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { retry, timeout, wrap, type LayerLike } from '../index.ts';
+import { retry, timeout, wrap, type LayerLike } from '#mcp-layers';
 
 async function run(label: string, layers: LayerLike[]): Promise<void> {
   let calls = 0;

@@ -19,7 +19,7 @@ import { ConsoleSpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-tra
 import { Registry } from 'prom-client';
 import winston from 'winston';
 import { z } from 'zod';
-import { logging, metrics, metricsHandler, tracing, wrap } from '../index.ts';
+import { logging, metrics, metricsHandler, tracing, wrap } from '#mcp-layers';
 
 // 1. OpenTelemetry: the application owns the SDK; mcp-layers only uses @opentelemetry/api.
 const otlp = process.env['OTEL_EXPORTER_OTLP_ENDPOINT'] !== undefined || process.env['OTEL_TRACES_EXPORTER'] !== undefined;

@@ -9,7 +9,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
-import { type Middleware, wrap } from '../index.ts';
+import { type Middleware, wrap } from '#mcp-layers';
 
 /** A layer is a function: this one prints every exchange with its duration and outcome. */
 const trace =

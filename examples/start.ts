@@ -10,7 +10,7 @@
  * 'mcp-layers' instead of '../src/…'.
  */
 import { fileURLToPath } from 'node:url';
-import { ConfigError, serve, validateConfig } from '../src/gateway/index.ts';
+import { ConfigError, serve, validateConfig } from '#gateway/index.ts';
 
 const demoServer = fileURLToPath(new URL('./demo-server.ts', import.meta.url));
 

@@ -10,7 +10,7 @@
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { type Middleware, standard, timeout, when, wrap } from '../index.ts';
+import { type Middleware, standard, timeout, when, wrap } from '#mcp-layers';
 
 const print: Middleware = async (ctx, next) => {
   const started = performance.now();

@@ -9,8 +9,8 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
-import { wrap } from '../index.ts';
-import { listenWebSocket, WebSocketClientTransport } from '../src/transports/ws/index.ts';
+import { wrap } from '#mcp-layers';
+import { listenWebSocket, WebSocketClientTransport } from '#transports/ws/index.ts';
 
 /** One McpServer per connection, as for any multi-client transport. */
 function serve(port: number, generation: number) {

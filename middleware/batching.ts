@@ -20,12 +20,12 @@
  * shared POST; when the batch's response stream ends, every request in it still waiting
  * is told (each fails with a retryable stream-ended error, as it would alone).
  */
-import { ConnectionClosedError, InvalidOptionError } from '../src/errors.ts';
-import type { JSONRPCMessage } from '../src/jsonrpc.ts';
-import type { Layer, LayerHost, WireWrite } from '../src/layer.ts';
-import { durationOption, integerOption, optionsObject } from '../src/options.ts';
-import type { TransportSendOptions } from '../src/transport.ts';
-import { wireCapabilities } from '../src/transports/wire.ts';
+import { ConnectionClosedError, InvalidOptionError } from '../src/core/errors.ts';
+import type { JSONRPCMessage } from '../src/core/jsonrpc.ts';
+import type { Layer, LayerHost, WireWrite } from '../src/core/layer.ts';
+import { durationOption, integerOption, optionsObject } from '../src/core/options.ts';
+import type { TransportSendOptions } from '../src/core/transport.ts';
+import { wireCapabilities } from '../src/core/wire.ts';
 
 export interface BatchingOptions {
   /** Most messages in one array. Default 32. */

@@ -22,12 +22,12 @@
  */
 import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
 import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
-import type { Context } from '../src/context.ts';
-import { ConnectionClosedError, ErrorCode, InvalidOptionError, McpLayersError, type McpLayersErrorOptions } from '../src/errors.ts';
-import type { ChaosFault } from '../src/events.ts';
-import type { Layer, Next } from '../src/layer.ts';
-import { booleanOption, choiceOption, durationOption, integerOption, optionsObject, rateOption } from '../src/options.ts';
-import { sleep } from '../src/sleep.ts';
+import type { Context } from '../src/core/context.ts';
+import { ConnectionClosedError, ErrorCode, InvalidOptionError, McpLayersError, type McpLayersErrorOptions } from '../src/core/errors.ts';
+import type { ChaosFault } from '../src/core/events.ts';
+import type { Layer, Next } from '../src/core/layer.ts';
+import { booleanOption, choiceOption, durationOption, integerOption, optionsObject, rateOption } from '../src/core/options.ts';
+import { sleep } from '../src/layer-kit/sleep.ts';
 
 export interface ChaosLatency {
   /** The added delay, ms: fixed, or uniform in [min, max]. */

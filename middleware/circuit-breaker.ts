@@ -41,11 +41,11 @@ import {
   SamplingBreaker,
   TaskCancelledError,
 } from 'cockatiel';
-import type { Context } from '../src/context.ts';
-import { CircuitOpenError, InvalidOptionError } from '../src/errors.ts';
-import type { BreakerState, EventBus } from '../src/events.ts';
-import { isTransient, type Outcome, reasonOf } from '../src/failure.ts';
-import type { Layer, Next } from '../src/layer.ts';
+import type { Context } from '../src/core/context.ts';
+import { CircuitOpenError, InvalidOptionError } from '../src/core/errors.ts';
+import type { BreakerState, EventBus } from '../src/core/events.ts';
+import { isTransient, type Outcome, reasonOf } from '../src/core/failure.ts';
+import type { Layer, Next } from '../src/core/layer.ts';
 import {
   choiceOption,
   durationOption,
@@ -53,8 +53,8 @@ import {
   integerOption,
   openRatioOption,
   optionsObject,
-} from '../src/options.ts';
-import { untilAborted } from '../src/sleep.ts';
+} from '../src/core/options.ts';
+import { untilAborted } from '../src/layer-kit/sleep.ts';
 
 export type BreakerKind = 'consecutive' | 'sampling' | 'count';
 export type BreakerScope = 'transport' | 'method' | 'tool';

@@ -14,10 +14,9 @@
  * It publishes `bytes-compressed` and `wire` on the wrapped transport's bus. Any other
  * transport (stdio, a foreign `fetch`) is refused at wrap() time, saying what to use.
  */
-import { integerOption, optionsObject } from '../src/options.ts';
-import type { Layer, LayerHost } from '../src/layer.ts';
-import { encodingsOption } from '../src/transports/encoding.ts';
-import { type CompressionSettings, type Encoding, wireCapabilities } from '../src/transports/wire.ts';
+import { integerOption, optionsObject } from '../src/core/options.ts';
+import type { Layer, LayerHost } from '../src/core/layer.ts';
+import { type CompressionSettings, type Encoding, encodingsOption, wireCapabilities } from '../src/core/wire.ts';
 
 export interface CompressionOptions {
   /** Allowed encodings, most preferred first. Default `['zstd', 'br', 'gzip', 'deflate']` (those this Node has). */

@@ -22,11 +22,11 @@
  * nothing finishes, such places count against `queue`.
  */
 import { BulkheadPolicy, BulkheadRejectedError, TaskCancelledError } from 'cockatiel';
-import type { Context } from '../src/context.ts';
-import { LoadShedError } from '../src/errors.ts';
-import type { Layer, Next } from '../src/layer.ts';
-import { choiceOption, durationOption, integerOption, optionsObject } from '../src/options.ts';
-import { untilAborted } from '../src/sleep.ts';
+import type { Context } from '../src/core/context.ts';
+import { LoadShedError } from '../src/core/errors.ts';
+import type { Layer, Next } from '../src/core/layer.ts';
+import { choiceOption, durationOption, integerOption, optionsObject } from '../src/core/options.ts';
+import { untilAborted } from '../src/layer-kit/sleep.ts';
 
 export interface ConcurrencyOptions {
   /** Requests running at once, per direction (default 100). */

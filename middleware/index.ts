@@ -1,7 +1,10 @@
-/** Every layer, one file each. Layers depend on the core (src/), never the reverse. */
-export { tracing, type TracingOptions } from './tracing.ts';
-export { METRIC_FAMILIES, type MetricFamily, metrics, metricsHandler, type MetricsHandlerOptions, type MetricsOptions, type MetricsRegistry, OTHER_LABEL_VALUE } from './metrics.ts';
-export { type LoggingOptions, type LogRecord, type LogSink, logging } from './logging.ts';
+/**
+ * Every layer: one file each, or one folder when it has parts. Layers depend on the core
+ * (src/core/) and the layer kit (src/layer-kit/), never the reverse (docs/architecture.md).
+ */
+export { tracing, type TracingOptions } from './observability/tracing.ts';
+export { METRIC_FAMILIES, type MetricFamily, metrics, metricsHandler, type MetricsHandlerOptions, type MetricsOptions, type MetricsRegistry, OTHER_LABEL_VALUE } from './observability/metrics.ts';
+export { type LoggingOptions, type LogRecord, type LogSink, logging } from './observability/logging.ts';
 export { batching, BATCHING_PROTOCOL_VERSIONS, type BatchingOptions } from './batching.ts';
 export { type ChaosLatency, type ChaosLayer, type ChaosOptions, ChaosFaultError, chaos } from './chaos.ts';
 export {
@@ -14,8 +17,8 @@ export {
 } from './circuit-breaker.ts';
 export { compression, type CompressionOptions } from './compression.ts';
 export { type ConcurrencyLayer, type ConcurrencyOptions, concurrency } from './concurrency.ts';
-export { type HedgingLayer, type HedgingOptions, hedging } from './hedging.ts';
-export { type BackoffOptions, type RetryBackoff, type RetryLayer, type RetryOptions, retry } from './retry.ts';
+export { type HedgingLayer, type HedgingOptions, hedging } from './hedging/hedging.ts';
+export { type BackoffOptions, type RetryBackoff, type RetryLayer, type RetryOptions, retry } from './retry/retry.ts';
 export { STANDARD_DEFAULTS, type StandardLayer, type StandardOptions, standard } from './standard.ts';
 export { type TimeoutOptions, timeout } from './timeout.ts';
 export {
@@ -32,4 +35,17 @@ export {
   type StoredTokens,
   type TokenStore,
   type UnauthorizedEvent,
-} from './oauth.ts';
+} from './oauth/oauth.ts';
+export { RetryBudget, type RetryBudgetOptions } from './retry/budget.ts';
+export { REDACTED, type RedactRule, Redactor } from './observability/redact.ts';
+export {
+  DURATION_BUCKETS,
+  type ExchangeOutcome,
+  exchangeOutcome,
+  type NetworkInfo,
+  type OutcomeKind,
+  SemConv,
+  TRACE_STATE,
+  type TraceIds,
+  traceIdsOf,
+} from './observability/telemetry.ts';

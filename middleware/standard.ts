@@ -21,13 +21,13 @@
  * a sampling breaker's window must be at least twice the attempt timeout (Polly's rule:
  * a shorter window cannot see the failures a slow attempt produces).
  */
-import { compose, type ComposedLayer } from '../src/compose.ts';
-import { InvalidOptionError } from '../src/errors.ts';
-import type { Layer } from '../src/layer.ts';
-import { optionsObject } from '../src/options.ts';
+import { compose, type ComposedLayer } from '../src/core/compose.ts';
+import { InvalidOptionError } from '../src/core/errors.ts';
+import type { Layer } from '../src/core/layer.ts';
+import { optionsObject } from '../src/core/options.ts';
 import { type CircuitBreakerLayer, type CircuitBreakerOptions, circuitBreaker } from './circuit-breaker.ts';
 import { type ConcurrencyLayer, type ConcurrencyOptions, concurrency } from './concurrency.ts';
-import { type RetryLayer, type RetryOptions, retry } from './retry.ts';
+import { type RetryLayer, type RetryOptions, retry } from './retry/retry.ts';
 import { type TimeoutOptions, timeout } from './timeout.ts';
 
 export interface StandardOptions {

@@ -30,13 +30,13 @@
  * - `subscriptions/listen` (2026-07-28): no deadline. It lives as long as the
  *   subscription; the application ends it.
  */
-import type { Context } from '../src/context.ts';
-import { setDeadline } from '../src/deadline.ts';
-import { InvalidOptionError, TimeoutError } from '../src/errors.ts';
-import { globMatcher } from '../src/glob.ts';
-import type { Layer, Next } from '../src/layer.ts';
-import { booleanOption, durationOption, optionsObject } from '../src/options.ts';
-import { unref } from '../src/sleep.ts';
+import type { Context } from '../src/core/context.ts';
+import { setDeadline } from '../src/layer-kit/deadline.ts';
+import { InvalidOptionError, TimeoutError } from '../src/core/errors.ts';
+import { globMatcher } from '../src/core/glob.ts';
+import type { Layer, Next } from '../src/core/layer.ts';
+import { booleanOption, durationOption, optionsObject } from '../src/core/options.ts';
+import { unref } from '../src/layer-kit/sleep.ts';
 
 export interface TimeoutOptions {
   /** Deadline of each call through this layer (each attempt, below retry), ms. Default 30 000 unless only `total` is given. */

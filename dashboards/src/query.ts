@@ -9,8 +9,8 @@
  * when the family has that label (the breaker families do not: one breaker may serve
  * several transports).
  */
-import { METRIC_FAMILIES } from '../../middleware/metrics.ts';
-import { GATEWAY_METRIC_FAMILIES } from '../../src/gateway/gateway.ts';
+import { METRIC_FAMILIES } from '#middleware/observability/metrics.ts';
+import { GATEWAY_METRIC_FAMILIES } from '#gateway/gateway.ts';
 
 /** Every metric family the code can emit. */
 export const ALL_FAMILIES = [...METRIC_FAMILIES, ...GATEWAY_METRIC_FAMILIES] as const;

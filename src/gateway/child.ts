@@ -9,7 +9,7 @@
  */
 import { StdioClientTransport, type StdioServerParameters } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { ChildProcess } from 'node:child_process';
-import { Redactor } from '../redact.ts';
+import { Redactor } from '../../middleware/observability/redact.ts';
 
 /** How the child ended, when it ended on its own (the gateway did not stop it). */
 export interface ChildExit {

@@ -6,9 +6,9 @@
  *
  * docs/gateway.md describes the config, the process model and the endpoints.
  */
-export { ConfigError, type LoadedConfig, loadConfigFile, parseConfigText, validateConfig } from '../config/load.ts';
-export type { DownstreamConfig, GatewayConfig, UpstreamConfig } from '../config/gateway.ts';
-export { LAYER_NAMES, type LayerEntry, type LayerName } from '../config/layers.ts';
+export { ConfigError, type LoadedConfig, loadConfigFile, parseConfigText, validateConfig } from './config/load.ts';
+export type { DownstreamConfig, GatewayConfig, UpstreamConfig } from './config/gateway.ts';
+export { LAYER_NAMES, type LayerEntry, type LayerName } from './config/layers.ts';
 export { checkGateway, Gateway, GATEWAY_DEFAULTS, GATEWAY_METRIC_FAMILIES, type GatewayEvents, type GatewayRuntime, type GatewaySettings, type GatewayUrls } from './gateway.ts';
 export { createGatewayLogger, type GatewayLogger, type LogFormat, type LogLevel } from './logger.ts';
 export { type CloseReason, ProxySession } from './proxy.ts';

@@ -14,7 +14,7 @@
  * is a configuration error that says what to install.
  */
 import type * as SdkNode from '@opentelemetry/sdk-node';
-import type { GatewayConfig } from '../config/gateway.ts';
+import type { GatewayConfig } from './config/gateway.ts';
 
 type TracingConfig = NonNullable<NonNullable<GatewayConfig['observability']>['tracing']>;
 

@@ -27,7 +27,7 @@
  *   - end both sides together, flushing answers first.
  */
 import type { ServerResponse } from 'node:http';
-import { asError, ConnectionClosedError, ErrorCode, McpLayersError, toErrorObject, TransportError } from '../errors.ts';
+import { asError, ConnectionClosedError, ErrorCode, McpLayersError, toErrorObject, TransportError } from '../core/errors.ts';
 import {
   CANCELLED,
   isRequest,
@@ -38,9 +38,9 @@ import {
   type JSONRPCResponse,
   PROGRESS,
   type RequestId,
-} from '../jsonrpc.ts';
-import type { TransportSendOptions } from '../transport.ts';
-import type { LayeredTransport } from '../wrap.ts';
+} from '../core/jsonrpc.ts';
+import type { TransportSendOptions } from '../core/transport.ts';
+import type { LayeredTransport } from '../core/wrap.ts';
 import { type ChildExit, describeExit } from './child.ts';
 import type { GatewayLogger } from './logger.ts';
 

@@ -7,8 +7,8 @@
  * code 0. Another signal more than half a second later ends the process at once (code 1).
  */
 import type { Writable } from 'node:stream';
-import type { LoadedConfig } from '../config/load.ts';
-import { ConfigError } from '../config/load.ts';
+import type { LoadedConfig } from './config/load.ts';
+import { ConfigError } from './config/load.ts';
 import { Gateway } from './gateway.ts';
 import { createGatewayLogger, type GatewayLogger, type LogFormat, type LogLevel } from './logger.ts';
 import { startTraceExport, type TraceExport, TraceExportUnavailable } from './otel.ts';

@@ -13,11 +13,11 @@
  */
 import { resolve } from 'node:path';
 import type { Registry } from 'prom-client';
-import type { LayerEntry, LayerName, LayerOptionsOf, Side, UnlessEntry, WhenEntry } from '../config/layers.ts';
-import { formatPath, type PathSegment } from '../config/issues.ts';
-import { InvalidOptionError } from '../errors.ts';
-import type { Layer } from '../layer.ts';
-import { compileMatch, type Match, when } from '../when.ts';
+import type { LayerEntry, LayerName, LayerOptionsOf, Side, UnlessEntry, WhenEntry } from './config/layers.ts';
+import { formatPath, type PathSegment } from './config/issues.ts';
+import { InvalidOptionError } from '../core/errors.ts';
+import type { Layer } from '../core/layer.ts';
+import { compileMatch, type Match, when } from '../core/when.ts';
 import {
   batching,
   chaos,

@@ -13,11 +13,11 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { UpstreamConfig } from '../config/gateway.ts';
-import type { Transport } from '../transport.ts';
+import type { UpstreamConfig } from './config/gateway.ts';
+import type { Transport } from '../core/transport.ts';
 import { createFetch, type McpFetch } from '../transports/http/fetch.ts';
 import { WebSocketClientTransport, type WebSocketClientTransportOptions } from '../transports/ws/client.ts';
-import type { OAuthLayer } from '../../middleware/oauth.ts';
+import type { OAuthLayer } from '../../middleware/oauth/oauth.ts';
 import { WatchedStdioTransport } from './child.ts';
 import type { GatewayLogger } from './logger.ts';
 

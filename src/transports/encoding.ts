@@ -1,30 +1,10 @@
 /**
- * Content codings for the HTTP helpers and the compression layer: which ones this Node
- * supports, how to pick one from an `Accept-Encoding` header, and zlib streams tuned for
- * on-the-fly use (brotli's default quality 11 is meant for static assets, far too slow here).
+ * Content codings for the HTTP helpers and the WebSocket transport: how to pick one from
+ * an `Accept-Encoding` header, and zlib streams tuned for on-the-fly use (which codings
+ * exist and how an option names them is the wire contract: src/core/wire.ts) (brotli's default quality 11 is meant for static assets, far too slow here).
  */
 import zlib from 'node:zlib';
-import { InvalidOptionError } from '../errors.ts';
-import type { Encoding } from './wire.ts';
-
-/** Encodings Node's zlib provides here, best first (zstd exists from Node 22.15 / 23.8). */
-export const AVAILABLE_ENCODINGS: readonly Encoding[] = [
-  ...(typeof zlib.createZstdCompress === 'function' ? (['zstd'] as const) : []),
-  'br',
-  'gzip',
-  'deflate',
-];
-
-const ALL: readonly Encoding[] = ['zstd', 'br', 'gzip', 'deflate'];
-
-/** Validates a list of encodings; those Node lacks are dropped (so configs port across versions). */
-export function encodingsOption(name: string, value: unknown, fallback: readonly Encoding[]): readonly Encoding[] {
-  if (value === undefined) return fallback.filter((e) => AVAILABLE_ENCODINGS.includes(e));
-  if (!Array.isArray(value) || value.some((e) => !ALL.includes(e as Encoding))) {
-    throw new InvalidOptionError(name, `an array of ${ALL.map((e) => `"${e}"`).join(', ')}`, value);
-  }
-  return (value as Encoding[]).filter((e, i, all) => AVAILABLE_ENCODINGS.includes(e) && all.indexOf(e) === i);
-}
+import { ENCODINGS, type Encoding } from '../core/wire.ts';
 
 /**
  * The best of `ours` (in our order of preference) that an `Accept-Encoding` header
@@ -56,12 +36,8 @@ export function negotiateEncoding(header: string | null | undefined, ours: reado
 export function acceptedEncodings(header: string | null | undefined): Set<Encoding> {
   const accepted = new Set<Encoding>();
   if (header === undefined || header === null) return accepted;
-  for (const encoding of ALL) if (negotiateEncoding(header, [encoding]) === encoding) accepted.add(encoding);
+  for (const encoding of ENCODINGS) if (negotiateEncoding(header, [encoding]) === encoding) accepted.add(encoding);
   return accepted;
-}
-
-export function isEncoding(value: string): value is Encoding {
-  return (ALL as readonly string[]).includes(value);
 }
 
 /** A compressing stream; `flush()` on it pushes out what was written so far (SSE). */

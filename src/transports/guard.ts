@@ -6,8 +6,8 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { isIPv6 } from 'node:net';
-import { ErrorCode, InvalidOptionError } from '../errors.ts';
-import { globMatcher, type NameMatcher } from '../glob.ts';
+import { ErrorCode, InvalidOptionError } from '../core/errors.ts';
+import { globMatcher, type NameMatcher } from '../core/glob.ts';
 import { durationOption, functionOption } from './options.ts';
 
 /** Resolve to accept (the value becomes `authInfo` on every message of the connection); resolve `false`/nullish or throw to refuse. */

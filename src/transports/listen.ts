@@ -5,7 +5,7 @@
 import http, { STATUS_CODES } from 'node:http';
 import type { AddressInfo, Server } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { ErrorCode } from '../errors.ts';
+import { ErrorCode } from '../core/errors.ts';
 import { errorBody } from './guard.ts';
 
 /** Starts `server` listening; rejects with the listen error (EADDRINUSE...) instead of emitting it. */

@@ -3,9 +3,9 @@
  * two shapes only transports take (a non-empty string, a nested settings object).
  * Every message names the option as the user wrote it.
  */
-import { InvalidOptionError } from '../errors.ts';
+import { InvalidOptionError } from '../core/errors.ts';
 
-export { booleanOption, durationOption, functionOption, integerOption, optionsObject } from '../options.ts';
+export { booleanOption, durationOption, functionOption, integerOption, optionsObject } from '../core/options.ts';
 
 export function stringOption(name: string, value: unknown, fallback: string): string {
   if (value === undefined) return fallback;

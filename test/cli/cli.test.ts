@@ -14,7 +14,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 
-const CLI = 'src/cli/main.ts';
+const CLI = 'src/gateway/cli/main.ts';
 const dir = mkdtempSync(join(tmpdir(), 'mcp-layers-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -128,7 +128,7 @@ describe('check and gateway refuse a bad config with exit code 2, before anythin
 describe('the published entry point (package.json bin)', () => {
   it('builds to the path bin names, starts with a shebang, and runs the gateway', async () => {
     const { bin } = JSON.parse(readFileSync('package.json', 'utf8')) as { bin: Record<string, string> };
-    expect(bin['mcp-layers']).toBe('./dist/src/cli/main.js');
+    expect(bin['mcp-layers']).toBe('./dist/src/gateway/cli/main.js');
     // Built beside node_modules (so packages resolve), not over the repository's dist/.
     const out = join('node_modules', '.cache', 'mcp-layers-bin-test');
     rmSync(out, { recursive: true, force: true });

@@ -4,8 +4,8 @@
  * wrapped transport stays usable.
  */
 import { describe, expect, it } from 'vitest';
-import { InvalidMessageError, StrayResponseError } from '../../src/errors.ts';
-import { wrap } from '../../src/wrap.ts';
+import { InvalidMessageError, StrayResponseError } from '#core/errors.ts';
+import { wrap } from '#core/wrap.ts';
 import { RecordingApp, ScriptedPeer, turn } from './harness.ts';
 
 async function setup() {

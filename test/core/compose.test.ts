@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { compose } from '../../src/compose.ts';
-import type { Context } from '../../src/context.ts';
-import type { Middleware } from '../../src/layer.ts';
+import { compose } from '#core/compose.ts';
+import type { Context } from '#core/context.ts';
+import type { Middleware } from '#core/layer.ts';
 
 // compose() only reads what layers do with ctx, so a plain object stands in for a Context.
 const ctx = () => ({ trail: [] as string[] }) as unknown as Context & { trail: string[] };

@@ -3,10 +3,10 @@
  * pass-through, and what the core learns from traffic.
  */
 import { describe, expect, it } from 'vitest';
-import { TimeoutError, TransportError } from '../../src/errors.ts';
-import type { JSONRPCRequest } from '../../src/jsonrpc.ts';
-import type { Middleware } from '../../src/layer.ts';
-import { wrap } from '../../src/wrap.ts';
+import { TimeoutError, TransportError } from '#core/errors.ts';
+import type { JSONRPCRequest } from '#core/jsonrpc.ts';
+import type { Middleware } from '#core/layer.ts';
+import { wrap } from '#core/wrap.ts';
 import { RecordingApp, ScriptedPeer, turn } from './harness.ts';
 
 async function setup(layers: Middleware[] = [], options = {}) {

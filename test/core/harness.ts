@@ -3,8 +3,8 @@
  * interleavings. The peer is a test double on purpose: a real server cannot be made to
  * answer late, twice, or with ids it never received, and these tests need exactly that.
  */
-import type { JSONRPCMessage, JSONRPCRequest, JSONRPCResponse } from '../../src/jsonrpc.ts';
-import type { MessageExtraInfo, Transport, TransportSendOptions } from '../../src/transport.ts';
+import type { JSONRPCMessage, JSONRPCRequest, JSONRPCResponse } from '#core/jsonrpc.ts';
+import type { MessageExtraInfo, Transport, TransportSendOptions } from '#core/transport.ts';
 
 /** The far end of the wire, driven by the test. */
 export class ScriptedPeer implements Transport {

@@ -8,11 +8,11 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type Context } from '../../src/context.ts';
-import { LayerFaultError, TimeoutError, McpLayersError } from '../../src/errors.ts';
-import type { JSONRPCRequest, RequestId } from '../../src/jsonrpc.ts';
-import type { Middleware } from '../../src/layer.ts';
-import { wrap } from '../../src/wrap.ts';
+import { type Context } from '#core/context.ts';
+import { LayerFaultError, TimeoutError, McpLayersError } from '#core/errors.ts';
+import type { JSONRPCRequest, RequestId } from '#core/jsonrpc.ts';
+import type { Middleware } from '#core/layer.ts';
+import { wrap } from '#core/wrap.ts';
 import { RecordingApp, ScriptedPeer, turn } from './harness.ts';
 
 type Action =

@@ -1,8 +1,8 @@
 /** Start, close, onclose exactly once, and every pending exchange settling on close. */
 import { describe, expect, it } from 'vitest';
-import { ConnectionClosedError } from '../../src/errors.ts';
-import type { Middleware } from '../../src/layer.ts';
-import { wrap } from '../../src/wrap.ts';
+import { ConnectionClosedError } from '#core/errors.ts';
+import type { Middleware } from '#core/layer.ts';
+import { wrap } from '#core/wrap.ts';
 import { RecordingApp, ScriptedPeer, turn } from './harness.ts';
 
 describe('start', () => {

@@ -1,8 +1,8 @@
 /** The order keeper: what waits for its turn keeps the async context it was delivered in. */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { describe, expect, it } from 'vitest';
-import type { Middleware } from '../../src/layer.ts';
-import { wrap } from '../../src/wrap.ts';
+import type { Middleware } from '#core/layer.ts';
+import { wrap } from '#core/wrap.ts';
 import { ScriptedPeer, turn } from './harness.ts';
 
 describe('inbound order and async context', () => {

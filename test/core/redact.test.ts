@@ -4,7 +4,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { REDACTED, Redactor } from '../../src/redact.ts';
+import { REDACTED, Redactor } from '#middleware/observability/redact.ts';
 
 const secret = fc.stringMatching(/^[A-Za-z0-9]{6,24}$/).map((s) => `S3CR${s}`);
 

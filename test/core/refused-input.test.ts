@@ -9,12 +9,12 @@ import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { retry } from '../../middleware/retry.ts';
-import { ErrorCode, InvalidMessageError, InvalidOptionError } from '../../src/errors.ts';
-import type { JSONRPCErrorResponse } from '../../src/jsonrpc.ts';
-import type { LayerLike } from '../../src/layer.ts';
-import { DEFAULT_MAX_DEPTH } from '../../src/validate.ts';
-import { wrap, type WrapOptions } from '../../src/wrap.ts';
+import { retry } from '#middleware/retry/retry.ts';
+import { ErrorCode, InvalidMessageError, InvalidOptionError } from '#core/errors.ts';
+import type { JSONRPCErrorResponse } from '#core/jsonrpc.ts';
+import type { LayerLike } from '#core/layer.ts';
+import { DEFAULT_MAX_DEPTH } from '#core/validate.ts';
+import { wrap, type WrapOptions } from '#core/wrap.ts';
 import { RecordingApp, ScriptedPeer, turn } from './harness.ts';
 
 /** An object exactly `levels` levels deep: `{ a: { a: … { leaf: 1 } } }`. */

@@ -1,9 +1,9 @@
 /** The shared machinery of the resilience layers: Retry-After parsing, abortable waits, the latency window. */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { LatencyWindow } from '../../src/latency-window.ts';
-import { parseRetryAfter, retryAfterOf } from '../../src/retry-after.ts';
-import { TransportError } from '../../src/errors.ts';
-import { sleep, untilAborted } from '../../src/sleep.ts';
+import { LatencyWindow } from '#middleware/hedging/latency-window.ts';
+import { parseRetryAfter, retryAfterOf } from '#core/retry-after.ts';
+import { TransportError } from '#core/errors.ts';
+import { sleep, untilAborted } from '#layer-kit/sleep.ts';
 
 describe('parseRetryAfter', () => {
   it('reads delta-seconds and HTTP-dates, and nothing else', () => {

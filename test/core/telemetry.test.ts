@@ -1,8 +1,8 @@
 /** What the observability layers share: network inference, option checks, optional peers. */
 import { describe, expect, it } from 'vitest';
-import { requirePeer, tryRequirePeer } from '../../src/peer-deps.ts';
-import { inferNetwork, validateNetwork } from '../../src/telemetry.ts';
-import type { Transport } from '../../src/transport.ts';
+import { requirePeer, tryRequirePeer } from '#layer-kit/peer-deps.ts';
+import { inferNetwork, validateNetwork } from '#middleware/observability/telemetry.ts';
+import type { Transport } from '#core/transport.ts';
 
 function transportNamed(name: string, fields: Record<string, unknown> = {}): Transport {
   // A transport whose constructor has `name`, as the SDK's classes do.

@@ -6,11 +6,11 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { JSONRPCMessage, JSONRPCRequest } from '../../src/jsonrpc.ts';
-import type { Middleware } from '../../src/layer.ts';
-import type { Transport } from '../../src/transport.ts';
-import { when } from '../../src/when.ts';
-import { wrap } from '../../src/wrap.ts';
+import type { JSONRPCMessage, JSONRPCRequest } from '#core/jsonrpc.ts';
+import type { Middleware } from '#core/layer.ts';
+import type { Transport } from '#core/transport.ts';
+import { when } from '#core/when.ts';
+import { wrap } from '#core/wrap.ts';
 import { RecordingApp, ScriptedPeer, turn } from './harness.ts';
 
 type Action =

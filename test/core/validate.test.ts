@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { classify, DEFAULT_MAX_DEPTH } from '../../src/validate.ts';
+import { classify, DEFAULT_MAX_DEPTH } from '#core/validate.ts';
 
 /** An object exactly `levels` levels deep: `{ a: { a: … { leaf: 1 } } }`. */
 function nest(levels: number): Record<string, unknown> {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Context } from '../../src/context.ts';
-import { compileMatch, when } from '../../src/when.ts';
+import type { Context } from '#core/context.ts';
+import { compileMatch, when } from '#core/when.ts';
 
 const exchange = (method: string, params: Record<string, unknown> = {}, direction = 'outbound', kind = 'request') =>
   ({

@@ -3,9 +3,9 @@
  * trace context travels in `params._meta` this way (SEP-414), via `withMeta()`.
  */
 import { describe, expect, it } from 'vitest';
-import { type JSONRPCNotification, type JSONRPCRequest, withMeta } from '../../src/jsonrpc.ts';
-import type { Middleware } from '../../src/layer.ts';
-import { wrap } from '../../src/wrap.ts';
+import { type JSONRPCNotification, type JSONRPCRequest, withMeta } from '#core/jsonrpc.ts';
+import type { Middleware } from '#core/layer.ts';
+import { wrap } from '#core/wrap.ts';
 import { RecordingApp, ScriptedPeer, turn } from './harness.ts';
 
 const TRACEPARENT = `00-${'a'.repeat(32)}-${'b'.repeat(16)}-01`;

@@ -13,10 +13,10 @@ import vm from 'node:vm';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { chaos } from '../../middleware/chaos.ts';
-import { standard } from '../../middleware/standard.ts';
-import type { JSONRPCMessage, JSONRPCResponse } from '../../src/jsonrpc.ts';
-import { wrap } from '../../src/wrap.ts';
+import { chaos } from '#middleware/chaos.ts';
+import { standard } from '#middleware/standard.ts';
+import type { JSONRPCMessage, JSONRPCResponse } from '#core/jsonrpc.ts';
+import { wrap } from '#core/wrap.ts';
 import { FaultyLink } from '../support/faulty-link.ts';
 
 // global.gc without a command-line flag: V8 exposes it to contexts created after the flag is set.

@@ -10,12 +10,12 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
-import { circuitBreaker } from '../../middleware/circuit-breaker.ts';
-import { hedging } from '../../middleware/hedging.ts';
-import { retry } from '../../middleware/retry.ts';
-import { timeout } from '../../middleware/timeout.ts';
-import type { Layer } from '../../src/layer.ts';
-import { wrap } from '../../src/wrap.ts';
+import { circuitBreaker } from '#middleware/circuit-breaker.ts';
+import { hedging } from '#middleware/hedging/hedging.ts';
+import { retry } from '#middleware/retry/retry.ts';
+import { timeout } from '#middleware/timeout.ts';
+import type { Layer } from '#core/layer.ts';
+import { wrap } from '#core/wrap.ts';
 import { type Fault, FaultyLink } from '../support/faulty-link.ts';
 import { advance, settle } from '../support/time.ts';
 

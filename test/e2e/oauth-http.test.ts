@@ -8,11 +8,11 @@
 import { StreamableHTTPClientTransport as ClientTransportV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { StreamableHTTPClientTransport as ClientTransportV2 } from '@modelcontextprotocol/client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { MemoryTokenStore, oauth, type OAuthOptions } from '../../middleware/oauth.ts';
-import { ErrorCode } from '../../src/errors.ts';
-import { wrap } from '../../src/index.ts';
-import type { Transport } from '../../src/transport.ts';
-import { createFetch, type McpFetch } from '../../src/transports/http/index.ts';
+import { MemoryTokenStore, oauth, type OAuthOptions } from '#middleware/oauth/oauth.ts';
+import { ErrorCode } from '#core/errors.ts';
+import { wrap } from '#core/index.ts';
+import type { Transport } from '#core/transport.ts';
+import { createFetch, type McpFetch } from '#transports/http/index.ts';
 import { type IdentityProvider, SCOPE, startIdentityProvider } from '../support/identity-provider.ts';
 import { type AnyClient, makeClient, type SdkVersion } from '../support/mcp.ts';
 import { type ProtectedServer, serveHttp } from '../support/protected-mcp.ts';

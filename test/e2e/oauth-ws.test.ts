@@ -7,9 +7,9 @@
  * a real event. Every line the run logs is searched for the secrets.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { MemoryTokenStore, oauth, type OAuthOptions } from '../../middleware/oauth.ts';
-import { wrap } from '../../src/index.ts';
-import { WebSocketClientTransport } from '../../src/transports/ws/index.ts';
+import { MemoryTokenStore, oauth, type OAuthOptions } from '#middleware/oauth/oauth.ts';
+import { wrap } from '#core/index.ts';
+import { WebSocketClientTransport } from '#transports/ws/index.ts';
 import { type IdentityProvider, SCOPE, startIdentityProvider } from '../support/identity-provider.ts';
 import { type AnyClient, makeClient } from '../support/mcp.ts';
 import { type ProtectedServer, serveWebSocket } from '../support/protected-mcp.ts';

@@ -7,10 +7,10 @@
 import { SpanKind } from '@opentelemetry/api';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { logging } from '../../middleware/logging.ts';
-import { metrics } from '../../middleware/metrics.ts';
-import { standard } from '../../middleware/standard.ts';
-import { tracing } from '../../middleware/tracing.ts';
+import { logging } from '#middleware/observability/logging.ts';
+import { metrics } from '#middleware/observability/metrics.ts';
+import { standard } from '#middleware/standard.ts';
+import { tracing } from '#middleware/observability/tracing.ts';
 import { nextResponses } from '../support/faulty-link.ts';
 import { captureLogger } from '../support/log-capture.ts';
 import { type OtelHarness, startOtel } from '../support/otel.ts';

@@ -4,15 +4,15 @@
  * every timeout, backoff and breaker.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { circuitBreaker } from '../../middleware/circuit-breaker.ts';
-import { concurrency } from '../../middleware/concurrency.ts';
-import { hedging } from '../../middleware/hedging.ts';
-import { retry } from '../../middleware/retry.ts';
-import { standard } from '../../middleware/standard.ts';
-import { timeout } from '../../middleware/timeout.ts';
-import { ErrorCode } from '../../src/errors.ts';
-import type { LayerEvents } from '../../src/events.ts';
-import { wrap } from '../../src/wrap.ts';
+import { circuitBreaker } from '#middleware/circuit-breaker.ts';
+import { concurrency } from '#middleware/concurrency.ts';
+import { hedging } from '#middleware/hedging/hedging.ts';
+import { retry } from '#middleware/retry/retry.ts';
+import { standard } from '#middleware/standard.ts';
+import { timeout } from '#middleware/timeout.ts';
+import { ErrorCode } from '#core/errors.ts';
+import type { LayerEvents } from '#core/events.ts';
+import { wrap } from '#core/wrap.ts';
 import { FaultyLink, nextRequests, nextResponses } from '../support/faulty-link.ts';
 import { advance, settle } from '../support/time.ts';
 import { connectV1, connectV2, serverV1, ToolLedger } from '../support/tool-servers.ts';

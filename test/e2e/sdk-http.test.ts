@@ -6,9 +6,9 @@
  */
 import { createMcpHandler } from '@modelcontextprotocol/server';
 import { afterEach, describe, expect, it } from 'vitest';
-import { standard } from '../../middleware/index.ts';
-import { wrap } from '../../src/index.ts';
-import { createFetch, listenHttp, type McpFetch, type McpHttpServer } from '../../src/transports/http/index.ts';
+import { standard } from '#middleware/index.ts';
+import { wrap } from '#core/index.ts';
+import { createFetch, listenHttp, type McpFetch, type McpHttpServer } from '#transports/http/index.ts';
 import { makeClientTransport, makeServerTransport } from '../support/http.ts';
 import { type AnyClient, type AnyServer, makeClient, makeServer, type SdkVersion, textOf } from '../support/mcp.ts';
 

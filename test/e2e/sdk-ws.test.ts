@@ -4,9 +4,9 @@
  * on 127.0.0.1.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { standard } from '../../middleware/index.ts';
-import { wrap } from '../../src/index.ts';
-import { listenWebSocket, type McpWebSocketServer, WebSocketClientTransport } from '../../src/transports/ws/index.ts';
+import { standard } from '#middleware/index.ts';
+import { wrap } from '#core/index.ts';
+import { listenWebSocket, type McpWebSocketServer, WebSocketClientTransport } from '#transports/ws/index.ts';
 import { type AnyClient, type AnyServer, makeClient, makeModernServer, makeServer, type SdkVersion, textOf } from '../support/mcp.ts';
 
 const pairs: Array<[SdkVersion, SdkVersion]> = [

@@ -13,9 +13,9 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { SpanKind } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tracing } from '../../middleware/tracing.ts';
-import type { Middleware } from '../../src/layer.ts';
-import { wrap } from '../../src/wrap.ts';
+import { tracing } from '#middleware/observability/tracing.ts';
+import type { Middleware } from '#core/layer.ts';
+import { wrap } from '#core/wrap.ts';
 import { publish } from '../support/events.ts';
 import { type OtelHarness, startOtel } from '../support/otel.ts';
 import type { SpanRecord } from '../support/traced-stdio-server.ts';

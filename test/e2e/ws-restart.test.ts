@@ -18,12 +18,12 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { LayerEvents } from '../../src/events.ts';
-import { wrap } from '../../src/index.ts';
-import { WebSocketClientTransport } from '../../src/transports/ws/index.ts';
+import type { LayerEvents } from '#core/events.ts';
+import { wrap } from '#core/index.ts';
+import { WebSocketClientTransport } from '#transports/ws/index.ts';
 import { LineChild } from '../support/child.ts';
 import { type AnyClient, makeClient, type SdkVersion, textOf } from '../support/mcp.ts';
-import { retry } from '../../middleware/index.ts';
+import { retry } from '#middleware/index.ts';
 
 const SCRIPT = new URL('../support/ws-child.ts', import.meta.url).pathname;
 

@@ -13,12 +13,12 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { WebSocketClientTransport } from '../../src/transports/ws/index.ts';
+import { WebSocketClientTransport } from '#transports/ws/index.ts';
 import { startIdentityProvider } from '../support/identity-provider.ts';
 import { serveHttp } from '../support/protected-mcp.ts';
 import { start, type Started } from './run.ts';
 
-const CLI = 'src/cli/main.ts';
+const CLI = 'src/gateway/cli/main.ts';
 const run = promisify(execFile);
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {

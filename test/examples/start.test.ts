@@ -2,7 +2,7 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { WebSocketClientTransport } from '../../src/transports/ws/index.ts';
+import { WebSocketClientTransport } from '#transports/ws/index.ts';
 import { start, type Started } from './run.ts';
 
 let running: Started | undefined;

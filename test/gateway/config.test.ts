@@ -7,10 +7,10 @@ import { Registry } from 'prom-client';
 import winston from 'winston';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { LAYER_NAMES, LAYER_OPTIONS, type LayerName } from '../../src/config/layers.ts';
-import { gatewayConfig } from '../../src/config/gateway.ts';
-import { ConfigError, parseConfigText, validateConfig } from '../../src/config/load.ts';
-import { buildStack, StackProblems } from '../../src/gateway/stack.ts';
+import { LAYER_NAMES, LAYER_OPTIONS, type LayerName } from '#gateway/config/layers.ts';
+import { gatewayConfig } from '#gateway/config/gateway.ts';
+import { ConfigError, parseConfigText, validateConfig } from '#gateway/config/load.ts';
+import { buildStack, StackProblems } from '#gateway/stack.ts';
 
 const logger = winston.createLogger({ silent: true });
 

@@ -7,7 +7,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WebSocketClientTransport } from '../../src/transports/ws/index.ts';
+import { WebSocketClientTransport } from '#transports/ws/index.ts';
 import { startTestGateway, type TestGateway } from './support.ts';
 
 /** A stdio server (the SDK's) whose `nest` tool answers structuredContent `depth` levels deep. */

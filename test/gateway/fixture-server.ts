@@ -7,7 +7,7 @@
  */
 import { StdioServerTransport as V2StdioServerTransport } from '@modelcontextprotocol/server/stdio';
 import { StdioServerTransport as V1StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
-import type { Transport } from '../../src/transport.ts';
+import type { Transport } from '#core/transport.ts';
 import { startServer } from '../support/run.ts';
 
 const sdk = process.argv[2] === 'v2' ? 'v2' : 'v1';

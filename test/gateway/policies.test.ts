@@ -7,8 +7,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { LayerEntry } from '../../src/config/layers.ts';
-import { WebSocketClientTransport } from '../../src/transports/ws/index.ts';
+import type { LayerEntry } from '#gateway/config/layers.ts';
+import { WebSocketClientTransport } from '#transports/ws/index.ts';
 import { closeAll, DEMO_SERVER, startTestGateway, type TestGateway } from './support.ts';
 
 let gw: TestGateway | undefined;

@@ -10,7 +10,7 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { GatewayEvents } from '../../src/gateway/gateway.ts';
+import type { GatewayEvents } from '#gateway/gateway.ts';
 import { closed, rawClient } from '../support/ws.ts';
 import { closeAll, DEMO_SERVER, isAlive, startTestGateway, type TestGateway } from './support.ts';
 

@@ -7,9 +7,9 @@
  */
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listenHttp } from '../../src/transports/http/index.ts';
-import { listenWebSocket, WebSocketClientTransport } from '../../src/transports/ws/index.ts';
-import type { Transport } from '../../src/transport.ts';
+import { listenHttp } from '#transports/http/index.ts';
+import { listenWebSocket, WebSocketClientTransport } from '#transports/ws/index.ts';
+import type { Transport } from '#core/transport.ts';
 import { createV1Client, createV2Client, type TestClient } from '../support/clients.ts';
 import { runScenarios, type Step } from '../support/scenarios.ts';
 import { normalizePeerIds, tap, type TapLog } from '../support/tap.ts';

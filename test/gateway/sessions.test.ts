@@ -6,9 +6,9 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { validateConfig } from '../../src/config/load.ts';
-import { checkGateway, settingsOf } from '../../src/gateway/gateway.ts';
-import { WebSocketClientTransport } from '../../src/transports/ws/index.ts';
+import { validateConfig } from '#gateway/config/load.ts';
+import { checkGateway, settingsOf } from '#gateway/gateway.ts';
+import { WebSocketClientTransport } from '#transports/ws/index.ts';
 import { closed, rawClient, refusal } from '../support/ws.ts';
 import { closeAll, DEMO_SERVER, isAlive, startTestGateway, type TestGateway } from './support.ts';
 

@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { WebSocketClientTransport } from '../../src/transports/ws/index.ts';
+import { WebSocketClientTransport } from '#transports/ws/index.ts';
 import { refusal } from '../support/ws.ts';
 import { CLI, DEMO_SERVER, isAlive } from './support.ts';
 

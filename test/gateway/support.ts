@@ -4,14 +4,14 @@
  */
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import type { GatewayConfig } from '../../src/config/gateway.ts';
-import { validateConfig } from '../../src/config/load.ts';
-import { Gateway } from '../../src/gateway/gateway.ts';
-import { createGatewayLogger } from '../../src/gateway/logger.ts';
+import type { GatewayConfig } from '#gateway/config/gateway.ts';
+import { validateConfig } from '#gateway/config/load.ts';
+import { Gateway } from '#gateway/gateway.ts';
+import { createGatewayLogger } from '#gateway/logger.ts';
 
 export const FIXTURE_SERVER = fileURLToPath(new URL('./fixture-server.ts', import.meta.url));
 export const DEMO_SERVER = fileURLToPath(new URL('../../examples/demo-server.ts', import.meta.url));
-export const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+export const CLI = fileURLToPath(new URL('../../src/gateway/cli/main.ts', import.meta.url));
 
 /** The fixture server as a stdio upstream (a child per session). */
 export function fixtureUpstream(sdk: 'v1' | 'v2' = 'v1'): GatewayConfig['upstream'] {

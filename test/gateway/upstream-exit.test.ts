@@ -9,7 +9,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { WebSocketClientTransport } from '../../src/transports/ws/index.ts';
+import { WebSocketClientTransport } from '#transports/ws/index.ts';
 import { closeAll, DEMO_SERVER, startTestGateway, type TestGateway } from './support.ts';
 
 let gw: TestGateway | undefined;

@@ -2,12 +2,12 @@
  * An application's `notifications/cancelled` is translated to the live wire id — and to
  * nothing else. The peer must read the notification the application wrote: the same
  * `reason` (or none), the same `_meta` (on 2026-07-28 the SDK puts its per-request
- * envelope there), any other params; only `requestId` changes (DESIGN.md "Ids",
+ * envelope there), any other params; only `requestId` changes (docs/architecture.md#ids,
  * invariant 6).
  */
 import { describe, expect, it } from 'vitest';
-import type { JSONRPCMessage } from '../../src/jsonrpc.ts';
-import { wrap } from '../../src/wrap.ts';
+import type { JSONRPCMessage } from '#core/jsonrpc.ts';
+import { wrap } from '#core/wrap.ts';
 import { linkedPair } from '../support/links.ts';
 
 async function cancelThroughWrap(cancelParams: Record<string, unknown>) {

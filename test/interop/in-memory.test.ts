@@ -1,5 +1,5 @@
 /**
- * wrap() is transparent for the official SDKs (DESIGN.md invariant 6), in process.
+ * wrap() is transparent for the official SDKs (docs/architecture.md#invariant-6), in process.
  *
  * Each pairing of an SDK Client and an SDK McpServer runs the whole scenario script
  * (tools, resources, prompts, progress, server→client requests, cancellation, ping)

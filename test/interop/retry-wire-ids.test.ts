@@ -1,7 +1,7 @@
 /**
  * A layer that calls `next()` again makes a new attempt, and each attempt goes on the
  * wire with a fresh wire id; the application still sees its own id, on exactly one
- * response (DESIGN.md "Ids", invariants 1 and 4).
+ * response (docs/architecture.md#ids, #invariant-1 and #invariant-4).
  *
  * Real SDK Client and McpServer on both ends. Between the wrapped client transport and
  * its InMemoryTransport sits a LossyLink that records what the stack writes and loses
@@ -9,10 +9,10 @@
  * really runs twice (the ledger says so); the application never learns.
  */
 import { describe, expect, it } from 'vitest';
-import { ConnectionClosedError, TimeoutError } from '../../src/errors.ts';
-import type { JSONRPCMessage, JSONRPCRequest } from '../../src/jsonrpc.ts';
-import type { Layer } from '../../src/layer.ts';
-import { wrap } from '../../src/wrap.ts';
+import { ConnectionClosedError, TimeoutError } from '#core/errors.ts';
+import type { JSONRPCMessage, JSONRPCRequest } from '#core/jsonrpc.ts';
+import type { Layer } from '#core/layer.ts';
+import { wrap } from '#core/wrap.ts';
 import { createV1Client, createV2Client, type TestClient } from '../support/clients.ts';
 import { retryingLayer } from '../support/layers.ts';
 import { firstMatching, linkedPair, LossyLink, toolCall } from '../support/links.ts';

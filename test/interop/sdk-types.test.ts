@@ -21,7 +21,7 @@ import { StreamableHTTPServerTransport as V1StreamableHTTPServerTransport } from
 import { InMemoryTransport as V2InMemoryTransport, McpServer as V2McpServer, WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/server';
 import { serveStdio, StdioServerTransport as V2StdioServerTransport } from '@modelcontextprotocol/server/stdio';
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import { wrap, type LayeredTransport } from '../../src/wrap.ts';
+import { wrap, type LayeredTransport } from '#core/wrap.ts';
 
 const info = { name: 'types', version: '1.0.0' };
 const stdio = { command: process.execPath, args: ['--version'] };

@@ -6,12 +6,12 @@
  *
  * Not exercised here: cancellation. server-everything's long-running tool ignores its
  * abort signal and answers anyway; without the stack that late answer reaches the SDK
- * ("unknown message ID"), with it the core drops it by design (DESIGN.md "Ids"). The
+ * ("unknown message ID"), with it the core drops it by design (docs/architecture.md#ids). The
  * fixture servers, which honour cancellation, cover it in stdio.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import type { JSONRPCMessage } from '../../src/jsonrpc.ts';
-import { wrap } from '../../src/wrap.ts';
+import type { JSONRPCMessage } from '#core/jsonrpc.ts';
+import { wrap } from '#core/wrap.ts';
 import { createV1Client, createV2Client, type TestClient } from '../support/clients.ts';
 import { newObservations, observingLayers } from '../support/layers.ts';
 import { ZERO_STATS } from '../support/run.ts';

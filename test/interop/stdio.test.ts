@@ -20,8 +20,8 @@
  *   other transport, a wrapped one included, is probed in place, on the session itself.
  */
 import { describe, expect, it } from 'vitest';
-import type { JSONRPCMessage } from '../../src/jsonrpc.ts';
-import { wrap } from '../../src/wrap.ts';
+import type { JSONRPCMessage } from '#core/jsonrpc.ts';
+import { wrap } from '#core/wrap.ts';
 import { createV1Client, createV2Client, type Era, type TestClient } from '../support/clients.ts';
 import { newObservations, observingLayers, type Observations } from '../support/layers.ts';
 import { runScenarios, type Step } from '../support/scenarios.ts';

@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { chaos } from '../../middleware/chaos.ts';
-import { timeout } from '../../middleware/timeout.ts';
-import { ErrorCode, InvalidOptionError } from '../../src/errors.ts';
-import type { JSONRPCErrorResponse } from '../../src/jsonrpc.ts';
+import { chaos } from '#middleware/chaos.ts';
+import { timeout } from '#middleware/timeout.ts';
+import { ErrorCode, InvalidOptionError } from '#core/errors.ts';
+import type { JSONRPCErrorResponse } from '#core/jsonrpc.ts';
 import { advance, settle, stack } from './harness.ts';
 
 beforeEach(() => {

@@ -1,10 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { circuitBreaker } from '../../middleware/circuit-breaker.ts';
-import { retry } from '../../middleware/retry.ts';
-import { timeout } from '../../middleware/timeout.ts';
-import { ErrorCode, InvalidOptionError } from '../../src/errors.ts';
-import type { JSONRPCErrorResponse, RequestId } from '../../src/jsonrpc.ts';
-import type { Middleware } from '../../src/layer.ts';
+import { circuitBreaker } from '#middleware/circuit-breaker.ts';
+import { retry } from '#middleware/retry/retry.ts';
+import { timeout } from '#middleware/timeout.ts';
+import { ErrorCode, InvalidOptionError } from '#core/errors.ts';
+import type { JSONRPCErrorResponse, RequestId } from '#core/jsonrpc.ts';
+import type { Middleware } from '#core/layer.ts';
 import { advance, settle, type Stack, stack } from './harness.ts';
 
 beforeEach(() => {

@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { concurrency } from '../../middleware/concurrency.ts';
-import { retry } from '../../middleware/retry.ts';
-import { ErrorCode, InvalidOptionError } from '../../src/errors.ts';
-import type { JSONRPCErrorResponse, JSONRPCRequest } from '../../src/jsonrpc.ts';
+import { concurrency } from '#middleware/concurrency.ts';
+import { retry } from '#middleware/retry/retry.ts';
+import { ErrorCode, InvalidOptionError } from '#core/errors.ts';
+import type { JSONRPCErrorResponse, JSONRPCRequest } from '#core/jsonrpc.ts';
 import { settle, stack } from './harness.ts';
 
 beforeEach(() => {

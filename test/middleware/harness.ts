@@ -4,10 +4,10 @@
  * server cannot answer at an exact fake-timer instant, fail a write on cue, or answer
  * a wire id twice), and every event the layers publish is recorded.
  */
-import type { LayerEvents } from '../../src/events.ts';
-import type { JSONRPCMessage, JSONRPCParams, JSONRPCRequest, JSONRPCResponse, RequestId } from '../../src/jsonrpc.ts';
-import type { LayerLike } from '../../src/layer.ts';
-import { wrap, type WrapOptions } from '../../src/wrap.ts';
+import type { LayerEvents } from '#core/events.ts';
+import type { JSONRPCMessage, JSONRPCParams, JSONRPCRequest, JSONRPCResponse, RequestId } from '#core/jsonrpc.ts';
+import type { LayerLike } from '#core/layer.ts';
+import { wrap, type WrapOptions } from '#core/wrap.ts';
 import { RecordingApp, ScriptedPeer } from '../core/harness.ts';
 
 export { advance, realTurn, settle } from '../support/time.ts';

@@ -1,9 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { hedging } from '../../middleware/hedging.ts';
-import { timeout } from '../../middleware/timeout.ts';
-import { ErrorCode, InvalidOptionError } from '../../src/errors.ts';
-import type { JSONRPCErrorResponse, JSONRPCRequest } from '../../src/jsonrpc.ts';
-import { RetryBudget } from '../../src/retry-budget.ts';
+import { hedging } from '#middleware/hedging/hedging.ts';
+import { timeout } from '#middleware/timeout.ts';
+import { ErrorCode, InvalidOptionError } from '#core/errors.ts';
+import type { JSONRPCErrorResponse, JSONRPCRequest } from '#core/jsonrpc.ts';
+import { RetryBudget } from '#middleware/retry/budget.ts';
 import { advance, settle, stack } from './harness.ts';
 
 beforeEach(() => {

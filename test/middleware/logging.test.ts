@@ -7,12 +7,12 @@ import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import winston from 'winston';
 import { z } from 'zod';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { logging } from '../../middleware/logging.ts';
-import { tracing } from '../../middleware/tracing.ts';
-import type { LayerEvents } from '../../src/events.ts';
-import type { JSONRPCMessage, JSONRPCRequest } from '../../src/jsonrpc.ts';
-import type { Middleware } from '../../src/layer.ts';
-import { wrap } from '../../src/wrap.ts';
+import { logging } from '#middleware/observability/logging.ts';
+import { tracing } from '#middleware/observability/tracing.ts';
+import type { LayerEvents } from '#core/events.ts';
+import type { JSONRPCMessage, JSONRPCRequest } from '#core/jsonrpc.ts';
+import type { Middleware } from '#core/layer.ts';
+import { wrap } from '#core/wrap.ts';
 import { emitEveryEvent, everyEvent, publish } from '../support/events.ts';
 import { captureLogger } from '../support/log-capture.ts';
 import { connectPair, type Pair } from '../support/mcp-pair.ts';
@@ -90,7 +90,7 @@ describe('logging: one record per exchange', () => {
     const log = captureLogger('info');
     const refuse: Middleware = async (ctx, next) => {
       if (ctx.method !== 'ping') return next();
-      const { CircuitOpenError } = await import('../../src/errors.ts');
+      const { CircuitOpenError } = await import('#core/errors.ts');
       throw new CircuitOpenError('Circuit open for upstream', { retryAfterMs: 1000 });
     };
     pair = await connectPair([logging({ logger: log.logger }), refuse], []);

@@ -5,9 +5,9 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { oauth } from '../../middleware/oauth.ts';
-import { bearerError } from '../../src/auth/authorized-fetch.ts';
-import { UnauthorizedError } from '../../src/errors.ts';
+import { oauth } from '#middleware/oauth/oauth.ts';
+import { bearerError } from '#middleware/oauth/authorized-fetch.ts';
+import { UnauthorizedError } from '#core/errors.ts';
 import { CLIENT_SECRET, TOKEN_URL, TokenEndpointDouble } from './support/oauth.ts';
 
 interface Seen {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FileTokenStore } from '../../middleware/oauth.ts';
+import { FileTokenStore } from '#middleware/oauth/oauth.ts';
 
 const posix = process.platform !== 'win32';
 let dir: string;

@@ -6,10 +6,10 @@ import type { AuthProvider, OAuthClientProvider as V2OAuthClientProvider } from 
 import type { OAuthClientProvider as V1OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
 import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { describe, expect, it } from 'vitest';
-import { oauth, type OAuthOptions } from '../../middleware/oauth.ts';
-import { ErrorCode } from '../../src/errors.ts';
-import type { LayerEvents } from '../../src/events.ts';
-import { wrap } from '../../src/wrap.ts';
+import { oauth, type OAuthOptions } from '#middleware/oauth/oauth.ts';
+import { ErrorCode } from '#core/errors.ts';
+import type { LayerEvents } from '#core/events.ts';
+import { wrap } from '#core/wrap.ts';
 import { App, CLIENT_SECRET, ProtectedPeer, TOKEN_URL, TokenEndpointDouble } from './support/oauth.ts';
 
 async function setup(options: OAuthOptions) {

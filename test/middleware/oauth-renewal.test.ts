@@ -4,10 +4,10 @@
  * token's last usable moment passes), the transport reconnects, and the held go on.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { AccessToken } from '../../src/auth/access-token.ts';
-import { ConnectionRenewal, type Reconnectable } from '../../src/auth/connection-renewal.ts';
-import type { TokenSource } from '../../src/auth/token-source.ts';
-import { EventBus } from '../../src/events.ts';
+import { AccessToken } from '#middleware/oauth/access-token.ts';
+import { ConnectionRenewal, type Reconnectable } from '#middleware/oauth/connection-renewal.ts';
+import type { TokenSource } from '#middleware/oauth/token-source.ts';
+import { EventBus } from '#core/events.ts';
 
 const T0 = new Date('2030-01-01T00:00:00Z').getTime();
 

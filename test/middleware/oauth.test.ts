@@ -8,10 +8,10 @@
 import { inspect } from 'node:util';
 import { UnauthorizedError as SdkV2UnauthorizedError } from '@modelcontextprotocol/client';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { MemoryTokenStore, oauth, type OAuthOptions, type StoredTokens } from '../../middleware/oauth.ts';
-import { ErrorCode } from '../../src/errors.ts';
-import type { LayerEvents } from '../../src/events.ts';
-import { wrap } from '../../src/wrap.ts';
+import { MemoryTokenStore, oauth, type OAuthOptions, type StoredTokens } from '#middleware/oauth/oauth.ts';
+import { ErrorCode } from '#core/errors.ts';
+import type { LayerEvents } from '#core/events.ts';
+import { wrap } from '#core/wrap.ts';
 import { App, CLIENT_SECRET, ProtectedPeer, TOKEN_URL, TokenEndpointDouble } from './support/oauth.ts';
 
 const T0 = new Date('2030-01-01T00:00:00Z').getTime();

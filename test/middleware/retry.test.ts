@@ -1,11 +1,11 @@
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { retry } from '../../middleware/retry.ts';
-import { timeout } from '../../middleware/timeout.ts';
-import { ErrorCode, InvalidOptionError, TransportError } from '../../src/errors.ts';
-import type { JSONRPCErrorResponse } from '../../src/jsonrpc.ts';
-import { RetryBudget } from '../../src/retry-budget.ts';
-import type { Transport } from '../../src/transport.ts';
+import { retry } from '#middleware/retry/retry.ts';
+import { timeout } from '#middleware/timeout.ts';
+import { ErrorCode, InvalidOptionError, TransportError } from '#core/errors.ts';
+import type { JSONRPCErrorResponse } from '#core/jsonrpc.ts';
+import { RetryBudget } from '#middleware/retry/budget.ts';
+import type { Transport } from '#core/transport.ts';
 import { advance, settle, stack } from './harness.ts';
 
 beforeEach(() => {

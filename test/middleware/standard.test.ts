@@ -1,10 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { circuitBreaker } from '../../middleware/circuit-breaker.ts';
-import { retry } from '../../middleware/retry.ts';
-import { STANDARD_DEFAULTS, standard } from '../../middleware/standard.ts';
-import { timeout } from '../../middleware/timeout.ts';
-import { ErrorCode, InvalidOptionError } from '../../src/errors.ts';
-import type { JSONRPCErrorResponse } from '../../src/jsonrpc.ts';
+import { circuitBreaker } from '#middleware/circuit-breaker.ts';
+import { retry } from '#middleware/retry/retry.ts';
+import { STANDARD_DEFAULTS, standard } from '#middleware/standard.ts';
+import { timeout } from '#middleware/timeout.ts';
+import { ErrorCode, InvalidOptionError } from '#core/errors.ts';
+import type { JSONRPCErrorResponse } from '#core/jsonrpc.ts';
 import { advance, settle, stack } from './harness.ts';
 
 beforeEach(() => {

@@ -1,7 +1,7 @@
 /** A tracing layer built before any OpenTelemetry SDK is registered still records once one is. */
 import { afterAll, describe, expect, it } from 'vitest';
-import { tracing } from '../../middleware/tracing.ts';
-import { wrap } from '../../src/wrap.ts';
+import { tracing } from '#middleware/observability/tracing.ts';
+import { wrap } from '#core/wrap.ts';
 import { RecordingApp, ScriptedPeer, turn } from '../core/harness.ts';
 import { startOtel } from '../support/otel.ts';
 

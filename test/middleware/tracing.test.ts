@@ -7,11 +7,11 @@ import { context, propagation, type Span, SpanKind, SpanStatusCode, trace } from
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { tracing } from '../../middleware/tracing.ts';
-import { InvalidOptionError, TimeoutError } from '../../src/errors.ts';
-import type { JSONRPCMessage, JSONRPCRequest } from '../../src/jsonrpc.ts';
-import type { Middleware } from '../../src/layer.ts';
-import { wrap } from '../../src/wrap.ts';
+import { tracing } from '#middleware/observability/tracing.ts';
+import { InvalidOptionError, TimeoutError } from '#core/errors.ts';
+import type { JSONRPCMessage, JSONRPCRequest } from '#core/jsonrpc.ts';
+import type { Middleware } from '#core/layer.ts';
+import { wrap } from '#core/wrap.ts';
 import { publish } from '../support/events.ts';
 import { connectPair, type Pair } from '../support/mcp-pair.ts';
 import { type OtelHarness, startOtel } from '../support/otel.ts';

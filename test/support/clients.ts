@@ -11,7 +11,7 @@
 import { Client as V2Client } from '@modelcontextprotocol/client';
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
-import type { Transport } from '../../src/transport.ts';
+import type { Transport } from '#core/transport.ts';
 import { CLIENT_INFO, elicitationAnswer, lastPromptText, samplingAnswer } from './fixture.ts';
 
 export type Era = 'legacy' | 'modern';

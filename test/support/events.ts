@@ -2,8 +2,8 @@
  * One of every event a layer or the core can publish, as the resilience, transport and
  * auth layers would publish them — for checking that metrics and logging see them all.
  */
-import type { Context } from '../../src/context.ts';
-import type { LayerEvents } from '../../src/events.ts';
+import type { Context } from '#core/context.ts';
+import type { LayerEvents } from '#core/events.ts';
 
 export type EveryEvent = { [K in keyof LayerEvents]: LayerEvents[K] };
 

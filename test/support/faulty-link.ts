@@ -14,8 +14,8 @@
  * - `{ delayMs }`: delivered after a delay (a timer, so fake timers drive it).
  * Delivery is asynchronous (a microtask), never synchronous re-entry.
  */
-import type { JSONRPCMessage, JSONRPCRequest } from '../../src/jsonrpc.ts';
-import type { MessageExtraInfo, Transport, TransportSendOptions } from '../../src/transport.ts';
+import type { JSONRPCMessage, JSONRPCRequest } from '#core/jsonrpc.ts';
+import type { MessageExtraInfo, Transport, TransportSendOptions } from '#core/transport.ts';
 
 export type Side = 'client' | 'server';
 export type Fault = 'deliver' | 'drop' | 'refuse' | 'reset' | { delayMs: number };

@@ -5,9 +5,9 @@ import { StreamableHTTPServerTransport as NodeServerTransportV1 } from '@modelco
 import { WebStandardStreamableHTTPServerTransport as WebServerTransportV1 } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import { StreamableHTTPClientTransport as ClientTransportV2 } from '@modelcontextprotocol/client';
 import { WebStandardStreamableHTTPServerTransport as WebServerTransportV2 } from '@modelcontextprotocol/server';
-import type { Transport } from '../../src/transport.ts';
-import { type HttpServerTransportLike, listenHttp, type McpHttpServer, type McpHttpServerOptions } from '../../src/transports/http/index.ts';
-import { wrap } from '../../src/wrap.ts';
+import type { Transport } from '#core/transport.ts';
+import { type HttpServerTransportLike, listenHttp, type McpHttpServer, type McpHttpServerOptions } from '#transports/http/index.ts';
+import { wrap } from '#core/wrap.ts';
 import { makeServer, type SdkVersion } from './mcp.ts';
 
 export type ServerTransport = Transport & HttpServerTransportLike;

@@ -2,8 +2,8 @@
  * Test layers: observers that change nothing (to prove transparency with a real stack
  * in place) and a layer that retries (to prove attempts get fresh wire ids).
  */
-import type { Context } from '../../src/context.ts';
-import type { Layer, LayerLike } from '../../src/layer.ts';
+import type { Context } from '#core/context.ts';
+import type { Layer, LayerLike } from '#core/layer.ts';
 
 /** What the observing layers saw on one wrapped transport. */
 export interface Observations {

@@ -5,8 +5,8 @@
  */
 import { InMemoryTransport as V2InMemoryTransport } from '@modelcontextprotocol/server';
 import { InMemoryTransport as V1InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
-import type { JSONRPCMessage, JSONRPCRequest, JSONRPCResponse } from '../../src/jsonrpc.ts';
-import type { MessageExtraInfo, Transport, TransportSendOptions } from '../../src/transport.ts';
+import type { JSONRPCMessage, JSONRPCRequest, JSONRPCResponse } from '#core/jsonrpc.ts';
+import type { MessageExtraInfo, Transport, TransportSendOptions } from '#core/transport.ts';
 
 /** A linked [client side, server side] pair of the given SDK's InMemoryTransport. */
 export function linkedPair(sdk: 'v1' | 'v2'): [Transport, Transport] {

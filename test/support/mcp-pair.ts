@@ -6,8 +6,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
-import type { LayerLike } from '../../src/layer.ts';
-import { type LayeredTransport, wrap, type WrapOptions } from '../../src/wrap.ts';
+import type { LayerLike } from '#core/layer.ts';
+import { type LayeredTransport, wrap, type WrapOptions } from '#core/wrap.ts';
 
 export interface Pair {
   client: Client;

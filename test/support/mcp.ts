@@ -10,7 +10,7 @@ import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { Client as ClientV2 } from '@modelcontextprotocol/client';
 import { McpServer as McpServerV2, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/server';
 import { z } from 'zod';
-import type { Transport } from '../../src/transport.ts';
+import type { Transport } from '#core/transport.ts';
 
 export type SdkVersion = 'v1' | 'v2';
 

@@ -10,10 +10,10 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
-import { wrap } from '../../src/index.ts';
-import type { Transport } from '../../src/transport.ts';
-import { AuthenticationError, listenHttp } from '../../src/transports/http/index.ts';
-import { listenWebSocket } from '../../src/transports/ws/index.ts';
+import { wrap } from '#core/index.ts';
+import type { Transport } from '#core/transport.ts';
+import { AuthenticationError, listenHttp } from '#transports/http/index.ts';
+import { listenWebSocket } from '#transports/ws/index.ts';
 import { makeServerTransport } from './http.ts';
 import type { IdentityProvider } from './identity-provider.ts';
 

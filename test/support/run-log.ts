@@ -6,7 +6,7 @@
  */
 import { inspect } from 'node:util';
 import { vi } from 'vitest';
-import type { EventBus, LayerEvents } from '../../src/events.ts';
+import type { EventBus, LayerEvents } from '#core/events.ts';
 
 const WATCHED: Array<keyof LayerEvents> = [
   'token-refresh',

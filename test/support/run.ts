@@ -3,9 +3,9 @@
  * `wrap()` on both sides, and returns everything the two applications observed. Two
  * runs of the same pairing must return equal records (invariant 6).
  */
-import { wrap, type LayeredTransport } from '../../src/wrap.ts';
-import type { LayerLike } from '../../src/layer.ts';
-import type { Transport } from '../../src/transport.ts';
+import { wrap, type LayeredTransport } from '#core/wrap.ts';
+import type { LayerLike } from '#core/layer.ts';
+import type { Transport } from '#core/transport.ts';
 import type { Era, TestClient } from './clients.ts';
 import type { Ledger, LedgerSnapshot } from './ledger.ts';
 import { newObservations, observingLayers, type Observations } from './layers.ts';

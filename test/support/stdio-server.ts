@@ -16,8 +16,8 @@
 import { parseArgs } from 'node:util';
 import { StdioServerTransport as V2StdioServerTransport } from '@modelcontextprotocol/server/stdio';
 import { StdioServerTransport as V1StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
-import type { Transport } from '../../src/transport.ts';
-import { wrap, type LayeredTransport } from '../../src/wrap.ts';
+import type { Transport } from '#core/transport.ts';
+import { wrap, type LayeredTransport } from '#core/wrap.ts';
 import { annotations, text } from './fixture.ts';
 import { newObservations, observingLayers } from './layers.ts';
 import { createV1Server } from './server-v1.ts';

@@ -9,8 +9,8 @@
  * The tap patches the instance in place (instead of wrapping it in another object) so
  * the SDK still sees the very transport it was given, with all its members.
  */
-import type { JSONRPCMessage } from '../../src/jsonrpc.ts';
-import type { Transport, TransportSendOptions } from '../../src/transport.ts';
+import type { JSONRPCMessage } from '#core/jsonrpc.ts';
+import type { Transport, TransportSendOptions } from '#core/transport.ts';
 
 export interface TapLog {
   sent: JSONRPCMessage[];
@@ -39,7 +39,7 @@ export function tap<T extends Transport>(transport: T): TapLog {
 /**
  * Replaces the ids of requests the *peer* sent by `peer#1`, `peer#2`... in order of
  * arrival. Those ids are the peer's wire ids: a wrapped peer numbers attempts from its
- * own counter by design (DESIGN.md "Ids"), so they are the one thing that legitimately
+ * own counter by design (docs/architecture.md#ids), so they are the one thing that legitimately
  * differs from an unwrapped run. The application's own ids are left exactly as they are.
  *
  * Received requests and the responses the application sends back use peer ids; a

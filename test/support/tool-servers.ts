@@ -8,8 +8,8 @@ import { McpServer as McpServerV1 } from '@modelcontextprotocol/sdk/server/mcp.j
 import { Client as ClientV2 } from '@modelcontextprotocol/client';
 import { McpServer as McpServerV2 } from '@modelcontextprotocol/server';
 import { z } from 'zod';
-import type { LayerLike } from '../../src/layer.ts';
-import { wrap, type WrapOptions } from '../../src/wrap.ts';
+import type { LayerLike } from '#core/layer.ts';
+import { wrap, type WrapOptions } from '#core/wrap.ts';
 import { FaultyLink } from './faulty-link.ts';
 
 /** What the tools did, for assertions. */

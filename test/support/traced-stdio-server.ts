@@ -12,8 +12,8 @@ import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js'
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { type ReadableSpan, SimpleSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace';
 import { z } from 'zod';
-import { tracing } from '../../middleware/tracing.ts';
-import { wrap } from '../../src/wrap.ts';
+import { tracing } from '#middleware/observability/tracing.ts';
+import { wrap } from '#core/wrap.ts';
 
 const spanFile = process.env['MCP_LAYERS_SPAN_FILE'];
 if (spanFile === undefined) throw new Error('MCP_LAYERS_SPAN_FILE is not set');

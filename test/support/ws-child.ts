@@ -11,8 +11,8 @@
 import { appendFileSync } from 'node:fs';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
-import { wrap } from '../../src/index.ts';
-import { listenWebSocket } from '../../src/transports/ws/index.ts';
+import { wrap } from '#core/index.ts';
+import { listenWebSocket } from '#transports/ws/index.ts';
 
 const [portArg, countFile, hangArg] = process.argv.slice(2);
 if (portArg === undefined || countFile === undefined) {

@@ -8,8 +8,8 @@ import { isUtf8 } from 'node:buffer';
 import net from 'node:net';
 import zlib from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
-import { firstInvalidUtf8 } from '../../src/transports/http/body.ts';
-import type { McpHttpServer, McpHttpServerOptions } from '../../src/transports/http/index.ts';
+import { firstInvalidUtf8 } from '#transports/http/body.ts';
+import type { McpHttpServer, McpHttpServerOptions } from '#transports/http/index.ts';
 import { makeClientTransport, serveSessions } from '../support/http.ts';
 import { makeClient, textOf } from '../support/mcp.ts';
 

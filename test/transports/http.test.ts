@@ -12,13 +12,13 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { TransportError } from '../../src/errors.ts';
-import { wrap } from '../../src/index.ts';
-import { createFetch, McpHttpServer, type McpHttpServerOptions, parseRetryAfter } from '../../src/transports/http/index.ts';
+import { TransportError } from '#core/errors.ts';
+import { wrap } from '#core/index.ts';
+import { createFetch, McpHttpServer, type McpHttpServerOptions, parseRetryAfter } from '#transports/http/index.ts';
 import { makeClientTransport, makeServerTransport } from '../support/http.ts';
 import { makeClient, makeServer, textOf } from '../support/mcp.ts';
 import { countingProxy } from '../support/proxy.ts';
-import { retry } from '../../middleware/index.ts';
+import { retry } from '#middleware/index.ts';
 
 const cleanup: Array<() => unknown> = [];
 afterEach(async () => {

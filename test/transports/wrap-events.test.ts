@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { wrap } from '../../src/wrap.ts';
-import { listenWebSocket, WebSocketClientTransport } from '../../src/transports/ws/index.ts';
+import { wrap } from '#core/wrap.ts';
+import { listenWebSocket, WebSocketClientTransport } from '#transports/ws/index.ts';
 
 const cleanup: Array<() => Promise<unknown>> = [];
 afterEach(async () => {

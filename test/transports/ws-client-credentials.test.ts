@@ -6,8 +6,8 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { UnauthorizedError, wrap } from '../../src/index.ts';
-import { AuthenticationError, listenWebSocket, type McpWebSocketServer, WebSocketClientTransport } from '../../src/transports/ws/index.ts';
+import { UnauthorizedError, wrap } from '#core/index.ts';
+import { AuthenticationError, listenWebSocket, type McpWebSocketServer, WebSocketClientTransport } from '#transports/ws/index.ts';
 
 const cleanup: Array<() => unknown> = [];
 afterEach(async () => {

@@ -9,16 +9,16 @@ import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { z } from 'zod';
-import type { LayerEvents } from '../../src/events.ts';
-import type { JSONRPCMessage } from '../../src/jsonrpc.ts';
-import { wrap } from '../../src/index.ts';
+import type { LayerEvents } from '#core/events.ts';
+import type { JSONRPCMessage } from '#core/jsonrpc.ts';
+import { wrap } from '#core/index.ts';
 import {
   AuthenticationError,
   listenWebSocket,
   type McpWebSocketServer,
   WebSocketClientTransport,
   type WebSocketServerOptions,
-} from '../../src/transports/ws/index.ts';
+} from '#transports/ws/index.ts';
 
 const cleanup: Array<() => unknown> = [];
 afterEach(async () => {

@@ -4,9 +4,9 @@
  */
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { metrics } from '../../middleware/metrics.ts';
-import { wrap } from '../../src/wrap.ts';
-import { listenWebSocket, WebSocketClientTransport } from '../../src/transports/ws/index.ts';
+import { metrics } from '#middleware/observability/metrics.ts';
+import { wrap } from '#core/wrap.ts';
+import { listenWebSocket, WebSocketClientTransport } from '#transports/ws/index.ts';
 import { parseExposition, value } from '../support/prom-text.ts';
 
 const cleanup: Array<() => Promise<unknown>> = [];

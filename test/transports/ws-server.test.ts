@@ -8,14 +8,14 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
-import { wrap } from '../../src/index.ts';
+import { wrap } from '#core/index.ts';
 import {
   AuthenticationError,
   CloseCode,
   listenWebSocket,
   McpWebSocketServer,
   type WebSocketServerOptions,
-} from '../../src/transports/ws/index.ts';
+} from '#transports/ws/index.ts';
 import { closed, INITIALIZE, rawClient, refusal, request } from '../support/ws.ts';
 
 interface Harness {

@@ -8,8 +8,9 @@ import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Transform } from 'node:stream';
-import { createDecompressor, isEncoding } from '../encoding.ts';
-import type { Encoding } from '../wire.ts';
+import { isEncoding } from '../../core/wire.ts';
+import { createDecompressor } from '../encoding.ts';
+import type { Encoding } from '../../core/wire.ts';
 
 export type BodyResult =
   | { ok: true; text: string }

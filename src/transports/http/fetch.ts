@@ -16,11 +16,12 @@
  *   new StreamableHTTPClientTransport(url, { fetch });
  */
 import { Agent, type Dispatcher, fetch as undiciFetch } from 'undici';
-import { InvalidOptionError } from '../../errors.ts';
-import { EventBus } from '../../events.ts';
-import { acceptedEncodings, AVAILABLE_ENCODINGS, compressBuffer, encodingsOption } from '../encoding.ts';
+import { InvalidOptionError } from '../../core/errors.ts';
+import { EventBus } from '../../core/events.ts';
+import { AVAILABLE_ENCODINGS, encodingsOption } from '../../core/wire.ts';
+import { acceptedEncodings, compressBuffer } from '../encoding.ts';
 import { booleanOption, durationOption, integerOption, optionsObject, settingsObject } from '../options.ts';
-import { type CompressionSettings, type Encoding, EventFanout, WIRE_CONTROL, type WireControl } from '../wire.ts';
+import { type CompressionSettings, type Encoding, EventFanout, WIRE_CONTROL, type WireControl } from '../../core/wire.ts';
 import { httpStatusError, isRetryableStatus } from './status.ts';
 
 export interface FetchCompressionOptions {

@@ -23,14 +23,15 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
-import { ErrorCode, InvalidOptionError } from '../../errors.ts';
-import { EventBus } from '../../events.ts';
-import { AVAILABLE_ENCODINGS, compressBuffer, createCompressor, encodingsOption, negotiateEncoding } from '../encoding.ts';
+import { ErrorCode, InvalidOptionError } from '../../core/errors.ts';
+import { EventBus } from '../../core/events.ts';
+import { AVAILABLE_ENCODINGS, encodingsOption } from '../../core/wire.ts';
+import { compressBuffer, createCompressor, negotiateEncoding } from '../encoding.ts';
 import { errorBody, Guard, GUARD_OPTIONS, type GuardOptions } from '../guard.ts';
 import { functionOption, integerOption, optionsObject, settingsObject, stringOption } from '../options.ts';
-import { type CompressionSettings, type Encoding, EventFanout, httpServerWire, innermost } from '../wire.ts';
-import type { RequestId } from '../../jsonrpc.ts';
-import { classify } from '../../validate.ts';
+import { type CompressionSettings, type Encoding, EventFanout, httpServerWire, innermost } from '../../core/wire.ts';
+import type { RequestId } from '../../core/jsonrpc.ts';
+import { classify } from '../../core/validate.ts';
 import { DISCARD_FACTOR, DISCARD_MS, discardRest, readBody } from './body.ts';
 import { addressOf, answerClientError, hostPort, listenOn } from '../listen.ts';
 

@@ -3,8 +3,8 @@
  * 503 from a 400) and `Retry-After` in milliseconds (so it waits as long as asked).
  */
 import { STATUS_CODES } from 'node:http';
-import { TransportError } from '../../errors.ts';
-import { parseRetryAfter } from '../../retry-after.ts';
+import { TransportError } from '../../core/errors.ts';
+import { parseRetryAfter } from '../../core/retry-after.ts';
 
 export { parseRetryAfter };
 

@@ -6,9 +6,9 @@
  */
 import type { Socket } from 'node:net';
 import { WebSocket } from 'ws';
-import { ConnectionClosedError, InvalidMessageError } from '../../errors.ts';
-import type { JSONRPCMessage } from '../../jsonrpc.ts';
-import type { EventFanout } from '../wire.ts';
+import { ConnectionClosedError, InvalidMessageError } from '../../core/errors.ts';
+import type { JSONRPCMessage } from '../../core/jsonrpc.ts';
+import type { EventFanout } from '../../core/wire.ts';
 import { parseFrame } from './frames.ts';
 
 /** The close codes this package uses (RFC 6455 §7.4.1). */

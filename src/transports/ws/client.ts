@@ -31,20 +31,20 @@
 import type { Socket } from 'node:net';
 import { ExponentialBackoff, type IBackoff, type IBackoffFactory } from 'cockatiel';
 import { type ClientOptions, WebSocket } from 'ws';
-import { ConnectionClosedError, describe, InvalidOptionError, McpLayersError, TransportError } from '../../errors.ts';
-import type { EventBus } from '../../events.ts';
+import { ConnectionClosedError, describe, InvalidOptionError, McpLayersError, TransportError } from '../../core/errors.ts';
+import type { EventBus } from '../../core/events.ts';
 import {
   CANCELLED,
   type JSONRPCMessage,
   type JSONRPCRequest,
   type JSONRPCResponse,
   type RequestId,
-} from '../../jsonrpc.ts';
-import type { MessageExtraInfo, Transport, TransportSendOptions } from '../../transport.ts';
-import { parseRetryAfter } from '../../retry-after.ts';
-import { sleep } from '../../sleep.ts';
+} from '../../core/jsonrpc.ts';
+import type { MessageExtraInfo, Transport, TransportSendOptions } from '../../core/transport.ts';
+import { parseRetryAfter } from '../../core/retry-after.ts';
+import { sleep } from '../../layer-kit/sleep.ts';
 import { booleanOption, durationOption, functionOption, integerOption, optionsObject, settingsObject } from '../options.ts';
-import { type CompressionSettings, EventFanout, WIRE_CONTROL, type WireControl } from '../wire.ts';
+import { type CompressionSettings, EventFanout, WIRE_CONTROL, type WireControl } from '../../core/wire.ts';
 import { Channel, CloseCode, encode } from './channel.ts';
 import { COMMON_OPTIONS, resolveCommon, SUBPROTOCOL, type WebSocketCommonOptions, wsDeflateOptions } from './options.ts';
 

@@ -9,8 +9,8 @@
  * to learn which problem it was.
  */
 import { isUtf8 } from 'node:buffer';
-import type { JSONRPCMessage } from '../../jsonrpc.ts';
-import { classify } from '../../validate.ts';
+import type { JSONRPCMessage } from '../../core/jsonrpc.ts';
+import { classify } from '../../core/validate.ts';
 
 export type Parsed = { ok: true; messages: JSONRPCMessage[]; batch: boolean } | { ok: false; problem: string };
 

@@ -1,7 +1,7 @@
 /** Options shared by the WebSocket client and server, their defaults and validation. */
 import type { PerMessageDeflateOptions } from 'ws';
-import { InvalidOptionError } from '../../errors.ts';
-import { EventBus } from '../../events.ts';
+import { InvalidOptionError } from '../../core/errors.ts';
+import { EventBus } from '../../core/events.ts';
 import { durationOption, integerOption, settingsObject } from '../options.ts';
 import type { ChannelSettings } from './channel.ts';
 

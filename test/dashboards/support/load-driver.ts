@@ -47,13 +47,13 @@ import {
   standard,
   timeout,
   type TokenStore,
-} from '../../../middleware/index.ts';
-import { type Layer, type Transport, when, wrap } from '../../../src/index.ts';
-import { validateConfig } from '../../../src/config/load.ts';
-import { Gateway } from '../../../src/gateway/gateway.ts';
-import { createGatewayLogger } from '../../../src/gateway/logger.ts';
-import { createFetch } from '../../../src/transports/http/index.ts';
-import { listenWebSocket, WebSocketClientTransport } from '../../../src/transports/ws/index.ts';
+} from '#middleware/index.ts';
+import { type Layer, type Transport, when, wrap } from '#core/index.ts';
+import { validateConfig } from '#gateway/config/load.ts';
+import { Gateway } from '#gateway/gateway.ts';
+import { createGatewayLogger } from '#gateway/logger.ts';
+import { createFetch } from '#transports/http/index.ts';
+import { listenWebSocket, WebSocketClientTransport } from '#transports/ws/index.ts';
 import { SCOPE, startIdentityProvider } from '../../support/identity-provider.ts';
 import { serveHttp } from '../../support/protected-mcp.ts';
 

@@ -9,7 +9,7 @@
  * duration before parsing; `$job` inside a label matcher's string is left as it is.
  */
 import { parser } from '@prometheus-io/lezer-promql';
-import { type MetricFamily } from '../../../middleware/metrics.ts';
+import { type MetricFamily } from '#middleware/observability/metrics.ts';
 import { ALL_FAMILIES } from '../../../dashboards/src/query.ts';
 
 type SyntaxNode = ReturnType<typeof parser.parse>['topNode'];

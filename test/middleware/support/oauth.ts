@@ -5,12 +5,12 @@
  * of every message like a protected server and answers requests at once.
  */
 import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { FetchLike } from '../../../src/auth/token-endpoint.ts';
-import type { JSONRPCMessage } from '../../../src/jsonrpc.ts';
-import type { TransportSendOptions } from '../../../src/transport.ts';
+import type { FetchLike } from '#middleware/oauth/token-endpoint.ts';
+import type { JSONRPCMessage } from '#core/jsonrpc.ts';
+import type { TransportSendOptions } from '#core/transport.ts';
 import { ScriptedPeer } from '../../core/harness.ts';
-import type { JSONRPCResponse } from '../../../src/jsonrpc.ts';
-import type { Transport } from '../../../src/transport.ts';
+import type { JSONRPCResponse } from '#core/jsonrpc.ts';
+import type { Transport } from '#core/transport.ts';
 
 /** The application's side: sends requests and awaits their responses. */
 export class App {

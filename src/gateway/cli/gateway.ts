@@ -7,9 +7,9 @@
  */
 import type { GatewayConfig } from '../config/gateway.ts';
 import { ConfigError, type LoadedConfig, loadConfigFile, validateConfig } from '../config/load.ts';
-import type { LogFormat, LogLevel } from '../gateway/logger.ts';
+import type { LogFormat, LogLevel } from '../logger.ts';
 import { HELP } from './help.ts';
-import { serve } from '../gateway/serve.ts';
+import { serve } from '../serve.ts';
 import { parse, UsageError } from './usage.ts';
 
 const OPTIONS = {

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { gatewayConfig } from '../config/gateway.ts';
 import { ConfigError, loadConfigFile } from '../config/load.ts';
-import { checkGateway } from '../gateway/gateway.ts';
+import { checkGateway } from '../gateway.ts';
 import { gatewayCommand } from './gateway.ts';
 import { HELP, MAIN_HELP } from './help.ts';
 import { parse, UsageError } from './usage.ts';

@@ -1,4 +1,4 @@
-/** The core: everything a layer or an application needs, and no layer. */
+/** The core (docs/architecture.md): the exchange engine, and everything a layer or an application needs of it. */
 export { compose, type ComposedLayer, type Terminal } from './compose.ts';
 export { Context, type ContextInit, type ExchangeKind, type ProgressListener, type Session } from './context.ts';
 export * from './errors.ts';
@@ -8,21 +8,8 @@ export { globMatcher, type NameMatcher } from './glob.ts';
 export { Idempotency, type IdempotencyOptions } from './idempotency.ts';
 export * from './jsonrpc.ts';
 export { parseRetryAfter } from './retry-after.ts';
-export { RetryBudget, type RetryBudgetOptions } from './retry-budget.ts';
 export { isLayer, toLayer, type Layer, type LayerHost, type LayerLike, type Middleware, type Next, type WireWrite } from './layer.ts';
 export type { MessageExtraInfo, Transport, TransportSendOptions } from './transport.ts';
 export { classify, type Classified } from './validate.ts';
 export { compileMatch, when, type Match, type Matcher } from './when.ts';
 export { LayeredTransport, wrap, type WrapOptions, type Wrapped } from './wrap.ts';
-export { REDACTED, type RedactRule, Redactor } from './redact.ts';
-export {
-  DURATION_BUCKETS,
-  type ExchangeOutcome,
-  exchangeOutcome,
-  type NetworkInfo,
-  type OutcomeKind,
-  SemConv,
-  TRACE_STATE,
-  type TraceIds,
-  traceIdsOf,
-} from './telemetry.ts';

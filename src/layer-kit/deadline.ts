@@ -6,7 +6,7 @@
  * end after the deadline (it gives up at once with the failure it has), and hedging
  * does not launch a hedge past it. Times are `performance.now()` values.
  */
-import type { Context } from './context.ts';
+import type { Context } from '../core/context.ts';
 
 const DEADLINE = Symbol('mcp-layers.deadline');
 

@@ -12,8 +12,8 @@
  *   `invalid_grant`, as the SDK does.
  */
 import * as oauth from 'oauth4webapi';
-import { UnauthorizedError } from '../errors.ts';
-import { EventBus } from '../events.ts';
+import { UnauthorizedError } from '../../src/core/errors.ts';
+import { EventBus } from '../../src/core/events.ts';
 import { AccessToken, jwtExpiry } from './access-token.ts';
 import { SingleFlight } from './single-flight.ts';
 import type { ClientCredentials, FetchLike, TokenEndpointLocation } from './token-endpoint.ts';

@@ -1,5 +1,5 @@
 /**
- * Which requests are safe to send twice (DESIGN.md invariant 3).
+ * Which requests are safe to send twice (docs/architecture.md#invariant-3).
  *
  * By default: `ping`, every `*\/list`, `resources/read`, `prompts/get`,
  * `completion/complete`, `server/discover` (a pure read in the 2026-07-28 protocol), and

@@ -5,13 +5,13 @@
  * so that metrics (exemplars) and logs can carry them without importing OpenTelemetry.
  */
 import type * as OtelApiModule from '@opentelemetry/api';
-import type { Context } from './context.ts';
-import { InvalidOptionError, McpLayersError } from './errors.ts';
-import type { EventBus, LayerEvents } from './events.ts';
-import type { JSONRPCParams } from './jsonrpc.ts';
-import type { LayerHost } from './layer.ts';
-import { tryRequirePeer } from './peer-deps.ts';
-import type { Transport } from './transport.ts';
+import type { Context } from '../../src/core/context.ts';
+import { InvalidOptionError, McpLayersError } from '../../src/core/errors.ts';
+import type { EventBus, LayerEvents } from '../../src/core/events.ts';
+import type { JSONRPCParams } from '../../src/core/jsonrpc.ts';
+import type { LayerHost } from '../../src/core/layer.ts';
+import { tryRequirePeer } from '../../src/layer-kit/peer-deps.ts';
+import type { Transport } from '../../src/core/transport.ts';
 
 /**
  * Attribute names from the OpenTelemetry semantic conventions for MCP

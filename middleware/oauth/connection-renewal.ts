@@ -12,7 +12,7 @@
  * Timers are unref'd and cleared on close; everything runs under fake timers.
  */
 import type { AccessToken } from './access-token.ts';
-import { untilAborted } from '../sleep.ts';
+import { untilAborted } from '../../src/layer-kit/sleep.ts';
 import type { TokenSource } from './token-source.ts';
 
 /** A transport that can replace its connection (mcp-layers/ws WebSocketClientTransport). */

@@ -11,12 +11,12 @@
  * Payloads (params, results, error data, headers) are off by default; when on they are
  * redacted and truncated. docs/observability.md lists every field and level.
  */
-import type { Context } from '../src/context.ts';
-import { InvalidOptionError } from '../src/errors.ts';
-import type { LayerEvents } from '../src/events.ts';
-import type { Layer, LayerHost, Next } from '../src/layer.ts';
-import { integerOption, optionsObject } from '../src/options.ts';
-import { type RedactRule, Redactor } from '../src/redact.ts';
+import type { Context } from '../../src/core/context.ts';
+import { InvalidOptionError } from '../../src/core/errors.ts';
+import type { LayerEvents } from '../../src/core/events.ts';
+import type { Layer, LayerHost, Next } from '../../src/core/layer.ts';
+import { integerOption, optionsObject } from '../../src/core/options.ts';
+import { type RedactRule, Redactor } from './redact.ts';
 import {
   activeTraceIds,
   BusSubscriptions,
@@ -25,7 +25,7 @@ import {
   resourceUri,
   subscribeAll,
   traceIdsOf,
-} from '../src/telemetry.ts';
+} from './telemetry.ts';
 
 /** What logging() needs of a logger: winston's `log(entry)`, and `isLevelEnabled` to skip work. */
 export interface LogSink {

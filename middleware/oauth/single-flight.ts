@@ -1,4 +1,4 @@
-import { untilAborted } from '../sleep.ts';
+import { untilAborted } from '../../src/layer-kit/sleep.ts';
 
 /**
  * One operation at a time, shared by everyone who asks while it runs: N requests that

@@ -7,14 +7,40 @@
  * transport is recognized structurally: it sends a JSON-RPC array as one POST, and its
  * `fetch` (when it came from createFetch) carries the control.
  */
-import { EventBus, type LayerEvents } from '../events.ts';
-import type { Transport } from '../transport.ts';
+import zlib from 'node:zlib';
+import { InvalidOptionError } from './errors.ts';
+import { EventBus, type LayerEvents } from './events.ts';
+import type { Transport } from './transport.ts';
 
 /** Where a transport keeps its WireControl. `Symbol.for` so that two copies of the package agree. */
 export const WIRE_CONTROL: unique symbol = Symbol.for('mcp-layers.wire-control') as never;
 
 /** A content coding: `deflate` is permessage-deflate on WebSocket, the others are HTTP Content-Encodings. */
 export type Encoding = 'zstd' | 'br' | 'gzip' | 'deflate';
+
+/** Encodings Node's zlib provides here, best first (zstd exists from Node 22.15 / 23.8). */
+export const AVAILABLE_ENCODINGS: readonly Encoding[] = [
+  ...(typeof zlib.createZstdCompress === 'function' ? (['zstd'] as const) : []),
+  'br',
+  'gzip',
+  'deflate',
+];
+
+/** Every coding an option may name, whether or not this Node has it. */
+export const ENCODINGS: readonly Encoding[] = ['zstd', 'br', 'gzip', 'deflate'];
+
+/** Validates a list of encodings; those Node lacks are dropped (so configs port across versions). */
+export function encodingsOption(name: string, value: unknown, fallback: readonly Encoding[]): readonly Encoding[] {
+  if (value === undefined) return fallback.filter((e) => AVAILABLE_ENCODINGS.includes(e));
+  if (!Array.isArray(value) || value.some((e) => !ENCODINGS.includes(e as Encoding))) {
+    throw new InvalidOptionError(name, `an array of ${ENCODINGS.map((e) => `"${e}"`).join(', ')}`, value);
+  }
+  return (value as Encoding[]).filter((e, i, all) => AVAILABLE_ENCODINGS.includes(e) && all.indexOf(e) === i);
+}
+
+export function isEncoding(value: string): value is Encoding {
+  return (ENCODINGS as readonly string[]).includes(value);
+}
 
 export interface CompressionSettings {
   /** Encodings allowed, most preferred first. */

@@ -19,8 +19,8 @@
  *     the store holds different credentials (re-authorization happened) or, for other
  *     than `invalid_grant`, a minute has passed.
  */
-import { UnauthorizedError } from '../errors.ts';
-import { EventBus } from '../events.ts';
+import { UnauthorizedError } from '../../src/core/errors.ts';
+import { EventBus } from '../../src/core/events.ts';
 import { AccessToken, expiryFrom, jwtExpiry, type TokenOrigin } from './access-token.ts';
 import { scrub, Secret } from './redact.ts';
 import { SingleFlight } from './single-flight.ts';

@@ -17,12 +17,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type * as PromModule from 'prom-client';
 import type { Counter, Gauge, Histogram, Registry as PromRegistry, RegistryContentType } from 'prom-client';
-import type { Context, Session } from '../src/context.ts';
-import { InvalidOptionError } from '../src/errors.ts';
-import type { BreakerState, LayerEvents } from '../src/events.ts';
-import type { Layer, LayerHost, Next } from '../src/layer.ts';
-import { booleanOption, integerOption, optionsObject } from '../src/options.ts';
-import { requirePeer } from '../src/peer-deps.ts';
+import type { Context, Session } from '../../src/core/context.ts';
+import { InvalidOptionError } from '../../src/core/errors.ts';
+import type { BreakerState, LayerEvents } from '../../src/core/events.ts';
+import type { Layer, LayerHost, Next } from '../../src/core/layer.ts';
+import { booleanOption, integerOption, optionsObject } from '../../src/core/options.ts';
+import { requirePeer } from '../../src/layer-kit/peer-deps.ts';
 import {
   activeTraceIds,
   BusSubscriptions,
@@ -34,7 +34,7 @@ import {
   subscribeAll,
   traceIdsOf,
   validateNetwork,
-} from '../src/telemetry.ts';
+} from './telemetry.ts';
 
 type Prom = typeof PromModule;
 /** A prom-client registry in either format (Prometheus text or OpenMetrics). */

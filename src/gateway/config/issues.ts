@@ -9,7 +9,7 @@
  * branches' failures at once, so the entry's key picks the branch the user meant.
  */
 import type { z } from 'zod';
-import { describe } from '../errors.ts';
+import { describe } from '../../core/errors.ts';
 
 export type PathSegment = string | number;
 

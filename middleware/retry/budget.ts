@@ -15,8 +15,8 @@
  * and transports (pass the same instance) to cap the retries to one upstream.
  * The clock is `Date.now()`, like cockatiel's, so fake timers drive it in tests.
  */
-import { InvalidOptionError } from './errors.ts';
-import { numberOption, optionsObject } from './options.ts';
+import { InvalidOptionError } from '../../src/core/errors.ts';
+import { numberOption, optionsObject } from '../../src/core/options.ts';
 
 export interface RetryBudgetOptions {
   /** Retries allowed as a fraction of the requests in the window (default 0.2 = 20 %). */

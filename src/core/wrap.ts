@@ -31,7 +31,7 @@ import type { LayerHost, LayerLike, WireWrite } from './layer.ts';
 import { OutboundRequests } from './outbound.ts';
 import type { Port } from './port.ts';
 import type { MessageExtraInfo, Transport, TransportSendOptions } from './transport.ts';
-import { controlOf } from './transports/wire.ts';
+import { controlOf } from './wire.ts';
 import { integerOption } from './options.ts';
 import { classify, DEFAULT_MAX_DEPTH } from './validate.ts';
 

@@ -1,6 +1,6 @@
 /**
  * retry: sends an outbound request again after a transient failure — only when that
- * is safe (DESIGN.md invariant 3), only as often as the retry budget allows, and after
+ * is safe (docs/architecture.md#invariant-3), only as often as the retry budget allows, and after
  * a backoff that ends at once when the exchange is cancelled or the transport closes.
  *
  *   wrap(transport, [timeout({ total: 30_000 }), retry({ maxAttempts: 3 }), timeout({ ms: 10_000 })])
@@ -29,15 +29,15 @@ import {
   type IBackoffFactory,
   type IRetryBackoffContext,
 } from 'cockatiel';
-import type { Context } from '../src/context.ts';
-import { deadlineOf } from '../src/deadline.ts';
-import { ConnectionClosedError, InvalidOptionError, McpLayersError, RetriesExhaustedError, TransportError } from '../src/errors.ts';
-import { errorOf, isTransient, type Outcome, reasonOf } from '../src/failure.ts';
-import type { Layer, Next } from '../src/layer.ts';
-import { durationOption, functionOption, idempotentOption, integerOption, numberOption, optionsObject } from '../src/options.ts';
-import { retryAfterOf } from '../src/retry-after.ts';
-import { type RetryBudget, type RetryBudgetOptions, retryBudgetOption } from '../src/retry-budget.ts';
-import { sleep } from '../src/sleep.ts';
+import type { Context } from '../../src/core/context.ts';
+import { deadlineOf } from '../../src/layer-kit/deadline.ts';
+import { ConnectionClosedError, InvalidOptionError, McpLayersError, RetriesExhaustedError, TransportError } from '../../src/core/errors.ts';
+import { errorOf, isTransient, type Outcome, reasonOf } from '../../src/core/failure.ts';
+import type { Layer, Next } from '../../src/core/layer.ts';
+import { durationOption, functionOption, idempotentOption, integerOption, numberOption, optionsObject } from '../../src/core/options.ts';
+import { retryAfterOf } from '../../src/core/retry-after.ts';
+import { type RetryBudget, type RetryBudgetOptions, retryBudgetOption } from './budget.ts';
+import { sleep } from '../../src/layer-kit/sleep.ts';
 
 export interface BackoffOptions {
   /** Scale of the first delay, ms (default 200: the first delay falls in [0, 275) ms). */

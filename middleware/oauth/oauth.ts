@@ -21,10 +21,10 @@
  * Tokens, refresh tokens and client secrets never appear in errors, events or logs.
  */
 import { inspect } from 'node:util';
-import type { AccessToken } from '../src/auth/access-token.ts';
-import { authorizedFetch } from '../src/auth/authorized-fetch.ts';
-import { ConnectionRenewal, isReconnectable } from '../src/auth/connection-renewal.ts';
-import { redactingHeaders, Secret } from '../src/auth/redact.ts';
+import type { AccessToken } from './access-token.ts';
+import { authorizedFetch } from './authorized-fetch.ts';
+import { ConnectionRenewal, isReconnectable } from './connection-renewal.ts';
+import { redactingHeaders, Secret } from './redact.ts';
 import {
   AuthProviderTokenSource,
   isSdkAuthProvider,
@@ -34,7 +34,7 @@ import {
   providerTokenStore,
   type SdkAuthProvider,
   type SdkOAuthClientProvider,
-} from '../src/auth/sdk-providers.ts';
+} from './sdk-providers.ts';
 import {
   type ClientAuthentication,
   clientAuthFunction,
@@ -42,19 +42,19 @@ import {
   isLoopback,
   TokenEndpoint,
   type TokenEndpointLocation,
-} from '../src/auth/token-endpoint.ts';
-import { GrantingTokenSource, type TokenSource } from '../src/auth/token-source.ts';
-import { MemoryTokenStore, type TokenStore } from '../src/auth/token-store.ts';
-import type { Context, Session } from '../src/context.ts';
-import { InvalidOptionError, McpLayersError, TransportError, UnauthorizedError } from '../src/errors.ts';
-import { EventBus } from '../src/events.ts';
-import type { Layer, LayerHost, Next } from '../src/layer.ts';
+} from './token-endpoint.ts';
+import { GrantingTokenSource, type TokenSource } from './token-source.ts';
+import { MemoryTokenStore, type TokenStore } from './token-store.ts';
+import type { Context, Session } from '../../src/core/context.ts';
+import { InvalidOptionError, McpLayersError, TransportError, UnauthorizedError } from '../../src/core/errors.ts';
+import { EventBus } from '../../src/core/events.ts';
+import type { Layer, LayerHost, Next } from '../../src/core/layer.ts';
 
-export type { AccessToken } from '../src/auth/access-token.ts';
-export { FileTokenStore } from '../src/auth/file-token-store.ts';
-export type { ClientAuthentication, FetchLike } from '../src/auth/token-endpoint.ts';
-export type { SdkAuthProvider, SdkOAuthClientProvider } from '../src/auth/sdk-providers.ts';
-export { MemoryTokenStore, type StoredTokens, type TokenStore } from '../src/auth/token-store.ts';
+export type { AccessToken } from './access-token.ts';
+export { FileTokenStore } from './file-token-store.ts';
+export type { ClientAuthentication, FetchLike } from './token-endpoint.ts';
+export type { SdkAuthProvider, SdkOAuthClientProvider } from './sdk-providers.ts';
+export { MemoryTokenStore, type StoredTokens, type TokenStore } from './token-store.ts';
 
 export interface OAuthOptions {
   /** The authorization server; its token endpoint is discovered (RFC 8414, then OpenID Connect). */

@@ -11,7 +11,7 @@
  *   `Bearer …`, `Basic …`, `refresh_token=…`, `"client_secret": "…"`, `Cookie: …`, JWTs,
  *   plus any configured RegExp.
  */
-import { InvalidOptionError } from './errors.ts';
+import { InvalidOptionError } from '../../src/core/errors.ts';
 
 export const REDACTED = '[REDACTED]';
 

@@ -25,8 +25,8 @@ import {
   type RetryPolicy,
 } from 'cockatiel';
 import * as oauth from 'oauth4webapi';
-import { UnauthorizedError } from '../errors.ts';
-import type { BreakerState } from '../events.ts';
+import { UnauthorizedError } from '../../src/core/errors.ts';
+import type { BreakerState } from '../../src/core/events.ts';
 import { scrub, type Secret } from './redact.ts';
 
 /** How the client proves who it is to the token endpoint. */

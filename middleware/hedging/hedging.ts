@@ -19,15 +19,15 @@
  * The first response wins, unless it is an explicitly transient error response and
  * other attempts may still do better.
  */
-import type { Context } from '../src/context.ts';
-import { deadlineOf } from '../src/deadline.ts';
-import { CancelledError, InvalidOptionError } from '../src/errors.ts';
-import { isTransientError, isTransientResponse } from '../src/failure.ts';
-import type { Layer, Next } from '../src/layer.ts';
-import { LatencyWindow } from '../src/latency-window.ts';
-import { durationOption, idempotentOption, integerOption, numberOption, optionsObject } from '../src/options.ts';
-import { type RetryBudget, type RetryBudgetOptions, retryBudgetOption } from '../src/retry-budget.ts';
-import { unref } from '../src/sleep.ts';
+import type { Context } from '../../src/core/context.ts';
+import { deadlineOf } from '../../src/layer-kit/deadline.ts';
+import { CancelledError, InvalidOptionError } from '../../src/core/errors.ts';
+import { isTransientError, isTransientResponse } from '../../src/core/failure.ts';
+import type { Layer, Next } from '../../src/core/layer.ts';
+import { LatencyWindow } from './latency-window.ts';
+import { durationOption, idempotentOption, integerOption, numberOption, optionsObject } from '../../src/core/options.ts';
+import { type RetryBudget, type RetryBudgetOptions, retryBudgetOption } from '../retry/budget.ts';
+import { unref } from '../../src/layer-kit/sleep.ts';
 
 export interface HedgingOptions {
   /** Hedge when the attempts so far have run this long, ms (with `percentile`: until `minSamples` latencies were seen; default 1 000). */

@@ -187,7 +187,7 @@ export class Context {
   }
 
   /**
-   * True when sending this request twice is safe (DESIGN.md invariant 3): a read-only
+   * True when sending this request twice is safe (docs/architecture.md#invariant-3): a read-only
    * method, a tool whose annotations or configuration say so, or a layer's override.
    */
   get idempotent(): boolean {

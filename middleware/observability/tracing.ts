@@ -26,14 +26,14 @@ import type {
   Tracer,
   TracerProvider,
 } from '@opentelemetry/api';
-import type { Context, Session } from '../src/context.ts';
-import { InvalidOptionError } from '../src/errors.ts';
-import type { LayerEvents } from '../src/events.ts';
-import { withMeta } from '../src/jsonrpc.ts';
-import type { Layer, LayerHost, Next } from '../src/layer.ts';
-import { booleanOption, integerOption, optionsObject } from '../src/options.ts';
-import { requirePeer } from '../src/peer-deps.ts';
-import { type RedactRule, Redactor } from '../src/redact.ts';
+import type { Context, Session } from '../../src/core/context.ts';
+import { InvalidOptionError } from '../../src/core/errors.ts';
+import type { LayerEvents } from '../../src/core/events.ts';
+import { withMeta } from '../../src/core/jsonrpc.ts';
+import type { Layer, LayerHost, Next } from '../../src/core/layer.ts';
+import { booleanOption, integerOption, optionsObject } from '../../src/core/options.ts';
+import { requirePeer } from '../../src/layer-kit/peer-deps.ts';
+import { type RedactRule, Redactor } from './redact.ts';
 import {
   BusSubscriptions,
   exchangeOutcome,
@@ -46,7 +46,7 @@ import {
   TRACE_STATE,
   type TraceIds,
   validateNetwork,
-} from '../src/telemetry.ts';
+} from './telemetry.ts';
 
 type OtelApi = typeof OtelApiModule;
 
