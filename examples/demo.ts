@@ -21,7 +21,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ConfigError, serve, validateConfig } from '#gateway/index.ts';
 import { WebSocketClientTransport } from '#transports/ws/index.ts';
-import type { BreakerState } from '#core/events.ts';
+import type { BreakerState } from '#middleware/circuit-breaker.ts';
 import type { ChaosLayer } from '#middleware/chaos.ts';
 
 const { values } = parseArgs({

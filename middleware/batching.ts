@@ -27,6 +27,13 @@ import { durationOption, integerOption, optionsObject } from '../src/core/option
 import type { TransportSendOptions } from '../src/core/transport.ts';
 import { wireCapabilities } from '../src/core/wire.ts';
 
+declare module '../src/core/events.ts' {
+  interface LayerEvents {
+    /** batching wrote `size` messages as one JSON-RPC array (`bytes` when the transport counts them). */
+    'batch-flushed': { size: number; bytes?: number };
+  }
+}
+
 export interface BatchingOptions {
   /** Most messages in one array. Default 32. */
   maxBatch?: number;

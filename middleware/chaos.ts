@@ -22,12 +22,21 @@
  */
 import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
 import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
+import { brand } from '../src/core/brand.ts';
 import type { Context } from '../src/core/context.ts';
 import { ConnectionClosedError, ErrorCode, InvalidOptionError, McpLayersError, type McpLayersErrorOptions } from '../src/core/errors.ts';
-import type { ChaosFault } from '../src/core/events.ts';
 import type { Layer, Next } from '../src/core/layer.ts';
 import { booleanOption, choiceOption, durationOption, integerOption, optionsObject, rateOption } from '../src/core/options.ts';
 import { sleep } from '../src/layer-kit/sleep.ts';
+
+export type ChaosFault = 'latency' | 'error' | 'drop' | 'disconnect';
+
+declare module '../src/core/events.ts' {
+  interface LayerEvents {
+    /** chaos injected a fault into this exchange (`delayMs` for latency). */
+    chaos: { ctx: Context; fault: ChaosFault; delayMs: number | undefined };
+  }
+}
 
 export interface ChaosLatency {
   /** The added delay, ms: fixed, or uniform in [min, max]. */
@@ -59,7 +68,11 @@ export interface ChaosLayer extends Layer {
 }
 
 /** A fault the chaos layer injected on purpose. */
-export class ChaosFaultError extends McpLayersError {
+export class ChaosFaultError extends McpLayersError<number> {
+  static {
+    brand(this, 'error.ChaosFaultError');
+  }
+
   constructor(message: string, options: McpLayersErrorOptions = {}) {
     super(ErrorCode.ChaosFault, message, { layer: 'chaos', reason: 'chaos-error', retryable: true, neverSent: true, ...options });
   }

@@ -42,8 +42,9 @@ import {
   TaskCancelledError,
 } from 'cockatiel';
 import type { Context } from '../src/core/context.ts';
-import { CircuitOpenError, InvalidOptionError } from '../src/core/errors.ts';
-import type { BreakerState, EventBus } from '../src/core/events.ts';
+import { brand } from '../src/core/brand.ts';
+import { ErrorCode, InvalidOptionError, McpLayersError, type McpLayersErrorOptions } from '../src/core/errors.ts';
+import type { EventBus } from '../src/core/events.ts';
 import { isTransient, type Outcome, reasonOf } from '../src/core/failure.ts';
 import type { Layer, Next } from '../src/core/layer.ts';
 import {
@@ -55,6 +56,28 @@ import {
   optionsObject,
 } from '../src/core/options.ts';
 import { untilAborted } from '../src/layer-kit/sleep.ts';
+
+export type BreakerState = 'closed' | 'open' | 'half-open' | 'isolated';
+
+declare module '../src/core/events.ts' {
+  interface LayerEvents {
+    /** A circuit breaker changed state; `reason` says what opened it. */
+    'breaker-state': { key: string; from: BreakerState; to: BreakerState; reason: string | undefined };
+    /** An open breaker failed a request fast; nothing was sent. */
+    'breaker-rejected': { ctx: Context; key: string; state: BreakerState; retryAfterMs: number | undefined };
+  }
+}
+
+/** The circuit is open: the request was not sent. */
+export class CircuitOpenError extends McpLayersError<number> {
+  static {
+    brand(this, 'error.CircuitOpenError');
+  }
+
+  constructor(message: string, options: McpLayersErrorOptions = {}) {
+    super(ErrorCode.CircuitOpen, message, { layer: 'circuitBreaker', reason: 'breaker-open', neverSent: true, ...options });
+  }
+}
 
 export type BreakerKind = 'consecutive' | 'sampling' | 'count';
 export type BreakerScope = 'transport' | 'method' | 'tool';

@@ -23,10 +23,31 @@
  */
 import { BulkheadPolicy, BulkheadRejectedError, TaskCancelledError } from 'cockatiel';
 import type { Context } from '../src/core/context.ts';
-import { LoadShedError } from '../src/core/errors.ts';
+import { brand } from '../src/core/brand.ts';
+import { ErrorCode, McpLayersError, type McpLayersErrorOptions } from '../src/core/errors.ts';
 import type { Layer, Next } from '../src/core/layer.ts';
 import { choiceOption, durationOption, integerOption, optionsObject } from '../src/core/options.ts';
 import { untilAborted } from '../src/layer-kit/sleep.ts';
+
+declare module '../src/core/events.ts' {
+  interface LayerEvents {
+    /** A concurrency limit refused a request (outbound: nothing sent; inbound: the peer got an error). */
+    shed: { ctx: Context; reason: string; inFlight: number; queued: number };
+    /** A request waits for a concurrency slot. */
+    queued: { ctx: Context; queued: number; inFlight: number };
+  }
+}
+
+/** A concurrency limit refused the request. */
+export class LoadShedError extends McpLayersError<number> {
+  static {
+    brand(this, 'error.LoadShedError');
+  }
+
+  constructor(message: string, options: McpLayersErrorOptions = {}) {
+    super(ErrorCode.LoadShed, message, { layer: 'concurrency', reason: 'shed', neverSent: true, ...options });
+  }
+}
 
 export interface ConcurrencyOptions {
   /** Requests running at once, per direction (default 100). */

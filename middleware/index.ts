@@ -6,19 +6,21 @@ export { tracing, type TracingOptions } from './observability/tracing.ts';
 export { METRIC_FAMILIES, type MetricFamily, metrics, metricsHandler, type MetricsHandlerOptions, type MetricsOptions, type MetricsRegistry, OTHER_LABEL_VALUE } from './observability/metrics.ts';
 export { type LoggingOptions, type LogRecord, type LogSink, logging } from './observability/logging.ts';
 export { batching, BATCHING_PROTOCOL_VERSIONS, type BatchingOptions } from './batching.ts';
-export { type ChaosLatency, type ChaosLayer, type ChaosOptions, ChaosFaultError, chaos } from './chaos.ts';
+export { type ChaosFault, type ChaosLatency, type ChaosLayer, type ChaosOptions, ChaosFaultError, chaos } from './chaos.ts';
 export {
   type BreakerKind,
   type BreakerScope,
   type BreakerSnapshot,
+  type BreakerState,
+  CircuitOpenError,
   type CircuitBreakerLayer,
   type CircuitBreakerOptions,
   circuitBreaker,
 } from './circuit-breaker.ts';
 export { compression, type CompressionOptions } from './compression.ts';
-export { type ConcurrencyLayer, type ConcurrencyOptions, concurrency } from './concurrency.ts';
+export { type ConcurrencyLayer, type ConcurrencyOptions, concurrency, LoadShedError } from './concurrency.ts';
 export { type HedgingLayer, type HedgingOptions, hedging } from './hedging/hedging.ts';
-export { type BackoffOptions, type RetryBackoff, type RetryLayer, type RetryOptions, retry } from './retry/retry.ts';
+export { type BackoffOptions, RetriesExhaustedError, type RetryBackoff, type RetryLayer, type RetryOptions, retry } from './retry/retry.ts';
 export { STANDARD_DEFAULTS, type StandardLayer, type StandardOptions, standard } from './standard.ts';
 export { type TimeoutOptions, timeout } from './timeout.ts';
 export {
@@ -34,6 +36,7 @@ export {
   type SdkOAuthClientProvider,
   type StoredTokens,
   type TokenStore,
+  UnauthorizedError,
   type UnauthorizedEvent,
 } from './oauth/oauth.ts';
 export { RetryBudget, type RetryBudgetOptions } from './retry/budget.ts';

@@ -38,6 +38,13 @@ import type { Layer, Next } from '../src/core/layer.ts';
 import { booleanOption, durationOption, optionsObject } from '../src/core/options.ts';
 import { unref } from '../src/layer-kit/sleep.ts';
 
+declare module '../src/core/events.ts' {
+  interface LayerEvents {
+    /** A deadline passed: the attempt was abandoned (its wire id cancelled) and the exchange ends with -32001. */
+    timeout: { ctx: Context; scope: 'attempt' | 'total'; ms: number; attempt: number };
+  }
+}
+
 export interface TimeoutOptions {
   /** Deadline of each call through this layer (each attempt, below retry), ms. Default 30 000 unless only `total` is given. */
   ms?: number;

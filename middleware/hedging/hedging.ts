@@ -29,6 +29,15 @@ import { durationOption, idempotentOption, integerOption, numberOption, optionsO
 import { type RetryBudget, type RetryBudgetOptions, retryBudgetOption } from '../retry/budget.ts';
 import { unref } from '../../src/layer-kit/sleep.ts';
 
+declare module '../../src/core/events.ts' {
+  interface LayerEvents {
+    /** hedging launched attempt number `attempt` because the earlier ones were slower than `delayMs`. */
+    hedge: { ctx: Context; attempt: number; delayMs: number };
+    /** A hedged exchange ended: attempt `winner` answered, `cancelled` others were cancelled on the wire. */
+    'hedge-outcome': { ctx: Context; winner: number; cancelled: number };
+  }
+}
+
 export interface HedgingOptions {
   /** Hedge when the attempts so far have run this long, ms (with `percentile`: until `minSamples` latencies were seen; default 1 000). */
   delayMs?: number;

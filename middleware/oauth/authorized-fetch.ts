@@ -11,7 +11,7 @@
  * ends in an UnauthorizedError instead of a loop. Request bodies are replayed only when
  * they can be (strings, bytes, form data; not streams).
  */
-import { UnauthorizedError } from '../../src/core/errors.ts';
+import { UnauthorizedError } from './unauthorized.ts';
 import type { AccessToken } from './access-token.ts';
 import type { FetchLike } from './token-endpoint.ts';
 import type { TokenSource } from './token-source.ts';

@@ -45,8 +45,9 @@ import {
 } from './token-endpoint.ts';
 import { GrantingTokenSource, type TokenSource } from './token-source.ts';
 import { MemoryTokenStore, type TokenStore } from './token-store.ts';
+import { UnauthorizedError } from './unauthorized.ts';
 import type { Context, Session } from '../../src/core/context.ts';
-import { InvalidOptionError, McpLayersError, TransportError, UnauthorizedError } from '../../src/core/errors.ts';
+import { InvalidOptionError, McpLayersError, TransportError } from '../../src/core/errors.ts';
 import { EventBus } from '../../src/core/events.ts';
 import type { Layer, LayerHost, Next } from '../../src/core/layer.ts';
 
@@ -55,6 +56,16 @@ export { FileTokenStore } from './file-token-store.ts';
 export type { ClientAuthentication, FetchLike } from './token-endpoint.ts';
 export type { SdkAuthProvider, SdkOAuthClientProvider } from './sdk-providers.ts';
 export { MemoryTokenStore, type StoredTokens, type TokenStore } from './token-store.ts';
+export { UnauthorizedError } from './unauthorized.ts';
+
+declare module '../../src/core/events.ts' {
+  interface LayerEvents {
+    /** A token request ended (`reason`: initial, expired, proactive, rejected, renewal). Never carries a token. */
+    'token-refresh': { outcome: 'ok' | 'failed'; durationMs: number; reason: string; error?: Error };
+    /** The token store could not load or save; a rotated refresh token may be lost on restart. */
+    'token-store-failed': { operation: 'load' | 'save'; error: Error };
+  }
+}
 
 export interface OAuthOptions {
   /** The authorization server; its token endpoint is discovered (RFC 8414, then OpenID Connect). */

@@ -12,7 +12,7 @@
  *   `invalid_grant`, as the SDK does.
  */
 import * as oauth from 'oauth4webapi';
-import { UnauthorizedError } from '../../src/core/errors.ts';
+import { UnauthorizedError } from './unauthorized.ts';
 import { EventBus } from '../../src/core/events.ts';
 import { AccessToken, jwtExpiry } from './access-token.ts';
 import { SingleFlight } from './single-flight.ts';

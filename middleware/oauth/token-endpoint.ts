@@ -25,8 +25,9 @@ import {
   type RetryPolicy,
 } from 'cockatiel';
 import * as oauth from 'oauth4webapi';
-import { UnauthorizedError } from '../../src/core/errors.ts';
-import type { BreakerState } from '../../src/core/events.ts';
+import { UnauthorizedError } from './unauthorized.ts';
+// The token endpoint's breaker reports in the circuit breaker's vocabulary, on its `breaker-state` event.
+import type { BreakerState } from '../circuit-breaker.ts';
 import { scrub, type Secret } from './redact.ts';
 
 /** How the client proves who it is to the token endpoint. */

@@ -19,7 +19,7 @@
  *     the store holds different credentials (re-authorization happened) or, for other
  *     than `invalid_grant`, a minute has passed.
  */
-import { UnauthorizedError } from '../../src/core/errors.ts';
+import { UnauthorizedError } from './unauthorized.ts';
 import { EventBus } from '../../src/core/events.ts';
 import { AccessToken, expiryFrom, jwtExpiry, type TokenOrigin } from './access-token.ts';
 import { scrub, Secret } from './redact.ts';

@@ -19,7 +19,7 @@ import type * as PromModule from 'prom-client';
 import type { Counter, Gauge, Histogram, Registry as PromRegistry, RegistryContentType } from 'prom-client';
 import type { Context, Session } from '../../src/core/context.ts';
 import { InvalidOptionError } from '../../src/core/errors.ts';
-import type { BreakerState, LayerEvents } from '../../src/core/events.ts';
+import type { LayerEvents } from '../../src/core/events.ts';
 import type { Layer, LayerHost, Next } from '../../src/core/layer.ts';
 import { booleanOption, integerOption, optionsObject } from '../../src/core/options.ts';
 import { requirePeer } from '../../src/layer-kit/peer-deps.ts';
@@ -391,7 +391,7 @@ export function metrics(given: MetricsOptions): Layer {
   };
 }
 
-const BREAKER_STATES: readonly BreakerState[] = ['closed', 'open', 'half-open', 'isolated'];
+const BREAKER_STATES: ReadonlyArray<LayerEvents['breaker-state']['to']> = ['closed', 'open', 'half-open', 'isolated'];
 
 export interface MetricsHandlerOptions {
   /** The path served. Default `/metrics`. */

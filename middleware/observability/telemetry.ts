@@ -6,7 +6,7 @@
  */
 import type * as OtelApiModule from '@opentelemetry/api';
 import type { Context } from '../../src/core/context.ts';
-import { InvalidOptionError, McpLayersError } from '../../src/core/errors.ts';
+import { endsExchange, ErrorCode, InvalidOptionError, McpLayersError } from '../../src/core/errors.ts';
 import type { EventBus, LayerEvents } from '../../src/core/events.ts';
 import type { JSONRPCParams } from '../../src/core/jsonrpc.ts';
 import type { LayerHost } from '../../src/core/layer.ts';
@@ -74,7 +74,7 @@ export function exchangeOutcome(ctx: Context, failed: boolean, failure?: unknown
     if (isCancellation(ctx, failure)) {
       return { outcome: 'cancelled', errorType: CANCELLED_ERROR, statusCode: undefined, message: errorMessage(failure), error: asTyped(failure) };
     }
-    const code = failure instanceof McpLayersError ? failure.code : -32603;
+    const code = endsExchange(failure) ? failure.code : ErrorCode.InternalError;
     return { outcome: 'error', errorType: String(code), statusCode: String(code), message: errorMessage(failure), error: asTyped(failure) };
   }
   const response = ctx.response;
@@ -94,7 +94,7 @@ function isCancellation(ctx: Context, failure: unknown): boolean {
 }
 
 function asTyped(failure: unknown): McpLayersError | undefined {
-  return failure instanceof McpLayersError ? failure : undefined;
+  return endsExchange(failure) ? failure : undefined;
 }
 
 function errorMessage(failure: unknown): string {

@@ -31,13 +31,36 @@ import {
 } from 'cockatiel';
 import type { Context } from '../../src/core/context.ts';
 import { deadlineOf } from '../../src/layer-kit/deadline.ts';
-import { ConnectionClosedError, InvalidOptionError, McpLayersError, RetriesExhaustedError, TransportError } from '../../src/core/errors.ts';
+import { brand } from '../../src/core/brand.ts';
+import { ConnectionClosedError, ErrorCode, InvalidOptionError, McpLayersError, type McpLayersErrorOptions, TransportError } from '../../src/core/errors.ts';
 import { errorOf, isTransient, type Outcome, reasonOf } from '../../src/core/failure.ts';
 import type { Layer, Next } from '../../src/core/layer.ts';
 import { durationOption, functionOption, idempotentOption, integerOption, numberOption, optionsObject } from '../../src/core/options.ts';
 import { retryAfterOf } from '../../src/core/retry-after.ts';
 import { type RetryBudget, type RetryBudgetOptions, retryBudgetOption } from './budget.ts';
 import { sleep } from '../../src/layer-kit/sleep.ts';
+
+declare module '../../src/core/events.ts' {
+  interface LayerEvents {
+    /** retry will make attempt number `attempt` after waiting `delayMs` (the peer's delay when `serverDirected`). */
+    retry: { ctx: Context; attempt: number; delayMs: number; reason: string; serverDirected: boolean; error: Error | undefined };
+    /** retry wanted to try again after `attempt` attempts, but the retry budget was spent. */
+    'retry-budget-exhausted': { ctx: Context; attempt: number; reason: string };
+    /** retry stopped on a transient failure: `reason` is why (max-attempts, not-idempotent, budget-exhausted, deadline...). */
+    'give-up': { ctx: Context; attempts: number; reason: string; error: Error | undefined };
+  }
+}
+
+/** Retries ran out; `cause` is the last failure. */
+export class RetriesExhaustedError extends McpLayersError<number> {
+  static {
+    brand(this, 'error.RetriesExhaustedError');
+  }
+
+  constructor(message: string, options: McpLayersErrorOptions = {}) {
+    super(ErrorCode.RetriesExhausted, message, { layer: 'retry', reason: 'retries-exhausted', ...options });
+  }
+}
 
 export interface BackoffOptions {
   /** Scale of the first delay, ms (default 200: the first delay falls in [0, 275) ms). */

@@ -1,11 +1,19 @@
 /**
- * Typed errors and the stable JSON-RPC error codes the stack synthesizes.
+ * Typed errors, and the one table of their stable codes.
  *
  * When the stack ends an exchange itself (timeout, open breaker, closed connection...)
  * the application receives an ordinary JSON-RPC error response built by
- * `toErrorObject()`: `code` from the table below, a message a person understands, and
- * `data: { layer, reason, attempts, retryAfterMs? }`. docs/errors.md documents every code.
+ * `toErrorObject()`: `code` from `ErrorCode`, a message a person understands, and
+ * `data: { layer, reason, attempts, retryAfterMs? }`. Errors raised before any message
+ * flows (an invalid option, a config, the command line) take a `SetupErrorCode` instead.
+ * docs/errors.md documents every code and every error class.
+ *
+ * The classes here are the ones the core raises or every transport shares; a layer
+ * declares its own errors in its own module, with a code from these tables. Every class
+ * is branded (brand.ts), so `instanceof` holds for an error made by another copy of the
+ * package.
  */
+import { brand, isBranded } from './brand.ts';
 import type { JSONRPCErrorObject } from './jsonrpc.ts';
 
 /** Stable JSON-RPC error codes. Never renumber: applications match on them. */
@@ -35,6 +43,23 @@ export const ErrorCode = {
 } as const;
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+/**
+ * Stable codes of the errors raised before any message flows. They never become a
+ * JSON-RPC response, so they are strings (as Node's own error codes are) that cannot be
+ * mistaken for one. Never rename: applications match on them.
+ */
+export const SetupErrorCode = {
+  /** A layer factory, `wrap()`, `standard()` or a transport got an invalid option. */
+  InvalidOption: 'MCP_LAYERS_INVALID_OPTION',
+  /** A gateway config cannot be used (what is wrong with it is in the message). */
+  InvalidConfig: 'MCP_LAYERS_INVALID_CONFIG',
+  /** The gateway config asks for trace export, and the OpenTelemetry SDK is not installed. */
+  TraceExportUnavailable: 'MCP_LAYERS_TRACE_EXPORT_UNAVAILABLE',
+  /** A mistake on the `mcp-layers` command line. */
+  Usage: 'MCP_LAYERS_USAGE',
+} as const;
+export type SetupErrorCodeValue = (typeof SetupErrorCode)[keyof typeof SetupErrorCode];
+
 /** What goes into `error.data` of a synthesized response. */
 export interface ErrorData {
   layer: string;
@@ -56,10 +81,21 @@ export interface McpLayersErrorOptions {
   data?: Record<string, unknown>;
 }
 
-/** Base class of every error this library raises. */
-export class McpLayersError extends Error {
-  /** The JSON-RPC code used when this error ends an exchange. */
-  readonly code: number;
+/**
+ * Base class of every error this library raises. `instanceof` works across copies of the
+ * package: a subclass brands itself in a static block, `static { brand(this, 'error.<Name>'); }`.
+ */
+export class McpLayersError<Code extends number | SetupErrorCodeValue = number | SetupErrorCodeValue> extends Error {
+  static {
+    brand(this, 'error');
+  }
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return isBranded(this, value);
+  }
+
+  /** The JSON-RPC code used when this error ends an exchange (`ErrorCode`), or a `SetupErrorCode`. */
+  readonly code: Code;
   /** The layer that raised it (`core` for the exchange machinery). */
   readonly layer: string;
   /** A short machine-readable reason, e.g. `attempt-timeout`, `breaker-open`. */
@@ -69,7 +105,7 @@ export class McpLayersError extends Error {
   readonly retryAfterMs: number | undefined;
   readonly data: Record<string, unknown> | undefined;
 
-  constructor(code: number, message: string, options: McpLayersErrorOptions = {}) {
+  constructor(code: Code, message: string, options: McpLayersErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
@@ -83,21 +119,33 @@ export class McpLayersError extends Error {
 }
 
 /** The connection closed (or was never open) while the exchange was pending. */
-export class ConnectionClosedError extends McpLayersError {
+export class ConnectionClosedError extends McpLayersError<number> {
+  static {
+    brand(this, 'error.ConnectionClosedError');
+  }
+
   constructor(message = 'Connection closed', options: McpLayersErrorOptions = {}) {
     super(ErrorCode.ConnectionClosed, message, { reason: 'connection-closed', retryable: true, ...options });
   }
 }
 
 /** A deadline passed. `reason` says which: `attempt-timeout` or `total-timeout`. */
-export class TimeoutError extends McpLayersError {
+export class TimeoutError extends McpLayersError<number> {
+  static {
+    brand(this, 'error.TimeoutError');
+  }
+
   constructor(message: string, options: McpLayersErrorOptions = {}) {
     super(ErrorCode.RequestTimeout, message, { reason: 'timeout', retryable: true, ...options });
   }
 }
 
 /** The transport could not carry the message: refused, reset, HTTP 5xx, stream ended. */
-export class TransportError extends McpLayersError {
+export class TransportError extends McpLayersError<number> {
+  static {
+    brand(this, 'error.TransportError');
+  }
+
   /** HTTP status when the transport is HTTP. */
   readonly status: number | undefined;
   constructor(message: string, options: McpLayersErrorOptions & { status?: number } = {}) {
@@ -110,46 +158,26 @@ export class TransportError extends McpLayersError {
   }
 }
 
-/** The circuit is open: the request was not sent. */
-export class CircuitOpenError extends McpLayersError {
-  constructor(message: string, options: McpLayersErrorOptions = {}) {
-    super(ErrorCode.CircuitOpen, message, { layer: 'circuitBreaker', reason: 'breaker-open', neverSent: true, ...options });
-  }
-}
-
-/** A concurrency limit refused the request. */
-export class LoadShedError extends McpLayersError {
-  constructor(message: string, options: McpLayersErrorOptions = {}) {
-    super(ErrorCode.LoadShed, message, { layer: 'concurrency', reason: 'shed', neverSent: true, ...options });
-  }
-}
-
-/** Retries ran out; `cause` is the last failure. */
-export class RetriesExhaustedError extends McpLayersError {
-  constructor(message: string, options: McpLayersErrorOptions = {}) {
-    super(ErrorCode.RetriesExhausted, message, { layer: 'retry', reason: 'retries-exhausted', ...options });
-  }
-}
-
-/** Credentials were missing, rejected, or could not be refreshed. */
-export class UnauthorizedError extends McpLayersError {
-  constructor(message: string, options: McpLayersErrorOptions = {}) {
-    super(ErrorCode.Unauthorized, message, { layer: 'oauth', reason: 'unauthorized', ...options });
-  }
-}
-
 /**
  * The exchange was cancelled by the application or the peer. The application gets no
  * response for a request it cancelled itself (the SDK expects none).
  */
-export class CancelledError extends McpLayersError {
+export class CancelledError extends McpLayersError<number> {
+  static {
+    brand(this, 'error.CancelledError');
+  }
+
   constructor(message = 'Request cancelled', options: McpLayersErrorOptions = {}) {
     super(ErrorCode.InternalError, message, { reason: 'cancelled', ...options });
   }
 }
 
 /** A message that is not valid JSON-RPC 2.0 (or not valid for MCP) arrived or was sent. */
-export class InvalidMessageError extends McpLayersError {
+export class InvalidMessageError extends McpLayersError<number> {
+  static {
+    brand(this, 'error.InvalidMessageError');
+  }
+
   /** Where the message came from: the peer (`inbound`) or the application (`outbound`). */
   readonly direction: 'inbound' | 'outbound';
   constructor(message: string, direction: 'inbound' | 'outbound', options: McpLayersErrorOptions = {}) {
@@ -159,7 +187,11 @@ export class InvalidMessageError extends McpLayersError {
 }
 
 /** A response arrived whose wire id is not pending: late, duplicate, or never ours. */
-export class StrayResponseError extends McpLayersError {
+export class StrayResponseError extends McpLayersError<number> {
+  static {
+    brand(this, 'error.StrayResponseError');
+  }
+
   readonly wireId: unknown;
   constructor(message: string, wireId: unknown, reason: 'late' | 'unknown') {
     super(ErrorCode.InvalidRequest, message, { reason: `stray-response-${reason}` });
@@ -168,21 +200,29 @@ export class StrayResponseError extends McpLayersError {
 }
 
 /** A layer broke the exchange contract. */
-export class LayerFaultError extends McpLayersError {
+export class LayerFaultError extends McpLayersError<number> {
+  static {
+    brand(this, 'error.LayerFaultError');
+  }
+
   constructor(message: string, options: McpLayersErrorOptions = {}) {
     super(ErrorCode.LayerFault, message, { reason: 'layer-fault', ...options });
   }
 }
 
 /**
- * An invalid option passed to a layer factory, `wrap()` or `standard()`. Thrown at
- * construction, never at run time; the message names the option and the expectation.
+ * An invalid option passed to a layer factory, `wrap()`, `standard()` or a transport.
+ * Thrown at construction, never at run time; the message names the option and the
+ * expectation, `layer` the factory that refused it (`retry.maxAttempts` → `retry`).
  */
-export class InvalidOptionError extends TypeError {
+export class InvalidOptionError extends McpLayersError<SetupErrorCodeValue> {
+  static {
+    brand(this, 'error.InvalidOptionError');
+  }
+
   readonly option: string;
   constructor(option: string, expected: string, got: unknown) {
-    super(`${option}: expected ${expected}, got ${describe(got)}`);
-    this.name = 'InvalidOptionError';
+    super(SetupErrorCode.InvalidOption, `${option}: expected ${expected}, got ${describe(got)}`, { layer: option.split(/[.( ]/, 1)[0], reason: 'invalid-option' });
     this.option = option;
   }
 }
@@ -198,9 +238,17 @@ export function describe(value: unknown): string {
   return 'an object';
 }
 
+/**
+ * True when `error` ends an exchange as itself: one of ours with a JSON-RPC code. A setup
+ * error has none; one that reaches an exchange is a bug, reported like any other throw.
+ */
+export function endsExchange(error: unknown): error is McpLayersError<number> {
+  return error instanceof McpLayersError && typeof error.code === 'number';
+}
+
 /** The JSON-RPC `error` object that ends an exchange which failed with `error`. */
 export function toErrorObject(error: unknown, attempts: number): JSONRPCErrorObject {
-  if (error instanceof McpLayersError) {
+  if (endsExchange(error)) {
     const data: ErrorData = { ...error.data, layer: error.layer, reason: error.reason, attempts };
     if (error.retryAfterMs !== undefined) data.retryAfterMs = error.retryAfterMs;
     return { code: error.code, message: error.message, data };

@@ -3,7 +3,7 @@ export { compose, type ComposedLayer, type Terminal } from './compose.ts';
 export { Context, type ContextInit, type ExchangeKind, type ProgressListener, type Session } from './context.ts';
 export * from './errors.ts';
 export { type Outcome, isTransient } from './failure.ts';
-export { EventBus, type BreakerState, type ChaosFault, type Direction, type EventListener, type LayerEvents } from './events.ts';
+export { EventBus, type Direction, type EventListener, type LayerEvents } from './events.ts';
 export { globMatcher, type NameMatcher } from './glob.ts';
 export { Idempotency, type IdempotencyOptions } from './idempotency.ts';
 export * from './jsonrpc.ts';

@@ -36,7 +36,7 @@ import { type LayeredTransport, type Wrapped, wrap } from '../core/wrap.ts';
 import { metricsHandler } from '../../middleware/observability/metrics.ts';
 import type { GatewayLogger } from './logger.ts';
 import { type CloseReason, ProxySession } from './proxy.ts';
-import { type BuiltStack, buildStack, StackProblems } from './stack.ts';
+import { type BuiltStack, buildStack, StackProblemsError } from './stack.ts';
 import { createUpstream, findCommand, type Upstream } from './upstream.ts';
 
 /** Defaults of everything the config may leave out (docs/gateway.md lists them). */
@@ -160,7 +160,7 @@ export function checkGateway(loaded: LoadedConfig): string[] {
     try {
       built[side] = buildStack(entries, { side, logger: silent, registry: new PromRegistry(), baseDir });
     } catch (error) {
-      if (error instanceof StackProblems) problems.push(...error.problems);
+      if (error instanceof StackProblemsError) problems.push(...error.problems);
       else throw error;
     }
   }
@@ -291,7 +291,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       try {
         return buildStack(entries, { side, logger: runtime.logger, registry, baseDir: loaded.baseDir });
       } catch (error) {
-        throw error instanceof StackProblems ? new ConfigError(loaded.source, error.problems) : error;
+        throw error instanceof StackProblemsError ? new ConfigError(loaded.source, error.problems) : error;
       }
     };
     const stacks = {

@@ -14,6 +14,8 @@
  * is a configuration error that says what to install.
  */
 import type * as SdkNode from '@opentelemetry/sdk-node';
+import { brand } from '../core/brand.ts';
+import { McpLayersError, SetupErrorCode, type SetupErrorCodeValue } from '../core/errors.ts';
 import type { GatewayConfig } from './config/gateway.ts';
 
 type TracingConfig = NonNullable<NonNullable<GatewayConfig['observability']>['tracing']>;
@@ -25,7 +27,16 @@ export interface TraceExport {
   shutdown(): Promise<void>;
 }
 
-export class TraceExportUnavailable extends Error {}
+/** The config asks for trace export and the OpenTelemetry SDK is not installed (the gateway reports it as a ConfigError). */
+export class TraceExportUnavailableError extends McpLayersError<SetupErrorCodeValue> {
+  static {
+    brand(this, 'error.TraceExportUnavailableError');
+  }
+
+  constructor(message: string) {
+    super(SetupErrorCode.TraceExportUnavailable, message, { layer: 'gateway', reason: 'trace-export-unavailable' });
+  }
+}
 
 const DEFAULT_SERVICE_NAME = 'mcp-layers-gateway';
 
@@ -46,7 +57,7 @@ export async function startTraceExport(config: TracingConfig | undefined, env: N
   try {
     sdkModule = await import('@opentelemetry/sdk-node');
   } catch (error) {
-    throw new TraceExportUnavailable(
+    throw new TraceExportUnavailableError(
       `trace export (${exporter}) needs @opentelemetry/sdk-node, which is not installed: npm install @opentelemetry/sdk-node (${(error as Error).message})`,
     );
   }

@@ -11,7 +11,7 @@ import type { LoadedConfig } from './config/load.ts';
 import { ConfigError } from './config/load.ts';
 import { Gateway } from './gateway.ts';
 import { createGatewayLogger, type GatewayLogger, type LogFormat, type LogLevel } from './logger.ts';
-import { startTraceExport, type TraceExport, TraceExportUnavailable } from './otel.ts';
+import { startTraceExport, type TraceExport, TraceExportUnavailableError } from './otel.ts';
 
 export interface ServeOptions {
   /** Overrides the config's observability.logs.level (LOG_LEVEL otherwise). */
@@ -55,7 +55,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
   try {
     traces = await startTraceExport(loaded.config.observability?.tracing, env);
   } catch (error) {
-    throw error instanceof TraceExportUnavailable ? new ConfigError(loaded.source, [`observability.tracing: ${error.message}`]) : error;
+    throw error instanceof TraceExportUnavailableError ? new ConfigError(loaded.source, [`observability.tracing: ${error.message}`]) : error;
   }
   let gateway: Gateway;
   try {

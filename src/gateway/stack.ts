@@ -15,7 +15,8 @@ import { resolve } from 'node:path';
 import type { Registry } from 'prom-client';
 import type { LayerEntry, LayerName, LayerOptionsOf, Side, UnlessEntry, WhenEntry } from './config/layers.ts';
 import { formatPath, type PathSegment } from './config/issues.ts';
-import { InvalidOptionError } from '../core/errors.ts';
+import { brand } from '../core/brand.ts';
+import { InvalidOptionError, McpLayersError, SetupErrorCode, type SetupErrorCodeValue } from '../core/errors.ts';
 import type { Layer } from '../core/layer.ts';
 import { compileMatch, type Match, when } from '../core/when.ts';
 import {
@@ -56,17 +57,20 @@ export interface BuiltStack {
   readonly instances: ReadonlyArray<{ readonly name: LayerName; readonly layer: Layer; readonly path: string }>;
 }
 
-/** A problem only a factory could see, with the config path it belongs to. */
-export class StackProblems extends Error {
+/** The problems only a factory could see, each with the config path it belongs to (the gateway reports them as a ConfigError). */
+export class StackProblemsError extends McpLayersError<SetupErrorCodeValue> {
+  static {
+    brand(this, 'error.StackProblemsError');
+  }
+
   readonly problems: readonly string[];
   constructor(problems: readonly string[]) {
-    super(problems.join('\n'));
-    this.name = 'StackProblems';
+    super(SetupErrorCode.InvalidConfig, problems.join('\n'), { layer: 'gateway', reason: 'invalid-config' });
     this.problems = problems;
   }
 }
 
-/** Builds one side's stack; throws StackProblems listing every entry a factory refused. */
+/** Builds one side's stack; throws StackProblemsError listing every entry a factory refused. */
 export function buildStack(entries: readonly LayerEntry[], context: StackContext): BuiltStack {
   const problems: string[] = [];
   const instances: Array<{ name: LayerName; layer: Layer; path: string }> = [];
@@ -109,7 +113,7 @@ export function buildStack(entries: readonly LayerEntry[], context: StackContext
   };
 
   const layers = buildList(entries, [context.side, 'layers'], false);
-  if (problems.length > 0) throw new StackProblems(problems);
+  if (problems.length > 0) throw new StackProblemsError(problems);
   return { layers, oauth: found, instances };
 }
 

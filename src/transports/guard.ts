@@ -6,7 +6,8 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { isIPv6 } from 'node:net';
-import { ErrorCode, InvalidOptionError } from '../core/errors.ts';
+import { brand } from '../core/brand.ts';
+import { ErrorCode, InvalidOptionError, McpLayersError } from '../core/errors.ts';
 import { globMatcher, type NameMatcher } from '../core/glob.ts';
 import { durationOption, functionOption } from './options.ts';
 
@@ -39,12 +40,15 @@ export interface GuardOptions {
  * Throw this from authenticate() to choose the status (e.g. 403) and headers
  * (e.g. `WWW-Authenticate`) of the refusal.
  */
-export class AuthenticationError extends Error {
+export class AuthenticationError extends McpLayersError<number> {
+  static {
+    brand(this, 'error.AuthenticationError');
+  }
+
   readonly status: number;
   readonly headers: Readonly<Record<string, string>>;
   constructor(message: string, options: { status?: number; headers?: Record<string, string> } = {}) {
-    super(message);
-    this.name = 'AuthenticationError';
+    super(ErrorCode.Unauthorized, message, { layer: 'server', reason: 'authentication-refused' });
     this.status = options.status ?? 401;
     this.headers = options.headers ?? {};
   }

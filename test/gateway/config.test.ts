@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { LAYER_NAMES, LAYER_OPTIONS, type LayerName } from '#gateway/config/layers.ts';
 import { gatewayConfig } from '#gateway/config/gateway.ts';
 import { ConfigError, parseConfigText, validateConfig } from '#gateway/config/load.ts';
-import { buildStack, StackProblems } from '#gateway/stack.ts';
+import { buildStack, StackProblemsError } from '#gateway/stack.ts';
 
 const logger = winston.createLogger({ silent: true });
 
@@ -20,7 +20,7 @@ function factory(name: LayerName, options: unknown): string {
     buildStack([{ [name]: options } as never], { side: 'upstream', logger, registry: new Registry(), baseDir: process.cwd() });
     return 'ok';
   } catch (error) {
-    return error instanceof StackProblems ? error.problems.join('; ') : String(error);
+    return error instanceof StackProblemsError ? error.problems.join('; ') : String(error);
   }
 }
 

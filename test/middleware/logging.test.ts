@@ -90,7 +90,7 @@ describe('logging: one record per exchange', () => {
     const log = captureLogger('info');
     const refuse: Middleware = async (ctx, next) => {
       if (ctx.method !== 'ping') return next();
-      const { CircuitOpenError } = await import('#core/errors.ts');
+      const { CircuitOpenError } = await import('#middleware/circuit-breaker.ts');
       throw new CircuitOpenError('Circuit open for upstream', { retryAfterMs: 1000 });
     };
     pair = await connectPair([logging({ logger: log.logger }), refuse], []);

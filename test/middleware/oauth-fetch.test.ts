@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { oauth } from '#middleware/oauth/oauth.ts';
 import { bearerError } from '#middleware/oauth/authorized-fetch.ts';
-import { UnauthorizedError } from '#core/errors.ts';
+import { UnauthorizedError } from '#middleware/oauth/unauthorized.ts';
 import { CLIENT_SECRET, TOKEN_URL, TokenEndpointDouble } from './support/oauth.ts';
 
 interface Seen {

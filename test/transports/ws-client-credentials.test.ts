@@ -6,7 +6,8 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { UnauthorizedError, wrap } from '#core/index.ts';
+import { wrap } from '#core/index.ts';
+import { UnauthorizedError } from '#middleware/oauth/unauthorized.ts';
 import { AuthenticationError, listenWebSocket, type McpWebSocketServer, WebSocketClientTransport } from '#transports/ws/index.ts';
 
 const cleanup: Array<() => unknown> = [];

@@ -1,11 +1,16 @@
 import { parseArgs } from 'node:util';
+import { brand } from '../../core/brand.ts';
+import { McpLayersError, SetupErrorCode, type SetupErrorCodeValue } from '../../core/errors.ts';
 
 /** A mistake on the command line: printed with the command's name, exit code 2. */
-export class UsageError extends Error {
+export class UsageError extends McpLayersError<SetupErrorCodeValue> {
+  static {
+    brand(this, 'error.UsageError');
+  }
+
   readonly command: string | undefined;
   constructor(message: string, command?: string) {
-    super(message);
-    this.name = 'UsageError';
+    super(SetupErrorCode.Usage, message, { layer: 'cli', reason: 'usage' });
     this.command = command;
   }
 }

@@ -12,17 +12,22 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
 import type { z } from 'zod';
+import { brand } from '../../core/brand.ts';
+import { McpLayersError, SetupErrorCode, type SetupErrorCodeValue } from '../../core/errors.ts';
 import { type GatewayConfig, gatewayConfig } from './gateway.ts';
 import { type ConfigProblem, formatIssues, formatPath, type PathSegment } from './issues.ts';
 import { layerNamesFor } from './layers.ts';
 
 /** A config that cannot be used. `problems` are one line each; the message lists them all. */
-export class ConfigError extends Error {
+export class ConfigError extends McpLayersError<SetupErrorCodeValue> {
+  static {
+    brand(this, 'error.ConfigError');
+  }
+
   readonly problems: readonly string[];
   readonly source: string;
   constructor(source: string, problems: readonly string[]) {
-    super(`invalid configuration in ${source}:\n${problems.map((p) => `  ${p}`).join('\n')}`);
-    this.name = 'ConfigError';
+    super(SetupErrorCode.InvalidConfig, `invalid configuration in ${source}:\n${problems.map((p) => `  ${p}`).join('\n')}`, { layer: 'gateway', reason: 'invalid-config' });
     this.source = source;
     this.problems = problems;
   }

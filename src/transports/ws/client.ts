@@ -31,7 +31,8 @@
 import type { Socket } from 'node:net';
 import { ExponentialBackoff, type IBackoff, type IBackoffFactory } from 'cockatiel';
 import { type ClientOptions, WebSocket } from 'ws';
-import { ConnectionClosedError, describe, InvalidOptionError, McpLayersError, TransportError } from '../../core/errors.ts';
+import { brand } from '../../core/brand.ts';
+import { ConnectionClosedError, describe, ErrorCode, InvalidOptionError, McpLayersError, TransportError } from '../../core/errors.ts';
 import type { EventBus } from '../../core/events.ts';
 import {
   CANCELLED,
@@ -557,7 +558,7 @@ export class WebSocketClientTransport implements Transport {
         lastError = error as Error;
         this.#fanout.emit('reconnect', { attempt, delayMs, outcome: 'failed', error: lastError });
         if (this.#state !== 'reconnecting') return;
-        if (lastError instanceof HandshakeRejected) {
+        if (lastError instanceof HandshakeRejectedError) {
           channel.close(CloseCode.Normal, 'the session could not be restored');
           break;
         }
@@ -607,11 +608,11 @@ export class WebSocketClientTransport implements Transport {
       await channel.write(encode({ jsonrpc: '2.0', id, method: 'initialize', params: handshake.params }));
       const response = await answered;
       if ('error' in response) {
-        throw new HandshakeRejected(`${LABEL}: the server refused the replayed initialize (${response.error.code} ${response.error.message}); the session cannot be restored`);
+        throw new HandshakeRejectedError(`${LABEL}: the server refused the replayed initialize (${response.error.code} ${response.error.message}); the session cannot be restored`);
       }
       const version = response.result['protocolVersion'];
       if (version !== handshake.protocolVersion) {
-        throw new HandshakeRejected(
+        throw new HandshakeRejectedError(
           `${LABEL}: after reconnecting, the server negotiated protocol version ${describe(version)} but the session uses ${handshake.protocolVersion}; the session cannot be restored`,
         );
       }
@@ -846,7 +847,16 @@ export class WebSocketClientTransport implements Transport {
   }
 }
 
-class HandshakeRejected extends Error {}
+/** The server refused to restore the session on a new connection: reconnecting stops. */
+class HandshakeRejectedError extends McpLayersError<number> {
+  static {
+    brand(this, 'error.HandshakeRejectedError');
+  }
+
+  constructor(message: string) {
+    super(ErrorCode.ConnectionClosed, message, { layer: 'websocket', reason: 'handshake-rejected' });
+  }
+}
 
 /** The longest Retry-After of a refused upgrade that is honoured as asked; a longer one waits this long. */
 const MAX_RETRY_AFTER_MS = 5 * 60_000;
