@@ -23,7 +23,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
-import { ErrorCode, InvalidOptionError } from '../../core/errors.ts';
+import { asError, ErrorCode, InvalidOptionError } from '../../core/errors.ts';
 import { EventBus } from '../../core/events.ts';
 import { AVAILABLE_ENCODINGS, encodingsOption } from '../../core/wire.ts';
 import { compressBuffer, createCompressor, negotiateEncoding } from '../encoding.ts';
@@ -33,7 +33,7 @@ import { type CompressionSettings, type Encoding, EventFanout, httpServerWire, i
 import type { RequestId } from '../../core/jsonrpc.ts';
 import { classify } from '../../core/validate.ts';
 import { DISCARD_FACTOR, DISCARD_MS, discardRest, readBody } from './body.ts';
-import { addressOf, answerClientError, hostPort, listenOn } from '../listen.ts';
+import { addressOf, answerClientError, hostPort, listenOn, pathOf } from '../listen.ts';
 
 /** What McpHttpServer needs of a transport: the SDK server transports have this shape. */
 export interface HttpServerTransportLike {
@@ -423,7 +423,7 @@ export class McpHttpServer {
 
   #report(error: unknown): void {
     try {
-      this.onerror?.(error instanceof Error ? error : new Error(String(error)));
+      this.onerror?.(asError(error));
     } catch {
       // nowhere left to report
     }
@@ -433,14 +433,6 @@ export class McpHttpServer {
 /** Creates an McpHttpServer and starts listening (own server). */
 export async function listenHttp(options: McpHttpServerOptions): Promise<McpHttpServer> {
   return new McpHttpServer(options).listen();
-}
-
-function pathOf(req: IncomingMessage): string {
-  try {
-    return new URL(req.url ?? '/', 'http://localhost').pathname;
-  } catch {
-    return '';
-  }
 }
 
 /** The v1 Node transport takes (req, res, parsedBody) and writes the response itself. */

@@ -22,16 +22,15 @@
  *     their context in every request and need no replay.
  *
  * A close the server means (1000, or a protocol/policy error such as 1002, 1007, 1008,
- * 1009) and a final refusal of the upgrade (a 4xx other than 408/425/429) end the
- * transport instead; 5xx, 408, 425 and 429 are tried again, no sooner than their
- * Retry-After. With `onunauthorized`, a 401 upgrade or a close with an unauthorized code
+ * 1009) and a final refusal of the upgrade (a 4xx other than 408/425/429, a 501 or a
+ * 505: the table in docs/errors.md) end the transport instead; the other 5xx, 408, 425
+ * and 429 are tried again, no sooner than their Retry-After. With `onunauthorized`, a 401 upgrade or a close with an unauthorized code
  * (4401) first renews the credentials and connects again, once. `reconnect()` replaces
  * the connection on purpose (the oauth layer renews a connection before its token expires).
  */
 import type { Socket } from 'node:net';
 import { ExponentialBackoff, type IBackoff, type IBackoffFactory } from 'cockatiel';
 import { type ClientOptions, WebSocket } from 'ws';
-import { ConnectionClosedError, describe, InvalidOptionError, McpLayersError, TransportError } from '../../core/errors.ts';
 import type { EventBus } from '../../core/events.ts';
 import {
   CANCELLED,
@@ -41,6 +40,8 @@ import {
   type RequestId,
 } from '../../core/jsonrpc.ts';
 import type { MessageExtraInfo, Transport, TransportSendOptions } from '../../core/transport.ts';
+import { asError, ConnectionClosedError, describe, InvalidOptionError, McpLayersError, TransportError } from '../../core/errors.ts';
+import { classifyConnectionError, classifyStatus } from '../../core/failure.ts';
 import { parseRetryAfter } from '../../core/retry-after.ts';
 import { sleep } from '../../layer-kit/sleep.ts';
 import { booleanOption, durationOption, functionOption, integerOption, optionsObject, settingsObject } from '../options.ts';
@@ -352,12 +353,7 @@ export class WebSocketClientTransport implements Transport {
       const channel = this.#channel;
       if (channel !== undefined && channel.open) {
         const closedEvent = new Promise<void>((resolve) => channel.socket.once('close', () => resolve()));
-        channel.close(CloseCode.Normal, 'client closed the session');
-        // Do not wait on a peer that never answers the close frame.
-        const timer = setTimeout(() => channel.terminate(), 2000);
-        timer.unref();
-        await closedEvent;
-        clearTimeout(timer);
+        await channel.closeAndWait(CloseCode.Normal, 'client closed the session', closedEvent);
       }
       if (!wasIdle || channel !== undefined) this.#finish();
       else this.#state = 'closed';
@@ -377,14 +373,10 @@ export class WebSocketClientTransport implements Transport {
     if (this.#reconnect === undefined) throw new Error(`${LABEL}: reconnect() needs the reconnect option (it is false)`);
     const reopened = new Promise<void>((resolve) => this.#reopened.push(resolve));
     this.#renewing = true;
-    channel.close(RENEWING, reason);
-    // Do not wait on a peer that never answers the close frame.
-    const timer = setTimeout(() => channel.terminate(), 2000);
-    timer.unref();
+    const closing = channel.closeAndWait(RENEWING, reason, reopened);
     // Handled as closed now (its own close event is then ignored): sends queue for the new connection.
     this.#onChannelClose(channel, RENEWING, reason);
-    await reopened;
-    clearTimeout(timer);
+    await closing;
   }
 
   // ── connecting ────────────────────────────────────────────────────────────────
@@ -420,9 +412,9 @@ export class WebSocketClientTransport implements Transport {
       });
       socket.once('unexpected-response', (request, response) => {
         const status = response.statusCode ?? 0;
-        const retryable = retryableStatus(status);
+        const { retryable, retryAfter } = classifyStatus(status);
         const header = response.headers['retry-after'];
-        const retryAfterMs = retryable ? parseRetryAfter(Array.isArray(header) ? header[0] : header) : undefined;
+        const retryAfterMs = retryAfter ? parseRetryAfter(Array.isArray(header) ? header[0] : header) : undefined;
         readSome(response, 4096).then((body) => {
           request.destroy();
           fail(
@@ -442,7 +434,9 @@ export class WebSocketClientTransport implements Transport {
           new TransportError(`${LABEL}: could not connect to ${this.url.href}: ${error.message}`, {
             layer: 'websocket',
             reason: 'connect-failed',
+            // The handshake failed: no message of ours was on this connection yet.
             neverSent: true,
+            retryable: classifyConnectionError((error as NodeJS.ErrnoException).code).retryable,
             cause: error,
           }),
         );
@@ -540,7 +534,7 @@ export class WebSocketClientTransport implements Transport {
           renewed = immediate = true;
           continue;
         }
-        // A final refusal (401, 403, 404 and the other 4xx but 408/425/429), or headers() failing
+        // A final refusal (401, 403, 404, 501… by the table of src/core/failure.ts), or headers() failing
         // for good (the oauth layer: re-authorization needed): trying again cannot help.
         if (lastError instanceof McpLayersError && !lastError.retryable) break;
         if (lastError instanceof McpLayersError) retryAfterMs = lastError.retryAfterMs;
@@ -574,7 +568,10 @@ export class WebSocketClientTransport implements Transport {
     if (this.#state !== 'reconnecting') return;
     let message = `${LABEL}: gave up reconnecting to ${this.url.href}${lastError === undefined ? '' : `: ${lastError.message}`}`;
     if (lastError instanceof TransportError && lastError.status !== undefined && !lastError.retryable && lastError.status !== 401) {
-      message += `; HTTP ${lastError.status} is final (only 408, 425, 429 and 5xx are tried again)`;
+      message +=
+        lastError.status >= 500
+          ? `; HTTP ${lastError.status} is final (it says what the server is, not how it is: it answers the same until it is redeployed)`
+          : `; HTTP ${lastError.status} is final (only 408, 425, 429 and 5xx are tried again)`;
     }
     const failure = new ConnectionClosedError(message, { layer: 'websocket', reason: 'reconnect-failed', ...(lastError === undefined ? {} : { cause: lastError }) });
     this.#report(failure);
@@ -587,7 +584,7 @@ export class WebSocketClientTransport implements Transport {
       await this.#onunauthorized?.(event);
       return undefined;
     } catch (error) {
-      return error instanceof Error ? error : new Error(String(error));
+      return asError(error);
     }
   }
 
@@ -658,7 +655,7 @@ export class WebSocketClientTransport implements Transport {
 
   #report(error: unknown): void {
     try {
-      this.onerror?.(error instanceof Error ? error : new Error(String(error)));
+      this.onerror?.(asError(error));
     } catch {
       // nowhere left to report
     }
@@ -850,15 +847,6 @@ class HandshakeRejected extends Error {}
 
 /** The longest Retry-After of a refused upgrade that is honoured as asked; a longer one waits this long. */
 const MAX_RETRY_AFTER_MS = 5 * 60_000;
-
-/**
- * A refused upgrade worth trying again: the server is overloaded or restarting (5xx), timed
- * out (408), asks for an early-data retry (425) or for us to slow down (429). Every other
- * answer (401, 403, 404, 400, a redirect we do not follow…) will be the same next time.
- */
-function retryableStatus(status: number): boolean {
-  return status >= 500 || status === 408 || status === 425 || status === 429;
-}
 
 function stripLabel(message: string): string {
   return message.startsWith(`${LABEL}: `) ? message.slice(LABEL.length + 2) : message;

@@ -19,7 +19,7 @@ import type https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer as WsServer, type WebSocket } from 'ws';
-import { ConnectionClosedError, ErrorCode, InvalidOptionError } from '../../core/errors.ts';
+import { asError, ConnectionClosedError, ErrorCode, InvalidOptionError } from '../../core/errors.ts';
 import type { EventBus } from '../../core/events.ts';
 import type { JSONRPCMessage } from '../../core/jsonrpc.ts';
 import type { MessageExtraInfo, Transport, TransportSendOptions } from '../../core/transport.ts';
@@ -28,7 +28,7 @@ import { durationOption, functionOption, integerOption, optionsObject, stringOpt
 import { type CompressionSettings, EventFanout, WIRE_CONTROL, type WireControl } from '../../core/wire.ts';
 import { Channel, type ChannelSettings, CloseCode, encode } from './channel.ts';
 import { COMMON_OPTIONS, resolveCommon, SUBPROTOCOL, type WebSocketCommonOptions, wsDeflateOptions } from './options.ts';
-import { addressOf, answerClientError, hostPort, listenOn } from '../listen.ts';
+import { addressOf, answerClientError, hostPort, listenOn, pathOf } from '../listen.ts';
 
 export interface WebSocketServerOptions extends WebSocketCommonOptions, GuardOptions {
   /** Called once per accepted connection with its transport (not started yet: `connect()` starts it). */
@@ -181,7 +181,7 @@ export class McpWebSocketServer {
 
   async #handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', (error) => this.#report(new Error(`${LABEL}: socket error during the upgrade: ${error.message}`, { cause: error })));
-    const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+    const path = pathOf(request);
     if (path !== this.#path) {
       // On a shared server another upgrade listener may own this path.
       if (!this.#ownServer && this.#server.listenerCount('upgrade') > 1) return;
@@ -234,7 +234,7 @@ export class McpWebSocketServer {
 
   #report(error: unknown): void {
     try {
-      this.onerror?.(error instanceof Error ? error : new Error(String(error)));
+      this.onerror?.(asError(error));
     } catch {
       // nowhere left to report
     }
@@ -355,11 +355,7 @@ export class WebSocketServerTransport implements Transport {
   /** Closes the connection (1000 unless told otherwise) and resolves when it is closed. */
   async close(code: number = CloseCode.Normal, reason = 'server closed the session'): Promise<void> {
     if (!this.#closed) {
-      this.#channel.close(code, reason);
-      const timer = setTimeout(() => this.#channel.terminate(), 2000);
-      timer.unref();
-      await this.#whenClosed.promise;
-      clearTimeout(timer);
+      await this.#channel.closeAndWait(code, reason, this.#whenClosed.promise);
     }
   }
 
@@ -373,7 +369,7 @@ export class WebSocketServerTransport implements Transport {
 
   #report(error: unknown): void {
     try {
-      this.onerror?.(error instanceof Error ? error : new Error(String(error)));
+      this.onerror?.(asError(error));
     } catch {
       // nowhere left to report
     }
