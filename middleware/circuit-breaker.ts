@@ -133,6 +133,11 @@ const STATE_NAMES: Record<CircuitState, BreakerState> = {
   [CircuitState.HalfOpen]: 'half-open',
   [CircuitState.Isolated]: 'isolated',
 };
+
+/** A cockatiel breaker's state as the events name it (this layer's breakers and the oauth token endpoint's). */
+export function breakerStateOf(state: CircuitState): BreakerState {
+  return STATE_NAMES[state];
+}
 /** Long-lived requests neither probe nor count: a probe that never ends would hold the breaker half-open. */
 const BYPASS = new Set(['subscriptions/listen']);
 const TRANSPORT_KEY = 'transport';
@@ -172,8 +177,8 @@ export function circuitBreaker(options?: CircuitBreakerOptions): CircuitBreakerL
 
   const create = (key: string, initialState?: unknown): Breaker => {
     const policy = cockatielCircuitBreaker(counts, { breaker: makeBreaker(), halfOpenAfter, initialState });
-    const breaker: Breaker = { key, policy, state: STATE_NAMES[policy.state], openedAt: initialState === undefined ? 0 : openedAtOf(initialState) };
-    policy.onStateChange((state) => publish(breaker, STATE_NAMES[state]));
+    const breaker: Breaker = { key, policy, state: breakerStateOf(policy.state), openedAt: initialState === undefined ? 0 : openedAtOf(initialState) };
+    policy.onStateChange((state) => publish(breaker, breakerStateOf(state)));
     return breaker;
   };
 
