@@ -42,18 +42,11 @@ import {
   TaskCancelledError,
 } from 'cockatiel';
 import type { Context } from '../src/core/context.ts';
-import { CircuitOpenError, InvalidOptionError } from '../src/core/errors.ts';
+import { CircuitOpenError } from '../src/core/errors.ts';
 import type { BreakerState, EventBus } from '../src/core/events.ts';
 import { isTransient, type Outcome, reasonOf } from '../src/core/failure.ts';
 import type { Layer, Next } from '../src/core/layer.ts';
-import {
-  choiceOption,
-  durationOption,
-  functionOption,
-  integerOption,
-  openRatioOption,
-  optionsObject,
-} from '../src/core/options.ts';
+import { choiceOption, durationOption, functionOption, integerOption, invalidOption, openRatioOption, optionsObject } from '../src/core/options.ts';
 import { untilAborted } from '../src/layer-kit/sleep.ts';
 
 export type BreakerKind = 'consecutive' | 'sampling' | 'count';
@@ -298,7 +291,7 @@ export function circuitBreaker(options?: CircuitBreakerOptions): CircuitBreakerL
 
 function breakerFactory(kind: BreakerKind | 'custom', o: Partial<CircuitBreakerOptions>): () => IBreaker {
   const unused = (option: keyof CircuitBreakerOptions): void => {
-    if (o[option] !== undefined) throw new InvalidOptionError(`circuitBreaker.${option}`, `no value: it does not apply to breaker ${JSON.stringify(kind)}`, o[option]);
+    if (o[option] !== undefined) throw invalidOption(`circuitBreaker.${option}`, `no value: it does not apply to breaker ${JSON.stringify(kind)}`, o[option]);
   };
   switch (kind) {
     case 'custom': {
@@ -334,23 +327,23 @@ function halfOpenAfterOption(value: unknown): number | IBackoffFactory<IHalfOpen
   if (typeof value === 'object' && value !== null && typeof (value as IBackoffFactory<unknown>).next === 'function') {
     return value as IBackoffFactory<IHalfOpenAfterBackoffContext>;
   }
-  if (value !== undefined && typeof value !== 'number') throw new InvalidOptionError('circuitBreaker.halfOpenAfter', 'a duration in milliseconds or a cockatiel backoff', value);
+  if (value !== undefined && typeof value !== 'number') throw invalidOption('circuitBreaker.halfOpenAfter', 'a duration in milliseconds or a cockatiel backoff', value);
   return durationOption('circuitBreaker.halfOpenAfter', value, 5_000, 1);
 }
 
 function snapshotOption(value: unknown, kind: BreakerKind | 'custom', option: string): Record<string, unknown> {
   const snapshot = value as Partial<BreakerSnapshot> | null;
   if (typeof snapshot !== 'object' || snapshot === null || snapshot.version !== 1 || typeof snapshot.breakers !== 'object' || snapshot.breakers === null) {
-    throw new InvalidOptionError(option, 'a snapshot from exportState() ({ version: 1, breaker, breakers })', value);
+    throw invalidOption(option, 'a snapshot from exportState() ({ version: 1, breaker, breakers })', value);
   }
   if (snapshot.breaker !== kind) {
-    throw new InvalidOptionError(`${option}.breaker`, `${JSON.stringify(kind)} (the snapshot must come from the same kind of breaker)`, snapshot.breaker);
+    throw invalidOption(`${option}.breaker`, `${JSON.stringify(kind)} (the snapshot must come from the same kind of breaker)`, snapshot.breaker);
   }
   const breakers = snapshot.breakers as Record<string, unknown>;
   for (const [key, state] of Object.entries(breakers)) {
     const own = (state as { ownState?: { value?: unknown } } | null)?.ownState;
     if (typeof own !== 'object' || own === null || ![0, 1, 2, 3].includes(own.value as number) || !('breakerState' in (state as object))) {
-      throw new InvalidOptionError(`${option}.breakers[${JSON.stringify(key)}]`, 'a breaker state from exportState()', state);
+      throw invalidOption(`${option}.breakers[${JSON.stringify(key)}]`, 'a breaker state from exportState()', state);
     }
   }
   return breakers;

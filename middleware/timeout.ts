@@ -32,10 +32,10 @@
  */
 import type { Context } from '../src/core/context.ts';
 import { setDeadline } from '../src/layer-kit/deadline.ts';
-import { InvalidOptionError, TimeoutError } from '../src/core/errors.ts';
+import { TimeoutError } from '../src/core/errors.ts';
 import { globMatcher } from '../src/core/glob.ts';
 import type { Layer, Next } from '../src/core/layer.ts';
-import { booleanOption, durationOption, optionsObject } from '../src/core/options.ts';
+import { booleanOption, durationOption, invalidOption, optionsObject } from '../src/core/options.ts';
 import { unref } from '../src/layer-kit/sleep.ts';
 
 export interface TimeoutOptions {
@@ -75,14 +75,14 @@ export function timeout(options?: TimeoutOptions): Layer {
   const ms = o.ms === undefined && total !== undefined ? undefined : durationOption('timeout.ms', o.ms, 30_000, 1);
   const resetOnProgress = booleanOption('timeout.resetOnProgress', o.resetOnProgress, false);
   if (o.maxTotalMs !== undefined && !resetOnProgress) {
-    throw new InvalidOptionError('timeout.maxTotalMs', 'to be used with timeout.resetOnProgress: true', o.maxTotalMs);
+    throw invalidOption('timeout.maxTotalMs', 'to be used with timeout.resetOnProgress: true', o.maxTotalMs);
   }
   if (resetOnProgress && ms === undefined) {
-    throw new InvalidOptionError('timeout.resetOnProgress', 'timeout.ms to be set (progress extends the attempt deadline)', true);
+    throw invalidOption('timeout.resetOnProgress', 'timeout.ms to be set (progress extends the attempt deadline)', true);
   }
   const maxTotalMs = o.maxTotalMs === undefined ? undefined : durationOption('timeout.maxTotalMs', o.maxTotalMs, 0, 1);
   if (maxTotalMs !== undefined && ms !== undefined && maxTotalMs < ms) {
-    throw new InvalidOptionError('timeout.maxTotalMs', `at least timeout.ms (${ms})`, maxTotalMs);
+    throw invalidOption('timeout.maxTotalMs', `at least timeout.ms (${ms})`, maxTotalMs);
   }
   const overrides = perMethodOption(o.perMethod);
 
@@ -240,7 +240,7 @@ function resolvePlan(
 function perMethodOption(value: unknown): Array<{ match: (name: string) => boolean; value: number | false }> {
   if (value === undefined) return [];
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new InvalidOptionError('timeout.perMethod', 'an object of method name (or glob) to milliseconds or false', value);
+    throw invalidOption('timeout.perMethod', 'an object of method name (or glob) to milliseconds or false', value);
   }
   return Object.entries(value).map(([pattern, ms]) => {
     const option = `timeout.perMethod[${JSON.stringify(pattern)}]`;

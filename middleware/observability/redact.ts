@@ -11,7 +11,7 @@
  *   `Bearer …`, `Basic …`, `refresh_token=…`, `"client_secret": "…"`, `Cookie: …`, JWTs,
  *   plus any configured RegExp.
  */
-import { InvalidOptionError } from '../../src/core/errors.ts';
+import { invalidOption } from '../../src/core/options.ts';
 
 export const REDACTED = '[REDACTED]';
 
@@ -68,7 +68,7 @@ export class Redactor {
    * root (`*` matches any one key), or RegExps to scrub from every string.
    */
   constructor(rules: readonly RedactRule[] = [], option = 'redact') {
-    if (!Array.isArray(rules)) throw new InvalidOptionError(option, 'an array of key names, dotted paths or RegExps', rules);
+    if (!Array.isArray(rules)) throw invalidOption(option, 'an array of key names, dotted paths or RegExps', rules);
     this.#keys = new Set(SECRET_KEYS);
     this.#paths = [];
     this.#patterns = [];
@@ -79,7 +79,7 @@ export class Redactor {
         if (rule.includes('.')) this.#paths.push(rule.split('.').map((segment) => segment.toLowerCase()));
         else this.#keys.add(normalize(rule));
       } else {
-        throw new InvalidOptionError(`${option}[${i}]`, 'a key name, a dotted path (params.arguments.ssn) or a RegExp', rule);
+        throw invalidOption(`${option}[${i}]`, 'a key name, a dotted path (params.arguments.ssn) or a RegExp', rule);
       }
     });
   }

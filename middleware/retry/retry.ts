@@ -31,10 +31,10 @@ import {
 } from 'cockatiel';
 import type { Context } from '../../src/core/context.ts';
 import { deadlineOf } from '../../src/layer-kit/deadline.ts';
-import { ConnectionClosedError, InvalidOptionError, McpLayersError, RetriesExhaustedError, TransportError } from '../../src/core/errors.ts';
+import { ConnectionClosedError, McpLayersError, RetriesExhaustedError, TransportError } from '../../src/core/errors.ts';
 import { errorOf, isTransient, type Outcome, reasonOf } from '../../src/core/failure.ts';
 import type { Layer, Next } from '../../src/core/layer.ts';
-import { durationOption, functionOption, idempotentOption, integerOption, numberOption, optionsObject } from '../../src/core/options.ts';
+import { durationOption, functionOption, idempotentOption, integerOption, invalidOption, numberOption, optionsObject } from '../../src/core/options.ts';
 import { retryAfterOf } from '../../src/core/retry-after.ts';
 import { type RetryBudget, type RetryBudgetOptions, retryBudgetOption } from './budget.ts';
 import { sleep } from '../../src/layer-kit/sleep.ts';
@@ -182,6 +182,6 @@ function backoffOption(value: unknown, option: string): RetryBackoff {
   const initialDelay = durationOption(`${option}.initialDelayMs`, o.initialDelayMs, 200);
   const maxDelay = durationOption(`${option}.maxDelayMs`, o.maxDelayMs, 10_000);
   const exponent = numberOption(`${option}.exponent`, o.exponent, 2, 1);
-  if (maxDelay < initialDelay) throw new InvalidOptionError(`${option}.maxDelayMs`, `at least ${option}.initialDelayMs (${initialDelay})`, maxDelay);
+  if (maxDelay < initialDelay) throw invalidOption(`${option}.maxDelayMs`, `at least ${option}.initialDelayMs (${initialDelay})`, maxDelay);
   return new ExponentialBackoff({ generator: decorrelatedJitterGenerator, initialDelay, maxDelay, exponent });
 }

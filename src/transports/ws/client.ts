@@ -40,11 +40,11 @@ import {
   type RequestId,
 } from '../../core/jsonrpc.ts';
 import type { MessageExtraInfo, Transport, TransportSendOptions } from '../../core/transport.ts';
-import { asError, ConnectionClosedError, describe, InvalidOptionError, McpLayersError, TransportError } from '../../core/errors.ts';
+import { asError, ConnectionClosedError, describe, McpLayersError, TransportError } from '../../core/errors.ts';
 import { classifyConnectionError, classifyStatus } from '../../core/failure.ts';
 import { parseRetryAfter } from '../../core/retry-after.ts';
 import { sleep } from '../../layer-kit/sleep.ts';
-import { booleanOption, durationOption, functionOption, integerOption, optionsObject, settingsObject } from '../options.ts';
+import { booleanOption, durationOption, functionOption, integerOption, invalidOption, optionsObject, settingsObject } from '../../core/options.ts';
 import { type CompressionSettings, EventFanout, WIRE_CONTROL, type WireControl } from '../../core/wire.ts';
 import { Channel, CloseCode, encode } from './channel.ts';
 import { COMMON_OPTIONS, resolveCommon, SUBPROTOCOL, type WebSocketCommonOptions, wsDeflateOptions } from './options.ts';
@@ -181,10 +181,10 @@ export class WebSocketClientTransport implements Transport {
     try {
       parsed = new URL(url);
     } catch {
-      throw new InvalidOptionError('WebSocketClientTransport(url)', 'a ws:// or wss:// URL', url);
+      throw invalidOption('WebSocketClientTransport(url)', 'a ws:// or wss:// URL', url);
     }
     if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') {
-      throw new InvalidOptionError('WebSocketClientTransport(url)', 'a ws:// or wss:// URL', String(url));
+      throw invalidOption('WebSocketClientTransport(url)', 'a ws:// or wss:// URL', String(url));
     }
     this.url = parsed;
     optionsObject(options, 'WebSocketClientTransport', [
@@ -202,14 +202,14 @@ export class WebSocketClientTransport implements Transport {
     this.#fanout = new EventFanout(this.events);
     this.#compressThreshold = this.#common.deflate?.threshold;
     if (options.headers !== undefined && typeof options.headers !== 'function' && (typeof options.headers !== 'object' || options.headers === null)) {
-      throw new InvalidOptionError('WebSocketClientTransport.headers', 'an object of header values or a function returning one', options.headers);
+      throw invalidOption('WebSocketClientTransport.headers', 'an object of header values or a function returning one', options.headers);
     }
     this.#headers = options.headers;
-    if (options.origin !== undefined && typeof options.origin !== 'string') throw new InvalidOptionError('WebSocketClientTransport.origin', 'a string', options.origin);
+    if (options.origin !== undefined && typeof options.origin !== 'string') throw invalidOption('WebSocketClientTransport.origin', 'a string', options.origin);
     this.#origin = options.origin;
     this.#connectTimeoutMs = durationOption('WebSocketClientTransport.connectTimeoutMs', options.connectTimeoutMs, 10_000, 1);
     if (options.wsOptions !== undefined && (typeof options.wsOptions !== 'object' || options.wsOptions === null)) {
-      throw new InvalidOptionError('WebSocketClientTransport.wsOptions', 'an object of ws client options', options.wsOptions);
+      throw invalidOption('WebSocketClientTransport.wsOptions', 'an object of ws client options', options.wsOptions);
     }
     this.#wsOptions = options.wsOptions ?? {};
     if (options.reconnect === false) {
@@ -227,10 +227,10 @@ export class WebSocketClientTransport implements Transport {
       const maxAttempts = r['maxAttempts'] === Infinity ? Infinity : integerOption('WebSocketClientTransport.reconnect.maxAttempts', r['maxAttempts'], 20, 1);
       const initialDelay = durationOption('WebSocketClientTransport.reconnect.initialDelayMs', r['initialDelayMs'], 200, 0);
       const maxDelay = durationOption('WebSocketClientTransport.reconnect.maxDelayMs', r['maxDelayMs'], 10_000, 0);
-      if (maxDelay < initialDelay) throw new InvalidOptionError('WebSocketClientTransport.reconnect.maxDelayMs', `a number >= initialDelayMs (${initialDelay})`, maxDelay);
+      if (maxDelay < initialDelay) throw invalidOption('WebSocketClientTransport.reconnect.maxDelayMs', `a number >= initialDelayMs (${initialDelay})`, maxDelay);
       const backoff = r['backoff'];
       if (backoff !== undefined && (typeof backoff !== 'object' || backoff === null || typeof (backoff as IBackoffFactory<unknown>).next !== 'function')) {
-        throw new InvalidOptionError('WebSocketClientTransport.reconnect.backoff', 'a cockatiel backoff (an object with next())', backoff);
+        throw invalidOption('WebSocketClientTransport.reconnect.backoff', 'a cockatiel backoff (an object with next())', backoff);
       }
       this.#reconnect = {
         maxAttempts,
@@ -243,7 +243,7 @@ export class WebSocketClientTransport implements Transport {
     this.#onunauthorized = functionOption('WebSocketClientTransport.onunauthorized', options.onunauthorized);
     const codes = options.unauthorizedCloseCodes ?? [4401];
     if (!Array.isArray(codes) || !codes.every((c) => Number.isInteger(c) && c >= 1000 && c <= 4999)) {
-      throw new InvalidOptionError('WebSocketClientTransport.unauthorizedCloseCodes', 'an array of close codes (1000-4999)', codes);
+      throw invalidOption('WebSocketClientTransport.unauthorizedCloseCodes', 'an array of close codes (1000-4999)', codes);
     }
     this.#unauthorizedCloseCodes = new Set(codes);
     this[WIRE_CONTROL] = {

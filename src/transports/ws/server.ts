@@ -19,12 +19,12 @@ import type https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer as WsServer, type WebSocket } from 'ws';
-import { asError, ConnectionClosedError, ErrorCode, InvalidOptionError } from '../../core/errors.ts';
+import { asError, ConnectionClosedError, ErrorCode } from '../../core/errors.ts';
 import type { EventBus } from '../../core/events.ts';
 import type { JSONRPCMessage } from '../../core/jsonrpc.ts';
 import type { MessageExtraInfo, Transport, TransportSendOptions } from '../../core/transport.ts';
 import { errorBody, Guard, GUARD_OPTIONS, type GuardOptions } from '../guard.ts';
-import { durationOption, functionOption, integerOption, optionsObject, stringOption } from '../options.ts';
+import { durationOption, functionOption, integerOption, invalidOption, optionsObject, stringOption } from '../../core/options.ts';
 import { type CompressionSettings, EventFanout, WIRE_CONTROL, type WireControl } from '../../core/wire.ts';
 import { Channel, type ChannelSettings, CloseCode, encode } from './channel.ts';
 import { COMMON_OPTIONS, resolveCommon, SUBPROTOCOL, type WebSocketCommonOptions, wsDeflateOptions } from './options.ts';
@@ -94,13 +94,13 @@ export class McpWebSocketServer {
     ]);
     this.#options = options;
     this.#onconnection = functionOption<WebSocketServerOptions['onconnection']>('McpWebSocketServer.onconnection', options.onconnection) as WebSocketServerOptions['onconnection'];
-    if (this.#onconnection === undefined) throw new InvalidOptionError('McpWebSocketServer.onconnection', 'a function (transport, request) => void', undefined);
+    if (this.#onconnection === undefined) throw invalidOption('McpWebSocketServer.onconnection', 'a function (transport, request) => void', undefined);
     this.#common = resolveCommon('McpWebSocketServer', LABEL, options, DEFAULT_SERVER_MAX_PAYLOAD);
     this.#channel = this.#common.channel;
     this.events = this.#common.events;
     this.#guard = new Guard('McpWebSocketServer', options);
     this.#path = stringOption('McpWebSocketServer.path', options.path, '/mcp');
-    if (!this.#path.startsWith('/')) throw new InvalidOptionError('McpWebSocketServer.path', 'a path starting with "/"', this.#path);
+    if (!this.#path.startsWith('/')) throw invalidOption('McpWebSocketServer.path', 'a path starting with "/"', this.#path);
     this.#host = stringOption('McpWebSocketServer.host', options.host, '127.0.0.1');
     this.#port = integerOption('McpWebSocketServer.port', options.port, 0, 0, 65535);
     this.#maxConnections = integerOption('McpWebSocketServer.maxConnections', options.maxConnections, 1024, 1);
@@ -117,7 +117,7 @@ export class McpWebSocketServer {
     this.#wss.on('error', (error) => this.#report(error));
     if (options.server !== undefined) {
       if (typeof options.server !== 'object' || options.server === null || typeof options.server.on !== 'function') {
-        throw new InvalidOptionError('McpWebSocketServer.server', 'an http.Server or https.Server', options.server);
+        throw invalidOption('McpWebSocketServer.server', 'an http.Server or https.Server', options.server);
       }
       this.#server = options.server;
       this.#ownServer = false;
