@@ -15,7 +15,7 @@
  * wait at once. Put an attempt timeout below the breaker so a hanging probe ends.
  *
  * Built on cockatiel's CircuitBreakerPolicy and its ConsecutiveBreaker, SamplingBreaker
- * and CountBreaker. What counts as a failure is src/failure.ts (transport failures,
+ * and CountBreaker. What counts as a failure is src/core/failure.ts (transport failures,
  * attempt timeouts, explicitly transient error responses); an ordinary JSON-RPC error
  * response proves the peer alive. A half-open probe that ends any other way (cancelled,
  * shed) proves nothing and re-opens the breaker rather than closing it.

@@ -7,7 +7,7 @@
  * `ms` bounds each call of `next()` through this layer — one attempt when the layer
  * sits below retry, as `standard()` places it. `total` bounds the exchange from the
  * moment it first reaches this layer, across every attempt below; it is also published
- * to the layers inside (src/deadline.ts) so retry never starts a backoff that would
+ * to the layers inside (src/layer-kit/deadline.ts) so retry never starts a backoff that would
  * outlast it. When a deadline passes the attempt is abandoned through its fork's
  * signal — the core sends `notifications/cancelled` for the live wire id (invariant 4)
  * — and the exchange fails with a TimeoutError, which the application receives as

@@ -39,10 +39,18 @@ const SECRET_KEYS = [
 /** Cheap pre-check: strings without any of these words need no scrubbing. */
 const SUSPICIOUS = /bearer|basic|token|secret|assertion|passw|api[-_]?key|authorization|cookie|eyJ/i;
 
+/** A bearer credential in text: `Bearer <token>`. */
+const BEARER: readonly [RegExp, string] = [/\b(Bearer)\s+[\w\-.~+/]+=*/gi, `$1 ${REDACTED}`];
+
+/** Text with every `Bearer <token>` replaced: the one rule for bearer values, in logs, spans and error messages alike. */
+export function redactBearer(text: string): string {
+  return text.replace(BEARER[0], BEARER[1]);
+}
+
 const TEXT_RULES: ReadonlyArray<readonly [RegExp, string]> = [
   // A whole header line (or JSON member) whose value may hold spaces: `Authorization: Basic x`, `Cookie: a=1; b=2`.
   [/\b((?:proxy-)?authorization|(?:set-)?cookie|dpop)(\\?["']?\s*[:=]\s*)(\\?["']?)[^"\\\r\n]*/gi, `$1$2$3${REDACTED}`],
-  [/\b(Bearer)\s+[\w\-.~+/]+=*/gi, `$1 ${REDACTED}`],
+  BEARER,
   [/\b(Basic)\s+[A-Za-z0-9+/]{8,}={0,2}/g, `$1 ${REDACTED}`],
   // key=value and "key": "value", for form bodies, query strings and quoted JSON.
   [

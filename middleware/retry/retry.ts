@@ -12,7 +12,7 @@
  *
  * Per failed attempt, in this order:
  *  1. cancelled or the transport closed → stop;
- *  2. `retryOn(outcome, ctx)`, else the shared definition of transient (src/failure.ts)
+ *  2. `retryOn(outcome, ctx)`, else the shared definition of transient (src/core/failure.ts)
  *     → not transient: the failure goes to the application untouched;
  *  3. not safe to send twice (not idempotent, and some attempt may have reached the
  *     peer) → stop (`give-up`, reason `not-idempotent`);
@@ -57,7 +57,7 @@ export interface RetryOptions {
   backoff?: BackoffOptions | RetryBackoff;
   /**
    * Decides whether a failed attempt is worth retrying: true or false, or undefined for
-   * the default (src/failure.ts). It can never make a non-idempotent request go twice.
+   * the default (src/core/failure.ts). It can never make a non-idempotent request go twice.
    */
   retryOn?: (outcome: Outcome, ctx: Context) => boolean | undefined;
   /** The retry budget: a shared RetryBudget, its options, or false for none (default 20 % + 10/s over 10 s). */

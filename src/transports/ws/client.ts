@@ -39,7 +39,7 @@ import {
   type JSONRPCResponse,
   type RequestId,
 } from '../../core/jsonrpc.ts';
-import type { MessageExtraInfo, Transport, TransportSendOptions } from '../../core/transport.ts';
+import { type MessageExtraInfo, STATELESS_PROTOCOL_VERSION, type Transport, type TransportSendOptions } from '../../core/transport.ts';
 import { asError, ConnectionClosedError, describe, McpLayersError, TransportError } from '../../core/errors.ts';
 import { classifyConnectionError, classifyStatus } from '../../core/failure.ts';
 import { parseRetryAfter } from '../../core/retry-after.ts';
@@ -123,8 +123,6 @@ interface Handshake {
   protocolVersion: string;
 }
 
-/** Revisions from this one on carry their context per request; there is no handshake to replay. */
-const STATELESS_ERA = '2026-07-28';
 const LABEL = 'websocket client';
 
 export class WebSocketClientTransport implements Transport {
@@ -591,7 +589,7 @@ export class WebSocketClientTransport implements Transport {
   /** Re-establishes a 2025-era session on a fresh connection; the application never sees it. */
   async #replayHandshake(channel: Channel, enabled: boolean): Promise<void> {
     const handshake = this.#handshake;
-    if (!enabled || handshake === undefined || handshake.protocolVersion >= STATELESS_ERA) return;
+    if (!enabled || handshake === undefined || handshake.protocolVersion >= STATELESS_PROTOCOL_VERSION) return;
     const id = `mcp-layers-replay-${++this.#replayCounter}`;
     const answered = new Promise<JSONRPCResponse>((resolve, reject) => {
       this.#replay = { id, resolve, reject };
