@@ -20,10 +20,10 @@
  * shared POST; when the batch's response stream ends, every request in it still waiting
  * is told (each fails with a retryable stream-ended error, as it would alone).
  */
-import { ConnectionClosedError, InvalidOptionError } from '../src/core/errors.ts';
+import { ConnectionClosedError } from '../src/core/errors.ts';
 import type { JSONRPCMessage } from '../src/core/jsonrpc.ts';
 import type { Layer, LayerHost, WireWrite } from '../src/core/layer.ts';
-import { durationOption, integerOption, optionsObject } from '../src/core/options.ts';
+import { durationOption, integerOption, invalidOption, optionsObject } from '../src/core/options.ts';
 import type { TransportSendOptions } from '../src/core/transport.ts';
 import { wireCapabilities } from '../src/core/wire.ts';
 
@@ -59,7 +59,7 @@ export function batching(options: BatchingOptions = {}): Layer {
         );
       }
       if (caps.maxBatch !== undefined && maxBatch > caps.maxBatch) {
-        throw new InvalidOptionError('batching.maxBatch', `at most ${caps.maxBatch} over ${caps.transport} (the SDK's HTTP servers refuse longer batches)`, maxBatch);
+        throw invalidOption('batching.maxBatch', `at most ${caps.maxBatch} over ${caps.transport} (the SDK's HTTP servers refuse longer batches)`, maxBatch);
       }
       const batcher = new Batcher(host, maxBatch, maxDelayMs);
       host.decorateWrite((write) => batcher.decorate(write));

@@ -24,9 +24,9 @@ import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
 import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
 import { brand } from '../src/core/brand.ts';
 import type { Context } from '../src/core/context.ts';
-import { ConnectionClosedError, ErrorCode, InvalidOptionError, McpLayersError, type McpLayersErrorOptions } from '../src/core/errors.ts';
+import { ConnectionClosedError, ErrorCode, McpLayersError, type McpLayersErrorOptions } from '../src/core/errors.ts';
 import type { Layer, Next } from '../src/core/layer.ts';
-import { booleanOption, choiceOption, durationOption, integerOption, optionsObject, rateOption } from '../src/core/options.ts';
+import { booleanOption, choiceOption, durationOption, integerOption, invalidOption, optionsObject, rateOption } from '../src/core/options.ts';
 import { sleep } from '../src/layer-kit/sleep.ts';
 
 export type ChaosFault = 'latency' | 'error' | 'drop' | 'disconnect';
@@ -88,13 +88,13 @@ export function chaos(options?: ChaosOptions): ChaosLayer {
   const dropRate = rateOption('chaos.dropRate', o.dropRate, 0);
   const disconnectRate = rateOption('chaos.disconnectRate', o.disconnectRate, 0);
   if (errorRate + dropRate + disconnectRate > 1 + 1e-9) {
-    throw new InvalidOptionError('chaos.errorRate + chaos.dropRate + chaos.disconnectRate', 'at most 1', errorRate + dropRate + disconnectRate);
+    throw invalidOption('chaos.errorRate + chaos.dropRate + chaos.disconnectRate', 'at most 1', errorRate + dropRate + disconnectRate);
   }
   const direction = choiceOption('chaos.direction', o.direction, 'outbound', ['outbound', 'inbound', 'both']);
   if (direction === 'inbound') {
     // A dropped inbound request would leave the peer without any response (invariant 2).
-    if (dropRate > 0) throw new InvalidOptionError('chaos.dropRate', '0 with direction "inbound" (drops are injected into outbound requests only)', dropRate);
-    if (disconnectRate > 0) throw new InvalidOptionError('chaos.disconnectRate', '0 with direction "inbound" (disconnects are injected into outbound requests only)', disconnectRate);
+    if (dropRate > 0) throw invalidOption('chaos.dropRate', '0 with direction "inbound" (drops are injected into outbound requests only)', dropRate);
+    if (disconnectRate > 0) throw invalidOption('chaos.disconnectRate', '0 with direction "inbound" (disconnects are injected into outbound requests only)', disconnectRate);
   }
   const rng = xoroshiro128plus(seed);
   const draw = (): number => uniformFloat64(rng);
@@ -160,13 +160,13 @@ function latencyOption(value: unknown): { min: number; max: number; rate: number
   const o = optionsObject(value as ChaosLatency, 'chaos.latency', ['ms', 'rate']);
   const rate = rateOption('chaos.latency.rate', o.rate, 1);
   if (Array.isArray(o.ms)) {
-    if (o.ms.length !== 2) throw new InvalidOptionError('chaos.latency.ms', 'a duration or a [min, max] pair', o.ms);
+    if (o.ms.length !== 2) throw invalidOption('chaos.latency.ms', 'a duration or a [min, max] pair', o.ms);
     const min = durationOption('chaos.latency.ms[0]', o.ms[0], 0);
     const max = durationOption('chaos.latency.ms[1]', o.ms[1], 0);
-    if (max < min) throw new InvalidOptionError('chaos.latency.ms[1]', `at least chaos.latency.ms[0] (${min})`, max);
+    if (max < min) throw invalidOption('chaos.latency.ms[1]', `at least chaos.latency.ms[0] (${min})`, max);
     return { min, max, rate };
   }
-  if (o.ms === undefined) throw new InvalidOptionError('chaos.latency.ms', 'a duration or a [min, max] pair', undefined);
+  if (o.ms === undefined) throw invalidOption('chaos.latency.ms', 'a duration or a [min, max] pair', undefined);
   const ms = durationOption('chaos.latency.ms', o.ms, 0);
   return { min: ms, max: ms, rate };
 }

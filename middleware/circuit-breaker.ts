@@ -15,7 +15,7 @@
  * wait at once. Put an attempt timeout below the breaker so a hanging probe ends.
  *
  * Built on cockatiel's CircuitBreakerPolicy and its ConsecutiveBreaker, SamplingBreaker
- * and CountBreaker. What counts as a failure is src/failure.ts (transport failures,
+ * and CountBreaker. What counts as a failure is src/core/failure.ts (transport failures,
  * attempt timeouts, explicitly transient error responses); an ordinary JSON-RPC error
  * response proves the peer alive. A half-open probe that ends any other way (cancelled,
  * shed) proves nothing and re-opens the breaker rather than closing it.
@@ -43,18 +43,11 @@ import {
 } from 'cockatiel';
 import type { Context } from '../src/core/context.ts';
 import { brand } from '../src/core/brand.ts';
-import { ErrorCode, InvalidOptionError, McpLayersError, type McpLayersErrorOptions } from '../src/core/errors.ts';
+import { ErrorCode, McpLayersError, type McpLayersErrorOptions } from '../src/core/errors.ts';
 import type { EventBus } from '../src/core/events.ts';
 import { isTransient, type Outcome, reasonOf } from '../src/core/failure.ts';
 import type { Layer, Next } from '../src/core/layer.ts';
-import {
-  choiceOption,
-  durationOption,
-  functionOption,
-  integerOption,
-  openRatioOption,
-  optionsObject,
-} from '../src/core/options.ts';
+import { choiceOption, durationOption, functionOption, integerOption, invalidOption, openRatioOption, optionsObject } from '../src/core/options.ts';
 import { untilAborted } from '../src/layer-kit/sleep.ts';
 
 export type BreakerState = 'closed' | 'open' | 'half-open' | 'isolated';
@@ -156,6 +149,11 @@ const STATE_NAMES: Record<CircuitState, BreakerState> = {
   [CircuitState.HalfOpen]: 'half-open',
   [CircuitState.Isolated]: 'isolated',
 };
+
+/** A cockatiel breaker's state as the events name it (this layer's breakers and the oauth token endpoint's). */
+export function breakerStateOf(state: CircuitState): BreakerState {
+  return STATE_NAMES[state];
+}
 /** Long-lived requests neither probe nor count: a probe that never ends would hold the breaker half-open. */
 const BYPASS = new Set(['subscriptions/listen']);
 const TRANSPORT_KEY = 'transport';
@@ -195,8 +193,8 @@ export function circuitBreaker(options?: CircuitBreakerOptions): CircuitBreakerL
 
   const create = (key: string, initialState?: unknown): Breaker => {
     const policy = cockatielCircuitBreaker(counts, { breaker: makeBreaker(), halfOpenAfter, initialState });
-    const breaker: Breaker = { key, policy, state: STATE_NAMES[policy.state], openedAt: initialState === undefined ? 0 : openedAtOf(initialState) };
-    policy.onStateChange((state) => publish(breaker, STATE_NAMES[state]));
+    const breaker: Breaker = { key, policy, state: breakerStateOf(policy.state), openedAt: initialState === undefined ? 0 : openedAtOf(initialState) };
+    policy.onStateChange((state) => publish(breaker, breakerStateOf(state)));
     return breaker;
   };
 
@@ -316,7 +314,7 @@ export function circuitBreaker(options?: CircuitBreakerOptions): CircuitBreakerL
 
 function breakerFactory(kind: BreakerKind | 'custom', o: Partial<CircuitBreakerOptions>): () => IBreaker {
   const unused = (option: keyof CircuitBreakerOptions): void => {
-    if (o[option] !== undefined) throw new InvalidOptionError(`circuitBreaker.${option}`, `no value: it does not apply to breaker ${JSON.stringify(kind)}`, o[option]);
+    if (o[option] !== undefined) throw invalidOption(`circuitBreaker.${option}`, `no value: it does not apply to breaker ${JSON.stringify(kind)}`, o[option]);
   };
   switch (kind) {
     case 'custom': {
@@ -352,23 +350,23 @@ function halfOpenAfterOption(value: unknown): number | IBackoffFactory<IHalfOpen
   if (typeof value === 'object' && value !== null && typeof (value as IBackoffFactory<unknown>).next === 'function') {
     return value as IBackoffFactory<IHalfOpenAfterBackoffContext>;
   }
-  if (value !== undefined && typeof value !== 'number') throw new InvalidOptionError('circuitBreaker.halfOpenAfter', 'a duration in milliseconds or a cockatiel backoff', value);
+  if (value !== undefined && typeof value !== 'number') throw invalidOption('circuitBreaker.halfOpenAfter', 'a duration in milliseconds or a cockatiel backoff', value);
   return durationOption('circuitBreaker.halfOpenAfter', value, 5_000, 1);
 }
 
 function snapshotOption(value: unknown, kind: BreakerKind | 'custom', option: string): Record<string, unknown> {
   const snapshot = value as Partial<BreakerSnapshot> | null;
   if (typeof snapshot !== 'object' || snapshot === null || snapshot.version !== 1 || typeof snapshot.breakers !== 'object' || snapshot.breakers === null) {
-    throw new InvalidOptionError(option, 'a snapshot from exportState() ({ version: 1, breaker, breakers })', value);
+    throw invalidOption(option, 'a snapshot from exportState() ({ version: 1, breaker, breakers })', value);
   }
   if (snapshot.breaker !== kind) {
-    throw new InvalidOptionError(`${option}.breaker`, `${JSON.stringify(kind)} (the snapshot must come from the same kind of breaker)`, snapshot.breaker);
+    throw invalidOption(`${option}.breaker`, `${JSON.stringify(kind)} (the snapshot must come from the same kind of breaker)`, snapshot.breaker);
   }
   const breakers = snapshot.breakers as Record<string, unknown>;
   for (const [key, state] of Object.entries(breakers)) {
     const own = (state as { ownState?: { value?: unknown } } | null)?.ownState;
     if (typeof own !== 'object' || own === null || ![0, 1, 2, 3].includes(own.value as number) || !('breakerState' in (state as object))) {
-      throw new InvalidOptionError(`${option}.breakers[${JSON.stringify(key)}]`, 'a breaker state from exportState()', state);
+      throw invalidOption(`${option}.breakers[${JSON.stringify(key)}]`, 'a breaker state from exportState()', state);
     }
   }
   return breakers;

@@ -22,9 +22,8 @@
  * a shorter window cannot see the failures a slow attempt produces).
  */
 import { compose, type ComposedLayer } from '../src/core/compose.ts';
-import { InvalidOptionError } from '../src/core/errors.ts';
 import type { Layer } from '../src/core/layer.ts';
-import { optionsObject } from '../src/core/options.ts';
+import { invalidOption, optionsAt, optionsObject } from '../src/core/options.ts';
 import { type CircuitBreakerLayer, type CircuitBreakerOptions, circuitBreaker } from './circuit-breaker.ts';
 import { type ConcurrencyLayer, type ConcurrencyOptions, concurrency } from './concurrency.ts';
 import { type RetryLayer, type RetryOptions, retry } from './retry/retry.ts';
@@ -70,7 +69,7 @@ export function standard(options?: StandardOptions): StandardLayer {
     if (value === false) return undefined;
     if (value === undefined) return fallback;
     if (typeof value === 'object' && value !== null && !Array.isArray(value)) return value;
-    throw new InvalidOptionError(`standard.${key}`, "that stage's options, or false to leave it out", value);
+    throw invalidOption(`standard.${key}`, "that stage's options, or false to leave it out", value);
   };
   const concurrencyOptions = stage('concurrency', o.concurrency, STANDARD_DEFAULTS.concurrency as ConcurrencyOptions);
   const retryOptions = stage('retry', o.retry, STANDARD_DEFAULTS.retry as RetryOptions);
@@ -79,27 +78,27 @@ export function standard(options?: StandardOptions): StandardLayer {
   const attemptOptions = attemptStage(o.attemptTimeout);
   const attemptMs = attemptOptions?.ms;
 
-  // Each layer validates its own options (with `standard.` names via the error's option path).
+  // Each layer validates its own options, named where the user wrote them (`standard.retry.maxAttempts`).
   const layers = {
-    concurrency: concurrencyOptions === undefined ? undefined : renamed('concurrency', () => concurrency(concurrencyOptions)),
+    concurrency: concurrencyOptions === undefined ? undefined : optionsAt('standard.concurrency', 'concurrency', () => concurrency(concurrencyOptions)),
     totalTimeout: total === undefined ? undefined : timeout({ total }),
-    retry: retryOptions === undefined ? undefined : renamed('retry', () => retry(retryOptions)),
-    circuitBreaker: breakerOptions === undefined ? undefined : renamed('circuitBreaker', () => circuitBreaker(breakerOptions)),
-    attemptTimeout: attemptOptions === undefined ? undefined : renamed('attemptTimeout', () => timeout(attemptOptions)),
+    retry: retryOptions === undefined ? undefined : optionsAt('standard.retry', 'retry', () => retry(retryOptions)),
+    circuitBreaker: breakerOptions === undefined ? undefined : optionsAt('standard.circuitBreaker', 'circuitBreaker', () => circuitBreaker(breakerOptions)),
+    attemptTimeout: attemptOptions === undefined ? undefined : optionsAt('standard.attemptTimeout', 'timeout', () => timeout(attemptOptions)),
   };
 
   if (total !== undefined && attemptMs !== undefined && attemptMs > total) {
-    throw new InvalidOptionError('standard.attemptTimeout', `at most standard.totalTimeout (${total} ms)`, attemptMs);
+    throw invalidOption('standard.attemptTimeout', `at most standard.totalTimeout (${total} ms)`, attemptMs);
   }
   if (breakerOptions?.breaker === 'sampling' && attemptMs !== undefined) {
     const window = breakerOptions.duration ?? 30_000;
     if (window < 2 * attemptMs) {
-      throw new InvalidOptionError('standard.circuitBreaker.duration', `at least twice standard.attemptTimeout (${2 * attemptMs} ms)`, window);
+      throw invalidOption('standard.circuitBreaker.duration', `at least twice standard.attemptTimeout (${2 * attemptMs} ms)`, window);
     }
   }
   const maxDelay = retryOptions?.backoff !== undefined && 'maxDelayMs' in retryOptions.backoff ? retryOptions.backoff.maxDelayMs : undefined;
   if (total !== undefined && typeof maxDelay === 'number' && maxDelay >= total) {
-    throw new InvalidOptionError('standard.retry.backoff.maxDelayMs', `less than standard.totalTimeout (${total} ms): a longer backoff can never be waited out`, maxDelay);
+    throw invalidOption('standard.retry.backoff.maxDelayMs', `less than standard.totalTimeout (${total} ms): a longer backoff can never be waited out`, maxDelay);
   }
 
   const list = [layers.concurrency, layers.totalTimeout, layers.retry, layers.circuitBreaker, layers.attemptTimeout].filter(
@@ -111,7 +110,7 @@ export function standard(options?: StandardOptions): StandardLayer {
 function durationStage(option: string, value: unknown, fallback: number): number | undefined {
   if (value === false) return undefined;
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 1) throw new InvalidOptionError(option, 'a duration in milliseconds >= 1, or false', value);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 1) throw invalidOption(option, 'a duration in milliseconds >= 1, or false', value);
   return value;
 }
 
@@ -120,23 +119,8 @@ function attemptStage(value: StandardOptions['attemptTimeout']): TimeoutOptions 
   if (value === undefined) return { ms: STANDARD_DEFAULTS.attemptTimeout };
   if (typeof value === 'number') return { ms: durationStage('standard.attemptTimeout', value, STANDARD_DEFAULTS.attemptTimeout) };
   if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
-    if ('total' in value) throw new InvalidOptionError('standard.attemptTimeout.total', 'no value: use standard.totalTimeout', (value as TimeoutOptions).total);
+    if ('total' in value) throw invalidOption('standard.attemptTimeout.total', 'no value: use standard.totalTimeout', (value as TimeoutOptions).total);
     return { ms: STANDARD_DEFAULTS.attemptTimeout, ...value };
   }
-  throw new InvalidOptionError('standard.attemptTimeout', 'a duration in milliseconds, timeout options, or false', value);
-}
-
-/** Builds a stage, re-labelling its option errors as `standard.<stage>.…` (the user wrote them there). */
-function renamed<T>(stage: string, build: () => T): T {
-  try {
-    return build();
-  } catch (error) {
-    if (!(error instanceof InvalidOptionError)) throw error;
-    const layerName = error.option.split('.')[0] as string;
-    const option = `standard.${stage}${error.option.slice(layerName.length)}`;
-    const relabelled = new InvalidOptionError(option, '', undefined);
-    relabelled.message = `${option}${error.message.slice(error.option.length)}`;
-    (relabelled as { option: string }).option = option;
-    throw relabelled;
-  }
+  throw invalidOption('standard.attemptTimeout', 'a duration in milliseconds, timeout options, or false', value);
 }

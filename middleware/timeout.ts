@@ -7,7 +7,7 @@
  * `ms` bounds each call of `next()` through this layer — one attempt when the layer
  * sits below retry, as `standard()` places it. `total` bounds the exchange from the
  * moment it first reaches this layer, across every attempt below; it is also published
- * to the layers inside (src/deadline.ts) so retry never starts a backoff that would
+ * to the layers inside (src/layer-kit/deadline.ts) so retry never starts a backoff that would
  * outlast it. When a deadline passes the attempt is abandoned through its fork's
  * signal — the core sends `notifications/cancelled` for the live wire id (invariant 4)
  * — and the exchange fails with a TimeoutError, which the application receives as
@@ -32,10 +32,10 @@
  */
 import type { Context } from '../src/core/context.ts';
 import { setDeadline } from '../src/layer-kit/deadline.ts';
-import { InvalidOptionError, TimeoutError } from '../src/core/errors.ts';
+import { TimeoutError } from '../src/core/errors.ts';
 import { globMatcher } from '../src/core/glob.ts';
 import type { Layer, Next } from '../src/core/layer.ts';
-import { booleanOption, durationOption, optionsObject } from '../src/core/options.ts';
+import { booleanOption, durationOption, invalidOption, optionsObject } from '../src/core/options.ts';
 import { unref } from '../src/layer-kit/sleep.ts';
 
 declare module '../src/core/events.ts' {
@@ -82,14 +82,14 @@ export function timeout(options?: TimeoutOptions): Layer {
   const ms = o.ms === undefined && total !== undefined ? undefined : durationOption('timeout.ms', o.ms, 30_000, 1);
   const resetOnProgress = booleanOption('timeout.resetOnProgress', o.resetOnProgress, false);
   if (o.maxTotalMs !== undefined && !resetOnProgress) {
-    throw new InvalidOptionError('timeout.maxTotalMs', 'to be used with timeout.resetOnProgress: true', o.maxTotalMs);
+    throw invalidOption('timeout.maxTotalMs', 'to be used with timeout.resetOnProgress: true', o.maxTotalMs);
   }
   if (resetOnProgress && ms === undefined) {
-    throw new InvalidOptionError('timeout.resetOnProgress', 'timeout.ms to be set (progress extends the attempt deadline)', true);
+    throw invalidOption('timeout.resetOnProgress', 'timeout.ms to be set (progress extends the attempt deadline)', true);
   }
   const maxTotalMs = o.maxTotalMs === undefined ? undefined : durationOption('timeout.maxTotalMs', o.maxTotalMs, 0, 1);
   if (maxTotalMs !== undefined && ms !== undefined && maxTotalMs < ms) {
-    throw new InvalidOptionError('timeout.maxTotalMs', `at least timeout.ms (${ms})`, maxTotalMs);
+    throw invalidOption('timeout.maxTotalMs', `at least timeout.ms (${ms})`, maxTotalMs);
   }
   const overrides = perMethodOption(o.perMethod);
 
@@ -247,7 +247,7 @@ function resolvePlan(
 function perMethodOption(value: unknown): Array<{ match: (name: string) => boolean; value: number | false }> {
   if (value === undefined) return [];
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new InvalidOptionError('timeout.perMethod', 'an object of method name (or glob) to milliseconds or false', value);
+    throw invalidOption('timeout.perMethod', 'an object of method name (or glob) to milliseconds or false', value);
   }
   return Object.entries(value).map(([pattern, ms]) => {
     const option = `timeout.perMethod[${JSON.stringify(pattern)}]`;

@@ -21,11 +21,11 @@
  */
 import type { Context } from '../../src/core/context.ts';
 import { deadlineOf } from '../../src/layer-kit/deadline.ts';
-import { CancelledError, InvalidOptionError } from '../../src/core/errors.ts';
+import { CancelledError } from '../../src/core/errors.ts';
 import { isTransientError, isTransientResponse } from '../../src/core/failure.ts';
 import type { Layer, Next } from '../../src/core/layer.ts';
 import { LatencyWindow } from './latency-window.ts';
-import { durationOption, idempotentOption, integerOption, numberOption, optionsObject } from '../../src/core/options.ts';
+import { durationOption, idempotentOption, integerOption, invalidOption, numberOption, optionsObject } from '../../src/core/options.ts';
 import { type RetryBudget, type RetryBudgetOptions, retryBudgetOption } from '../retry/budget.ts';
 import { unref } from '../../src/layer-kit/sleep.ts';
 
@@ -77,7 +77,7 @@ export function hedging(options?: HedgingOptions): HedgingLayer {
   const percentile = fixedOnly ? undefined : numberOption('hedging.percentile', o.percentile, 95, 1, 99.99);
   const maxHedges = integerOption('hedging.maxHedges', o.maxHedges, 1, 1, 10);
   const minSamples = integerOption('hedging.minSamples', o.minSamples, 20, 1, 1000);
-  if (fixedOnly && o.minSamples !== undefined) throw new InvalidOptionError('hedging.minSamples', 'to be used with hedging.percentile', o.minSamples);
+  if (fixedOnly && o.minSamples !== undefined) throw invalidOption('hedging.minSamples', 'to be used with hedging.percentile', o.minSamples);
   const budget = retryBudgetOption(o.budget, 'hedging.budget');
   const declared = idempotentOption(o.idempotent, 'hedging.idempotent');
 

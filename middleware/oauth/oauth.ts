@@ -47,7 +47,8 @@ import { GrantingTokenSource, type TokenSource } from './token-source.ts';
 import { MemoryTokenStore, type TokenStore } from './token-store.ts';
 import { UnauthorizedError } from './unauthorized.ts';
 import type { Context, Session } from '../../src/core/context.ts';
-import { InvalidOptionError, McpLayersError, TransportError } from '../../src/core/errors.ts';
+import { McpLayersError, TransportError } from '../../src/core/errors.ts';
+import { integerOption, invalidOption, numberOption, settingsObject } from '../../src/core/options.ts';
 import { EventBus } from '../../src/core/events.ts';
 import type { Layer, LayerHost, Next } from '../../src/core/layer.ts';
 
@@ -290,37 +291,37 @@ const KNOWN = new Set([
 ]);
 
 function resolve(options: OAuthOptions): Resolved {
-  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('oauth options', 'an object', options);
-  for (const key of Object.keys(options)) if (!KNOWN.has(key)) throw new InvalidOptionError(`oauth.${key}`, `one of the oauth options (${[...KNOWN].join(', ')})`, key);
+  if (typeof options !== 'object' || options === null) throw invalidOption('oauth options', 'an object', options);
+  for (const key of Object.keys(options)) if (!KNOWN.has(key)) throw invalidOption(`oauth.${key}`, `one of the oauth options (${[...KNOWN].join(', ')})`, key);
   const issuer = urlOption('oauth.issuer', options.issuer);
   const tokenEndpoint = urlOption('oauth.tokenEndpoint', options.tokenEndpoint);
   const resource = resourceOption(options.resource);
   const scopes = scopesOption(options.scopes);
   const refreshSkewMs = numberOption('oauth.refreshSkewMs', options.refreshSkewMs, DEFAULT_REFRESH_SKEW_MS, 0);
   const timeoutMs = numberOption('oauth.timeoutMs', options.timeoutMs, DEFAULT_TOKEN_TIMEOUT_MS, 1);
-  const retry = objectOption('oauth.retry', options.retry);
+  const retry = settingsObject('oauth.retry', options.retry);
   const retrySettings = {
     maxAttempts: integerOption('oauth.retry.maxAttempts', retry['maxAttempts'], DEFAULT_TOKEN_RETRY.maxAttempts, 0),
     initialDelayMs: numberOption('oauth.retry.initialDelayMs', retry['initialDelayMs'], DEFAULT_TOKEN_RETRY.initialDelayMs, 0),
     maxDelayMs: numberOption('oauth.retry.maxDelayMs', retry['maxDelayMs'], DEFAULT_TOKEN_RETRY.maxDelayMs, 0),
   };
   if (retrySettings.maxDelayMs < retrySettings.initialDelayMs) {
-    throw new InvalidOptionError('oauth.retry.maxDelayMs', `a number >= retry.initialDelayMs (${retrySettings.initialDelayMs})`, retrySettings.maxDelayMs);
+    throw invalidOption('oauth.retry.maxDelayMs', `a number >= retry.initialDelayMs (${retrySettings.initialDelayMs})`, retrySettings.maxDelayMs);
   }
-  const breaker = objectOption('oauth.breaker', options.breaker);
+  const breaker = settingsObject('oauth.breaker', options.breaker);
   const breakerSettings = {
     threshold: integerOption('oauth.breaker.threshold', breaker['threshold'], DEFAULT_TOKEN_BREAKER.threshold, 1),
     halfOpenAfterMs: numberOption('oauth.breaker.halfOpenAfterMs', breaker['halfOpenAfterMs'], DEFAULT_TOKEN_BREAKER.halfOpenAfterMs, 0),
   };
-  if (options.fetch !== undefined && typeof options.fetch !== 'function') throw new InvalidOptionError('oauth.fetch', 'a fetch function', options.fetch);
+  if (options.fetch !== undefined && typeof options.fetch !== 'function') throw invalidOption('oauth.fetch', 'a fetch function', options.fetch);
   if (options.perMessageHeaders !== undefined && typeof options.perMessageHeaders !== 'boolean') {
-    throw new InvalidOptionError('oauth.perMessageHeaders', 'a boolean', options.perMessageHeaders);
+    throw invalidOption('oauth.perMessageHeaders', 'a boolean', options.perMessageHeaders);
   }
   if (options.store !== undefined && (typeof options.store?.load !== 'function' || typeof options.store?.save !== 'function')) {
-    throw new InvalidOptionError('oauth.store', 'a token store (an object with load() and save())', options.store);
+    throw invalidOption('oauth.store', 'a token store (an object with load() and save())', options.store);
   }
   if (options.grant !== undefined && options.grant !== 'client_credentials' && options.grant !== 'refresh_token') {
-    throw new InvalidOptionError('oauth.grant', '"client_credentials" or "refresh_token"', options.grant);
+    throw invalidOption('oauth.grant', '"client_credentials" or "refresh_token"', options.grant);
   }
   const perMessageHeaders = options.perMessageHeaders ?? true;
   const serverUrl = resource?.[0] === undefined ? undefined : new URL(resource[0]);
@@ -328,24 +329,24 @@ function resolve(options: OAuthOptions): Resolved {
 
   if (provider !== undefined && isSdkAuthProvider(provider)) {
     for (const key of ['issuer', 'tokenEndpoint', 'clientId', 'clientAuth', 'grant', 'scopes', 'store', 'retry', 'breaker', 'fetch', 'timeoutMs'] as const) {
-      if (options[key] !== undefined) throw new InvalidOptionError(`oauth.${key}`, 'nothing: an AuthProvider (oauth.provider) obtains its tokens itself', options[key]);
+      if (options[key] !== undefined) throw invalidOption(`oauth.${key}`, 'nothing: an AuthProvider (oauth.provider) obtains its tokens itself', options[key]);
     }
     return { source: (events) => new AuthProviderTokenSource(provider, { serverUrl, events }), perMessageHeaders, serverUrl, describe: 'AuthProvider' };
   }
   if (provider !== undefined && !isSdkOAuthClientProvider(provider)) {
-    throw new InvalidOptionError('oauth.provider', 'an SDK AuthProvider (token()) or OAuthClientProvider (tokens(), saveTokens(), clientInformation())', provider);
+    throw invalidOption('oauth.provider', 'an SDK AuthProvider (token()) or OAuthClientProvider (tokens(), saveTokens(), clientInformation())', provider);
   }
 
   const grant = options.grant ?? (provider !== undefined ? 'refresh_token' : undefined);
-  if (grant === undefined) throw new InvalidOptionError('oauth.grant', '"client_credentials" or "refresh_token"', undefined);
+  if (grant === undefined) throw invalidOption('oauth.grant', '"client_credentials" or "refresh_token"', undefined);
   if (provider === undefined) {
-    if (issuer === undefined && tokenEndpoint === undefined) throw new InvalidOptionError('oauth.issuer', 'an issuer URL (or oauth.tokenEndpoint)', undefined);
-    if (typeof options.clientId !== 'string' || options.clientId === '') throw new InvalidOptionError('oauth.clientId', 'a non-empty string', options.clientId);
+    if (issuer === undefined && tokenEndpoint === undefined) throw invalidOption('oauth.issuer', 'an issuer URL (or oauth.tokenEndpoint)', undefined);
+    if (typeof options.clientId !== 'string' || options.clientId === '') throw invalidOption('oauth.clientId', 'a non-empty string', options.clientId);
   } else if (options.store !== undefined) {
-    throw new InvalidOptionError('oauth.store', 'nothing: the OAuthClientProvider (oauth.provider) keeps the tokens', options.store);
+    throw invalidOption('oauth.store', 'nothing: the OAuthClientProvider (oauth.provider) keeps the tokens', options.store);
   }
   if (options.clientId !== undefined && (typeof options.clientId !== 'string' || options.clientId === '')) {
-    throw new InvalidOptionError('oauth.clientId', 'a non-empty string', options.clientId);
+    throw invalidOption('oauth.clientId', 'a non-empty string', options.clientId);
   }
   const clientAuth = clientAuthOption(options.clientAuth, grant, provider !== undefined);
   const secret = clientSecretOf(options.clientAuth);
@@ -398,24 +399,24 @@ function resolve(options: OAuthOptions): Resolved {
 function clientAuthOption(value: unknown, grant: string, hasProvider: boolean) {
   if (value === undefined) {
     if (grant === 'client_credentials' && !hasProvider) {
-      throw new InvalidOptionError('oauth.clientAuth', 'client authentication for the client_credentials grant ({ method: "client_secret_basic", clientSecret } ...)', undefined);
+      throw invalidOption('oauth.clientAuth', 'client authentication for the client_credentials grant ({ method: "client_secret_basic", clientSecret } ...)', undefined);
     }
     return undefined;
   }
   if (typeof value === 'function') return clientAuthFunction(value as ClientAuthentication);
   const v = value as { method?: unknown; clientSecret?: unknown; privateKey?: unknown };
-  if (typeof v !== 'object' || v === null) throw new InvalidOptionError('oauth.clientAuth', 'an object with a method', value);
+  if (typeof v !== 'object' || v === null) throw invalidOption('oauth.clientAuth', 'an object with a method', value);
   switch (v.method) {
     case 'client_secret_basic':
     case 'client_secret_post':
     case 'client_secret_jwt':
       // Never echo a secret back, not even a wrong one.
-      if (typeof v.clientSecret !== 'string' || v.clientSecret === '') throw new InvalidOptionError('oauth.clientAuth.clientSecret', 'a non-empty string', typeof v.clientSecret === 'string' ? '' : v.clientSecret);
+      if (typeof v.clientSecret !== 'string' || v.clientSecret === '') throw invalidOption('oauth.clientAuth.clientSecret', 'a non-empty string', typeof v.clientSecret === 'string' ? '' : v.clientSecret);
       break;
     case 'private_key_jwt':
       if (typeof v.privateKey !== 'object' || v.privateKey === null || (v.privateKey as { type?: unknown }).type !== 'private') {
         // A string here may well be a secret pasted into the wrong field: never echo it.
-        throw new InvalidOptionError(
+        throw invalidOption(
           'oauth.clientAuth.privateKey',
           'a private CryptoKey',
           typeof v.privateKey === 'string' ? '[redacted]' : typeof v.privateKey === 'object' && v.privateKey !== null ? { type: (v.privateKey as { type?: unknown }).type } : v.privateKey,
@@ -423,10 +424,10 @@ function clientAuthOption(value: unknown, grant: string, hasProvider: boolean) {
       }
       break;
     case 'none':
-      if (grant === 'client_credentials') throw new InvalidOptionError('oauth.clientAuth.method', 'a confidential client method for client_credentials', 'none');
+      if (grant === 'client_credentials') throw invalidOption('oauth.clientAuth.method', 'a confidential client method for client_credentials', 'none');
       break;
     default:
-      throw new InvalidOptionError('oauth.clientAuth.method', '"client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt" or "none"', v.method);
+      throw invalidOption('oauth.clientAuth.method', '"client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt" or "none"', v.method);
   }
   return clientAuthFunction(value as ClientAuthentication);
 }
@@ -442,10 +443,10 @@ function urlOption(name: string, value: unknown): URL | undefined {
   try {
     url = new URL(value as string | URL);
   } catch {
-    throw new InvalidOptionError(name, 'an absolute https:// URL', value);
+    throw invalidOption(name, 'an absolute https:// URL', value);
   }
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopback(url))) {
-    throw new InvalidOptionError(name, 'an https:// URL (http:// only for 127.0.0.1, ::1 or localhost)', url.href);
+    throw invalidOption(name, 'an https:// URL (http:// only for 127.0.0.1, ::1 or localhost)', url.href);
   }
   return url;
 }
@@ -453,43 +454,26 @@ function urlOption(name: string, value: unknown): URL | undefined {
 function resourceOption(value: unknown): URL[] | undefined {
   if (value === undefined) return undefined;
   const list = Array.isArray(value) ? value : [value];
-  if (list.length === 0) throw new InvalidOptionError('oauth.resource', 'a URL or a non-empty list of URLs', value);
+  if (list.length === 0) throw invalidOption('oauth.resource', 'a URL or a non-empty list of URLs', value);
   return list.map((item: unknown, i) => {
     const name = Array.isArray(value) ? `oauth.resource[${i}]` : 'oauth.resource';
     let url: URL;
     try {
       url = new URL(item as string | URL);
     } catch {
-      throw new InvalidOptionError(name, 'an absolute URL (the MCP server, RFC 8707)', item);
+      throw invalidOption(name, 'an absolute URL (the MCP server, RFC 8707)', item);
     }
-    if (url.hash !== '') throw new InvalidOptionError(name, 'a URL without a #fragment (RFC 8707)', url.href);
+    if (url.hash !== '') throw invalidOption(name, 'a URL without a #fragment (RFC 8707)', url.href);
     return url;
   });
 }
 
 function scopesOption(value: unknown): string[] | undefined {
   if (value === undefined) return undefined;
-  if (!Array.isArray(value)) throw new InvalidOptionError('oauth.scopes', 'an array of scope strings', value);
+  if (!Array.isArray(value)) throw invalidOption('oauth.scopes', 'an array of scope strings', value);
   value.forEach((scope: unknown, i) => {
-    if (typeof scope !== 'string' || scope === '' || /\s/.test(scope)) throw new InvalidOptionError(`oauth.scopes[${i}]`, 'a scope without spaces', scope);
+    if (typeof scope !== 'string' || scope === '' || /\s/.test(scope)) throw invalidOption(`oauth.scopes[${i}]`, 'a scope without spaces', scope);
   });
   return [...(value as string[])];
 }
 
-function numberOption(name: string, value: unknown, fallback: number, min: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) throw new InvalidOptionError(name, `a number >= ${min}`, value);
-  return value;
-}
-
-function integerOption(name: string, value: unknown, fallback: number, min: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) throw new InvalidOptionError(name, `an integer >= ${min}`, value);
-  return value;
-}
-
-function objectOption(name: string, value: unknown): Record<string, unknown> {
-  if (value === undefined) return {};
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidOptionError(name, 'an object', value);
-  return value as Record<string, unknown>;
-}

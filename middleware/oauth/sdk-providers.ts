@@ -19,6 +19,7 @@ import { SingleFlight } from './single-flight.ts';
 import type { ClientCredentials, FetchLike, TokenEndpointLocation } from './token-endpoint.ts';
 import type { Rejection, TokenSource } from './token-source.ts';
 import type { StoredTokens, TokenStore } from './token-store.ts';
+import { redactBearer } from '../observability/redact.ts';
 
 type MaybePromise<T> = T | Promise<T>;
 
@@ -249,6 +250,5 @@ export function providerLocation(provider: SdkOAuthClientProvider): () => Promis
 
 function message(error: unknown): string {
   // Provider errors are the application's own; still, never let a bearer value through.
-  const text = error instanceof Error ? error.message : String(error);
-  return text.replace(/Bearer\s+[\w\-.~+/]+=*/gi, 'Bearer [redacted]');
+  return redactBearer(error instanceof Error ? error.message : String(error));
 }

@@ -5,7 +5,8 @@
  *   refresh ─► retry (transient failures only) ─► breaker ─► oauth4webapi ─► token endpoint
  *
  * Only failures that say nothing about the credentials are retried: the endpoint was
- * unreachable, timed out, answered 5xx / 429, or said `temporarily_unavailable`. They
+ * unreachable, timed out, answered a status the one table calls retryable (503, 429…;
+ * docs/errors.md), or said `temporarily_unavailable`. They
  * also count against the breaker, which fails fast once the identity provider looks
  * dead, so that a fleet of clients does not hammer it while it recovers. An OAuth error
  * (`invalid_grant`, `invalid_client`...) is final: retrying cannot change the answer.
@@ -18,16 +19,16 @@ import {
   circuitBreaker,
   ConsecutiveBreaker,
   type CircuitBreakerPolicy,
-  CircuitState,
   ExponentialBackoff,
   handleWhen,
   retry,
   type RetryPolicy,
 } from 'cockatiel';
 import * as oauth from 'oauth4webapi';
-import { UnauthorizedError } from './unauthorized.ts';
+import { classifyConnectionError, classifyStatus } from '../../src/core/failure.ts';
 // The token endpoint's breaker reports in the circuit breaker's vocabulary, on its `breaker-state` event.
-import type { BreakerState } from '../circuit-breaker.ts';
+import { type BreakerState, breakerStateOf } from '../circuit-breaker.ts';
+import { UnauthorizedError } from './unauthorized.ts';
 import { scrub, type Secret } from './redact.ts';
 
 /** How the client proves who it is to the token endpoint. */
@@ -113,7 +114,7 @@ export class TokenEndpoint {
       breaker: new ConsecutiveBreaker(settings.breaker.threshold),
     });
     this.#breaker.onStateChange((state) => {
-      const to = breakerState(state);
+      const to = breakerStateOf(state);
       settings.onBreakerState?.(this.#lastState, to);
       this.#lastState = to;
     });
@@ -306,20 +307,25 @@ export class TokenEndpoint {
   }
 }
 
-/** Failures that say nothing about the credentials: worth another try later. */
+/**
+ * Failures that say nothing about the credentials: worth another try later. An HTTP status
+ * or a network error code goes by the one table (src/core/failure.ts, docs/errors.md);
+ * an OAuth error body may say so itself (`temporarily_unavailable`, `server_error`).
+ */
 export function isTransient(error: unknown): boolean {
   if (error instanceof BrokenCircuitError) return false;
   if (error instanceof oauth.ResponseBodyError) {
-    return error.status >= 500 || error.status === 429 || error.error === 'temporarily_unavailable' || error.error === 'server_error';
+    return classifyStatus(error.status).retryable || error.error === 'temporarily_unavailable' || error.error === 'server_error';
   }
   if (error instanceof oauth.WWWAuthenticateChallengeError) return false;
   const status = responseStatus(error);
-  if (status !== undefined) return status >= 500 || status === 429 || status === 408;
+  if (status !== undefined) return classifyStatus(status).retryable;
   if (error instanceof oauth.OperationProcessingError || error instanceof oauth.UnsupportedOperationError) return false;
   if (error instanceof UnauthorizedError) return false;
-  const name = (error as { name?: unknown } | null)?.name;
+  const { name, code } = (error ?? {}) as { name?: unknown; code?: unknown };
   // fetch() rejects with a TypeError when the connection fails; our timeout aborts with a TimeoutError.
-  return error instanceof TypeError || name === 'TimeoutError' || name === 'AbortError' || typeof (error as { code?: unknown } | null)?.code === 'string';
+  if (error instanceof TypeError || name === 'TimeoutError' || name === 'AbortError') return true;
+  return typeof code === 'string' && classifyConnectionError(code).retryable;
 }
 
 function responseStatus(error: unknown): number | undefined {
@@ -332,19 +338,6 @@ function describeNetworkError(error: unknown, secrets: Iterable<Secret | string 
   const cause = error.cause as { code?: unknown; message?: unknown } | undefined;
   const detail = typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? cause.message : undefined;
   return scrub(detail === undefined ? error.message : `${error.message}: ${detail}`, secrets);
-}
-
-function breakerState(state: CircuitState): BreakerState {
-  switch (state) {
-    case CircuitState.Open:
-      return 'open';
-    case CircuitState.HalfOpen:
-      return 'half-open';
-    case CircuitState.Isolated:
-      return 'isolated';
-    default:
-      return 'closed';
-  }
 }
 
 /** True for 127.0.0.0/8, ::1 and localhost: the only hosts plain http is allowed to. */

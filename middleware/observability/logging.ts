@@ -12,10 +12,10 @@
  * redacted and truncated. docs/observability.md lists every field and level.
  */
 import type { Context } from '../../src/core/context.ts';
-import { InvalidOptionError } from '../../src/core/errors.ts';
+
 import type { LayerEvents } from '../../src/core/events.ts';
 import type { Layer, LayerHost, Next } from '../../src/core/layer.ts';
-import { integerOption, optionsObject } from '../../src/core/options.ts';
+import { integerOption, invalidOption, optionProblem, optionsObject } from '../../src/core/options.ts';
 import { type RedactRule, Redactor } from './redact.ts';
 import {
   activeTraceIds,
@@ -112,7 +112,7 @@ export function logging(given: LoggingOptions): Layer {
   const options = optionsObject(given, 'logging', KNOWN);
   const candidate = options.logger;
   if (typeof candidate !== 'object' || candidate === null || typeof candidate.log !== 'function') {
-    throw new InvalidOptionError('logging.logger', 'a winston Logger (an object with a log(entry) method)', candidate);
+    throw invalidOption('logging.logger', 'a winston Logger (an object with a log(entry) method)', candidate);
   }
   const logger: LogSink = candidate;
   const knownLevels = typeof logger.levels === 'object' && logger.levels !== null ? logger.levels : undefined;
@@ -120,13 +120,13 @@ export function logging(given: LoggingOptions): Layer {
     if (allowFalse && value === false) return false;
     if (typeof value !== 'string' || value === '' || (knownLevels !== undefined && !(value in knownLevels))) {
       const expected = knownLevels === undefined ? 'a level name' : `one of the logger's levels (${Object.keys(knownLevels).join(', ')})`;
-      throw new InvalidOptionError(option, allowFalse ? `${expected} or false` : expected, value);
+      throw invalidOption(option, allowFalse ? `${expected} or false` : expected, value);
     }
     return value;
   };
   const okLevel = checkLevel(options.level ?? 'info', 'logging.level', false) as string;
   const levels = options.levels ?? {};
-  if (typeof levels !== 'object' || levels === null) throw new InvalidOptionError('logging.levels', 'an object of record → level', levels);
+  if (typeof levels !== 'object' || levels === null) throw invalidOption('logging.levels', 'an object of record → level', levels);
   const eventLevels: Record<string, LevelFor<never>> = { ...EVENT_LEVELS };
   let failureLevel: string | false = 'warn';
   let notificationLevel: string | false = 'debug';
@@ -135,7 +135,7 @@ export function logging(given: LoggingOptions): Layer {
     if (key === 'failure') failureLevel = level;
     else if (key === 'notification') notificationLevel = level;
     else if (key in EVENT_LEVELS) eventLevels[key] = level;
-    else throw new TypeError(`logging.levels: unknown record "${key}"; expected failure, notification or an event type (${Object.keys(EVENT_LEVELS).join(', ')})`);
+    else throw optionProblem('logging.levels', `unknown record "${key}"; expected failure, notification or an event type (${Object.keys(EVENT_LEVELS).join(', ')})`);
   }
   const payloads = options.payloads ?? false;
   let maxPayload = 0;
@@ -144,7 +144,7 @@ export function logging(given: LoggingOptions): Layer {
     const cut = optionsObject(payloads, 'logging.payloads', ['maxLength']);
     maxPayload = integerOption('logging.payloads.maxLength', cut.maxLength, DEFAULT_PAYLOAD_LENGTH, 16);
   } else if (payloads !== false) {
-    throw new InvalidOptionError('logging.payloads', 'true, false or { maxLength }', payloads);
+    throw invalidOption('logging.payloads', 'true, false or { maxLength }', payloads);
   }
   const redactor = new Redactor(options.redact ?? [], 'logging.redact');
 

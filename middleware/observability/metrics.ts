@@ -18,10 +18,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type * as PromModule from 'prom-client';
 import type { Counter, Gauge, Histogram, Registry as PromRegistry, RegistryContentType } from 'prom-client';
 import type { Context, Session } from '../../src/core/context.ts';
-import { InvalidOptionError } from '../../src/core/errors.ts';
+
 import type { LayerEvents } from '../../src/core/events.ts';
 import type { Layer, LayerHost, Next } from '../../src/core/layer.ts';
-import { booleanOption, integerOption, optionsObject } from '../../src/core/options.ts';
+import { booleanOption, integerOption, invalidOption, optionsObject } from '../../src/core/options.ts';
 import { requirePeer } from '../../src/layer-kit/peer-deps.ts';
 import {
   activeTraceIds,
@@ -179,19 +179,19 @@ export function metrics(given: MetricsOptions): Layer {
   const prom = requirePeer<Prom>('prom-client', 'metrics()');
   const registry = options.registry as MetricsRegistry | undefined;
   if (typeof registry !== 'object' || registry === null || typeof registry.registerMetric !== 'function' || typeof registry.getSingleMetric !== 'function') {
-    throw new InvalidOptionError('metrics.registry', "a prom-client Registry (pass prom-client's `register` to use the global default)", registry);
+    throw invalidOption('metrics.registry', "a prom-client Registry (pass prom-client's `register` to use the global default)", registry);
   }
   const prefix = options.prefix ?? '';
-  if (typeof prefix !== 'string' || !/^([a-zA-Z_][a-zA-Z0-9_]*)?$/.test(prefix)) throw new InvalidOptionError('metrics.prefix', 'a metric name prefix ([a-zA-Z_][a-zA-Z0-9_]*)', options.prefix);
+  if (typeof prefix !== 'string' || !/^([a-zA-Z_][a-zA-Z0-9_]*)?$/.test(prefix)) throw invalidOption('metrics.prefix', 'a metric name prefix ([a-zA-Z_][a-zA-Z0-9_]*)', options.prefix);
   const buckets = options.buckets ?? DURATION_BUCKETS;
   if (!Array.isArray(buckets) || buckets.length === 0 || buckets.some((b, i) => typeof b !== 'number' || !Number.isFinite(b) || b <= 0 || (i > 0 && b <= (buckets[i - 1] as number)))) {
-    throw new InvalidOptionError('metrics.buckets', 'a non-empty increasing array of positive numbers (seconds)', options.buckets);
+    throw invalidOption('metrics.buckets', 'a non-empty increasing array of positive numbers (seconds)', options.buckets);
   }
   const maxLabelValues = integerOption('metrics.maxLabelValues', options.maxLabelValues, 100, 1);
   const openMetrics = (registry.contentType as string) === prom.Registry.OPENMETRICS_CONTENT_TYPE;
   const exemplars = booleanOption('metrics.exemplars', options.exemplars, openMetrics);
   if (exemplars && !openMetrics) {
-    throw new InvalidOptionError('metrics.exemplars', 'false on a Prometheus-format registry (exemplars need registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE))', true);
+    throw invalidOption('metrics.exemplars', 'false on a Prometheus-format registry (exemplars need registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE))', true);
   }
   const configuredTransport = validateNetwork(options.network, 'metrics.network').transport;
 
@@ -406,10 +406,10 @@ export interface MetricsHandlerOptions {
  */
 export function metricsHandler(registry: MetricsRegistry, options: MetricsHandlerOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
   if (typeof registry !== 'object' || registry === null || typeof registry.metrics !== 'function') {
-    throw new InvalidOptionError('metricsHandler(registry)', 'a prom-client Registry', registry);
+    throw invalidOption('metricsHandler(registry)', 'a prom-client Registry', registry);
   }
   const path = optionsObject(options, 'metricsHandler', ['path']).path ?? '/metrics';
-  if (typeof path !== 'string' || !path.startsWith('/')) throw new InvalidOptionError('metricsHandler.path', 'a path starting with "/"', path);
+  if (typeof path !== 'string' || !path.startsWith('/')) throw invalidOption('metricsHandler.path', 'a path starting with "/"', path);
   return (req, res) => {
     const url = req.url ?? '/';
     const query = url.indexOf('?');

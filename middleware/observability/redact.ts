@@ -11,7 +11,7 @@
  *   `Bearer …`, `Basic …`, `refresh_token=…`, `"client_secret": "…"`, `Cookie: …`, JWTs,
  *   plus any configured RegExp.
  */
-import { InvalidOptionError } from '../../src/core/errors.ts';
+import { invalidOption } from '../../src/core/options.ts';
 
 export const REDACTED = '[REDACTED]';
 
@@ -39,10 +39,18 @@ const SECRET_KEYS = [
 /** Cheap pre-check: strings without any of these words need no scrubbing. */
 const SUSPICIOUS = /bearer|basic|token|secret|assertion|passw|api[-_]?key|authorization|cookie|eyJ/i;
 
+/** A bearer credential in text: `Bearer <token>`. */
+const BEARER: readonly [RegExp, string] = [/\b(Bearer)\s+[\w\-.~+/]+=*/gi, `$1 ${REDACTED}`];
+
+/** Text with every `Bearer <token>` replaced: the one rule for bearer values, in logs, spans and error messages alike. */
+export function redactBearer(text: string): string {
+  return text.replace(BEARER[0], BEARER[1]);
+}
+
 const TEXT_RULES: ReadonlyArray<readonly [RegExp, string]> = [
   // A whole header line (or JSON member) whose value may hold spaces: `Authorization: Basic x`, `Cookie: a=1; b=2`.
   [/\b((?:proxy-)?authorization|(?:set-)?cookie|dpop)(\\?["']?\s*[:=]\s*)(\\?["']?)[^"\\\r\n]*/gi, `$1$2$3${REDACTED}`],
-  [/\b(Bearer)\s+[\w\-.~+/]+=*/gi, `$1 ${REDACTED}`],
+  BEARER,
   [/\b(Basic)\s+[A-Za-z0-9+/]{8,}={0,2}/g, `$1 ${REDACTED}`],
   // key=value and "key": "value", for form bodies, query strings and quoted JSON.
   [
@@ -68,7 +76,7 @@ export class Redactor {
    * root (`*` matches any one key), or RegExps to scrub from every string.
    */
   constructor(rules: readonly RedactRule[] = [], option = 'redact') {
-    if (!Array.isArray(rules)) throw new InvalidOptionError(option, 'an array of key names, dotted paths or RegExps', rules);
+    if (!Array.isArray(rules)) throw invalidOption(option, 'an array of key names, dotted paths or RegExps', rules);
     this.#keys = new Set(SECRET_KEYS);
     this.#paths = [];
     this.#patterns = [];
@@ -79,7 +87,7 @@ export class Redactor {
         if (rule.includes('.')) this.#paths.push(rule.split('.').map((segment) => segment.toLowerCase()));
         else this.#keys.add(normalize(rule));
       } else {
-        throw new InvalidOptionError(`${option}[${i}]`, 'a key name, a dotted path (params.arguments.ssn) or a RegExp', rule);
+        throw invalidOption(`${option}[${i}]`, 'a key name, a dotted path (params.arguments.ssn) or a RegExp', rule);
       }
     });
   }

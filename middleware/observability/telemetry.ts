@@ -6,7 +6,8 @@
  */
 import type * as OtelApiModule from '@opentelemetry/api';
 import type { Context } from '../../src/core/context.ts';
-import { endsExchange, ErrorCode, InvalidOptionError, McpLayersError } from '../../src/core/errors.ts';
+import { endsExchange, ErrorCode, McpLayersError } from '../../src/core/errors.ts';
+import { invalidOption, optionProblem } from '../../src/core/options.ts';
 import type { EventBus, LayerEvents } from '../../src/core/events.ts';
 import type { JSONRPCParams } from '../../src/core/jsonrpc.ts';
 import type { LayerHost } from '../../src/core/layer.ts';
@@ -136,19 +137,19 @@ const NETWORK_FIELDS = ['transport', 'protocolName', 'protocolVersion', 'serverA
 export function validateNetwork(network: unknown, option: string): NetworkInfo {
   if (network === undefined) return {};
   if (typeof network !== 'object' || network === null) {
-    throw new InvalidOptionError(option, 'an object { transport?, protocolName?, protocolVersion?, serverAddress?, serverPort? }', network);
+    throw invalidOption(option, 'an object { transport?, protocolName?, protocolVersion?, serverAddress?, serverPort? }', network);
   }
   const given = network as Record<string, unknown>;
   const out: NetworkInfo = {};
   for (const key of Object.keys(given)) {
-    if (!(NETWORK_FIELDS as readonly string[]).includes(key)) throw new TypeError(`${option}: unknown field "${key}"; expected one of ${NETWORK_FIELDS.join(', ')}`);
+    if (!(NETWORK_FIELDS as readonly string[]).includes(key)) throw optionProblem(option, `unknown field "${key}"; expected one of ${NETWORK_FIELDS.join(', ')}`);
     const value = given[key];
     if (value === undefined) continue;
     if (key === 'serverPort') {
-      if (!Number.isInteger(value) || (value as number) < 0 || (value as number) > 65535) throw new InvalidOptionError(`${option}.serverPort`, 'a port number (0-65535)', value);
+      if (!Number.isInteger(value) || (value as number) < 0 || (value as number) > 65535) throw invalidOption(`${option}.serverPort`, 'a port number (0-65535)', value);
       out.serverPort = value as number;
     } else {
-      if (typeof value !== 'string' || value === '') throw new InvalidOptionError(`${option}.${key}`, 'a non-empty string', value);
+      if (typeof value !== 'string' || value === '') throw invalidOption(`${option}.${key}`, 'a non-empty string', value);
       out[key as Exclude<(typeof NETWORK_FIELDS)[number], 'serverPort'>] = value;
     }
   }

@@ -27,11 +27,10 @@ import type {
   TracerProvider,
 } from '@opentelemetry/api';
 import type { Context, Session } from '../../src/core/context.ts';
-import { InvalidOptionError } from '../../src/core/errors.ts';
 import type { LayerEvents } from '../../src/core/events.ts';
 import { withMeta } from '../../src/core/jsonrpc.ts';
 import type { Layer, LayerHost, Next } from '../../src/core/layer.ts';
-import { booleanOption, integerOption, optionsObject } from '../../src/core/options.ts';
+import { booleanOption, integerOption, invalidOption, optionsObject } from '../../src/core/options.ts';
 import { requirePeer } from '../../src/layer-kit/peer-deps.ts';
 import { type RedactRule, Redactor } from './redact.ts';
 import {
@@ -107,7 +106,7 @@ export function tracing(given?: TracingOptions): Layer {
   const tracerNow = (): Tracer => ownTracer ?? (globalTracer ??= api.trace.getTracer('mcp-layers'));
   const propagator = options.propagator ?? api.propagation;
   if (typeof propagator.inject !== 'function' || typeof propagator.extract !== 'function') {
-    throw new InvalidOptionError('tracing.propagator', 'a TextMapPropagator (inject and extract)', options.propagator);
+    throw invalidOption('tracing.propagator', 'a TextMapPropagator (inject and extract)', options.propagator);
   }
   const captureArguments = booleanOption('tracing.captureArguments', options.captureArguments, false);
   const captureResults = booleanOption('tracing.captureResults', options.captureResults, false);
@@ -287,7 +286,7 @@ function resolveTracer(given: Tracer | TracerProvider): Tracer {
     if (typeof (given as Tracer).startSpan === 'function') return given as Tracer;
     if (typeof (given as TracerProvider).getTracer === 'function') return (given as TracerProvider).getTracer('mcp-layers');
   }
-  throw new InvalidOptionError('tracing.tracer', 'an OpenTelemetry Tracer or TracerProvider', given);
+  throw invalidOption('tracing.tracer', 'an OpenTelemetry Tracer or TracerProvider', given);
 }
 
 function networkAttributes(info: NetworkInfo): Attributes {

@@ -15,8 +15,7 @@
  * and transports (pass the same instance) to cap the retries to one upstream.
  * The clock is `Date.now()`, like cockatiel's, so fake timers drive it in tests.
  */
-import { InvalidOptionError } from '../../src/core/errors.ts';
-import { numberOption, optionsObject } from '../../src/core/options.ts';
+import { invalidOption, numberOption, optionsObject } from '../../src/core/options.ts';
 
 export interface RetryBudgetOptions {
   /** Retries allowed as a fraction of the requests in the window (default 0.2 = 20 %). */
@@ -109,5 +108,5 @@ export function retryBudgetOption(value: unknown, option: string): RetryBudget |
   if (value === undefined || (typeof value === 'object' && value !== null && !Array.isArray(value))) {
     return new RetryBudget(value as RetryBudgetOptions | undefined, option);
   }
-  throw new InvalidOptionError(option, 'a RetryBudget, budget options { percent, ttlMs, minPerSecond }, or false', value);
+  throw invalidOption(option, 'a RetryBudget, budget options { percent, ttlMs, minPerSecond }, or false', value);
 }

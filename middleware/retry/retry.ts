@@ -12,7 +12,7 @@
  *
  * Per failed attempt, in this order:
  *  1. cancelled or the transport closed → stop;
- *  2. `retryOn(outcome, ctx)`, else the shared definition of transient (src/failure.ts)
+ *  2. `retryOn(outcome, ctx)`, else the shared definition of transient (src/core/failure.ts)
  *     → not transient: the failure goes to the application untouched;
  *  3. not safe to send twice (not idempotent, and some attempt may have reached the
  *     peer) → stop (`give-up`, reason `not-idempotent`);
@@ -32,10 +32,10 @@ import {
 import type { Context } from '../../src/core/context.ts';
 import { deadlineOf } from '../../src/layer-kit/deadline.ts';
 import { brand } from '../../src/core/brand.ts';
-import { ConnectionClosedError, ErrorCode, InvalidOptionError, McpLayersError, type McpLayersErrorOptions, TransportError } from '../../src/core/errors.ts';
+import { ConnectionClosedError, ErrorCode, McpLayersError, type McpLayersErrorOptions, TransportError } from '../../src/core/errors.ts';
 import { errorOf, isTransient, type Outcome, reasonOf } from '../../src/core/failure.ts';
 import type { Layer, Next } from '../../src/core/layer.ts';
-import { durationOption, functionOption, idempotentOption, integerOption, numberOption, optionsObject } from '../../src/core/options.ts';
+import { durationOption, functionOption, idempotentOption, integerOption, invalidOption, numberOption, optionsObject } from '../../src/core/options.ts';
 import { retryAfterOf } from '../../src/core/retry-after.ts';
 import { type RetryBudget, type RetryBudgetOptions, retryBudgetOption } from './budget.ts';
 import { sleep } from '../../src/layer-kit/sleep.ts';
@@ -80,7 +80,7 @@ export interface RetryOptions {
   backoff?: BackoffOptions | RetryBackoff;
   /**
    * Decides whether a failed attempt is worth retrying: true or false, or undefined for
-   * the default (src/failure.ts). It can never make a non-idempotent request go twice.
+   * the default (src/core/failure.ts). It can never make a non-idempotent request go twice.
    */
   retryOn?: (outcome: Outcome, ctx: Context) => boolean | undefined;
   /** The retry budget: a shared RetryBudget, its options, or false for none (default 20 % + 10/s over 10 s). */
@@ -205,6 +205,6 @@ function backoffOption(value: unknown, option: string): RetryBackoff {
   const initialDelay = durationOption(`${option}.initialDelayMs`, o.initialDelayMs, 200);
   const maxDelay = durationOption(`${option}.maxDelayMs`, o.maxDelayMs, 10_000);
   const exponent = numberOption(`${option}.exponent`, o.exponent, 2, 1);
-  if (maxDelay < initialDelay) throw new InvalidOptionError(`${option}.maxDelayMs`, `at least ${option}.initialDelayMs (${initialDelay})`, maxDelay);
+  if (maxDelay < initialDelay) throw invalidOption(`${option}.maxDelayMs`, `at least ${option}.initialDelayMs (${initialDelay})`, maxDelay);
   return new ExponentialBackoff({ generator: decorrelatedJitterGenerator, initialDelay, maxDelay, exponent });
 }

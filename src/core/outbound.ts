@@ -23,6 +23,7 @@ import {
   toErrorObject,
   TransportError,
 } from './errors.ts';
+import { classifyConnectionError, classifyStatus } from './failure.ts';
 import type { Slot } from './order.ts';
 import {
   CANCELLED,
@@ -102,7 +103,11 @@ export class OutboundRequests {
     return this.#port.session;
   }
 
-  /** Starts an exchange. Resolves when its first attempt is written or it has ended; never rejects. */
+  /**
+   * Starts an exchange. Resolves when its first attempt is written or it has ended: a
+   * failed write ends the exchange with an error response, not a rejection. Rejects only
+   * a request whose id is already in flight (the application broke the id contract).
+   */
   send(message: JSONRPCRequest, options: TransportSendOptions | undefined): Promise<void> {
     const appId = message.id;
     if (this.#byAppId.has(appId)) {
@@ -197,8 +202,8 @@ export class OutboundRequests {
   }
 
   /**
-   * A response arrived from the peer. Returns false (and reports) when its wire id is
-   * not pending: late (an attempt we gave up on), duplicate, or never ours.
+   * A response arrived from the peer. One whose wire id is not pending — late (an
+   * attempt we gave up on), duplicate, or never ours — is reported, not delivered.
    */
   receive(message: JSONRPCResponse, extra: MessageExtraInfo | undefined): void {
     const wireId = message.id;
@@ -515,18 +520,13 @@ function sendFailure(error: unknown): McpLayersError {
   const { code, status: rawStatus } = cause as { code?: unknown; status?: unknown };
   // The SDKs' HTTP errors carry the status as `code` (v1 StreamableHTTPError) or `status`.
   const status = httpStatus(rawStatus) ?? httpStatus(code);
-  const neverSent =
-    code === 'ECONNREFUSED' ||
-    code === 'ENOTFOUND' ||
-    code === 'EAI_AGAIN' ||
-    code === 'ERR_STREAM_DESTROYED' ||
-    code === 'ERR_STREAM_WRITE_AFTER_END' ||
-    /not connected/i.test(cause.message);
+  const failure = status !== undefined ? classifyStatus(status) : classifyConnectionError(code);
+  // The SDKs' transports say so in words when nothing is connected yet.
+  const neverSent = failure.neverSent || /not connected/i.test(cause.message);
   return new TransportError(`The transport failed to send the request: ${cause.message}`, {
     reason: status !== undefined ? `http-${status}` : neverSent ? 'not-sent' : 'send-failed',
     neverSent,
-    // A 4xx other than 408/429 will fail the same way again.
-    retryable: status === undefined || status >= 500 || status === 408 || status === 429,
+    retryable: failure.retryable,
     cause,
     ...(status === undefined ? {} : { status }),
   });

@@ -8,6 +8,13 @@
  */
 import type { JSONRPCMessage, RequestId } from './jsonrpc.ts';
 
+/**
+ * The first protocol version whose requests stand alone: each carries its own context
+ * (nothing to replay on a new connection) on its own stream, cancelled by closing it.
+ * Versions are dates, so `version >= STATELESS_PROTOCOL_VERSION` compares them.
+ */
+export const STATELESS_PROTOCOL_VERSION = '2026-07-28';
+
 /** Options for one outbound message. Every field is passed through to the inner transport. */
 export interface TransportSendOptions {
   /** The inbound request this message belongs to (routes it to the right HTTP stream). */

@@ -9,7 +9,8 @@
  */
 import { compose } from './compose.ts';
 import type { Context, ExchangeKind } from './context.ts';
-import { describe, InvalidOptionError } from './errors.ts';
+import { describe } from './errors.ts';
+import { invalidOption, optionProblem } from './options.ts';
 import type { Direction } from './events.ts';
 import { globMatcher, type NameMatcher } from './glob.ts';
 import type { Layer, LayerLike } from './layer.ts';
@@ -44,11 +45,11 @@ export function when(match: Matcher, ...layers: LayerLike[]): Layer {
 export function compileMatch(match: Matcher): (ctx: Context) => boolean {
   if (typeof match === 'function') return match;
   if (typeof match !== 'object' || match === null) {
-    throw new InvalidOptionError('when(match)', 'a match object or a function (ctx) => boolean', match);
+    throw invalidOption('when(match)', 'a match object or a function (ctx) => boolean', match);
   }
   for (const key of Object.keys(match)) {
     if (!MATCH_KEYS.has(key)) {
-      throw new TypeError(`when(match): unknown field "${key}"; expected one of ${[...MATCH_KEYS].join(', ')}`);
+      throw optionProblem('when(match)', `unknown field "${key}"; expected one of ${[...MATCH_KEYS].join(', ')}`);
     }
   }
   const tests: Array<(ctx: Context) => boolean> = [];
@@ -60,14 +61,14 @@ export function compileMatch(match: Matcher): (ctx: Context) => boolean {
   const resource = names('resource');
   if (match.direction !== undefined) {
     if (match.direction !== 'outbound' && match.direction !== 'inbound') {
-      throw new InvalidOptionError('when(match).direction', '"outbound" or "inbound"', match.direction);
+      throw invalidOption('when(match).direction', '"outbound" or "inbound"', match.direction);
     }
     const direction = match.direction;
     tests.push((ctx) => ctx.direction === direction);
   }
   if (match.kind !== undefined) {
     if (match.kind !== 'request' && match.kind !== 'notification') {
-      throw new InvalidOptionError('when(match).kind', '"request" or "notification"', match.kind);
+      throw invalidOption('when(match).kind', '"request" or "notification"', match.kind);
     }
     const kind = match.kind;
     tests.push((ctx) => ctx.kind === kind);
@@ -78,6 +79,6 @@ export function compileMatch(match: Matcher): (ctx: Context) => boolean {
   if (resource) {
     tests.push((ctx) => ctx.method.startsWith('resources/') && ctx.target !== undefined && resource(ctx.target));
   }
-  if (tests.length === 0) throw new TypeError(`when(match): the match selects everything (${describe(match)} has no fields); pass the layers directly instead`);
+  if (tests.length === 0) throw optionProblem('when(match)', `the match selects everything (${describe(match)} has no fields); pass the layers directly instead`);
   return (ctx) => tests.every((t) => t(ctx));
 }

@@ -8,9 +8,10 @@
  * `fetch` (when it came from createFetch) carries the control.
  */
 import zlib from 'node:zlib';
-import { InvalidOptionError } from './errors.ts';
+
 import { EventBus, type LayerEvents } from './events.ts';
 import type { Transport } from './transport.ts';
+import { invalidOption } from './options.ts';
 
 /** Where a transport keeps its WireControl. `Symbol.for` so that two copies of the package agree. */
 export const WIRE_CONTROL: unique symbol = Symbol.for('mcp-layers.wire-control') as never;
@@ -33,7 +34,7 @@ export const ENCODINGS: readonly Encoding[] = ['zstd', 'br', 'gzip', 'deflate'];
 export function encodingsOption(name: string, value: unknown, fallback: readonly Encoding[]): readonly Encoding[] {
   if (value === undefined) return fallback.filter((e) => AVAILABLE_ENCODINGS.includes(e));
   if (!Array.isArray(value) || value.some((e) => !ENCODINGS.includes(e as Encoding))) {
-    throw new InvalidOptionError(name, `an array of ${ENCODINGS.map((e) => `"${e}"`).join(', ')}`, value);
+    throw invalidOption(name, `an array of ${ENCODINGS.map((e) => `"${e}"`).join(', ')}`, value);
   }
   return (value as Encoding[]).filter((e, i, all) => AVAILABLE_ENCODINGS.includes(e) && all.indexOf(e) === i);
 }

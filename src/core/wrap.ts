@@ -30,7 +30,7 @@ import {
 import type { LayerHost, LayerLike, WireWrite } from './layer.ts';
 import { OutboundRequests } from './outbound.ts';
 import type { Port } from './port.ts';
-import type { MessageExtraInfo, Transport, TransportSendOptions } from './transport.ts';
+import { type MessageExtraInfo, STATELESS_PROTOCOL_VERSION, type Transport, type TransportSendOptions } from './transport.ts';
 import { controlOf } from './wire.ts';
 import { integerOption } from './options.ts';
 import { classify, DEFAULT_MAX_DEPTH } from './validate.ts';
@@ -54,9 +54,6 @@ export interface WrapOptions extends IdempotencyOptions {
 
 /** The wrapped transport: ours, plus every extra member of the inner one (e.g. `handleRequest`). */
 export type Wrapped<T extends Transport> = LayeredTransport & Omit<T, keyof LayeredTransport>;
-
-/** The first version whose per-request streams are cancelled by closing them. */
-const PER_REQUEST_STREAM_ERA = '2026-07-28';
 
 export function wrap<T extends Transport>(transport: T, layers: readonly LayerLike[] = [], options: WrapOptions = {}): Wrapped<T> {
   if (
@@ -161,7 +158,7 @@ export class LayeredTransport implements Transport {
       deliver: (message, extra) => this.#deliver(message, extra),
       report: (error) => this.#report(error),
       cancelsByClosingStream: () =>
-        this.session.hasPerRequestStream && this.#state.protocolVersion !== undefined && this.#state.protocolVersion >= PER_REQUEST_STREAM_ERA,
+        this.session.hasPerRequestStream && this.#state.protocolVersion !== undefined && this.#state.protocolVersion >= STATELESS_PROTOCOL_VERSION,
     });
     this.#outbound = new OutboundRequests(port, this.#stack);
     this.#inbound = new InboundRequests(port, this.#stack);

@@ -29,7 +29,7 @@ import { tryRequirePeer } from '../layer-kit/peer-deps.ts';
 import { EventBus } from '../core/events.ts';
 import { AuthenticationError, isLoopbackHost } from '../transports/guard.ts';
 import { McpHttpServer } from '../transports/http/server.ts';
-import { answerClientError } from '../transports/listen.ts';
+import { answerClientError, pathOf } from '../transports/listen.ts';
 import { McpWebSocketServer } from '../transports/ws/server.ts';
 import type { Transport } from '../core/transport.ts';
 import { type LayeredTransport, type Wrapped, wrap } from '../core/wrap.ts';
@@ -606,14 +606,6 @@ function gatewayMetrics(registry: Registry, processMetrics: boolean): { sessions
     refused: make(refused.name, () => new Counter({ name: refused.name, help: refused.help, labelNames: [...refused.labels], registers: [registry] })),
     closes: make(closes.name, () => new Counter({ name: closes.name, help: closes.help, labelNames: [...closes.labels], registers: [registry] })),
   };
-}
-
-function pathOf(req: IncomingMessage): string {
-  try {
-    return new URL(req.url ?? '/', 'http://localhost').pathname;
-  } catch {
-    return '';
-  }
 }
 
 function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

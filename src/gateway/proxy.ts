@@ -347,7 +347,7 @@ export class ProxySession {
     } catch (error) {
       if (this.closed) return;
       this.#upstreamState = 'failed';
-      const cause = error instanceof Error ? error : new Error(String(error));
+      const cause = asError(error);
       this.#log.error(`upstream failed to start: ${cause.message}`, { event: 'upstream-start-failed' });
       this.#failHeld(new TransportError(`The upstream server could not be reached: ${cause.message}`, { layer: 'gateway', reason: 'upstream-unavailable', neverSent: true, cause }));
       void this.close('upstream-failed');

@@ -4,7 +4,8 @@
  *
  * The factories validate as they always do; what they refuse — rules that span several
  * options, such as `backoff.maxDelayMs >= initialDelayMs` or options a breaker kind does
- * not take — is reported under the entry's path in the file:
+ * not take — names the entry's path in the file, because each factory is built at that
+ * place (optionsAt, src/core/options.ts):
  *
  *   upstream.layers[1].retry.backoff.maxDelayMs: expected at least retry.backoff.initialDelayMs (500), got 100
  *
@@ -16,8 +17,9 @@ import type { Registry } from 'prom-client';
 import type { LayerEntry, LayerName, LayerOptionsOf, Side, UnlessEntry, WhenEntry } from './config/layers.ts';
 import { formatPath, type PathSegment } from './config/issues.ts';
 import { brand } from '../core/brand.ts';
-import { InvalidOptionError, McpLayersError, SetupErrorCode, type SetupErrorCodeValue } from '../core/errors.ts';
+import { McpLayersError, SetupErrorCode, type SetupErrorCodeValue } from '../core/errors.ts';
 import type { Layer } from '../core/layer.ts';
+import { isOptionError, optionsAt } from '../core/options.ts';
 import { compileMatch, type Match, when } from '../core/when.ts';
 import {
   batching,
@@ -83,14 +85,17 @@ export function buildStack(entries: readonly LayerEntry[], context: StackContext
       if ('when' in entry || 'unless' in entry) {
         const conditional = entry as WhenEntry | UnlessEntry;
         const inner = buildList(conditional.layers, [...at, 'layers'], true);
+        const where = formatPath([...at, 'when' in conditional ? 'when' : 'unless']);
         try {
-          if ('when' in conditional) layers.push(when(conditional.when as Match, ...inner));
-          else {
-            const selected = compileMatch(conditional.unless as Match);
-            layers.push({ ...when((ctx) => !selected(ctx), ...inner), name: 'unless' });
-          }
+          layers.push(
+            optionsAt(where, 'when(match)', () => {
+              if ('when' in conditional) return when(conditional.when as Match, ...inner);
+              const selected = compileMatch(conditional.unless as Match);
+              return { ...when((ctx) => !selected(ctx), ...inner), name: 'unless' };
+            }),
+          );
         } catch (error) {
-          problems.push(relabel(error, [...at, 'when' in conditional ? 'when' : 'unless'], 'when'));
+          problems.push(problemAt(where, error));
         }
         return;
       }
@@ -100,13 +105,14 @@ export function buildStack(entries: readonly LayerEntry[], context: StackContext
         if (inWhen) return void problems.push(`${formatPath(at)}.oauth: expected at the top level of upstream.layers (the upstream connection itself is authorized, not some of its exchanges)`);
         if (found !== undefined) return void problems.push(`${formatPath(at)}.oauth: expected one oauth layer per stack, got a second`);
       }
+      const where = `${formatPath(at)}.${name}`;
       try {
-        const layer = create(name, options, context);
+        const layer = optionsAt(where, name, () => create(name, options, context));
         if (name === 'oauth') found = layer as OAuthLayer;
         instances.push({ name, layer, path: formatPath(at) });
         layers.push(layer);
       } catch (error) {
-        problems.push(relabel(error, at, name));
+        problems.push(problemAt(where, error));
       }
     });
     return layers;
@@ -152,12 +158,8 @@ function create(name: LayerName, given: unknown, context: StackContext): Layer {
   }
 }
 
-/** `retry.backoff.maxDelayMs: …` from a factory → `upstream.layers[1].retry.backoff.maxDelayMs: …`. */
-function relabel(error: unknown, at: readonly PathSegment[], name: string): string {
-  const where = formatPath(at);
-  if (error instanceof InvalidOptionError && (error.option === name || error.option.startsWith(`${name}.`) || error.option.startsWith(`${name}(`))) {
-    return `${where}.${error.message}`;
-  }
-  const message = error instanceof Error ? error.message : String(error);
-  return message.startsWith(`${name}`) ? `${where}.${message}` : `${where}.${name}: ${message}`;
+/** An option error names its place already; anything else a factory threw (a bug, a file it could not use) is placed under the entry. */
+function problemAt(where: string, error: unknown): string {
+  if (isOptionError(error)) return error.message;
+  return `${where}: ${error instanceof Error ? error.message : String(error)}`;
 }

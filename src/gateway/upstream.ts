@@ -17,6 +17,7 @@ import type { UpstreamConfig } from './config/gateway.ts';
 import type { Transport } from '../core/transport.ts';
 import { createFetch, type McpFetch } from '../transports/http/fetch.ts';
 import { WebSocketClientTransport, type WebSocketClientTransportOptions } from '../transports/ws/client.ts';
+import { redactUrl } from '../transports/redact-url.ts';
 import type { OAuthLayer } from '../../middleware/oauth/oauth.ts';
 import { WatchedStdioTransport } from './child.ts';
 import type { GatewayLogger } from './logger.ts';
@@ -93,7 +94,7 @@ function httpUpstream(config: UpstreamConfig, url: URL, { oauth, logger, maxSess
   const headers = config.headers;
   return {
     kind: 'http',
-    description: safeUrl(url),
+    description: redactUrl(url),
     create() {
       return new StreamableHTTPClientTransport(url, {
         fetch: fetchFor(),
@@ -110,7 +111,7 @@ function webSocketUpstream(config: UpstreamConfig, url: URL, { oauth }: Upstream
   const fixed = config.headers ?? {};
   return {
     kind: 'websocket',
-    description: safeUrl(url),
+    description: redactUrl(url),
     create() {
       const options: WebSocketClientTransportOptions = { ...(config.websocket as WebSocketClientTransportOptions | undefined) };
       if (oauth !== undefined) {
@@ -153,11 +154,6 @@ export function findCommand(command: string, cwd: string | undefined, env: NodeJ
     }
   }
   return { ok: false, reason: `"${command}" was not found on PATH` };
-}
-
-/** A URL for messages and logs: no credentials, no query (tokens hide there). */
-export function safeUrl(url: URL): string {
-  return `${url.protocol}//${url.host}${url.pathname}`;
 }
 
 function quote(arg: string): string {

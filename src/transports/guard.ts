@@ -7,9 +7,9 @@
 import type { IncomingMessage } from 'node:http';
 import { isIPv6 } from 'node:net';
 import { brand } from '../core/brand.ts';
-import { ErrorCode, InvalidOptionError, McpLayersError } from '../core/errors.ts';
+import { ErrorCode, McpLayersError } from '../core/errors.ts';
 import { globMatcher, type NameMatcher } from '../core/glob.ts';
-import { durationOption, functionOption } from './options.ts';
+import { durationOption, functionOption, invalidOption } from '../core/options.ts';
 
 /** Resolve to accept (the value becomes `authInfo` on every message of the connection); resolve `false`/nullish or throw to refuse. */
 export type Authenticate = (request: IncomingMessage) => unknown;
@@ -91,7 +91,7 @@ export class Guard {
     if (origins === '*') this.#origin = () => true;
     else if (origins === undefined) this.#origin = globMatcher(LOOPBACK_ORIGINS, `${prefix}.allowedOrigins`);
     else if (Array.isArray(origins)) this.#origin = globMatcher(origins.map((o: string) => (typeof o === 'string' ? o.toLowerCase().replace(/\/$/, '') : o)), `${prefix}.allowedOrigins`);
-    else throw new InvalidOptionError(`${prefix}.allowedOrigins`, 'an array of origin patterns or "*"', origins);
+    else throw invalidOption(`${prefix}.allowedOrigins`, 'an array of origin patterns or "*"', origins);
     this.#authenticate = functionOption<Authenticate>(`${prefix}.authenticate`, options.authenticate);
     this.#timeoutMs = durationOption(`${prefix}.authenticateTimeoutMs`, options.authenticateTimeoutMs, 10_000, 1);
   }
@@ -153,11 +153,11 @@ function hostCheck(option: string, allowed: GuardOptions['allowedHosts']): HostC
       return checkHost(request.headers.host, (host) => isLoopbackHost(host.name), LOOPBACK_HOSTS_TEXT);
     };
   }
-  if (!Array.isArray(allowed)) throw new InvalidOptionError(option, 'an array of host name patterns or "*"', allowed);
+  if (!Array.isArray(allowed)) throw invalidOption(option, 'an array of host name patterns or "*"', allowed);
   const withPort: string[] = [];
   const nameOnly: string[] = [];
   allowed.forEach((pattern: unknown, i) => {
-    if (typeof pattern !== 'string' || pattern.trim() === '') throw new InvalidOptionError(`${option}[${i}]`, 'a non-empty host name pattern (`example.com`, `*.example.com`, `example.com:8443`)', pattern);
+    if (typeof pattern !== 'string' || pattern.trim() === '') throw invalidOption(`${option}[${i}]`, 'a non-empty host name pattern (`example.com`, `*.example.com`, `example.com:8443`)', pattern);
     const normalized = normalizePattern(pattern);
     (normalized.port ? withPort : nameOnly).push(normalized.text);
   });

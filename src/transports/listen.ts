@@ -1,12 +1,21 @@
 /**
- * Listening on loopback, reporting where, and answering malformed requests: shared by
- * the WebSocket and HTTP servers (and the gateway's listener).
+ * Listening on loopback, reporting where, reading the path a request asks for and
+ * answering malformed requests: shared by the WebSocket and HTTP servers (and the gateway's listener).
  */
-import http, { STATUS_CODES } from 'node:http';
+import http, { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { AddressInfo, Server } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ErrorCode } from '../core/errors.ts';
 import { errorBody } from './guard.ts';
+
+/** The path of a request's target ('' when it cannot be read: then it matches no endpoint). */
+export function pathOf(req: IncomingMessage): string {
+  try {
+    return new URL(req.url ?? '/', 'http://localhost').pathname;
+  } catch {
+    return '';
+  }
+}
 
 /** Starts `server` listening; rejects with the listen error (EADDRINUSE...) instead of emitting it. */
 export function listenOn(server: Server, port: number, host: string): Promise<void> {

@@ -1,5 +1,5 @@
 /**
- * Policies as data: the config's option shapes (src/config/layers.ts) agree with the
+ * Policies as data: the config's option shapes (src/gateway/config/layers.ts) agree with the
  * layer factories' own validation, and a config's mistakes are reported by path,
  * expectation, value and line.
  */

@@ -266,6 +266,39 @@ describe('oauth: failures', () => {
     expect(await s.app.call()).toMatchObject({ result: { ok: true } });
   });
 
+  it.each([
+    [503, 'retried'],
+    [429, 'retried'],
+    [408, 'retried'],
+    [400, 'final'],
+    [404, 'final'],
+    [501, 'final'],
+    [505, 'final'],
+  ] as const)('an HTTP %i from the token endpoint is %s, as the table in docs/errors.md says', async (status, expected) => {
+    const endpoint = new TokenEndpointDouble();
+    const statuses: number[] = [];
+    let refuse = true;
+    const fetch = (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+      if (!refuse) return endpoint.fetch(input, init);
+      refuse = false;
+      statuses.push(status);
+      return Promise.resolve(new Response(`<html>${status}</html>`, { status, headers: { 'content-type': 'text/html' } }));
+    };
+    const s = await setup({ fetch }, endpoint);
+    const pending = s.app.call();
+    await vi.advanceTimersByTimeAsync(30_000);
+    const response = await pending;
+    expect(statuses).toEqual([status]);
+    if (expected === 'retried') {
+      expect(response).toMatchObject({ result: { ok: true } });
+      expect(endpoint.calls).toHaveLength(1);
+    } else {
+      expect(response).toMatchObject({ error: { code: ErrorCode.Unauthorized, data: { layer: 'oauth', attempts: 0 } } });
+      expect((response as { error: { data: { reason: string } } }).error.data.reason).not.toBe('token-endpoint-unavailable');
+      expect(endpoint.calls).toHaveLength(0);
+    }
+  });
+
   it('behind its own breaker: a dead identity provider is not hammered', async () => {
     const s = await setup({ retry: { maxAttempts: 0 }, breaker: { threshold: 3, halfOpenAfterMs: 20_000 } });
     const states: string[] = [];

@@ -109,6 +109,28 @@ describe('createFetch: HTTP failures the stack can act on', () => {
     expect(waits).toEqual([1000]);
   });
 
+  it.each(['v1', 'v2'] as const)('a 501 is final (docs/errors.md): retry does not send the request again, the application gets http-501 (SDK %s)', async (version) => {
+    let posts = 0;
+    const { url } = await serve({}, (req, res, next) => {
+      if (req.method === 'POST' && ++posts === 3) {
+        req.resume();
+        res.writeHead(501, { 'retry-after': '1', 'content-type': 'text/plain' }).end('not implemented here');
+        return;
+      }
+      next();
+    });
+    const retries: unknown[] = [];
+    const client = makeClient(version);
+    const transport = wrap(makeClientTransport(version, url, fetchFor()), [retry({ budget: false })]);
+    transport.events.on('retry', (e) => retries.push(e));
+    await client.connect(transport);
+    cleanup.push(() => client.close());
+    const error = await client.listTools().then(() => undefined, (e: unknown) => e);
+    expect(error).toMatchObject({ code: -32054, data: { reason: 'http-501', attempts: 1 } });
+    expect(retries).toEqual([]);
+    expect(posts).toBe(3);
+  });
+
   it('gives the application the status and Retry-After in the error data when nothing retries (429 → RateLimited)', async () => {
     let posts = 0;
     const { url } = await serve({}, (req, res, next) => {

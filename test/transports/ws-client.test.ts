@@ -312,6 +312,27 @@ describe('WebSocketClientTransport: a refused upgrade while reconnecting', () =>
     expect(transport.state).toBe('closed');
   });
 
+  it.each([501, 505])('a %i ends it too: it says what the server is, not how it is (docs/errors.md)', async (status) => {
+    const first = await app();
+    const port = first.wss.address.port;
+    const { transport, errors, closedOnce, outcomes } = await droppedFrom(first);
+    const refusals: number[] = [];
+    const unable = await app(port, {
+      authenticate: () => {
+        refusals.push(status);
+        throw new AuthenticationError('not here', { status, headers: { 'retry-after': '1' } });
+      },
+    });
+    unable.wss.onerror = () => {};
+    await closedOnce;
+    expect(refusals).toEqual([status]);
+    expect(outcomes).toEqual(['1:scheduled', '1:failed']);
+    expect(errors.map((e) => e.message)).toEqual([
+      expect.stringMatching(new RegExp(`refused the WebSocket upgrade: HTTP ${status} .*; HTTP ${status} is final \\(it says what the server is, not how it is: it answers the same until it is redeployed\\)$`)),
+    ]);
+    expect(transport.state).toBe('closed');
+  });
+
   it.each([
     [503, 'Service Unavailable'],
     [429, 'Too Many Requests'],

@@ -3,7 +3,7 @@
  * person reads when the value is wrong — the same words the layer factories use
  * (`an integer >= 1`, `a duration in milliseconds >= 0`) — so a config error reads
  * `upstream.layers[2].retry.maxAttempts: expected an integer >= 1, got "three"`
- * (src/config/issues.ts puts path, expectation and value together), and a description
+ * (src/gateway/config/issues.ts puts path, expectation and value together), and a description
  * that editors show from the JSON Schema (`mcp-layers schema`).
  */
 import { z } from 'zod';

@@ -14,10 +14,11 @@
  *         - timeout: { ms: 120000 }
  *
  * This file is the one place these shapes are written down; the JSON Schema
- * (`mcp-layers schema`), the validation of config files and the types of src/config/build.ts
- * all come from it. The factories keep their own validation: whatever only they can
- * check (a breaker kind's own options, maxDelayMs >= initialDelayMs...) is reported
- * through the same path when the stack is built.
+ * (`mcp-layers schema`), the validation of config files and the types src/gateway/stack.ts
+ * builds layers from all come from it. The factories keep their own validation: whatever
+ * only they can check (a breaker kind's own options, maxDelayMs >= initialDelayMs...) is
+ * reported under the same path when the stack is built, because stack.ts builds each
+ * factory at its entry's place (optionsAt, src/core/options.ts).
  */
 import { z } from 'zod';
 import { boolean, choice, duration, integer, names, number, options, patterns, rate, text } from './fields.ts';

@@ -1,6 +1,6 @@
 /**
  * Reading a gateway config: YAML or JSON text → environment variables substituted →
- * validated against src/config/gateway.ts. Every problem is reported at once, each with
+ * validated against src/gateway/config/gateway.ts. Every problem is reported at once, each with
  * its path, the expectation, what was found and the line it is on; nothing is started
  * from a config that has one.
  *

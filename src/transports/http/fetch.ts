@@ -16,11 +16,11 @@
  *   new StreamableHTTPClientTransport(url, { fetch });
  */
 import { Agent, type Dispatcher, fetch as undiciFetch } from 'undici';
-import { InvalidOptionError } from '../../core/errors.ts';
+
 import { EventBus } from '../../core/events.ts';
 import { AVAILABLE_ENCODINGS, encodingsOption } from '../../core/wire.ts';
 import { acceptedEncodings, compressBuffer } from '../encoding.ts';
-import { booleanOption, durationOption, integerOption, optionsObject, settingsObject } from '../options.ts';
+import { booleanOption, durationOption, integerOption, invalidOption, optionsObject, settingsObject } from '../../core/options.ts';
 import { type CompressionSettings, type Encoding, EventFanout, WIRE_CONTROL, type WireControl } from '../../core/wire.ts';
 import { httpStatusError, isRetryableStatus } from './status.ts';
 
@@ -92,7 +92,7 @@ export function createFetch(options: CreateFetchOptions = {}): McpFetch {
   const ownAgent = options.dispatcher === undefined;
   if (!ownAgent) {
     for (const key of ['connections', 'pipelining', 'keepAliveTimeout', 'allowH2', 'headersTimeout', 'bodyTimeout', 'connect'] as const) {
-      if (options[key] !== undefined) throw new InvalidOptionError(`createFetch.${key}`, 'to be left out when createFetch.dispatcher is given (configure your dispatcher)', options[key]);
+      if (options[key] !== undefined) throw invalidOption(`createFetch.${key}`, 'to be left out when createFetch.dispatcher is given (configure your dispatcher)', options[key]);
     }
   }
   const dispatcher: Dispatcher =
@@ -121,7 +121,7 @@ export function createFetch(options: CreateFetchOptions = {}): McpFetch {
     requestCompression = booleanOption('createFetch.compression.requests', c['requests'], true) ? settings : undefined;
     responseCompression = booleanOption('createFetch.compression.responses', c['responses'], true);
   }
-  if (options.events !== undefined && !(options.events instanceof EventBus)) throw new InvalidOptionError('createFetch.events', 'an EventBus', options.events);
+  if (options.events !== undefined && !(options.events instanceof EventBus)) throw invalidOption('createFetch.events', 'an EventBus', options.events);
   const events = options.events ?? new EventBus();
   const fanout = new EventFanout(events);
   /** origin → codings the server said it reads (learned from its responses). */

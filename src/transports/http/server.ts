@@ -23,17 +23,17 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
-import { ErrorCode, InvalidOptionError } from '../../core/errors.ts';
+import { asError, ErrorCode } from '../../core/errors.ts';
 import { EventBus } from '../../core/events.ts';
 import { AVAILABLE_ENCODINGS, encodingsOption } from '../../core/wire.ts';
 import { compressBuffer, createCompressor, negotiateEncoding } from '../encoding.ts';
 import { errorBody, Guard, GUARD_OPTIONS, type GuardOptions } from '../guard.ts';
-import { functionOption, integerOption, optionsObject, settingsObject, stringOption } from '../options.ts';
+import { functionOption, integerOption, invalidOption, optionsObject, settingsObject, stringOption } from '../../core/options.ts';
 import { type CompressionSettings, type Encoding, EventFanout, httpServerWire, innermost } from '../../core/wire.ts';
 import type { RequestId } from '../../core/jsonrpc.ts';
 import { classify } from '../../core/validate.ts';
 import { DISCARD_FACTOR, DISCARD_MS, discardRest, readBody } from './body.ts';
-import { addressOf, answerClientError, hostPort, listenOn } from '../listen.ts';
+import { addressOf, answerClientError, hostPort, listenOn, pathOf } from '../listen.ts';
 
 /** What McpHttpServer needs of a transport: the SDK server transports have this shape. */
 export interface HttpServerTransportLike {
@@ -135,9 +135,9 @@ export class McpHttpServer {
       'events',
     ]);
     const given = [options.transport, options.sessions, options.handler].filter((x) => x !== undefined).length;
-    if (given !== 1) throw new InvalidOptionError('McpHttpServer', 'exactly one of transport, sessions or handler', `${given} of them`);
+    if (given !== 1) throw invalidOption('McpHttpServer', 'exactly one of transport, sessions or handler', `${given} of them`);
     if (options.transport !== undefined && typeof (options.transport as { handleRequest?: unknown }).handleRequest !== 'function') {
-      throw new InvalidOptionError('McpHttpServer.transport', 'an SDK HTTP server transport (with handleRequest())', options.transport);
+      throw invalidOption('McpHttpServer.transport', 'an SDK HTTP server transport (with handleRequest())', options.transport);
     }
     this.#single = options.transport;
     this.#factory = functionOption('McpHttpServer.sessions', options.sessions);
@@ -159,7 +159,7 @@ export class McpHttpServer {
       };
       this.#decodings = AVAILABLE_ENCODINGS;
     }
-    if (options.events !== undefined && !(options.events instanceof EventBus)) throw new InvalidOptionError('McpHttpServer.events', 'an EventBus', options.events);
+    if (options.events !== undefined && !(options.events instanceof EventBus)) throw invalidOption('McpHttpServer.events', 'an EventBus', options.events);
     this.events = options.events ?? new EventBus();
     this.#fanout = new EventFanout(this.events);
     if (options.server !== undefined) {
@@ -423,7 +423,7 @@ export class McpHttpServer {
 
   #report(error: unknown): void {
     try {
-      this.onerror?.(error instanceof Error ? error : new Error(String(error)));
+      this.onerror?.(asError(error));
     } catch {
       // nowhere left to report
     }
@@ -433,14 +433,6 @@ export class McpHttpServer {
 /** Creates an McpHttpServer and starts listening (own server). */
 export async function listenHttp(options: McpHttpServerOptions): Promise<McpHttpServer> {
   return new McpHttpServer(options).listen();
-}
-
-function pathOf(req: IncomingMessage): string {
-  try {
-    return new URL(req.url ?? '/', 'http://localhost').pathname;
-  } catch {
-    return '';
-  }
 }
 
 /** The v1 Node transport takes (req, res, parsedBody) and writes the response itself. */

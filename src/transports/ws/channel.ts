@@ -6,7 +6,7 @@
  */
 import type { Socket } from 'node:net';
 import { WebSocket } from 'ws';
-import { ConnectionClosedError, InvalidMessageError } from '../../core/errors.ts';
+import { asError, ConnectionClosedError, InvalidMessageError } from '../../core/errors.ts';
 import type { JSONRPCMessage } from '../../core/jsonrpc.ts';
 import type { EventFanout } from '../../core/wire.ts';
 import { parseFrame } from './frames.ts';
@@ -153,6 +153,21 @@ export class Channel {
     }
   }
 
+  /**
+   * Starts the closing handshake and waits for `closed`. A peer that has not answered the
+   * close frame within CLOSE_GRACE_MS is dropped: closing must not hang on a dead peer.
+   */
+  async closeAndWait(code: number, reason: string, closed: Promise<unknown>): Promise<void> {
+    this.close(code, reason);
+    const timer = setTimeout(() => this.terminate(), CLOSE_GRACE_MS);
+    timer.unref();
+    try {
+      await closed;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** Drops the connection at once (dead peer). */
   terminate(): void {
     this.socket.terminate();
@@ -174,7 +189,7 @@ export class Channel {
     try {
       this.#handlers.messages(parsed.messages);
     } catch (error) {
-      this.#handlers.error(error instanceof Error ? error : new Error(String(error)));
+      this.#handlers.error(asError(error));
     }
   }
 
@@ -257,6 +272,9 @@ export class Channel {
     if (compressed && events.has('bytes-compressed')) events.emit('bytes-compressed', { encoding: 'deflate', direction: 'inbound', before: payload, after: bytes });
   }
 }
+
+/** How long closeAndWait() waits for the peer's answer to a close frame before dropping the connection. */
+const CLOSE_GRACE_MS = 2000;
 
 /** The most bytes of UTF-8 a close reason may have (RFC 6455 §5.5: 125 minus the 2-byte code). */
 export const MAX_CLOSE_REASON_BYTES = 123;

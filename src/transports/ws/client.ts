@@ -22,9 +22,9 @@
  *     their context in every request and need no replay.
  *
  * A close the server means (1000, or a protocol/policy error such as 1002, 1007, 1008,
- * 1009) and a final refusal of the upgrade (a 4xx other than 408/425/429) end the
- * transport instead; 5xx, 408, 425 and 429 are tried again, no sooner than their
- * Retry-After. With `onunauthorized`, a 401 upgrade or a close with an unauthorized code
+ * 1009) and a final refusal of the upgrade (a 4xx other than 408/425/429, a 501 or a
+ * 505: the table in docs/errors.md) end the transport instead; the other 5xx, 408, 425
+ * and 429 are tried again, no sooner than their Retry-After. With `onunauthorized`, a 401 upgrade or a close with an unauthorized code
  * (4401) first renews the credentials and connects again, once. `reconnect()` replaces
  * the connection on purpose (the oauth layer renews a connection before its token expires).
  */
@@ -32,7 +32,6 @@ import type { Socket } from 'node:net';
 import { ExponentialBackoff, type IBackoff, type IBackoffFactory } from 'cockatiel';
 import { type ClientOptions, WebSocket } from 'ws';
 import { brand } from '../../core/brand.ts';
-import { ConnectionClosedError, describe, ErrorCode, InvalidOptionError, McpLayersError, TransportError } from '../../core/errors.ts';
 import type { EventBus } from '../../core/events.ts';
 import {
   CANCELLED,
@@ -41,10 +40,12 @@ import {
   type JSONRPCResponse,
   type RequestId,
 } from '../../core/jsonrpc.ts';
-import type { MessageExtraInfo, Transport, TransportSendOptions } from '../../core/transport.ts';
+import { type MessageExtraInfo, STATELESS_PROTOCOL_VERSION, type Transport, type TransportSendOptions } from '../../core/transport.ts';
+import { asError, ConnectionClosedError, describe, ErrorCode, McpLayersError, TransportError } from '../../core/errors.ts';
+import { classifyConnectionError, classifyStatus } from '../../core/failure.ts';
 import { parseRetryAfter } from '../../core/retry-after.ts';
 import { sleep } from '../../layer-kit/sleep.ts';
-import { booleanOption, durationOption, functionOption, integerOption, optionsObject, settingsObject } from '../options.ts';
+import { booleanOption, durationOption, functionOption, integerOption, invalidOption, optionsObject, settingsObject } from '../../core/options.ts';
 import { type CompressionSettings, EventFanout, WIRE_CONTROL, type WireControl } from '../../core/wire.ts';
 import { Channel, CloseCode, encode } from './channel.ts';
 import { COMMON_OPTIONS, resolveCommon, SUBPROTOCOL, type WebSocketCommonOptions, wsDeflateOptions } from './options.ts';
@@ -123,8 +124,6 @@ interface Handshake {
   protocolVersion: string;
 }
 
-/** Revisions from this one on carry their context per request; there is no handshake to replay. */
-const STATELESS_ERA = '2026-07-28';
 const LABEL = 'websocket client';
 
 export class WebSocketClientTransport implements Transport {
@@ -181,10 +180,10 @@ export class WebSocketClientTransport implements Transport {
     try {
       parsed = new URL(url);
     } catch {
-      throw new InvalidOptionError('WebSocketClientTransport(url)', 'a ws:// or wss:// URL', url);
+      throw invalidOption('WebSocketClientTransport(url)', 'a ws:// or wss:// URL', url);
     }
     if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') {
-      throw new InvalidOptionError('WebSocketClientTransport(url)', 'a ws:// or wss:// URL', String(url));
+      throw invalidOption('WebSocketClientTransport(url)', 'a ws:// or wss:// URL', String(url));
     }
     this.url = parsed;
     optionsObject(options, 'WebSocketClientTransport', [
@@ -202,14 +201,14 @@ export class WebSocketClientTransport implements Transport {
     this.#fanout = new EventFanout(this.events);
     this.#compressThreshold = this.#common.deflate?.threshold;
     if (options.headers !== undefined && typeof options.headers !== 'function' && (typeof options.headers !== 'object' || options.headers === null)) {
-      throw new InvalidOptionError('WebSocketClientTransport.headers', 'an object of header values or a function returning one', options.headers);
+      throw invalidOption('WebSocketClientTransport.headers', 'an object of header values or a function returning one', options.headers);
     }
     this.#headers = options.headers;
-    if (options.origin !== undefined && typeof options.origin !== 'string') throw new InvalidOptionError('WebSocketClientTransport.origin', 'a string', options.origin);
+    if (options.origin !== undefined && typeof options.origin !== 'string') throw invalidOption('WebSocketClientTransport.origin', 'a string', options.origin);
     this.#origin = options.origin;
     this.#connectTimeoutMs = durationOption('WebSocketClientTransport.connectTimeoutMs', options.connectTimeoutMs, 10_000, 1);
     if (options.wsOptions !== undefined && (typeof options.wsOptions !== 'object' || options.wsOptions === null)) {
-      throw new InvalidOptionError('WebSocketClientTransport.wsOptions', 'an object of ws client options', options.wsOptions);
+      throw invalidOption('WebSocketClientTransport.wsOptions', 'an object of ws client options', options.wsOptions);
     }
     this.#wsOptions = options.wsOptions ?? {};
     if (options.reconnect === false) {
@@ -227,10 +226,10 @@ export class WebSocketClientTransport implements Transport {
       const maxAttempts = r['maxAttempts'] === Infinity ? Infinity : integerOption('WebSocketClientTransport.reconnect.maxAttempts', r['maxAttempts'], 20, 1);
       const initialDelay = durationOption('WebSocketClientTransport.reconnect.initialDelayMs', r['initialDelayMs'], 200, 0);
       const maxDelay = durationOption('WebSocketClientTransport.reconnect.maxDelayMs', r['maxDelayMs'], 10_000, 0);
-      if (maxDelay < initialDelay) throw new InvalidOptionError('WebSocketClientTransport.reconnect.maxDelayMs', `a number >= initialDelayMs (${initialDelay})`, maxDelay);
+      if (maxDelay < initialDelay) throw invalidOption('WebSocketClientTransport.reconnect.maxDelayMs', `a number >= initialDelayMs (${initialDelay})`, maxDelay);
       const backoff = r['backoff'];
       if (backoff !== undefined && (typeof backoff !== 'object' || backoff === null || typeof (backoff as IBackoffFactory<unknown>).next !== 'function')) {
-        throw new InvalidOptionError('WebSocketClientTransport.reconnect.backoff', 'a cockatiel backoff (an object with next())', backoff);
+        throw invalidOption('WebSocketClientTransport.reconnect.backoff', 'a cockatiel backoff (an object with next())', backoff);
       }
       this.#reconnect = {
         maxAttempts,
@@ -243,7 +242,7 @@ export class WebSocketClientTransport implements Transport {
     this.#onunauthorized = functionOption('WebSocketClientTransport.onunauthorized', options.onunauthorized);
     const codes = options.unauthorizedCloseCodes ?? [4401];
     if (!Array.isArray(codes) || !codes.every((c) => Number.isInteger(c) && c >= 1000 && c <= 4999)) {
-      throw new InvalidOptionError('WebSocketClientTransport.unauthorizedCloseCodes', 'an array of close codes (1000-4999)', codes);
+      throw invalidOption('WebSocketClientTransport.unauthorizedCloseCodes', 'an array of close codes (1000-4999)', codes);
     }
     this.#unauthorizedCloseCodes = new Set(codes);
     this[WIRE_CONTROL] = {
@@ -353,12 +352,7 @@ export class WebSocketClientTransport implements Transport {
       const channel = this.#channel;
       if (channel !== undefined && channel.open) {
         const closedEvent = new Promise<void>((resolve) => channel.socket.once('close', () => resolve()));
-        channel.close(CloseCode.Normal, 'client closed the session');
-        // Do not wait on a peer that never answers the close frame.
-        const timer = setTimeout(() => channel.terminate(), 2000);
-        timer.unref();
-        await closedEvent;
-        clearTimeout(timer);
+        await channel.closeAndWait(CloseCode.Normal, 'client closed the session', closedEvent);
       }
       if (!wasIdle || channel !== undefined) this.#finish();
       else this.#state = 'closed';
@@ -378,14 +372,10 @@ export class WebSocketClientTransport implements Transport {
     if (this.#reconnect === undefined) throw new Error(`${LABEL}: reconnect() needs the reconnect option (it is false)`);
     const reopened = new Promise<void>((resolve) => this.#reopened.push(resolve));
     this.#renewing = true;
-    channel.close(RENEWING, reason);
-    // Do not wait on a peer that never answers the close frame.
-    const timer = setTimeout(() => channel.terminate(), 2000);
-    timer.unref();
+    const closing = channel.closeAndWait(RENEWING, reason, reopened);
     // Handled as closed now (its own close event is then ignored): sends queue for the new connection.
     this.#onChannelClose(channel, RENEWING, reason);
-    await reopened;
-    clearTimeout(timer);
+    await closing;
   }
 
   // ── connecting ────────────────────────────────────────────────────────────────
@@ -421,9 +411,9 @@ export class WebSocketClientTransport implements Transport {
       });
       socket.once('unexpected-response', (request, response) => {
         const status = response.statusCode ?? 0;
-        const retryable = retryableStatus(status);
+        const { retryable, retryAfter } = classifyStatus(status);
         const header = response.headers['retry-after'];
-        const retryAfterMs = retryable ? parseRetryAfter(Array.isArray(header) ? header[0] : header) : undefined;
+        const retryAfterMs = retryAfter ? parseRetryAfter(Array.isArray(header) ? header[0] : header) : undefined;
         readSome(response, 4096).then((body) => {
           request.destroy();
           fail(
@@ -443,7 +433,9 @@ export class WebSocketClientTransport implements Transport {
           new TransportError(`${LABEL}: could not connect to ${this.url.href}: ${error.message}`, {
             layer: 'websocket',
             reason: 'connect-failed',
+            // The handshake failed: no message of ours was on this connection yet.
             neverSent: true,
+            retryable: classifyConnectionError((error as NodeJS.ErrnoException).code).retryable,
             cause: error,
           }),
         );
@@ -541,7 +533,7 @@ export class WebSocketClientTransport implements Transport {
           renewed = immediate = true;
           continue;
         }
-        // A final refusal (401, 403, 404 and the other 4xx but 408/425/429), or headers() failing
+        // A final refusal (401, 403, 404, 501… by the table of src/core/failure.ts), or headers() failing
         // for good (the oauth layer: re-authorization needed): trying again cannot help.
         if (lastError instanceof McpLayersError && !lastError.retryable) break;
         if (lastError instanceof McpLayersError) retryAfterMs = lastError.retryAfterMs;
@@ -575,7 +567,10 @@ export class WebSocketClientTransport implements Transport {
     if (this.#state !== 'reconnecting') return;
     let message = `${LABEL}: gave up reconnecting to ${this.url.href}${lastError === undefined ? '' : `: ${lastError.message}`}`;
     if (lastError instanceof TransportError && lastError.status !== undefined && !lastError.retryable && lastError.status !== 401) {
-      message += `; HTTP ${lastError.status} is final (only 408, 425, 429 and 5xx are tried again)`;
+      message +=
+        lastError.status >= 500
+          ? `; HTTP ${lastError.status} is final (it says what the server is, not how it is: it answers the same until it is redeployed)`
+          : `; HTTP ${lastError.status} is final (only 408, 425, 429 and 5xx are tried again)`;
     }
     const failure = new ConnectionClosedError(message, { layer: 'websocket', reason: 'reconnect-failed', ...(lastError === undefined ? {} : { cause: lastError }) });
     this.#report(failure);
@@ -588,14 +583,14 @@ export class WebSocketClientTransport implements Transport {
       await this.#onunauthorized?.(event);
       return undefined;
     } catch (error) {
-      return error instanceof Error ? error : new Error(String(error));
+      return asError(error);
     }
   }
 
   /** Re-establishes a 2025-era session on a fresh connection; the application never sees it. */
   async #replayHandshake(channel: Channel, enabled: boolean): Promise<void> {
     const handshake = this.#handshake;
-    if (!enabled || handshake === undefined || handshake.protocolVersion >= STATELESS_ERA) return;
+    if (!enabled || handshake === undefined || handshake.protocolVersion >= STATELESS_PROTOCOL_VERSION) return;
     const id = `mcp-layers-replay-${++this.#replayCounter}`;
     const answered = new Promise<JSONRPCResponse>((resolve, reject) => {
       this.#replay = { id, resolve, reject };
@@ -659,7 +654,7 @@ export class WebSocketClientTransport implements Transport {
 
   #report(error: unknown): void {
     try {
-      this.onerror?.(error instanceof Error ? error : new Error(String(error)));
+      this.onerror?.(asError(error));
     } catch {
       // nowhere left to report
     }
@@ -860,15 +855,6 @@ class HandshakeRejectedError extends McpLayersError<number> {
 
 /** The longest Retry-After of a refused upgrade that is honoured as asked; a longer one waits this long. */
 const MAX_RETRY_AFTER_MS = 5 * 60_000;
-
-/**
- * A refused upgrade worth trying again: the server is overloaded or restarting (5xx), timed
- * out (408), asks for an early-data retry (425) or for us to slow down (429). Every other
- * answer (401, 403, 404, 400, a redirect we do not follow…) will be the same next time.
- */
-function retryableStatus(status: number): boolean {
-  return status >= 500 || status === 408 || status === 425 || status === 429;
-}
 
 function stripLabel(message: string): string {
   return message.startsWith(`${LABEL}: `) ? message.slice(LABEL.length + 2) : message;

@@ -1,8 +1,8 @@
 /** Options shared by the WebSocket client and server, their defaults and validation. */
 import type { PerMessageDeflateOptions } from 'ws';
-import { InvalidOptionError } from '../../core/errors.ts';
+
 import { EventBus } from '../../core/events.ts';
-import { durationOption, integerOption, settingsObject } from '../options.ts';
+import { durationOption, integerOption, invalidOption, settingsObject } from '../../core/options.ts';
 import type { ChannelSettings } from './channel.ts';
 
 /** The WebSocket subprotocol MCP uses. */
@@ -74,7 +74,7 @@ export function resolveCommon(prefix: string, label: string, options: WebSocketC
     };
   }
   if (options.events !== undefined && !(options.events instanceof EventBus)) {
-    throw new InvalidOptionError(`${prefix}.events`, 'an EventBus', options.events);
+    throw invalidOption(`${prefix}.events`, 'an EventBus', options.events);
   }
   return {
     channel: { label, highWaterMark, heartbeatIntervalMs, heartbeatTimeoutMs, maxPayload },

@@ -19,16 +19,16 @@ import type https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer as WsServer, type WebSocket } from 'ws';
-import { ConnectionClosedError, ErrorCode, InvalidOptionError } from '../../core/errors.ts';
+import { asError, ConnectionClosedError, ErrorCode } from '../../core/errors.ts';
 import type { EventBus } from '../../core/events.ts';
 import type { JSONRPCMessage } from '../../core/jsonrpc.ts';
 import type { MessageExtraInfo, Transport, TransportSendOptions } from '../../core/transport.ts';
 import { errorBody, Guard, GUARD_OPTIONS, type GuardOptions } from '../guard.ts';
-import { durationOption, functionOption, integerOption, optionsObject, stringOption } from '../options.ts';
+import { durationOption, functionOption, integerOption, invalidOption, optionsObject, stringOption } from '../../core/options.ts';
 import { type CompressionSettings, EventFanout, WIRE_CONTROL, type WireControl } from '../../core/wire.ts';
 import { Channel, type ChannelSettings, CloseCode, encode } from './channel.ts';
 import { COMMON_OPTIONS, resolveCommon, SUBPROTOCOL, type WebSocketCommonOptions, wsDeflateOptions } from './options.ts';
-import { addressOf, answerClientError, hostPort, listenOn } from '../listen.ts';
+import { addressOf, answerClientError, hostPort, listenOn, pathOf } from '../listen.ts';
 
 export interface WebSocketServerOptions extends WebSocketCommonOptions, GuardOptions {
   /** Called once per accepted connection with its transport (not started yet: `connect()` starts it). */
@@ -94,13 +94,13 @@ export class McpWebSocketServer {
     ]);
     this.#options = options;
     this.#onconnection = functionOption<WebSocketServerOptions['onconnection']>('McpWebSocketServer.onconnection', options.onconnection) as WebSocketServerOptions['onconnection'];
-    if (this.#onconnection === undefined) throw new InvalidOptionError('McpWebSocketServer.onconnection', 'a function (transport, request) => void', undefined);
+    if (this.#onconnection === undefined) throw invalidOption('McpWebSocketServer.onconnection', 'a function (transport, request) => void', undefined);
     this.#common = resolveCommon('McpWebSocketServer', LABEL, options, DEFAULT_SERVER_MAX_PAYLOAD);
     this.#channel = this.#common.channel;
     this.events = this.#common.events;
     this.#guard = new Guard('McpWebSocketServer', options);
     this.#path = stringOption('McpWebSocketServer.path', options.path, '/mcp');
-    if (!this.#path.startsWith('/')) throw new InvalidOptionError('McpWebSocketServer.path', 'a path starting with "/"', this.#path);
+    if (!this.#path.startsWith('/')) throw invalidOption('McpWebSocketServer.path', 'a path starting with "/"', this.#path);
     this.#host = stringOption('McpWebSocketServer.host', options.host, '127.0.0.1');
     this.#port = integerOption('McpWebSocketServer.port', options.port, 0, 0, 65535);
     this.#maxConnections = integerOption('McpWebSocketServer.maxConnections', options.maxConnections, 1024, 1);
@@ -117,7 +117,7 @@ export class McpWebSocketServer {
     this.#wss.on('error', (error) => this.#report(error));
     if (options.server !== undefined) {
       if (typeof options.server !== 'object' || options.server === null || typeof options.server.on !== 'function') {
-        throw new InvalidOptionError('McpWebSocketServer.server', 'an http.Server or https.Server', options.server);
+        throw invalidOption('McpWebSocketServer.server', 'an http.Server or https.Server', options.server);
       }
       this.#server = options.server;
       this.#ownServer = false;
@@ -181,7 +181,7 @@ export class McpWebSocketServer {
 
   async #handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', (error) => this.#report(new Error(`${LABEL}: socket error during the upgrade: ${error.message}`, { cause: error })));
-    const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+    const path = pathOf(request);
     if (path !== this.#path) {
       // On a shared server another upgrade listener may own this path.
       if (!this.#ownServer && this.#server.listenerCount('upgrade') > 1) return;
@@ -234,7 +234,7 @@ export class McpWebSocketServer {
 
   #report(error: unknown): void {
     try {
-      this.onerror?.(error instanceof Error ? error : new Error(String(error)));
+      this.onerror?.(asError(error));
     } catch {
       // nowhere left to report
     }
@@ -355,11 +355,7 @@ export class WebSocketServerTransport implements Transport {
   /** Closes the connection (1000 unless told otherwise) and resolves when it is closed. */
   async close(code: number = CloseCode.Normal, reason = 'server closed the session'): Promise<void> {
     if (!this.#closed) {
-      this.#channel.close(code, reason);
-      const timer = setTimeout(() => this.#channel.terminate(), 2000);
-      timer.unref();
-      await this.#whenClosed.promise;
-      clearTimeout(timer);
+      await this.#channel.closeAndWait(code, reason, this.#whenClosed.promise);
     }
   }
 
@@ -373,7 +369,7 @@ export class WebSocketServerTransport implements Transport {
 
   #report(error: unknown): void {
     try {
-      this.onerror?.(error instanceof Error ? error : new Error(String(error)));
+      this.onerror?.(asError(error));
     } catch {
       // nowhere left to report
     }
