@@ -29,7 +29,7 @@ const SURFACE: Record<string, string[]> = {
 
 const root = new URL('../../', import.meta.url);
 const { exports } = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as { exports: Record<string, { default: string } | string> };
-const sorted = (names: Iterable<string>) => [...names].sort();
+const sorted = (names: readonly string[]) => names.toSorted();
 
 /** The source the build turns into a subpath's `default` file (dist/x.js comes from x.ts). */
 function sourceOf(subpath: string): URL {
