@@ -42,7 +42,7 @@ export interface BatchingOptions {
 }
 
 /** The protocol versions whose peers must accept JSON-RPC batches. */
-export const BATCHING_PROTOCOL_VERSIONS: readonly string[] = ['2025-03-26'];
+const BATCHING_PROTOCOL_VERSIONS: readonly string[] = ['2025-03-26'];
 
 export function batching(options: BatchingOptions = {}): Layer {
   const o = optionsObject(options, 'batching', ['maxBatch', 'maxDelayMs']);

@@ -1,11 +1,13 @@
 /**
  * Every layer: one file each, or one folder when it has parts. Layers depend on the core
  * (src/core/) and the layer kit (src/layer-kit/), never the reverse (docs/architecture.md).
+ * Each layer's factory, its options and what docs/ promise of it, named one by one
+ * (test/package/surface.test.ts holds the list).
  */
 export { tracing, type TracingOptions } from './observability/tracing.ts';
-export { METRIC_FAMILIES, type MetricFamily, metrics, metricsHandler, type MetricsHandlerOptions, type MetricsOptions, type MetricsRegistry, OTHER_LABEL_VALUE } from './observability/metrics.ts';
+export { METRIC_FAMILIES, type MetricFamily, metrics, metricsHandler, type MetricsHandlerOptions, type MetricsOptions, type MetricsRegistry } from './observability/metrics.ts';
 export { type LoggingOptions, type LogRecord, type LogSink, logging } from './observability/logging.ts';
-export { batching, BATCHING_PROTOCOL_VERSIONS, type BatchingOptions } from './batching.ts';
+export { batching, type BatchingOptions } from './batching.ts';
 export { type ChaosFault, type ChaosLatency, type ChaosLayer, type ChaosOptions, ChaosFaultError, chaos } from './chaos.ts';
 export {
   type BreakerKind,
@@ -24,7 +26,6 @@ export { type BackoffOptions, RetriesExhaustedError, type RetryBackoff, type Ret
 export { STANDARD_DEFAULTS, type StandardLayer, type StandardOptions, standard } from './standard.ts';
 export { type TimeoutOptions, timeout } from './timeout.ts';
 export {
-  DEFAULT_REFRESH_SKEW_MS,
   FileTokenStore,
   MemoryTokenStore,
   oauth,
@@ -40,15 +41,5 @@ export {
   type UnauthorizedEvent,
 } from './oauth/oauth.ts';
 export { RetryBudget, type RetryBudgetOptions } from './retry/budget.ts';
-export { REDACTED, type RedactRule, Redactor } from './observability/redact.ts';
-export {
-  DURATION_BUCKETS,
-  type ExchangeOutcome,
-  exchangeOutcome,
-  type NetworkInfo,
-  type OutcomeKind,
-  SemConv,
-  TRACE_STATE,
-  type TraceIds,
-  traceIdsOf,
-} from './observability/telemetry.ts';
+export type { RedactRule } from './observability/redact.ts';
+export { type NetworkInfo, SemConv } from './observability/telemetry.ts';

@@ -121,10 +121,10 @@ export interface OAuthLayer extends Layer {
   readonly authProvider: Required<SdkAuthProvider>;
 }
 
-export const DEFAULT_REFRESH_SKEW_MS = 60_000;
-export const DEFAULT_TOKEN_TIMEOUT_MS = 10_000;
-export const DEFAULT_TOKEN_RETRY = { maxAttempts: 3, initialDelayMs: 250, maxDelayMs: 5000 } as const;
-export const DEFAULT_TOKEN_BREAKER = { threshold: 5, halfOpenAfterMs: 30_000 } as const;
+const DEFAULT_REFRESH_SKEW_MS = 60_000;
+const DEFAULT_TOKEN_TIMEOUT_MS = 10_000;
+const DEFAULT_TOKEN_RETRY = { maxAttempts: 3, initialDelayMs: 250, maxDelayMs: 5000 } as const;
+const DEFAULT_TOKEN_BREAKER = { threshold: 5, halfOpenAfterMs: 30_000 } as const;
 
 /** Per wrapped transport. */
 interface HostState {

@@ -220,6 +220,7 @@ export class Context {
     return this.#shared.record;
   }
 
+  /** @internal */
   set _record(record: unknown) {
     this.#shared.record = record;
   }

@@ -43,24 +43,12 @@ export interface JSONRPCErrorResponse {
 export type JSONRPCResponse = JSONRPCResultResponse | JSONRPCErrorResponse;
 export type JSONRPCMessage = JSONRPCRequest | JSONRPCNotification | JSONRPCResponse;
 
-/** JSON-RPC and MCP error codes the core itself uses (ours are in errors.ts). */
-export const JSONRPC_INVALID_REQUEST = -32600;
-export const JSONRPC_INTERNAL_ERROR = -32603;
-
 export function isRequest(message: JSONRPCMessage): message is JSONRPCRequest {
   return 'method' in message && 'id' in message && message.id !== undefined;
 }
 
-export function isNotification(message: JSONRPCMessage): message is JSONRPCNotification {
-  return 'method' in message && !('id' in message && (message as { id?: unknown }).id !== undefined);
-}
-
 export function isResponse(message: JSONRPCMessage): message is JSONRPCResponse {
   return !('method' in message) && ('result' in message || 'error' in message);
-}
-
-export function isErrorResponse(message: JSONRPCMessage): message is JSONRPCErrorResponse {
-  return !('method' in message) && 'error' in message;
 }
 
 /** `notifications/cancelled`: the requester gives up on a request it sent. */

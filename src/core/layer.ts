@@ -54,7 +54,7 @@ export interface Layer {
 
 export type LayerLike = Layer | Middleware;
 
-export function isLayer(value: unknown): value is Layer {
+function isLayer(value: unknown): value is Layer {
   return typeof value === 'object' && value !== null && typeof (value as Layer).handle === 'function';
 }
 

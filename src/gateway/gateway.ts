@@ -40,7 +40,7 @@ import { type BuiltStack, buildStack, StackProblemsError } from './stack.ts';
 import { createUpstream, findCommand, type Upstream } from './upstream.ts';
 
 /** Defaults of everything the config may leave out (docs/gateway.md lists them). */
-export const GATEWAY_DEFAULTS = {
+const GATEWAY_DEFAULTS = {
   host: '127.0.0.1',
   port: 8080,
   path: '/mcp',

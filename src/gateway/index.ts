@@ -8,8 +8,8 @@
  */
 export { ConfigError, type LoadedConfig, loadConfigFile, parseConfigText, validateConfig } from './config/load.ts';
 export type { DownstreamConfig, GatewayConfig, UpstreamConfig } from './config/gateway.ts';
-export { LAYER_NAMES, type LayerEntry, type LayerName } from './config/layers.ts';
-export { checkGateway, Gateway, GATEWAY_DEFAULTS, GATEWAY_METRIC_FAMILIES, type GatewayEvents, type GatewayRuntime, type GatewaySettings, type GatewayUrls } from './gateway.ts';
+export type { LayerEntry, LayerName } from './config/layers.ts';
+export { Gateway, GATEWAY_METRIC_FAMILIES, type GatewayEvents, type GatewayRuntime, type GatewaySettings, type GatewayUrls } from './gateway.ts';
 export { createGatewayLogger, type GatewayLogger, type LogFormat, type LogLevel } from './logger.ts';
-export { type CloseReason, ProxySession } from './proxy.ts';
-export { banner, type ServeOptions, serve, type Served } from './serve.ts';
+export type { CloseReason, ProxySession } from './proxy.ts';
+export { type ServeOptions, serve, type Served } from './serve.ts';

@@ -9,9 +9,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import { wrap } from '#core/index.ts';
+import { CloseCode } from '#transports/ws/channel.ts';
 import {
   AuthenticationError,
-  CloseCode,
   listenWebSocket,
   McpWebSocketServer,
   type WebSocketServerOptions,

@@ -81,11 +81,13 @@ function schemaCommand(argv: readonly string[]): number {
 }
 
 function version(): string {
-  for (const candidate of ['../../package.json', '../../../package.json']) {
+  // This file is src/gateway/cli/main.ts in the repository and dist/src/gateway/cli/main.js
+  // in the package: the package root is three or four folders up.
+  for (const candidate of ['../../../package.json', '../../../../package.json']) {
     try {
       return (JSON.parse(readFileSync(new URL(candidate, import.meta.url), 'utf8')) as { version: string }).version;
     } catch {
-      // try the next layout (sources or dist/)
+      // try the next layout
     }
   }
   return 'unknown';

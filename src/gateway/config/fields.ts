@@ -3,7 +3,7 @@
  * person reads when the value is wrong — the same words the layer factories use
  * (`an integer >= 1`, `a duration in milliseconds >= 0`) — so a config error reads
  * `upstream.layers[2].retry.maxAttempts: expected an integer >= 1, got "three"`
- * (src/gateway/config/issues.ts puts path, expectation and value together), and a description
+ * (issues.ts puts path, expectation and value together), and a description
  * that editors show from the JSON Schema (`mcp-layers schema`).
  */
 import { z } from 'zod';
@@ -31,12 +31,6 @@ export function number(min: number, max?: number) {
 /** A probability in [0, 1]. */
 export function rate() {
   return number(0, 1).meta({ description: 'A probability from 0 to 1.' });
-}
-
-/** A ratio strictly between 0 and 1. */
-export function openRatio() {
-  const expected = 'a number between 0 and 1 (exclusive)';
-  return z.number({ error: expected }).gt(0, { error: expected }).lt(1, { error: expected });
 }
 
 export function boolean() {

@@ -6,7 +6,6 @@
  */
 export { createFetch, type CreateFetchOptions, type FetchCompressionOptions, type FetchInput, type McpFetch } from './fetch.ts';
 export {
-  DEFAULT_MAX_BODY_BYTES,
   listenHttp,
   McpHttpServer,
   type FetchHandler,
@@ -15,5 +14,4 @@ export {
   type HttpServerTransportLike,
   type McpHttpServerOptions,
 } from './server.ts';
-export { httpStatusError, isRetryableStatus, parseRetryAfter } from './status.ts';
 export { AuthenticationError, type Authenticate, type GuardOptions } from '../guard.ts';

@@ -83,7 +83,7 @@ export interface McpHttpServerOptions extends GuardOptions {
 }
 
 const LABEL = 'http server';
-export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
+const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 const DEFAULT_RESPONSE_ENCODINGS: readonly Encoding[] = ['zstd', 'br', 'gzip'];
 
 type Target =

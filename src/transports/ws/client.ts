@@ -90,7 +90,7 @@ export interface WebSocketClientTransportOptions extends WebSocketCommonOptions 
 }
 
 /** The client accepts larger messages than the server by default: results (resources, tool lists) are the big ones. */
-export const DEFAULT_CLIENT_MAX_PAYLOAD = 16 * 1024 * 1024;
+const DEFAULT_CLIENT_MAX_PAYLOAD = 16 * 1024 * 1024;
 
 interface ReconnectPolicy {
   readonly maxAttempts: number;

@@ -5,8 +5,7 @@
  *   listenWebSocket({ port, onconnection })   a server: one Transport per connection
  *   new McpWebSocketServer({ server, path, onconnection })  attached to your http(s) server
  */
-export { WebSocketClientTransport, DEFAULT_CLIENT_MAX_PAYLOAD, type ReconnectOptions, type WebSocketClientTransportOptions } from './client.ts';
-export { McpWebSocketServer, listenWebSocket, WebSocketServerTransport, DEFAULT_SERVER_MAX_PAYLOAD, type WebSocketServerOptions } from './server.ts';
-export { CloseCode } from './channel.ts';
-export { SUBPROTOCOL, type HeartbeatOptions, type PerMessageDeflateSettings, type WebSocketCommonOptions } from './options.ts';
+export { WebSocketClientTransport, type ReconnectOptions, type WebSocketClientTransportOptions } from './client.ts';
+export { McpWebSocketServer, listenWebSocket, WebSocketServerTransport, type WebSocketServerOptions } from './server.ts';
+export type { HeartbeatOptions, PerMessageDeflateSettings, WebSocketCommonOptions } from './options.ts';
 export { AuthenticationError, type Authenticate, type GuardOptions } from '../guard.ts';

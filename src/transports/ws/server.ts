@@ -48,7 +48,7 @@ export interface WebSocketServerOptions extends WebSocketCommonOptions, GuardOpt
 }
 
 /** What the server accepts from one client message by default, like the SDK's HTTP body limit. */
-export const DEFAULT_SERVER_MAX_PAYLOAD = 4 * 1024 * 1024;
+const DEFAULT_SERVER_MAX_PAYLOAD = 4 * 1024 * 1024;
 const LABEL = 'websocket server';
 
 export class McpWebSocketServer {
