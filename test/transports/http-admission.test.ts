@@ -12,7 +12,7 @@ import { Guard } from '#transports/guard.ts';
 import type { McpHttpServer, McpHttpServerOptions } from '#transports/http/index.ts';
 import { answerClientError } from '#transports/listen.ts';
 import { listenWebSocket, type McpWebSocketServer, type WebSocketServerOptions } from '#transports/ws/index.ts';
-import { fixtureUpstream, startTestGateway } from '../gateway/support.ts';
+import { fixtureUpstream, startTestGateway } from '../support/gateway.ts';
 import { serveSessions } from '../support/http.ts';
 import { transportServer } from '../support/apps.ts';
 import { rawClient, refusal } from '../support/ws.ts';
