@@ -87,13 +87,8 @@ export function createClient(sdk: Sdk, options: ClientOptions = {}): TestClient 
   return sdk === 'v1' ? createV1Client(options) : createV2Client(options);
 }
 
-/** The SDK calls behind the adapter, whichever client it is. */
-interface Calls {
-  raw: unknown;
-  connect(transport: Transport): Promise<void>;
-  setOnerror(handler: ((error: Error) => void) | undefined): void;
-  era(): Era;
-  callTool(params: ToolCallParams, options: CallOptions | undefined): Promise<unknown>;
+/** What both SDK Clients offer under the same names (the adapter calls these as they are). */
+interface SdkClient {
   listTools(): Promise<unknown>;
   listResources(): Promise<unknown>;
   listResourceTemplates(): Promise<unknown>;
@@ -104,6 +99,14 @@ interface Calls {
   ping(): Promise<unknown>;
   getServerVersion(): unknown;
   close(): Promise<void>;
+}
+
+/** Where the two SDK Clients differ. */
+interface SdkGlue {
+  connect(transport: Transport): Promise<void>;
+  setOnerror(handler: ((error: Error) => void) | undefined): void;
+  era(): Era;
+  callTool(params: ToolCallParams, options: CallOptions | undefined): Promise<unknown>;
 }
 
 export function createV1Client(options: ClientOptions = {}): TestClient {
@@ -119,23 +122,12 @@ export function createV1Client(options: ClientOptions = {}): TestClient {
       return elicitationAnswer(request.params.message);
     });
   }
-  return adapt('v1', asked, {
-    raw: client,
+  return adapt('v1', asked, client, {
     connect: (transport) => client.connect(transport),
     setOnerror: (handler) => void (client.onerror = handler),
     era: () => 'legacy',
     // v1 takes a result schema before the options.
     callTool: (params, callOptions) => client.callTool(params, undefined, callOptions as never),
-    listTools: () => client.listTools(),
-    listResources: () => client.listResources(),
-    listResourceTemplates: () => client.listResourceTemplates(),
-    readResource: (params) => client.readResource(params),
-    listPrompts: () => client.listPrompts(),
-    getPrompt: (params) => client.getPrompt(params),
-    complete: (params) => client.complete(params),
-    ping: () => client.ping(),
-    getServerVersion: () => client.getServerVersion(),
-    close: () => client.close(),
   });
 }
 
@@ -156,55 +148,44 @@ export function createV2Client(options: ClientOptions = {}): TestClient {
       return elicitationAnswer(request.params.message);
     });
   }
-  return adapt('v2', asked, {
-    raw: client,
+  return adapt('v2', asked, client, {
     connect: (transport) => client.connect(transport),
     setOnerror: (handler) => void (client.onerror = handler),
     era: () => (client.getProtocolEra() === 'modern' ? 'modern' : 'legacy'),
     callTool: (params, callOptions) => client.callTool(params, callOptions as never),
-    listTools: () => client.listTools(),
-    listResources: () => client.listResources(),
-    listResourceTemplates: () => client.listResourceTemplates(),
-    readResource: (params) => client.readResource(params),
-    listPrompts: () => client.listPrompts(),
-    getPrompt: (params) => client.getPrompt(params),
-    complete: (params) => client.complete(params),
-    ping: () => client.ping(),
-    getServerVersion: () => client.getServerVersion(),
-    close: () => client.close(),
   });
 }
 
-function adapt(sdk: Sdk, asked: ServerAsked, calls: Calls): TestClient {
+function adapt(sdk: Sdk, asked: ServerAsked, client: SdkClient, glue: SdkGlue): TestClient {
   let onerror: ((error: Error) => void) | undefined;
   return {
     sdk,
     asked,
-    raw: calls.raw,
+    raw: client,
     get onerror() {
       return onerror;
     },
     set onerror(handler) {
       onerror = handler;
-      calls.setOnerror(handler === undefined ? undefined : (error) => onerror?.(error));
+      glue.setOnerror(handler === undefined ? undefined : (error) => onerror?.(error));
     },
-    connect: (transport) => calls.connect(transport),
-    era: () => calls.era(),
+    connect: (transport) => glue.connect(transport),
+    era: () => glue.era(),
     callTool: (tool, argsOrOptions, options) =>
       typeof tool === 'string'
-        ? calls.callTool({ name: tool, arguments: argsOrOptions as Record<string, unknown> | undefined }, options)
-        : calls.callTool(tool, argsOrOptions as CallOptions | undefined),
-    listTools: () => calls.listTools() as never,
-    listResources: () => calls.listResources(),
-    listResourceTemplates: () => calls.listResourceTemplates(),
-    readResource: (resource) => calls.readResource(typeof resource === 'string' ? { uri: resource } : resource) as never,
-    listPrompts: () => calls.listPrompts(),
-    getPrompt: (prompt, args) => calls.getPrompt(typeof prompt === 'string' ? { name: prompt, arguments: args ?? {} } : prompt) as never,
+        ? glue.callTool({ name: tool, arguments: argsOrOptions as Record<string, unknown> | undefined }, options)
+        : glue.callTool(tool, argsOrOptions as CallOptions | undefined),
+    listTools: () => client.listTools() as never,
+    listResources: () => client.listResources(),
+    listResourceTemplates: () => client.listResourceTemplates(),
+    readResource: (resource) => client.readResource(typeof resource === 'string' ? { uri: resource } : resource) as never,
+    listPrompts: () => client.listPrompts(),
+    getPrompt: (prompt, args) => client.getPrompt(typeof prompt === 'string' ? { name: prompt, arguments: args ?? {} } : prompt) as never,
     completePrompt: (prompt, argument, context) =>
-      calls.complete({ ref: { type: 'ref/prompt', name: prompt }, argument, ...(context === undefined ? {} : { context: { arguments: context } }) }),
-    ping: () => calls.ping(),
-    getServerVersion: () => calls.getServerVersion() as never,
-    close: () => calls.close(),
+      client.complete({ ref: { type: 'ref/prompt', name: prompt }, argument, ...(context === undefined ? {} : { context: { arguments: context } }) }),
+    ping: () => client.ping(),
+    getServerVersion: () => client.getServerVersion() as never,
+    close: () => client.close(),
   };
 }
 

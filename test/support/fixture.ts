@@ -20,7 +20,7 @@
  * Prompts:   `greet` with a required and an optional argument.
  */
 import * as z from 'zod';
-import type { Ledger } from './ledger.ts';
+import { Ledger } from './ledger.ts';
 import { prompt, type TestApp, tool } from './test-app.ts';
 
 export const SERVER_INFO = { name: 'mcp-layers-test-server', version: '1.0.0' };
@@ -194,4 +194,24 @@ export function fixtureApp(ledger: Ledger): TestApp {
     ],
     prompts: [prompt({ name: 'greet', description: 'Greets someone', argsSchema: schemas.greet, get: (args) => greetMessages(args) })],
   };
+}
+
+export interface FixtureOptions<Server> {
+  /** Where handler runs and aborts are recorded (default: a new Ledger). */
+  ledger?: Ledger;
+  /** Extra tools, e.g. the stdio entry's `transport_stats`. */
+  extend?: (server: Server, ledger: Ledger) => void;
+}
+
+export interface Fixture<Server> {
+  server: Server;
+  ledger: Ledger;
+}
+
+/** The reference fixture served by one SDK's glue (`serve`: serveAppV1 or serveAppV2). */
+export function createFixture<Server>(serve: (app: TestApp) => Server, options: FixtureOptions<Server> = {}): Fixture<Server> {
+  const ledger = options.ledger ?? new Ledger();
+  const server = serve(fixtureApp(ledger));
+  options.extend?.(server, ledger);
+  return { server, ledger };
 }

@@ -4,8 +4,7 @@
  * (fixture.ts) on it, every handler counting its runs in the Ledger.
  */
 import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { fixtureApp } from './fixture.ts';
-import { Ledger } from './ledger.ts';
+import { createFixture, type Fixture, type FixtureOptions } from './fixture.ts';
 import type { TestApp, ToolCall } from './test-app.ts';
 
 type Extra = {
@@ -60,22 +59,10 @@ function callOf(server: McpServer, extra: Extra): ToolCall {
   };
 }
 
-export interface V1ServerOptions {
-  /** Where handler runs and aborts are recorded (default: a new Ledger). */
-  ledger?: Ledger;
-  /** Extra tools, e.g. the stdio entry's `transport_stats`. */
-  extend?: (server: McpServer, ledger: Ledger) => void;
-}
-
-export interface V1Fixture {
-  server: McpServer;
-  ledger: Ledger;
-}
+export type V1ServerOptions = FixtureOptions<McpServer>;
+export type V1Fixture = Fixture<McpServer>;
 
 /** The reference fixture on SDK v1. */
 export function createV1Server(options: V1ServerOptions = {}): V1Fixture {
-  const ledger = options.ledger ?? new Ledger();
-  const server = serveAppV1(fixtureApp(ledger));
-  options.extend?.(server, ledger);
-  return { server, ledger };
+  return createFixture(serveAppV1, options);
 }

@@ -17,7 +17,7 @@
  */
 import { acceptedContent, inputRequired, McpServer, ResourceTemplate, type Transport as V2Transport } from '@modelcontextprotocol/server';
 import { serveStdio, type StdioServerHandle } from '@modelcontextprotocol/server/stdio';
-import { fixtureApp } from './fixture.ts';
+import { createFixture, type Fixture, type FixtureOptions } from './fixture.ts';
 import { Ledger } from './ledger.ts';
 import type { TestApp, ToolCall, ToolResult } from './test-app.ts';
 
@@ -71,24 +71,12 @@ function callOf(ctx: Ctx): ToolCall {
   };
 }
 
-export interface V2ServerOptions {
-  /** Where handler runs and aborts are recorded (default: a new Ledger). */
-  ledger?: Ledger;
-  /** Extra tools, e.g. the stdio entry's `transport_stats`. */
-  extend?: (server: McpServer, ledger: Ledger) => void;
-}
-
-export interface V2Fixture {
-  server: McpServer;
-  ledger: Ledger;
-}
+export type V2ServerOptions = FixtureOptions<McpServer>;
+export type V2Fixture = Fixture<McpServer>;
 
 /** The reference fixture on SDK v2. */
 export function createV2Server(options: V2ServerOptions = {}): V2Fixture {
-  const ledger = options.ledger ?? new Ledger();
-  const server = serveAppV2(fixtureApp(ledger));
-  options.extend?.(server, ledger);
-  return { server, ledger };
+  return createFixture(serveAppV2, options);
 }
 
 export interface ServedV2 {
