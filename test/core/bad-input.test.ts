@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidMessageError, StrayResponseError } from '#core/errors.ts';
 import { wrap } from '#core/wrap.ts';
-import { RecordingApp, ScriptedPeer, turn } from './harness.ts';
+import { RecordingApp, ScriptedPeer, turn } from '../support/scripted-peer.ts';
 
 async function setup() {
   const peer = new ScriptedPeer();

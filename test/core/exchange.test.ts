@@ -7,7 +7,7 @@ import { TimeoutError, TransportError } from '#core/errors.ts';
 import type { JSONRPCRequest } from '#core/jsonrpc.ts';
 import type { Middleware } from '#core/layer.ts';
 import { wrap } from '#core/wrap.ts';
-import { RecordingApp, ScriptedPeer, turn } from './harness.ts';
+import { RecordingApp, ScriptedPeer, turn } from '../support/scripted-peer.ts';
 
 async function setup(layers: Middleware[] = [], options = {}) {
   const peer = new ScriptedPeer();

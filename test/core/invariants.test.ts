@@ -13,7 +13,7 @@ import { LayerFaultError, TimeoutError, McpLayersError } from '#core/errors.ts';
 import type { JSONRPCRequest, RequestId } from '#core/jsonrpc.ts';
 import type { Middleware } from '#core/layer.ts';
 import { wrap } from '#core/wrap.ts';
-import { RecordingApp, ScriptedPeer, turn } from './harness.ts';
+import { RecordingApp, ScriptedPeer, turn } from '../support/scripted-peer.ts';
 
 type Action =
   | { t: 'appRequest'; method: string }

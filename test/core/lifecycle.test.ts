@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ConnectionClosedError } from '#core/errors.ts';
 import type { Middleware } from '#core/layer.ts';
 import { wrap } from '#core/wrap.ts';
-import { RecordingApp, ScriptedPeer, turn } from './harness.ts';
+import { RecordingApp, ScriptedPeer, turn } from '../support/scripted-peer.ts';
 
 describe('start', () => {
   it('installs callbacks on start (so queued messages wait for the application) and refuses a second start', async () => {

@@ -3,7 +3,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { describe, expect, it } from 'vitest';
 import type { Middleware } from '#core/layer.ts';
 import { wrap } from '#core/wrap.ts';
-import { ScriptedPeer, turn } from './harness.ts';
+import { ScriptedPeer, turn } from '../support/scripted-peer.ts';
 
 describe('inbound order and async context', () => {
   it("a message released by an earlier one reaches the application in its own exchange's context", async () => {

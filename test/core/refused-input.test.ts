@@ -15,7 +15,7 @@ import type { JSONRPCErrorResponse } from '#core/jsonrpc.ts';
 import type { LayerLike } from '#core/layer.ts';
 import { DEFAULT_MAX_DEPTH } from '#core/validate.ts';
 import { wrap, type WrapOptions } from '#core/wrap.ts';
-import { RecordingApp, ScriptedPeer, turn } from './harness.ts';
+import { RecordingApp, ScriptedPeer, turn } from '../support/scripted-peer.ts';
 
 /** An object exactly `levels` levels deep: `{ a: { a: … { leaf: 1 } } }`. */
 function nest(levels: number): Record<string, unknown> {

@@ -11,7 +11,7 @@ import type { Middleware } from '#core/layer.ts';
 import type { Transport } from '#core/transport.ts';
 import { when } from '#core/when.ts';
 import { wrap } from '#core/wrap.ts';
-import { RecordingApp, ScriptedPeer, turn } from './harness.ts';
+import { RecordingApp, ScriptedPeer, turn } from '../support/scripted-peer.ts';
 
 type Action =
   | { t: 'appRequest'; method: string; progress: boolean }

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { type JSONRPCNotification, type JSONRPCRequest, withMeta } from '#core/jsonrpc.ts';
 import type { Middleware } from '#core/layer.ts';
 import { wrap } from '#core/wrap.ts';
-import { RecordingApp, ScriptedPeer, turn } from './harness.ts';
+import { RecordingApp, ScriptedPeer, turn } from '../support/scripted-peer.ts';
 
 const TRACEPARENT = `00-${'a'.repeat(32)}-${'b'.repeat(16)}-01`;
 const stamp: Middleware = async (ctx, next) => {

@@ -14,7 +14,8 @@ import { wrap } from '#core/index.ts';
 import type { Transport } from '#core/transport.ts';
 import { createFetch, type McpFetch } from '#transports/http/index.ts';
 import { type IdentityProvider, SCOPE, startIdentityProvider } from '../support/identity-provider.ts';
-import { type AnyClient, makeClient, type SdkVersion } from '../support/mcp.ts';
+import { transportClient } from '../support/apps.ts';
+import type { Sdk, TestClient } from '../support/clients.ts';
 import { type ProtectedServer, serveHttp } from '../support/protected-mcp.ts';
 import { RunLog } from '../support/run-log.ts';
 
@@ -46,14 +47,14 @@ function expectNoSecretLeaks(): void {
 
 interface Run {
   server: ProtectedServer;
-  client: AnyClient;
+  client: TestClient;
   auth: ReturnType<typeof oauth>;
   transport: ReturnType<typeof wrap>;
 }
 
 type Options = Partial<OAuthOptions> | ((server: ProtectedServer) => Promise<Partial<OAuthOptions>>);
 
-async function connect(version: SdkVersion, given: Options = {}): Promise<Run> {
+async function connect(version: Sdk, given: Options = {}): Promise<Run> {
   log = new RunLog();
   log.captureConsole();
   const server = await serveHttp(idp);
@@ -77,7 +78,7 @@ async function connect(version: SdkVersion, given: Options = {}): Promise<Run> {
       : (new ClientTransportV2(new URL(server.url), { fetch: authorized }) as unknown as Transport);
   const transport = wrap(inner, [auth]);
   log.watch('client', transport.events);
-  const client = makeClient(version);
+  const client = transportClient(version);
   (client.raw as { onerror?: (e: Error) => void }).onerror = log.errors('client');
   await client.connect(transport);
   cleanup.push(() => client.close());
@@ -85,7 +86,7 @@ async function connect(version: SdkVersion, given: Options = {}): Promise<Run> {
 }
 
 /** Calls `work` and records the outcome; resolves to the error, if any. */
-async function work(client: AnyClient, ms = 10): Promise<Error | undefined> {
+async function work(client: TestClient, ms = 10): Promise<Error | undefined> {
   try {
     const result = (await client.callTool({ name: 'work', arguments: { ms } })) as { isError?: boolean; content?: Array<{ text?: string }> };
     if (result.isError === true) return new Error(`tool error: ${result.content?.[0]?.text}`);
@@ -100,7 +101,7 @@ function expiry(token: string): number {
   return JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString()).exp * 1000;
 }
 
-describe.each<SdkVersion>(['v1', 'v2'])('oauth over Streamable HTTP, SDK %s client', (version) => {
+describe.each<Sdk>(['v1', 'v2'])('oauth over Streamable HTTP, SDK %s client', (version) => {
   it('runs across several token expiries with zero failed requests', async () => {
     const run = await connect(version);
     const refreshes: string[] = [];
@@ -201,7 +202,7 @@ describe('oauth over Streamable HTTP', () => {
     cleanup.push(() => fetch.close());
     const transport = wrap(new ClientTransportV2(new URL(server.url), { fetch, authProvider: auth.authProvider }) as unknown as Transport, [auth]);
     log.watch('client', transport.events);
-    const client = makeClient('v2');
+    const client = transportClient('v2');
     await client.connect(transport);
     cleanup.push(() => client.close());
     expect(await work(client)).toBeUndefined();

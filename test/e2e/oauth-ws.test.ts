@@ -11,7 +11,8 @@ import { MemoryTokenStore, oauth, type OAuthOptions } from '#middleware/oauth/oa
 import { wrap } from '#core/index.ts';
 import { WebSocketClientTransport } from '#transports/ws/index.ts';
 import { type IdentityProvider, SCOPE, startIdentityProvider } from '../support/identity-provider.ts';
-import { type AnyClient, makeClient } from '../support/mcp.ts';
+import { transportClient } from '../support/apps.ts';
+import type { TestClient } from '../support/clients.ts';
 import { type ProtectedServer, serveWebSocket } from '../support/protected-mcp.ts';
 import { RunLog } from '../support/run-log.ts';
 
@@ -41,7 +42,7 @@ function expectNoSecretLeaks(): void {
 
 interface Run {
   server: ProtectedServer;
-  client: AnyClient;
+  client: TestClient;
   ws: WebSocketClientTransport;
   closed: Promise<void>;
 }
@@ -65,7 +66,7 @@ async function connect(given: Partial<OAuthOptions> | ((server: ProtectedServer)
   log.watch('websocket', ws.events);
   const transport = wrap(ws, [auth]);
   log.watch('client', transport.events);
-  const client = makeClient('v1');
+  const client = transportClient('v1');
   const raw = client.raw as { onerror?: (e: Error) => void; onclose?: () => void };
   raw.onerror = log.errors('client');
   const closed = new Promise<void>((resolve) => (raw.onclose = resolve));
@@ -74,7 +75,7 @@ async function connect(given: Partial<OAuthOptions> | ((server: ProtectedServer)
   return { server, client, ws, closed };
 }
 
-async function work(client: AnyClient, ms = 10): Promise<Error | undefined> {
+async function work(client: TestClient, ms = 10): Promise<Error | undefined> {
   try {
     await client.callTool({ name: 'work', arguments: { ms } });
     return undefined;

@@ -17,7 +17,7 @@ import type { Transport } from '#core/transport.ts';
 import { createFetch } from '#transports/http/index.ts';
 import { type IdentityProvider, SCOPE, startIdentityProvider } from '../support/identity-provider.ts';
 import { captureLogger } from '../support/log-capture.ts';
-import { makeClient } from '../support/mcp.ts';
+import { transportClient } from '../support/apps.ts';
 import { parseExposition, value } from '../support/prom-text.ts';
 import { serveHttp } from '../support/protected-mcp.ts';
 
@@ -45,7 +45,7 @@ describe('logging in front of oauth over Streamable HTTP', () => {
     });
     const inner = new StreamableHTTPClientTransport(new URL(server.url), { fetch: auth.fetch(fetch) }) as unknown as Transport;
     const transport = wrap(inner, [logging({ logger: log.logger, payloads: true }), tracing(), metrics({ registry }), auth], { name: 'protected' });
-    const client = makeClient('v1');
+    const client = transportClient('v1');
     try {
       await client.connect(transport);
       const refreshToken = await idp.mintRefreshToken(server.url);

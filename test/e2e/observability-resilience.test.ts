@@ -16,7 +16,7 @@ import { captureLogger } from '../support/log-capture.ts';
 import { type OtelHarness, startOtel } from '../support/otel.ts';
 import { parseExposition, value } from '../support/prom-text.ts';
 import { advance } from '../support/time.ts';
-import { connectV1 } from '../support/tool-servers.ts';
+import { connectV1 } from '../support/apps.ts';
 
 let otel: OtelHarness;
 beforeAll(() => {

@@ -15,7 +15,8 @@ import type { LayerEvents } from '#core/events.ts';
 import { wrap } from '#core/wrap.ts';
 import { FaultyLink, nextRequests, nextResponses } from '../support/faulty-link.ts';
 import { advance, settle } from '../support/time.ts';
-import { connectV1, connectV2, serverV1, ToolLedger } from '../support/tool-servers.ts';
+import { connectV1, connectV2, serverV1 } from '../support/apps.ts';
+import { Ledger } from '../support/ledger.ts';
 import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 
 beforeEach(() => {
@@ -178,7 +179,7 @@ describe('hedging against a real server', () => {
 
 describe('inbound load shedding on a real server', () => {
   it('answers excess requests itself; the tool never runs for them', async () => {
-    const ledger = new ToolLedger();
+    const ledger = new Ledger();
     const link = new FaultyLink();
     const server = serverV1(ledger);
     await server.connect(wrap(link.server, [concurrency({ maxInFlight: 1, direction: 'inbound' })]));

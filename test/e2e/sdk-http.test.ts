@@ -10,9 +10,10 @@ import { standard } from '#middleware/index.ts';
 import { wrap } from '#core/index.ts';
 import { createFetch, listenHttp, type McpFetch, type McpHttpServer } from '#transports/http/index.ts';
 import { makeClientTransport, makeServerTransport } from '../support/http.ts';
-import { type AnyClient, type AnyServer, makeClient, makeServer, type SdkVersion, textOf } from '../support/mcp.ts';
+import { type TestServer, transportClient, transportServer } from '../support/apps.ts';
+import { type Sdk, type TestClient, textOf } from '../support/clients.ts';
 
-const pairs: Array<[SdkVersion, SdkVersion | 'v1-node']> = [
+const pairs: Array<[Sdk, Sdk | 'v1-node']> = [
   ['v1', 'v1'],
   ['v2', 'v2'],
   ['v1', 'v2'],
@@ -22,8 +23,8 @@ const pairs: Array<[SdkVersion, SdkVersion | 'v1-node']> = [
 describe.each(pairs)('SDK %s Client ↔ SDK %s McpServer over Streamable HTTP', (clientVersion, serverKind) => {
   let http: McpHttpServer | undefined;
   let fetch: McpFetch | undefined;
-  let client: AnyClient | undefined;
-  const servers: AnyServer[] = [];
+  let client: TestClient | undefined;
+  const servers: TestServer[] = [];
 
   afterEach(async () => {
     await client?.close();
@@ -32,18 +33,18 @@ describe.each(pairs)('SDK %s Client ↔ SDK %s McpServer over Streamable HTTP', 
     await Promise.all(servers.splice(0).map((s) => s.close()));
   });
 
-  async function connect(): Promise<AnyClient> {
+  async function connect(): Promise<TestClient> {
     http = await listenHttp({
       sessions: async () => {
         const transport = wrap(makeServerTransport(serverKind), []);
-        const server = makeServer(serverKind === 'v2' ? 'v2' : 'v1');
+        const server = transportServer(serverKind === 'v2' ? 'v2' : 'v1');
         servers.push(server);
         await server.connect(transport);
         return transport;
       },
     });
     fetch = createFetch({ connections: 8 });
-    client = makeClient(clientVersion);
+    client = transportClient(clientVersion);
     await client.connect(wrap(makeClientTransport(clientVersion, http.url, fetch), [standard()]));
     return client;
   }
@@ -78,7 +79,7 @@ describe.each(pairs)('SDK %s Client ↔ SDK %s McpServer over Streamable HTTP', 
 describe('SDK v2 in the 2026-07-28 era over Streamable HTTP', () => {
   let http: McpHttpServer | undefined;
   let fetch: McpFetch | undefined;
-  let client: AnyClient | undefined;
+  let client: TestClient | undefined;
   let handler: { close(): Promise<void> } | undefined;
 
   afterEach(async () => {
@@ -89,11 +90,11 @@ describe('SDK v2 in the 2026-07-28 era over Streamable HTTP', () => {
   });
 
   it('negotiates with server/discover and calls tools (with progress), resources and prompts', async () => {
-    const mcp = createMcpHandler(() => makeServer('v2') as never);
+    const mcp = createMcpHandler(() => transportServer('v2') as never);
     handler = mcp;
     http = await listenHttp({ handler: (request, extra) => mcp.fetch(request, extra as never) });
     fetch = createFetch();
-    client = makeClient('v2', { modern: true });
+    client = transportClient('v2', { modern: true });
     const wrapped = wrap(makeClientTransport('v2', http.url, fetch), [standard()]);
     await client.connect(wrapped);
     expect(wrapped.protocolVersion).toBe('2026-07-28');

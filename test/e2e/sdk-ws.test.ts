@@ -7,9 +7,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { standard } from '#middleware/index.ts';
 import { wrap } from '#core/index.ts';
 import { listenWebSocket, type McpWebSocketServer, WebSocketClientTransport } from '#transports/ws/index.ts';
-import { type AnyClient, type AnyServer, makeClient, makeModernServer, makeServer, type SdkVersion, textOf } from '../support/mcp.ts';
+import { modernTransportServer, type TestServer, transportClient, transportServer } from '../support/apps.ts';
+import { type Sdk, type TestClient, textOf } from '../support/clients.ts';
 
-const pairs: Array<[SdkVersion, SdkVersion]> = [
+const pairs: Array<[Sdk, Sdk]> = [
   ['v1', 'v1'],
   ['v1', 'v2'],
   ['v2', 'v1'],
@@ -18,8 +19,8 @@ const pairs: Array<[SdkVersion, SdkVersion]> = [
 
 describe.each(pairs)('SDK %s Client ↔ SDK %s McpServer over WebSocket', (clientVersion, serverVersion) => {
   let wss: McpWebSocketServer | undefined;
-  let client: AnyClient | undefined;
-  const servers: AnyServer[] = [];
+  let client: TestClient | undefined;
+  const servers: TestServer[] = [];
 
   afterEach(async () => {
     await client?.close();
@@ -27,15 +28,15 @@ describe.each(pairs)('SDK %s Client ↔ SDK %s McpServer over WebSocket', (clien
     await Promise.all(servers.splice(0).map((s) => s.close()));
   });
 
-  async function connect(): Promise<AnyClient> {
+  async function connect(): Promise<TestClient> {
     wss = await listenWebSocket({
       onconnection: async (transport) => {
-        const server = makeServer(serverVersion);
+        const server = transportServer(serverVersion);
         servers.push(server);
         await server.connect(wrap(transport, [], { events: transport.events }));
       },
     });
-    client = makeClient(clientVersion);
+    client = transportClient(clientVersion);
     const transport = new WebSocketClientTransport(wss.url);
     await client.connect(wrap(transport, [standard()], { events: transport.events }));
     return client;
@@ -76,7 +77,7 @@ describe.each(pairs)('SDK %s Client ↔ SDK %s McpServer over WebSocket', (clien
  */
 describe('SDK v2 Client in negotiating mode over WebSocket', () => {
   let wss: McpWebSocketServer | undefined;
-  let client: AnyClient | undefined;
+  let client: TestClient | undefined;
   afterEach(async () => {
     await client?.close();
     await wss?.close();
@@ -85,10 +86,10 @@ describe('SDK v2 Client in negotiating mode over WebSocket', () => {
   it('probes with server/discover, falls back to initialize, and works', async () => {
     wss = await listenWebSocket({
       onconnection: async (transport) => {
-        await makeModernServer().connect(wrap(transport, []));
+        await modernTransportServer().connect(wrap(transport, []));
       },
     });
-    client = makeClient('v2', { modern: true });
+    client = transportClient('v2', { modern: true });
     const transport = new WebSocketClientTransport(wss.url);
     const sent: string[] = [];
     const wrapped = wrap(transport, [

@@ -22,14 +22,15 @@ import type { LayerEvents } from '#core/events.ts';
 import { wrap } from '#core/index.ts';
 import { WebSocketClientTransport } from '#transports/ws/index.ts';
 import { LineChild } from '../support/child.ts';
-import { type AnyClient, makeClient, type SdkVersion, textOf } from '../support/mcp.ts';
+import { transportClient } from '../support/apps.ts';
+import { type Sdk, type TestClient, textOf } from '../support/clients.ts';
 import { retry } from '#middleware/index.ts';
 
 const SCRIPT = new URL('../support/ws-child.ts', import.meta.url).pathname;
 
-describe.each(['v1', 'v2'] as SdkVersion[])('SDK %s Client across a server restart', (version) => {
+describe.each(['v1', 'v2'] as Sdk[])('SDK %s Client across a server restart', (version) => {
   const children: LineChild[] = [];
-  let client: AnyClient | undefined;
+  let client: TestClient | undefined;
   let dir: string | undefined;
 
   afterEach(async () => {
@@ -64,7 +65,7 @@ describe.each(['v1', 'v2'] as SdkVersion[])('SDK %s Client across a server resta
     transport.events.on('retry', (e) => retried.push(`${e.ctx.method} ${e.reason}`));
     transport.events.on('give-up', (e) => gaveUp.push(`${e.ctx.method} ${e.reason}`));
     const sentByApp: string[] = [];
-    client = makeClient(version);
+    client = transportClient(version);
     const errors: Error[] = [];
     (client.raw as { onerror?: (e: Error) => void }).onerror = (e) => errors.push(e);
     const countSends = async (ctx: { direction: string; method: string }, next: () => Promise<void>) => {
@@ -129,7 +130,7 @@ describe.each(['v1', 'v2'] as SdkVersion[])('SDK %s Client across a server resta
       heartbeat: false,
       wsOptions: { createConnection },
     });
-    client = makeClient(version);
+    client = transportClient(version);
     const errors: Error[] = [];
     (client.raw as { onerror?: (e: Error) => void }).onerror = (e) => errors.push(e);
     // No retry layer: whatever succeeds here, succeeds without anyone trying again.
@@ -145,8 +146,8 @@ describe.each(['v1', 'v2'] as SdkVersion[])('SDK %s Client across a server resta
         socket.off('error', go);
         resolve({
           state: transport.state,
-          read: (client as AnyClient).callTool({ name: 'slow_read', arguments: { key: 'e' } }),
-          write: (client as AnyClient).callTool({ name: 'write', arguments: { key: 'f' } }),
+          read: (client as TestClient).callTool({ name: 'slow_read', arguments: { key: 'e' } }),
+          write: (client as TestClient).callTool({ name: 'write', arguments: { key: 'f' } }),
         });
       };
       socket.on('end', go);

@@ -5,7 +5,7 @@
  */
 import { afterEach, expect, it } from 'vitest';
 import { INITIALIZE, rawClient, request } from '../support/ws.ts';
-import { DEMO_SERVER, startTestGateway, type TestGateway } from './support.ts';
+import { DEMO_SERVER, startTestGateway, type TestGateway } from '../support/gateway.ts';
 
 let gw: TestGateway | undefined;
 afterEach(async () => {

@@ -8,7 +8,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketClientTransport } from '#transports/ws/index.ts';
-import { startTestGateway, type TestGateway } from './support.ts';
+import { startTestGateway, type TestGateway } from '../support/gateway.ts';
 
 /** A stdio server (the SDK's) whose `nest` tool answers structuredContent `depth` levels deep. */
 const SERVER = `

@@ -14,7 +14,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { start } from '../examples/run.ts';
-import { CLI, DEMO_SERVER, startTestGateway, type TestGateway } from './support.ts';
+import { CLI, DEMO_SERVER, startTestGateway, type TestGateway } from '../support/gateway.ts';
 
 interface OtlpSpan {
   traceId: string;

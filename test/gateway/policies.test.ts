@@ -9,7 +9,7 @@ import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { LayerEntry } from '#gateway/config/layers.ts';
 import { WebSocketClientTransport } from '#transports/ws/index.ts';
-import { closeAll, DEMO_SERVER, startTestGateway, type TestGateway } from './support.ts';
+import { closeAll, DEMO_SERVER, startTestGateway, type TestGateway } from '../support/gateway.ts';
 
 let gw: TestGateway | undefined;
 const clients: Client[] = [];

@@ -12,7 +12,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { afterEach, describe, expect, it } from 'vitest';
 import type { GatewayEvents } from '#gateway/gateway.ts';
 import { closed, rawClient } from '../support/ws.ts';
-import { closeAll, DEMO_SERVER, isAlive, startTestGateway, type TestGateway } from './support.ts';
+import { closeAll, DEMO_SERVER, isAlive, startTestGateway, type TestGateway } from '../support/gateway.ts';
 
 const upstream = { command: process.execPath, args: [DEMO_SERVER] };
 let gw: TestGateway | undefined;

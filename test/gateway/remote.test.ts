@@ -14,7 +14,7 @@ import type { Transport } from '#core/transport.ts';
 import { createV1Client, type TestClient } from '../support/clients.ts';
 import { makeServerTransport } from '../support/http.ts';
 import { startServer } from '../support/run.ts';
-import { startTestGateway, type TestGateway } from './support.ts';
+import { startTestGateway, type TestGateway } from '../support/gateway.ts';
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {

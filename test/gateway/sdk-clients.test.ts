@@ -16,7 +16,7 @@ import { normalizePeerIds, tap, type TapLog } from '../support/tap.ts';
 import { makeClientTransport, makeServerTransport } from '../support/http.ts';
 import type { Ledger } from '../support/ledger.ts';
 import { startServer } from '../support/run.ts';
-import { fixtureUpstream, startTestGateway, type TestGateway } from './support.ts';
+import { fixtureUpstream, startTestGateway, type TestGateway } from '../support/gateway.ts';
 
 type Sdk = 'v1' | 'v2';
 type Listener = 'http' | 'websocket';

@@ -15,7 +15,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ListRootsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { closeAll, startTestGateway, type TestGateway } from './support.ts';
+import { closeAll, startTestGateway, type TestGateway } from '../support/gateway.ts';
 
 const FILESYSTEM_SERVER = createRequire(import.meta.url).resolve('@modelcontextprotocol/server-filesystem/dist/index.js');
 const serverDir = realpathSync(mkdtempSync(join(tmpdir(), 'mcp-layers-fs-server-')));

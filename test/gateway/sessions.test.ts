@@ -10,7 +10,7 @@ import { validateConfig } from '#gateway/config/load.ts';
 import { checkGateway, settingsOf } from '#gateway/gateway.ts';
 import { WebSocketClientTransport } from '#transports/ws/index.ts';
 import { closed, rawClient, refusal } from '../support/ws.ts';
-import { closeAll, DEMO_SERVER, isAlive, startTestGateway, type TestGateway } from './support.ts';
+import { closeAll, DEMO_SERVER, isAlive, startTestGateway, type TestGateway } from '../support/gateway.ts';
 
 const upstream = { command: process.execPath, args: [DEMO_SERVER] };
 let gw: TestGateway | undefined;

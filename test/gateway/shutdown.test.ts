@@ -13,7 +13,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketClientTransport } from '#transports/ws/index.ts';
 import { refusal } from '../support/ws.ts';
-import { CLI, DEMO_SERVER, isAlive } from './support.ts';
+import { CLI, DEMO_SERVER, isAlive } from '../support/gateway.ts';
 
 interface Running {
   readonly process: ChildProcess;

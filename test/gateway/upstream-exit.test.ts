@@ -10,7 +10,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketClientTransport } from '#transports/ws/index.ts';
-import { closeAll, DEMO_SERVER, startTestGateway, type TestGateway } from './support.ts';
+import { closeAll, DEMO_SERVER, startTestGateway, type TestGateway } from '../support/gateway.ts';
 
 let gw: TestGateway | undefined;
 const clients: Client[] = [];

@@ -4,8 +4,8 @@
  * response (docs/architecture.md#ids, #invariant-1 and #invariant-4).
  *
  * Real SDK Client and McpServer on both ends. Between the wrapped client transport and
- * its InMemoryTransport sits a LossyLink that records what the stack writes and loses
- * the first response to `tools/call add`, as a dropped connection would. The tool
+ * the server sits a FaultyLink that records what the stack writes and loses the first
+ * response to `tools/call add`, as a dropped connection would. The tool
  * really runs twice (the ledger says so); the application never learns.
  */
 import { describe, expect, it } from 'vitest';
@@ -15,23 +15,22 @@ import type { Layer } from '#core/layer.ts';
 import { wrap } from '#core/wrap.ts';
 import { createV1Client, createV2Client, type TestClient } from '../support/clients.ts';
 import { retryingLayer } from '../support/layers.ts';
-import { firstMatching, linkedPair, LossyLink, toolCall } from '../support/links.ts';
+import { FaultyLink, nextResponses, toolCall } from '../support/faulty-link.ts';
 import { startServer, ZERO_STATS } from '../support/run.ts';
 import { tap } from '../support/tap.ts';
 
 const sdks = [
-  { name: 'SDK v1', client: createV1Client, server: 'v1', link: 'v1' },
-  { name: 'SDK v2', client: () => createV2Client(), server: 'v2', link: 'v2' },
+  { name: 'SDK v1', client: createV1Client, server: 'v1' },
+  { name: 'SDK v2', client: () => createV2Client(), server: 'v2' },
 ] as const;
 
 const isAddCall = (m: JSONRPCMessage): m is JSONRPCRequest => 'method' in m && m.method === 'tools/call' && m.params?.['name'] === 'add';
 
-async function connect(sdk: (typeof sdks)[number], makeLink: (inner: ReturnType<typeof linkedPair>[0]) => LossyLink, layers: (link: LossyLink) => Layer[]) {
-  const [clientSide, serverSide] = linkedPair(sdk.link);
-  const link = makeLink(clientSide);
-  const transport = wrap(link, layers(link));
+async function connect(sdk: (typeof sdks)[number], makeLink: () => FaultyLink, layers: (link: FaultyLink) => Layer[]) {
+  const link = makeLink();
+  const transport = wrap(link.client, layers(link));
   const app = tap(transport);
-  const { ledger, close } = await startServer(sdk.server, serverSide);
+  const { ledger, close } = await startServer(sdk.server, link.server);
   const client: TestClient = sdk.client();
   await client.connect(transport);
   return { link, transport, app, ledger, client, close: async () => (await client.close(), await close()) };
@@ -42,7 +41,7 @@ describe.each(sdks)('$name: a retrying layer', (sdk) => {
     const retried: unknown[] = [];
     const { link, transport, app, ledger, client, close } = await connect(
       sdk,
-      (inner) => new LossyLink(inner, firstMatching(toolCall('add'))),
+      () => new FaultyLink(nextResponses(1, 'lose', toolCall('add'))),
       () => [retryingLayer({ match: (ctx) => ctx.tool === 'add', onRetry: (error) => void retried.push(error) })],
     );
 
@@ -76,7 +75,7 @@ describe.each(sdks)('$name: a retrying layer', (sdk) => {
   it('abandons an attempt on a fork: the peer is told to cancel that wire id, the retry gets a fresh one', async () => {
     // The first attempt runs under its own deadline signal, which fires when the link loses the response.
     const abandoned: unknown[] = [];
-    const abandonOnLoss = (link: LossyLink): Layer => ({
+    const abandonOnLoss = (link: FaultyLink): Layer => ({
       name: 'abandon-on-loss',
       async handle(ctx, next) {
         if (ctx.tool !== 'add') return next();
@@ -94,7 +93,7 @@ describe.each(sdks)('$name: a retrying layer', (sdk) => {
     });
     const { link, transport, app, ledger, client, close } = await connect(
       sdk,
-      (inner) => new LossyLink(inner, firstMatching(toolCall('add')), { reportLoss: false }),
+      () => new FaultyLink(nextResponses(1, 'drop', toolCall('add'))),
       (l) => [abandonOnLoss(l)],
     );
 

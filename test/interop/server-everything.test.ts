@@ -15,13 +15,13 @@ import { wrap } from '#core/wrap.ts';
 import { createV1Client, createV2Client, type TestClient } from '../support/clients.ts';
 import { newObservations, observingLayers } from '../support/layers.ts';
 import { ZERO_STATS } from '../support/run.ts';
-import { settle, type Step } from '../support/scenarios.ts';
+import { captureOutcome, type Step } from '../support/scenarios.ts';
 import { collectStderr, withChildStderr, everythingServerProcess, stdioClientTransport } from '../support/stdio.ts';
 import { normalizePeerIds, tap, type TapLog } from '../support/tap.ts';
 
 async function script(client: TestClient): Promise<Step[]> {
   const steps: Step[] = [];
-  const record = async (step: string, run: () => Promise<unknown>) => void steps.push({ step, value: await settle(run) });
+  const record = async (step: string, run: () => Promise<unknown>) => void steps.push({ step, value: await captureOutcome(run) });
   await record('tools/list', () => client.listTools());
   await record('echo', () => client.callTool('echo', { message: 'hello' }));
   await record('get-sum', () => client.callTool('get-sum', { a: 2, b: 3 }));

@@ -5,7 +5,7 @@ import { timeout } from '#middleware/timeout.ts';
 import { ErrorCode, InvalidOptionError } from '#core/errors.ts';
 import type { JSONRPCErrorResponse, RequestId } from '#core/jsonrpc.ts';
 import type { Middleware } from '#core/layer.ts';
-import { advance, settle, type Stack, stack } from './harness.ts';
+import { advance, settle, type Stack, stack } from '../support/layer-stack.ts';
 
 beforeEach(() => {
   vi.useFakeTimers();

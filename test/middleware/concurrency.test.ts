@@ -3,7 +3,7 @@ import { concurrency } from '#middleware/concurrency.ts';
 import { retry } from '#middleware/retry/retry.ts';
 import { ErrorCode, InvalidOptionError } from '#core/errors.ts';
 import type { JSONRPCErrorResponse, JSONRPCRequest } from '#core/jsonrpc.ts';
-import { settle, stack } from './harness.ts';
+import { settle, stack } from '../support/layer-stack.ts';
 
 beforeEach(() => {
   vi.useFakeTimers();

@@ -4,7 +4,7 @@ import { timeout } from '#middleware/timeout.ts';
 import { ErrorCode, InvalidOptionError } from '#core/errors.ts';
 import type { JSONRPCErrorResponse, JSONRPCRequest } from '#core/jsonrpc.ts';
 import { RetryBudget } from '#middleware/retry/budget.ts';
-import { advance, settle, stack } from './harness.ts';
+import { advance, settle, stack } from '../support/layer-stack.ts';
 
 beforeEach(() => {
   vi.useFakeTimers();

@@ -15,7 +15,7 @@ import type { Middleware } from '#core/layer.ts';
 import { wrap } from '#core/wrap.ts';
 import { emitEveryEvent, everyEvent, publish } from '../support/events.ts';
 import { captureLogger } from '../support/log-capture.ts';
-import { connectPair, type Pair } from '../support/mcp-pair.ts';
+import { connectPair, type Pair } from '../support/apps.ts';
 import { type OtelHarness, startOtel } from '../support/otel.ts';
 
 const settle = () => new Promise((resolve) => setImmediate(resolve));

@@ -18,7 +18,7 @@ import type { Middleware } from '#core/layer.ts';
 import { DURATION_BUCKETS } from '#middleware/observability/telemetry.ts';
 import { wrap } from '#core/wrap.ts';
 import { emitEveryEvent } from '../support/events.ts';
-import { connectPair, type Pair } from '../support/mcp-pair.ts';
+import { connectPair, type Pair } from '../support/apps.ts';
 import { startOtel } from '../support/otel.ts';
 import { parseExposition, select, value } from '../support/prom-text.ts';
 

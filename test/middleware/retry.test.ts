@@ -6,7 +6,7 @@ import { ErrorCode, InvalidOptionError, TransportError } from '#core/errors.ts';
 import type { JSONRPCErrorResponse } from '#core/jsonrpc.ts';
 import { RetryBudget } from '#middleware/retry/budget.ts';
 import type { Transport } from '#core/transport.ts';
-import { advance, settle, stack } from './harness.ts';
+import { advance, settle, stack } from '../support/layer-stack.ts';
 
 beforeEach(() => {
   vi.useFakeTimers();

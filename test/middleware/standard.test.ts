@@ -5,7 +5,7 @@ import { STANDARD_DEFAULTS, standard } from '#middleware/standard.ts';
 import { timeout } from '#middleware/timeout.ts';
 import { ErrorCode, InvalidOptionError } from '#core/errors.ts';
 import type { JSONRPCErrorResponse } from '#core/jsonrpc.ts';
-import { advance, settle, stack } from './harness.ts';
+import { advance, settle, stack } from '../support/layer-stack.ts';
 
 beforeEach(() => {
   vi.useFakeTimers();

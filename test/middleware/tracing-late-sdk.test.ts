@@ -2,7 +2,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { tracing } from '#middleware/observability/tracing.ts';
 import { wrap } from '#core/wrap.ts';
-import { RecordingApp, ScriptedPeer, turn } from '../core/harness.ts';
+import { RecordingApp, ScriptedPeer, turn } from '../support/scripted-peer.ts';
 import { startOtel } from '../support/otel.ts';
 
 let otel: ReturnType<typeof startOtel> | undefined;

@@ -13,7 +13,7 @@ import type { JSONRPCMessage, JSONRPCRequest } from '#core/jsonrpc.ts';
 import type { Middleware } from '#core/layer.ts';
 import { wrap } from '#core/wrap.ts';
 import { publish } from '../support/events.ts';
-import { connectPair, type Pair } from '../support/mcp-pair.ts';
+import { connectPair, type Pair } from '../support/apps.ts';
 import { type OtelHarness, startOtel } from '../support/otel.ts';
 
 /** Every attribute the MCP semconv defines for MCP spans (client and server), plus ours. */

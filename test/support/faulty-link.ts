@@ -11,15 +11,19 @@
  * - `reset`:  the message is delivered, then send() rejects with ECONNRESET (the bytes
  *   left; the peer may act on them);
  * - `drop`:   send() resolves, the message is never delivered;
+ * - `lose`:   dropped, and the receiving end reports `onconnectionlost` — as a
+ *   reconnecting transport whose connection fell — so the attempts in flight fail with
+ *   a retryable error instead of waiting for a timeout;
  * - `{ delayMs }`: delivered after a delay (a timer, so fake timers drive it).
  * Delivery is asynchronous (a microtask), never synchronous re-entry.
  */
-import type { JSONRPCMessage, JSONRPCRequest } from '#core/jsonrpc.ts';
+import type { JSONRPCMessage, JSONRPCRequest, RequestId } from '#core/jsonrpc.ts';
 import type { MessageExtraInfo, Transport, TransportSendOptions } from '#core/transport.ts';
 
 export type Side = 'client' | 'server';
-export type Fault = 'deliver' | 'drop' | 'refuse' | 'reset' | { delayMs: number };
-export type FaultRule = (message: JSONRPCMessage, from: Side) => Fault | undefined;
+export type Fault = 'deliver' | 'drop' | 'lose' | 'refuse' | 'reset' | { delayMs: number };
+/** `answers`: for a response, the request (sent the other way, earlier) that it answers. */
+export type FaultRule = (message: JSONRPCMessage, from: Side, answers?: JSONRPCRequest) => Fault | undefined;
 
 export interface LinkCounts {
   /** send() calls per sending side (whatever their fate). */
@@ -34,6 +38,7 @@ export class LinkEnd implements Transport {
   onclose?: () => void;
   onerror?: (error: Error) => void;
   onmessage?: (message: JSONRPCMessage, extra?: MessageExtraInfo) => void;
+  onconnectionlost?: (error: Error) => void;
   sessionId?: string;
   readonly #link: FaultyLink;
   readonly side: Side;
@@ -63,7 +68,10 @@ export class FaultyLink {
   readonly log: Array<{ from: Side; message: JSONRPCMessage; fault: Fault }> = [];
   record = true;
   readonly counts: LinkCounts = { sent: { client: 0, server: 0 }, delivered: { client: 0, server: 0 }, dropped: 0, refused: 0, reset: 0 };
+  /** The messages the link dropped or lost, in order. */
+  readonly dropped: Array<JSONRPCMessage & { id?: RequestId }> = [];
   closed = false;
+  readonly #lost = new AbortController();
 
   constructor(rule?: FaultRule) {
     this.rule = rule;
@@ -71,10 +79,20 @@ export class FaultyLink {
     this.server = new LinkEnd(this, 'server');
   }
 
+  /** Aborts when the first response is dropped or lost: for layers that abandon an attempt on their own. */
+  get lost(): AbortSignal {
+    return this.#lost.signal;
+  }
+
+  /** Every message the client side sent, in order (any fate). */
+  get wire(): JSONRPCMessage[] {
+    return this.log.filter((entry) => entry.from === 'client').map((entry) => entry.message);
+  }
+
   /** @internal */
   carry(message: JSONRPCMessage, from: Side): Promise<void> {
     if (this.closed) return Promise.reject(new Error('Not connected'));
-    const fault = this.rule?.(message, from) ?? 'deliver';
+    const fault = this.rule?.(message, from, this.#requestAnswered(message, from)) ?? 'deliver';
     this.counts.sent[from]++;
     if (this.record) this.log.push({ from, message, fault });
     const to = from === 'client' ? this.server : this.client;
@@ -88,7 +106,11 @@ export class FaultyLink {
         queueMicrotask(deliver);
         return Promise.resolve();
       case 'drop':
+      case 'lose':
         this.counts.dropped++;
+        this.dropped.push(message);
+        if (!('method' in message)) this.#lost.abort(new Error(`the link lost the response to wire id ${String(message.id)}`));
+        if (fault === 'lose') queueMicrotask(() => to.onconnectionlost?.(new Error('the link dropped a response')));
         return Promise.resolve();
       case 'refuse':
         this.counts.refused++;
@@ -101,6 +123,14 @@ export class FaultyLink {
         setTimeout(deliver, fault.delayMs);
         return Promise.resolve();
     }
+  }
+
+  #requestAnswered(message: JSONRPCMessage, from: Side): JSONRPCRequest | undefined {
+    if ('method' in message) return undefined;
+    for (const entry of this.log) {
+      if (entry.from !== from && 'method' in entry.message && 'id' in entry.message && entry.message.id === message.id) return entry.message as JSONRPCRequest;
+    }
+    return undefined;
   }
 
   close(): void {
@@ -137,12 +167,19 @@ export function nextRequests(n: number, fault: Fault, match: (request: JSONRPCRe
   };
 }
 
-/** A rule that applies `fault` to the server's next `n` responses. */
-export function nextResponses(n: number, fault: Fault): FaultRule {
+/** A rule that applies `fault` to the server's next `n` responses (to requests matching `match`), then delivers. */
+export function nextResponses(n: number, fault: Fault, match: (request: JSONRPCRequest | undefined) => boolean = () => true): FaultRule {
   let left = n;
-  return (message, from) => {
+  return (message, from, answers) => {
     if (from !== 'server' || left === 0 || 'method' in message) return undefined;
+    if (!match(answers)) return undefined;
     left--;
     return fault;
   };
 }
+
+/** Matches `tools/call` of the named tool (for nextRequests and nextResponses). */
+export function toolCall(name: string): (request: JSONRPCRequest | undefined) => boolean {
+  return (request) => request?.method === 'tools/call' && request.params?.['name'] === name;
+}
+

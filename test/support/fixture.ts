@@ -1,7 +1,9 @@
 /**
- * The feature set every test server offers, defined once so the SDK v1 and v2 server
- * factories answer byte-for-byte alike. Only the SDK glue differs between them
- * (server-v1.ts, server-v2.ts); what a tool does and returns lives here.
+ * The reference test server: the feature set the interop and gateway suites drive,
+ * defined once as a TestApp (fixtureApp) so the SDK v1 and v2 servers answer
+ * byte-for-byte alike. Only the SDK glue differs between them (server-v1.ts,
+ * server-v2.ts: createV1Server, createV2Server, serveV2); what a tool does and returns
+ * lives here.
  *
  * Tools
  *   echo      { text }         readOnlyHint       returns the text
@@ -12,11 +14,14 @@
  *   elicit    { question }                        asks the client elicitation/create, returns its answer
  *   slow      {}                                  reports progress "started", then waits for its abort signal
  *   fail      {}                                  throws: the client gets an isError result
+ *   ask       { question }                        SDK v2 only: multi-round-trip input (`inputRequired`)
  *   ledger    {}               readOnlyHint       returns the Ledger snapshot (for child processes)
  * Resources: a static text resource and a URI template.
  * Prompts:   `greet` with a required and an optional argument.
  */
 import * as z from 'zod';
+import { Ledger } from './ledger.ts';
+import { prompt, type TestApp, tool } from './test-app.ts';
 
 export const SERVER_INFO = { name: 'mcp-layers-test-server', version: '1.0.0' };
 export const CLIENT_INFO = { name: 'mcp-layers-test-client', version: '1.0.0' };
@@ -47,9 +52,6 @@ export const schemas = {
   elicit: z.object({ question: z.string() }),
   greet: z.object({ name: z.string(), style: z.string().optional() }),
 };
-
-/** Raw shapes for SDK v1's `registerPrompt`, which takes a record of field schemas. */
-export const greetArgsShape = schemas.greet.shape;
 
 export const annotations = {
   echo: { readOnlyHint: true },
@@ -103,4 +105,113 @@ export function lastPromptText(params: unknown): string {
   const content = messages.at(-1)?.content as { type?: string; text?: string } | Array<{ type?: string; text?: string }> | undefined;
   const block = Array.isArray(content) ? content[0] : content;
   return block?.type === 'text' ? (block.text ?? '') : '';
+}
+
+/** The reference server's tools, resources and prompts; every handler counts its runs in `ledger`. */
+export function fixtureApp(ledger: Ledger): TestApp {
+  return {
+    info: SERVER_INFO,
+    options: { capabilities: { tools: {}, resources: {}, prompts: {} } },
+    tools: [
+      tool({ name: 'echo', description: 'Returns its text', inputSchema: schemas.echo, annotations: annotations.echo, run: ({ text: value }) => {
+        ledger.ran('echo');
+        return text(value);
+      } }),
+      tool({ name: 'add', description: 'Adds two numbers', inputSchema: schemas.add, annotations: annotations.add, run: ({ a, b }) => {
+        ledger.ran('add');
+        return text(String(a + b));
+      } }),
+      tool({ name: 'append', description: 'Appends an item (not idempotent)', inputSchema: schemas.append, run: ({ item }) => {
+        const count = ledger.ran('append');
+        return text(`appended ${item} (#${count})`);
+      } }),
+      tool({ name: 'progress', description: 'Reports progress', inputSchema: schemas.progress, annotations: annotations.progress, run: async ({ steps }, call) => {
+        ledger.ran('progress');
+        if (call.progressToken !== undefined) {
+          for (let step = 1; step <= steps; step++) await call.progress({ progress: step, total: steps, message: `step ${step}` });
+        }
+        return text(`done after ${steps} steps`);
+      } }),
+      // Push-style server→client requests exist in the 2025 era only; on a 2026-era request the v2 SDK throws.
+      tool({ name: 'sample', description: 'Asks the client to sample', inputSchema: schemas.sample, run: async ({ prompt: asked }, call) => {
+        ledger.ran('sample');
+        const answer = await call.sample(samplingRequestParams(asked));
+        return text(`${answer.model} said: ${JSON.stringify(answer.content)}`);
+      } }),
+      tool({ name: 'elicit', description: 'Asks the client a question', inputSchema: schemas.elicit, run: async ({ question }, call) => {
+        ledger.ran('elicit');
+        const answer = await call.elicit({ message: question, requestedSchema: ELICIT_SCHEMA });
+        return text(`${answer.action}: ${JSON.stringify(answer.content)}`);
+      } }),
+      tool({ name: 'ask', description: 'Asks the client a question, multi-round-trip style', inputSchema: schemas.elicit, only: 'v2', run: ({ question }, call) => {
+        ledger.ran('ask');
+        const answer = call.inputResponse('answer');
+        if (answer === undefined) return call.inputRequired('answer', { message: question, requestedSchema: ELICIT_SCHEMA });
+        return text(`answered: ${JSON.stringify(answer)}`);
+      } }),
+      {
+        name: 'slow',
+        description: 'Waits until cancelled',
+        run: async (_args, call) => {
+          ledger.ran('slow');
+          const { signal } = call;
+          const aborted = new Promise<void>((resolve) => {
+            const onAbort = () => {
+              ledger.abort('slow', signal.reason);
+              resolve();
+            };
+            if (signal.aborted) onAbort();
+            else signal.addEventListener('abort', onAbort, { once: true });
+          });
+          if (call.progressToken !== undefined) await call.progress({ progress: 0, message: SLOW_STARTED_MESSAGE });
+          await aborted;
+          return text('aborted');
+        },
+      },
+      {
+        name: 'fail',
+        description: 'Always fails',
+        run: () => {
+          ledger.ran('fail');
+          throw new Error(FAIL_MESSAGE);
+        },
+      },
+      { name: 'ledger', description: 'What the server really did', annotations: annotations.ledger, run: () => text(JSON.stringify(ledger.snapshot())) },
+    ],
+    resources: [
+      {
+        name: STATIC_RESOURCE.name,
+        uri: STATIC_RESOURCE.uri,
+        metadata: { mimeType: STATIC_RESOURCE.mimeType },
+        read: (uri: URL) => ({ contents: [{ uri: uri.href, mimeType: STATIC_RESOURCE.mimeType, text: STATIC_RESOURCE.text }] }),
+      },
+      {
+        name: TEMPLATE_RESOURCE.name,
+        uriTemplate: TEMPLATE_RESOURCE.uriTemplate,
+        metadata: { mimeType: TEMPLATE_RESOURCE.mimeType },
+        read: (uri, variables) => ({ contents: [{ uri: uri.href, mimeType: TEMPLATE_RESOURCE.mimeType, text: itemText(String(variables['id'])) }] }),
+      },
+    ],
+    prompts: [prompt({ name: 'greet', description: 'Greets someone', argsSchema: schemas.greet, get: (args) => greetMessages(args) })],
+  };
+}
+
+export interface FixtureOptions<Server> {
+  /** Where handler runs and aborts are recorded (default: a new Ledger). */
+  ledger?: Ledger;
+  /** Extra tools, e.g. the stdio entry's `transport_stats`. */
+  extend?: (server: Server, ledger: Ledger) => void;
+}
+
+export interface Fixture<Server> {
+  server: Server;
+  ledger: Ledger;
+}
+
+/** The reference fixture served by one SDK's glue (`serve`: serveAppV1 or serveAppV2). */
+export function createFixture<Server>(serve: (app: TestApp) => Server, options: FixtureOptions<Server> = {}): Fixture<Server> {
+  const ledger = options.ledger ?? new Ledger();
+  const server = serve(fixtureApp(ledger));
+  options.extend?.(server, ledger);
+  return { server, ledger };
 }

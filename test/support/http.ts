@@ -8,19 +8,20 @@ import { WebStandardStreamableHTTPServerTransport as WebServerTransportV2 } from
 import type { Transport } from '#core/transport.ts';
 import { type HttpServerTransportLike, listenHttp, type McpHttpServer, type McpHttpServerOptions } from '#transports/http/index.ts';
 import { wrap } from '#core/wrap.ts';
-import { makeServer, type SdkVersion } from './mcp.ts';
+import { transportServer } from './apps.ts';
+import type { Sdk } from './clients.ts';
 
 export type ServerTransport = Transport & HttpServerTransportLike;
 
 /** A stateful (session id) server transport of the given SDK; `node` picks v1's Node-style one. */
-export function makeServerTransport(version: SdkVersion | 'v1-node', options: { json?: boolean; stateless?: boolean } = {}): ServerTransport {
+export function makeServerTransport(version: Sdk | 'v1-node', options: { json?: boolean; stateless?: boolean } = {}): ServerTransport {
   const common = { sessionIdGenerator: options.stateless === true ? undefined : () => randomUUID(), enableJsonResponse: options.json === true };
   if (version === 'v1') return new WebServerTransportV1(common) as unknown as ServerTransport;
   if (version === 'v1-node') return new NodeServerTransportV1(common) as unknown as ServerTransport;
   return new WebServerTransportV2(common) as unknown as ServerTransport;
 }
 
-export function makeClientTransport(version: SdkVersion, url: string, fetch?: (input: string | URL | Request, init?: RequestInit) => Promise<Response>): Transport {
+export function makeClientTransport(version: Sdk, url: string, fetch?: (input: string | URL | Request, init?: RequestInit) => Promise<Response>): Transport {
   const options = fetch === undefined ? {} : { fetch };
   if (version === 'v1') return new ClientTransportV1(new URL(url), options) as unknown as Transport;
   return new ClientTransportV2(new URL(url), options) as unknown as Transport;
@@ -31,7 +32,7 @@ export async function serveSessions(cleanup: Array<() => unknown>, options: Part
   const mcp = await listenHttp({
     sessions: async () => {
       const transport = wrap(makeServerTransport('v1'), []);
-      await makeServer('v1').connect(transport);
+      await transportServer('v1').connect(transport);
       return transport;
     },
     ...options,

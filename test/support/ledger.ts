@@ -1,11 +1,12 @@
 /**
  * What a test server really did, independent of what any client was told: how many
- * times each tool handler ran, and which handlers saw their abort signal fire.
+ * times each tool handler ran, which handlers saw their abort signal fire, and how many
+ * of a tool's next runs are to hang until cancelled.
  *
  * A retry that re-sends a request shows up here as a second run; a cancellation that
- * reached the server shows up as an abort. Both test-server factories (SDK v1 and v2)
- * write to a Ledger, and the stdio server entry exposes it through its `ledger` tool so
- * tests can read it across a process boundary.
+ * reached the server shows up as an abort. Every test server (test-app.ts, served by
+ * server-v1.ts and server-v2.ts) writes to a Ledger, and the stdio server entry exposes
+ * it through its `ledger` tool so tests can read it across a process boundary.
  */
 
 export interface LedgerSnapshot {
@@ -17,11 +18,15 @@ export interface LedgerSnapshot {
 
 export class Ledger {
   readonly #runs = new Map<string, number>();
-  readonly #aborted: string[] = [];
+  readonly #abortReasons: string[] = [];
+  /** Tool name → how many of its handlers saw their abort signal. */
+  readonly aborted = new Map<string, number>();
+  /** Tool name → how many of its next runs hang until cancelled (tools that honour it: see takeHang). */
+  readonly hang = new Map<string, number>();
   /** Waiters by event key; each returns true once it is satisfied (and is then dropped). */
   readonly #waiters = new Map<string, Array<() => boolean>>();
 
-  /** A handler started: counts it and wakes whoever waits for it. */
+  /** A handler started: counts it and wakes whoever waits for it. Returns the run's number. */
   ran(tool: string): number {
     const count = (this.#runs.get(tool) ?? 0) + 1;
     this.#runs.set(tool, count);
@@ -31,16 +36,27 @@ export class Ledger {
 
   /** A handler saw its abort signal. */
   abort(tool: string, reason: unknown): void {
-    this.#aborted.push(`${tool}: ${describeReason(reason)}`);
+    this.#abortReasons.push(`${tool}: ${describeReason(reason)}`);
+    this.aborted.set(tool, (this.aborted.get(tool) ?? 0) + 1);
     this.#wake(`abort:${tool}`);
   }
 
+  /** How many times `tool`'s handler started. */
   runs(tool: string): number {
     return this.#runs.get(tool) ?? 0;
   }
 
-  get aborted(): readonly string[] {
-    return this.#aborted;
+  /** The same as runs(): the name the resilience suites read it by. */
+  count(tool: string): number {
+    return this.runs(tool);
+  }
+
+  /** Whether this run of `tool` is to hang until cancelled (uses up one of `hang`'s count). */
+  takeHang(tool: string): boolean {
+    const hangs = this.hang.get(tool) ?? 0;
+    if (hangs === 0) return false;
+    this.hang.set(tool, hangs - 1);
+    return true;
   }
 
   /** Resolves once `tool` has run `times` times in total (real events, no polling). */
@@ -50,11 +66,11 @@ export class Ledger {
 
   /** Resolves once a handler of `tool` has seen its abort signal. */
   whenAborted(tool: string): Promise<void> {
-    return this.#when(`abort:${tool}`, () => this.#aborted.some((entry) => entry.startsWith(`${tool}: `)));
+    return this.#when(`abort:${tool}`, () => (this.aborted.get(tool) ?? 0) > 0);
   }
 
   snapshot(): LedgerSnapshot {
-    return { runs: Object.fromEntries([...this.#runs].toSorted(([a], [b]) => a.localeCompare(b))), aborted: [...this.#aborted] };
+    return { runs: Object.fromEntries([...this.#runs].toSorted(([a], [b]) => a.localeCompare(b))), aborted: [...this.#abortReasons] };
   }
 
   #when(key: string, done: () => boolean): Promise<void> {

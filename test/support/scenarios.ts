@@ -25,7 +25,7 @@ export interface ScenarioOptions {
 export async function runScenarios(client: TestClient, options: ScenarioOptions): Promise<Step[]> {
   const steps: Step[] = [];
   const record = async (step: string, run: () => Promise<unknown>) => {
-    steps.push({ step, value: await settle(run) });
+    steps.push({ step, value: await captureOutcome(run) });
   };
 
   await record('tools/list', () => client.listTools());
@@ -76,11 +76,11 @@ export async function cancelSlowCall(client: TestClient): Promise<unknown> {
       if ((progress as { message?: string }).message === SLOW_STARTED_MESSAGE) controller.abort(new Error('the test cancelled the call'));
     },
   });
-  return settle(() => call);
+  return captureOutcome(() => call);
 }
 
 /** A result as `{ ok }` or an error as `{ error: { name, message, code } }` (no stacks: those differ). */
-export async function settle(run: () => Promise<unknown>): Promise<unknown> {
+export async function captureOutcome(run: () => Promise<unknown>): Promise<unknown> {
   try {
     return { ok: await run() };
   } catch (error) {

@@ -1,8 +1,9 @@
 /**
- * The feature-complete test server on SDK v2 (`@modelcontextprotocol/server` McpServer).
- * See fixture.ts for what it offers; every handler counts its runs in the Ledger.
+ * The SDK v2 glue (`@modelcontextprotocol/server` McpServer): serveAppV2 registers any
+ * TestApp (test-app.ts) on a v2 McpServer; createV2Server is the reference fixture
+ * (fixture.ts) on it, every handler counting its runs in the Ledger.
  *
- * Two ways to serve it, as with the SDK itself:
+ * Two ways to serve the fixture, as with the SDK itself:
  * - `createV2Server().server.connect(transport)`: a hand-wired instance. It speaks the
  *   2025 era only (`initialize`); `server/discover` is answered -32601.
  * - `serveV2(transport)`: the SDK's `serveStdio` entry over any transport. The opening
@@ -16,131 +17,66 @@
  */
 import { acceptedContent, inputRequired, McpServer, ResourceTemplate, type Transport as V2Transport } from '@modelcontextprotocol/server';
 import { serveStdio, type StdioServerHandle } from '@modelcontextprotocol/server/stdio';
-import {
-  annotations,
-  ELICIT_SCHEMA,
-  FAIL_MESSAGE,
-  greetMessages,
-  itemText,
-  samplingRequestParams,
-  schemas,
-  SERVER_INFO,
-  SLOW_STARTED_MESSAGE,
-  STATIC_RESOURCE,
-  TEMPLATE_RESOURCE,
-  text,
-} from './fixture.ts';
+import { createFixture, type Fixture, type FixtureOptions } from './fixture.ts';
 import { Ledger } from './ledger.ts';
+import type { TestApp, ToolCall, ToolResult } from './test-app.ts';
 
-export interface V2ServerOptions {
-  /** Where handler runs and aborts are recorded (default: a new Ledger). */
-  ledger?: Ledger;
-  /** Extra tools, e.g. the stdio entry's `transport_stats`. */
-  extend?: (server: McpServer, ledger: Ledger) => void;
+type Ctx = {
+  mcpReq: {
+    _meta?: Record<string, unknown> & { progressToken?: string | number };
+    signal: AbortSignal;
+    inputResponses?: unknown;
+    notify(notification: { method: string; params: Record<string, unknown> }): Promise<void>;
+    requestSampling(params: unknown): Promise<{ model: string; content: unknown }>;
+    elicitInput(params: unknown): Promise<{ action: string; content?: unknown }>;
+  };
+};
+type Register = (name: string, config: object, handler: (...args: never[]) => unknown) => unknown;
+
+/** A v2 McpServer offering `app` (tools in the app's order, then resources, then prompts). */
+export function serveAppV2(app: TestApp): McpServer {
+  const server = app.options === undefined ? new McpServer(app.info) : new McpServer(app.info, app.options as never);
+  const registerTool = server.registerTool.bind(server) as unknown as Register;
+  for (const spec of app.tools) {
+    const config = {
+      ...(spec.description === undefined ? {} : { description: spec.description }),
+      ...(spec.inputSchema === undefined ? {} : { inputSchema: spec.inputSchema }),
+      ...(spec.annotations === undefined ? {} : { annotations: spec.annotations }),
+    };
+    if (spec.inputSchema === undefined) registerTool(spec.name, config, (ctx: Ctx) => spec.run({}, callOf(ctx)));
+    else registerTool(spec.name, config, (args: Record<string, unknown>, ctx: Ctx) => spec.run(args, callOf(ctx)));
+  }
+  for (const resource of app.resources ?? []) {
+    if ('uri' in resource) server.registerResource(resource.name, resource.uri, resource.metadata, (uri) => resource.read(uri));
+    else server.registerResource(resource.name, new ResourceTemplate(resource.uriTemplate, { list: undefined }), resource.metadata, (uri, variables) => resource.read(uri, variables));
+  }
+  for (const prompt of app.prompts ?? []) {
+    const config = { ...(prompt.description === undefined ? {} : { description: prompt.description }), argsSchema: prompt.argsSchema };
+    (server.registerPrompt.bind(server) as unknown as Register)(prompt.name, config, (args: Record<string, string | undefined>) => prompt.get(args));
+  }
+  return server;
 }
 
-export interface V2Fixture {
-  server: McpServer;
-  ledger: Ledger;
+function callOf(ctx: Ctx): ToolCall {
+  const { mcpReq } = ctx;
+  return {
+    meta: mcpReq._meta,
+    progressToken: mcpReq._meta?.progressToken,
+    signal: mcpReq.signal,
+    progress: (params) => mcpReq.notify({ method: 'notifications/progress', params: { progressToken: mcpReq._meta?.progressToken, ...params } }),
+    sample: (params) => mcpReq.requestSampling(params),
+    elicit: (params) => mcpReq.elicitInput(params),
+    inputResponse: (key) => acceptedContent(mcpReq.inputResponses as never, key),
+    inputRequired: (key, elicit) => inputRequired({ inputRequests: { [key]: inputRequired.elicit(elicit as never) } }) as unknown as ToolResult,
+  };
 }
 
+export type V2ServerOptions = FixtureOptions<McpServer>;
+export type V2Fixture = Fixture<McpServer>;
+
+/** The reference fixture on SDK v2. */
 export function createV2Server(options: V2ServerOptions = {}): V2Fixture {
-  const ledger = options.ledger ?? new Ledger();
-  const server = new McpServer(SERVER_INFO, { capabilities: { tools: {}, resources: {}, prompts: {} } });
-
-  server.registerTool('echo', { description: 'Returns its text', inputSchema: schemas.echo, annotations: annotations.echo }, ({ text: value }) => {
-    ledger.ran('echo');
-    return text(value);
-  });
-
-  server.registerTool('add', { description: 'Adds two numbers', inputSchema: schemas.add, annotations: annotations.add }, ({ a, b }) => {
-    ledger.ran('add');
-    return text(String(a + b));
-  });
-
-  server.registerTool('append', { description: 'Appends an item (not idempotent)', inputSchema: schemas.append }, ({ item }) => {
-    const count = ledger.ran('append');
-    return text(`appended ${item} (#${count})`);
-  });
-
-  server.registerTool(
-    'progress',
-    { description: 'Reports progress', inputSchema: schemas.progress, annotations: annotations.progress },
-    async ({ steps }, ctx) => {
-      ledger.ran('progress');
-      const progressToken = ctx.mcpReq._meta?.progressToken;
-      if (progressToken !== undefined) {
-        for (let step = 1; step <= steps; step++) {
-          await ctx.mcpReq.notify({ method: 'notifications/progress', params: { progressToken, progress: step, total: steps, message: `step ${step}` } });
-        }
-      }
-      return text(`done after ${steps} steps`);
-    },
-  );
-
-  // Push-style server→client requests exist in the 2025 era only; on a 2026-era request the SDK throws.
-  server.registerTool('sample', { description: 'Asks the client to sample', inputSchema: schemas.sample }, async ({ prompt }, ctx) => {
-    ledger.ran('sample');
-    const answer = await ctx.mcpReq.requestSampling(samplingRequestParams(prompt));
-    return text(`${answer.model} said: ${JSON.stringify(answer.content)}`);
-  });
-
-  server.registerTool('elicit', { description: 'Asks the client a question', inputSchema: schemas.elicit }, async ({ question }, ctx) => {
-    ledger.ran('elicit');
-    const answer = await ctx.mcpReq.elicitInput({ message: question, requestedSchema: ELICIT_SCHEMA });
-    return text(`${answer.action}: ${JSON.stringify(answer.content)}`);
-  });
-
-  server.registerTool('ask', { description: 'Asks the client a question, multi-round-trip style', inputSchema: schemas.elicit }, ({ question }, ctx) => {
-    ledger.ran('ask');
-    const answer = acceptedContent(ctx.mcpReq.inputResponses, 'answer');
-    if (answer === undefined) {
-      return inputRequired({ inputRequests: { answer: inputRequired.elicit({ message: question, requestedSchema: ELICIT_SCHEMA }) } });
-    }
-    return text(`answered: ${JSON.stringify(answer)}`);
-  });
-
-  server.registerTool('slow', { description: 'Waits until cancelled' }, async (ctx) => {
-    ledger.ran('slow');
-    const { signal } = ctx.mcpReq;
-    const progressToken = ctx.mcpReq._meta?.progressToken;
-    const aborted = new Promise<void>((resolve) => {
-      const onAbort = () => {
-        ledger.abort('slow', signal.reason);
-        resolve();
-      };
-      if (signal.aborted) onAbort();
-      else signal.addEventListener('abort', onAbort, { once: true });
-    });
-    if (progressToken !== undefined) {
-      await ctx.mcpReq.notify({ method: 'notifications/progress', params: { progressToken, progress: 0, message: SLOW_STARTED_MESSAGE } });
-    }
-    await aborted;
-    return text('aborted');
-  });
-
-  server.registerTool('fail', { description: 'Always fails' }, () => {
-    ledger.ran('fail');
-    throw new Error(FAIL_MESSAGE);
-  });
-
-  server.registerTool('ledger', { description: 'What the server really did', annotations: annotations.ledger }, () => text(JSON.stringify(ledger.snapshot())));
-
-  server.registerResource(STATIC_RESOURCE.name, STATIC_RESOURCE.uri, { mimeType: STATIC_RESOURCE.mimeType }, (uri) => ({
-    contents: [{ uri: uri.href, mimeType: STATIC_RESOURCE.mimeType, text: STATIC_RESOURCE.text }],
-  }));
-
-  server.registerResource(
-    TEMPLATE_RESOURCE.name,
-    new ResourceTemplate(TEMPLATE_RESOURCE.uriTemplate, { list: undefined }),
-    { mimeType: TEMPLATE_RESOURCE.mimeType },
-    (uri, variables) => ({ contents: [{ uri: uri.href, mimeType: TEMPLATE_RESOURCE.mimeType, text: itemText(String(variables['id'])) }] }),
-  );
-
-  server.registerPrompt('greet', { description: 'Greets someone', argsSchema: schemas.greet }, (args) => greetMessages(args));
-
-  options.extend?.(server, ledger);
-  return { server, ledger };
+  return createFixture(serveAppV2, options);
 }
 
 export interface ServedV2 {

@@ -12,9 +12,9 @@ import { Guard } from '#transports/guard.ts';
 import type { McpHttpServer, McpHttpServerOptions } from '#transports/http/index.ts';
 import { answerClientError } from '#transports/listen.ts';
 import { listenWebSocket, type McpWebSocketServer, type WebSocketServerOptions } from '#transports/ws/index.ts';
-import { fixtureUpstream, startTestGateway } from '../gateway/support.ts';
+import { fixtureUpstream, startTestGateway } from '../support/gateway.ts';
 import { serveSessions } from '../support/http.ts';
-import { makeServer } from '../support/mcp.ts';
+import { transportServer } from '../support/apps.ts';
 import { rawClient, refusal } from '../support/ws.ts';
 
 const cleanup: Array<() => unknown> = [];
@@ -28,7 +28,7 @@ async function serveWs(options: Partial<WebSocketServerOptions> = {}): Promise<M
   const wss = await listenWebSocket({
     ...options,
     onconnection: async (transport) => {
-      await makeServer('v1').connect(wrap(transport, []));
+      await transportServer('v1').connect(wrap(transport, []));
     },
   });
   cleanup.push(() => wss.close());

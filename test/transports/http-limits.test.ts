@@ -11,7 +11,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { firstInvalidUtf8 } from '#transports/http/body.ts';
 import type { McpHttpServer, McpHttpServerOptions } from '#transports/http/index.ts';
 import { makeClientTransport, serveSessions } from '../support/http.ts';
-import { makeClient, textOf } from '../support/mcp.ts';
+import { transportClient } from '../support/apps.ts';
+import { textOf } from '../support/clients.ts';
 
 const cleanup: Array<() => unknown> = [];
 afterEach(async () => {
@@ -93,7 +94,7 @@ describe('McpHttpServer: a 413 reaches the client', () => {
     const mcp = await serve({ maxBodyBytes: MiB });
     const body = 'x'.repeat(5 * MiB);
     for (let i = 0; i < 20; i++) expect(await post(mcp.url, body), `try ${i + 1}`).toEqual({ status: 413, json: TOO_LARGE });
-    const client = makeClient('v1');
+    const client = transportClient('v1');
     await client.connect(makeClientTransport('v1', mcp.url));
     cleanup.push(() => client.close());
     expect(textOf(await client.callTool({ name: 'echo', arguments: { text: 'after the refusals' } }))).toBe('after the refusals');
@@ -170,7 +171,7 @@ describe('McpHttpServer: bodies that are not UTF-8 or not JSON-RPC', () => {
 
   it.each(['v1', 'v2'] as const)('still serves real SDK clients (%s), non-ASCII text included', async (version) => {
     const mcp = await serve();
-    const client = makeClient(version);
+    const client = transportClient(version);
     await client.connect(makeClientTransport(version, mcp.url));
     cleanup.push(() => client.close());
     expect(textOf(await client.callTool({ name: 'echo', arguments: { text: 'héllo ✓ 😀' } }))).toBe('héllo ✓ 😀');

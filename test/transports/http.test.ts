@@ -17,7 +17,8 @@ import { wrap } from '#core/index.ts';
 import { parseRetryAfter } from '#core/retry-after.ts';
 import { createFetch, McpHttpServer, type McpHttpServerOptions } from '#transports/http/index.ts';
 import { makeClientTransport, makeServerTransport } from '../support/http.ts';
-import { makeClient, makeServer, textOf } from '../support/mcp.ts';
+import { transportClient, transportServer } from '../support/apps.ts';
+import { textOf } from '../support/clients.ts';
 import { countingProxy } from '../support/proxy.ts';
 import { retry } from '#middleware/index.ts';
 
@@ -35,7 +36,7 @@ async function serve(
   const mcp = new McpHttpServer({
     sessions: async () => {
       const transport = wrap(makeServerTransport('v1'), []);
-      const server = makeServer('v1');
+      const server = transportServer('v1');
       const raw = server as unknown as McpServer;
       raw.registerTool('whoami', {}, async (extra) => {
         auth.push(extra.authInfo);
@@ -94,7 +95,7 @@ describe('createFetch: HTTP failures the stack can act on', () => {
         throw error;
       }
     };
-    const client = makeClient(version);
+    const client = transportClient(version);
     const transport = wrap(makeClientTransport(version, url, fetchFor()), [retry({ budget: false }), record]);
     transport.events.on('retry', (e) => waits.push(e.delayMs));
     await client.connect(transport);
@@ -200,7 +201,7 @@ describe('createFetch: request compression is negotiated', () => {
   it('sends identity to a server that never lists Accept-Encoding, and it works', async () => {
     const encodings: Array<string | undefined> = [];
     const transport = wrap(makeServerTransport('v1-node'), []);
-    await makeServer('v1').connect(transport);
+    await transportServer('v1').connect(transport);
     const server = http.createServer((req, res) => {
       encodings.push(req.headers['content-encoding']);
       void (transport as unknown as { handleRequest: (a: unknown, b: unknown) => Promise<void> }).handleRequest(req, res);
@@ -344,7 +345,7 @@ describe('McpHttpServer: response compression', () => {
       compression: { threshold: 100 },
       sessions: async () => {
         const transport = wrap(makeServerTransport('v1', { json: true }), []);
-        await makeServer('v1').connect(transport);
+        await transportServer('v1').connect(transport);
         return transport;
       },
     });

@@ -16,7 +16,8 @@ import { createFetch, listenHttp } from '#transports/http/index.ts';
 import { WIRE_CONTROL } from '#core/wire.ts';
 import { listenWebSocket, WebSocketClientTransport } from '#transports/ws/index.ts';
 import { makeClientTransport, makeServerTransport } from '../support/http.ts';
-import { makeClient, makeServer, textOf } from '../support/mcp.ts';
+import { transportClient, transportServer } from '../support/apps.ts';
+import { textOf } from '../support/clients.ts';
 import { countingProxy } from '../support/proxy.ts';
 
 const cleanup: Array<() => unknown> = [];
@@ -83,11 +84,11 @@ describe('batching over WebSocket', () => {
       onconnection: async (transport) => {
         const wrapped = wrap(transport, [batching()]);
         wrapped.events.on('batch-flushed', (e) => serverFlushes.push(e.size));
-        await makeServer('v2').connect(wrapped);
+        await transportServer('v2').connect(wrapped);
       },
     });
     cleanup.push(() => wss.close());
-    const client = makeClient('v2', { protocolVersions: ['2025-03-26'] });
+    const client = transportClient('v2', { protocolVersions: ['2025-03-26'] });
     const transport = wrap(new WebSocketClientTransport(wss.url), [batching()]);
     const clientFlushes: number[] = [];
     transport.events.on('batch-flushed', (e) => clientFlushes.push(e.size));
@@ -107,7 +108,7 @@ describe('batching over Streamable HTTP', () => {
     const http = await listenHttp({
       sessions: async () => {
         const transport = wrap(makeServerTransport('v2'), []);
-        await makeServer('v2').connect(transport);
+        await transportServer('v2').connect(transport);
         // What the HTTP server received, as parsed from each POST body.
         const handle = transport.handleRequest.bind(transport) as (request: Request, extra: { parsedBody?: unknown }) => Promise<Response>;
         return Object.assign(Object.create(transport) as typeof transport, {
@@ -122,7 +123,7 @@ describe('batching over Streamable HTTP', () => {
     cleanup.push(() => http.close());
     const fetch = createFetch();
     cleanup.push(() => fetch.close());
-    const client = makeClient('v2', { protocolVersions: ['2025-03-26'] });
+    const client = transportClient('v2', { protocolVersions: ['2025-03-26'] });
     await client.connect(wrap(makeClientTransport('v2', http.url, fetch), [batching({ maxBatch: 10 })]));
     cleanup.push(() => client.close());
     const results = await Promise.all(Array.from({ length: 25 }, (_, i) => client.callTool({ name: 'echo', arguments: { text: `h${i}` } })));
@@ -195,13 +196,13 @@ describe('compression over WebSocket (permessage-deflate)', () => {
     const wss = await listenWebSocket({
       perMessageDeflate: serverDeflate,
       onconnection: async (transport) => {
-        await makeServer('v1').connect(wrap(transport, [compression()]));
+        await transportServer('v1').connect(wrap(transport, [compression()]));
       },
     });
     cleanup.push(() => wss.close());
     const proxy = await countingProxy(wss.address.port);
     cleanup.push(() => proxy.close());
-    const client = makeClient('v1');
+    const client = transportClient('v1');
     const transport = wrap(new WebSocketClientTransport(`ws://127.0.0.1:${proxy.port}/mcp`), [compression()]);
     const events: Array<LayerEvents['bytes-compressed']> = [];
     transport.events.on('bytes-compressed', (e) => events.push(e));
@@ -236,7 +237,7 @@ describe('compression over Streamable HTTP', () => {
       compression: { encodings: ['br', 'gzip'], threshold: 0 },
       sessions: async () => {
         const transport = wrap(makeServerTransport('v1', { json: true }), [compression({ encodings: ['gzip'], threshold: 0 })]);
-        await makeServer('v1').connect(transport);
+        await transportServer('v1').connect(transport);
         return transport;
       },
     });
@@ -254,7 +255,7 @@ describe('compression over Streamable HTTP', () => {
     const http = await listenHttp({
       sessions: async () => {
         const transport = wrap(makeServerTransport('v1'), []);
-        await makeServer('v1').connect(transport);
+        await transportServer('v1').connect(transport);
         return transport;
       },
     });

@@ -8,7 +8,7 @@ import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamable
 import type { FetchLike } from '#middleware/oauth/token-endpoint.ts';
 import type { JSONRPCMessage } from '#core/jsonrpc.ts';
 import type { TransportSendOptions } from '#core/transport.ts';
-import { ScriptedPeer } from '../../core/harness.ts';
+import { ScriptedPeer } from '../../support/scripted-peer.ts';
 import type { JSONRPCResponse } from '#core/jsonrpc.ts';
 import type { Transport } from '#core/transport.ts';
 

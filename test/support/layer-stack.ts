@@ -1,16 +1,17 @@
 /**
  * Drives one wrapped transport for the layers' state-machine tests: the application's
- * requests go in as raw JSON-RPC, the peer is the core's scripted test double (a real
- * server cannot answer at an exact fake-timer instant, fail a write on cue, or answer
- * a wire id twice), and every event the layers publish is recorded.
+ * requests go in as raw JSON-RPC, the peer is the ScriptedPeer of scripted-peer.ts (a
+ * real server cannot answer at an exact fake-timer instant, fail a write on cue, or
+ * answer a wire id twice), and every event the layers publish is recorded.
  */
 import type { LayerEvents } from '#core/events.ts';
 import type { JSONRPCMessage, JSONRPCParams, JSONRPCRequest, JSONRPCResponse, RequestId } from '#core/jsonrpc.ts';
 import type { LayerLike } from '#core/layer.ts';
 import { wrap, type WrapOptions } from '#core/wrap.ts';
-import { RecordingApp, ScriptedPeer } from '../core/harness.ts';
+import { RecordingApp, ScriptedPeer } from './scripted-peer.ts';
 
-export { advance, realTurn, settle } from '../support/time.ts';
+// The fake-timer helpers every layer suite drives its stack with.
+export { advance, realTurn, settle } from './time.ts';
 
 export type Recorded = { [K in keyof LayerEvents]?: Array<LayerEvents[K]> };
 

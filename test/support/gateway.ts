@@ -1,6 +1,6 @@
 /**
  * A gateway in the test process (port 0, on 127.0.0.1) with its log records captured,
- * and the fixture stdio server (test/support/stdio-server.ts) as the usual upstream.
+ * and the fixture over stdio (gateway-upstream.ts) as the usual upstream.
  */
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -9,7 +9,7 @@ import { validateConfig } from '#gateway/config/load.ts';
 import { Gateway } from '#gateway/gateway.ts';
 import { createGatewayLogger } from '#gateway/logger.ts';
 
-export const FIXTURE_SERVER = fileURLToPath(new URL('./fixture-server.ts', import.meta.url));
+export const FIXTURE_SERVER = fileURLToPath(new URL('./gateway-upstream.ts', import.meta.url));
 export const DEMO_SERVER = fileURLToPath(new URL('../../examples/demo-server.ts', import.meta.url));
 export const CLI = fileURLToPath(new URL('../../src/gateway/cli/main.ts', import.meta.url));
 

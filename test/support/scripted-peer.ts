@@ -1,6 +1,6 @@
 /**
- * A scripted peer and a recording application for driving the core through exact
- * interleavings. The peer is a test double on purpose: a real server cannot be made to
+ * A scripted peer and a recording application for driving the core (and, through
+ * layer-stack.ts, the layers) through exact interleavings. The peer is a test double on purpose: a real server cannot be made to
  * answer late, twice, or with ids it never received, and these tests need exactly that.
  */
 import type { JSONRPCMessage, JSONRPCRequest, JSONRPCResponse } from '#core/jsonrpc.ts';
