@@ -122,7 +122,7 @@ describe('createFetch: HTTP failures the stack can act on', () => {
       next();
     });
     const retries: unknown[] = [];
-    const client = makeClient(version);
+    const client = transportClient(version);
     const transport = wrap(makeClientTransport(version, url, fetchFor()), [retry({ budget: false })]);
     transport.events.on('retry', (e) => retries.push(e));
     await client.connect(transport);
