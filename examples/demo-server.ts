@@ -9,7 +9,8 @@
  * confirm (asks the client to elicit). Resources: notes://index, notes://note/{id}.
  * Prompt: review_note.
  *
- * In your own code import from 'mcp-layers' instead of '../index.ts'.
+ * In your own code import from 'mcp-layers': here `#mcp-layers` (package.json
+ * imports) names the same entry points in this repository.
  */
 import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';

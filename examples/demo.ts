@@ -13,16 +13,16 @@
  * --clients N (default 4), --rate R (requests per second in all, default 40),
  * --seed N (chaos seed), --plain (no in-place refresh; the default when stdout is not a terminal).
  *
- * In your own code import from 'mcp-layers' instead of '../src/…'.
+ * In your own code import from 'mcp-layers': here `#mcp-layers` (package.json
+ * imports) names the same entry points in this repository.
  */
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { ConfigError, serve, validateConfig } from '#gateway/index.ts';
-import { WebSocketClientTransport } from '#transports/ws/index.ts';
-import type { BreakerState } from '#middleware/circuit-breaker.ts';
-import type { ChaosLayer } from '#middleware/chaos.ts';
+import { ConfigError, serve, validateConfig } from '#mcp-layers/gateway';
+import { WebSocketClientTransport } from '#mcp-layers/ws';
+import type { BreakerState, ChaosLayer } from '#mcp-layers';
 
 const { values } = parseArgs({
   options: {

@@ -7,7 +7,8 @@
  *
  *   node examples/http-fetch.ts
  *
- * In your own code import from 'mcp-layers' and 'mcp-layers/http' instead of '../…'.
+ * In your own code import from 'mcp-layers' and 'mcp-layers/http': here `#mcp-layers` (package.json
+ * imports) names the same entry points in this repository.
  */
 import { randomUUID } from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -16,7 +17,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import { z } from 'zod';
 import { retry, wrap } from '#mcp-layers';
-import { createFetch, listenHttp } from '#transports/http/index.ts';
+import { createFetch, listenHttp } from '#mcp-layers/http';
 
 // The server: one McpServer per session, on 127.0.0.1 and a free port.
 const http = await listenHttp({

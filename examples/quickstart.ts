@@ -3,7 +3,8 @@
  *
  *   node examples/quickstart.ts
  *
- * In your own code import from 'mcp-layers' instead of '../index.ts'.
+ * In your own code import from 'mcp-layers': here `#mcp-layers` (package.json
+ * imports) names the same entry points in this repository.
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';

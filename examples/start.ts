@@ -7,10 +7,10 @@
  *   PORT=9000 npm start
  *
  * The same config as a file: examples/gateway/stdio.yaml. In your own code import from
- * 'mcp-layers' instead of '../src/…'.
+ * 'mcp-layers/gateway': here `#mcp-layers/gateway` (package.json imports) names it.
  */
 import { fileURLToPath } from 'node:url';
-import { ConfigError, serve, validateConfig } from '#gateway/index.ts';
+import { ConfigError, serve, validateConfig } from '#mcp-layers/gateway';
 
 const demoServer = fileURLToPath(new URL('./demo-server.ts', import.meta.url));
 

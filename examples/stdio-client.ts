@@ -5,7 +5,8 @@
  *
  *   node examples/stdio-client.ts
  *
- * In your own code import from 'mcp-layers' instead of '../index.ts'.
+ * In your own code import from 'mcp-layers': here `#mcp-layers` (package.json
+ * imports) names the same entry points in this repository.
  */
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';

@@ -10,7 +10,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import { wrap } from '#mcp-layers';
-import { listenWebSocket, WebSocketClientTransport } from '#transports/ws/index.ts';
+import { listenWebSocket, WebSocketClientTransport } from '#mcp-layers/ws';
 
 /** One McpServer per connection, as for any multi-client transport. */
 function serve(port: number, generation: number) {
