@@ -131,7 +131,7 @@ interface HostState {
   renewal: ConnectionRenewal | undefined;
 }
 
-export function oauth(options: OAuthOptions): OAuthLayer {
+export function oauth(options?: OAuthOptions): OAuthLayer {
   const settings = resolve(options);
   const events = new EventBus();
   const source = settings.source(events);
@@ -290,7 +290,7 @@ const KNOWN = new Set([
   'perMessageHeaders',
 ]);
 
-function resolve(options: OAuthOptions): Resolved {
+function resolve(options: OAuthOptions | undefined): Resolved {
   if (typeof options !== 'object' || options === null) throw invalidOption('oauth options', 'an object', options);
   for (const key of Object.keys(options)) if (!KNOWN.has(key)) throw invalidOption(`oauth.${key}`, `one of the oauth options (${[...KNOWN].join(', ')})`, key);
   const issuer = urlOption('oauth.issuer', options.issuer);
