@@ -168,7 +168,7 @@ describe('McpWebSocketServer: maxPayload', () => {
 
   it('counts decompressed bytes: a small permessage-deflate bomb is closed with 1009 too', async () => {
     const { wss, errors } = await serve({ maxPayload: 1024 * 1024 });
-    const bomb = await client(wss.url, { perMessageDeflate: { threshold: 0 } });
+    const bomb = await client(wss.url, { perMessageDeflate: { minBytes: 0 } });
     expect(bomb.extensions).toContain('permessage-deflate');
     const done = closed(bomb);
     bomb.send(`"${' '.repeat(8 * 1024 * 1024)}"`, { compress: true });
