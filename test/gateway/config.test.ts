@@ -116,7 +116,7 @@ describe('config problems are reported by path, expectation, value and line', ()
   };
 
   it('a wrong type', () => {
-    expect(problems('upstream:\n  command: node\n  layers:\n    - logging: {}\n    - timeout: { ms: 1000 }\n    - retry: { maxAttempts: three }\n')).toEqual([
+    expect(problems('upstream:\n  command: node\n  layers:\n    - logging: {}\n    - timeout: { attemptMs: 1000 }\n    - retry: { maxAttempts: three }\n')).toEqual([
       'upstream.layers[2].retry.maxAttempts: expected an integer >= 1, got "three" (line 6)',
     ]);
   });
@@ -128,8 +128,22 @@ describe('config problems are reported by path, expectation, value and line', ()
   });
 
   it('an unknown option, with a suggestion', () => {
-    expect(problems('upstream:\n  command: node\n  layers:\n    - when: { method: tools/call, tool: "slow_*" }\n      layers:\n        - timeout: { msec: 120000 }\n')).toEqual([
-      'upstream.layers[0].layers[0].timeout.msec: unknown option; did you mean "ms"? (expected one of ms, perMethod, resetOnProgress, maxTotalMs, total) (line 6)',
+    expect(problems('upstream:\n  command: node\n  layers:\n    - when: { method: tools/call, tool: "slow_*" }\n      layers:\n        - timeout: { attemptMsec: 120000 }\n')).toEqual([
+      'upstream.layers[0].layers[0].timeout.attemptMsec: unknown option; did you mean "attemptMs"? (expected one of attemptMs, perMethod, resetOnProgress, maxAttemptMs, totalMs) (line 6)',
+    ]);
+  });
+
+  it('an option renamed in 0.2, under its old name: unknown, with the new name suggested where it is close', () => {
+    expect(problems('upstream:\n  command: node\n  layers:\n    - timeout: { ms: 1000, total: 5000 }\n    - circuitBreaker: { threshold: 5, halfOpenAfter: 1000 }\n    - concurrency: { queue: 4 }\n    - chaos: { latency: 50 }\n')).toEqual([
+      'upstream.layers[0].timeout.ms: unknown option (expected one of attemptMs, perMethod, resetOnProgress, maxAttemptMs, totalMs) (line 4)',
+      'upstream.layers[0].timeout.total: unknown option; did you mean "totalMs"? (expected one of attemptMs, perMethod, resetOnProgress, maxAttemptMs, totalMs) (line 4)',
+      'upstream.layers[1].circuitBreaker.threshold: unknown option (expected one of breaker, consecutiveFailures, failureRatio, windowMs, minSamples, windowCalls, halfOpenAfterMs, scope, maxKeys) (line 5)',
+      'upstream.layers[1].circuitBreaker.halfOpenAfter: unknown option; did you mean "halfOpenAfterMs"? (expected one of breaker, consecutiveFailures, failureRatio, windowMs, minSamples, windowCalls, halfOpenAfterMs, scope, maxKeys) (line 5)',
+      'upstream.layers[2].concurrency.queue: unknown option (expected one of maxInFlight, maxQueued, direction, retryAfterMs) (line 6)',
+      'upstream.layers[3].chaos.latency: expected an object { delayMs, rate? } (a bare number names no unit), got 50 (line 7)',
+    ]);
+    expect(problems('upstream:\n  url: https://mcp.example.com/mcp\n  http: { keepAliveTimeout: 1000 }\n')).toEqual([
+      'upstream.http.keepAliveTimeout: unknown option; did you mean "keepAliveTimeoutMs"? (expected one of connections, keepAliveTimeoutMs, headersTimeoutMs, allowH2, compression) (line 3)',
     ]);
   });
 
