@@ -437,7 +437,7 @@ describe('WebSocketClientTransport: heartbeats', () => {
 });
 
 describe('WebSocketClientTransport: backpressure', () => {
-  it('send() waits while more than highWaterMark bytes are buffered, and nothing is lost', async () => {
+  it('send() waits while more than highWaterMarkBytes bytes are buffered, and nothing is lost', async () => {
     const sink = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: () => 'mcp', maxPayload: 1 << 30 });
     cleanup.push(() => new Promise((resolve) => sink.close(resolve)));
     await new Promise((resolve) => sink.once('listening', resolve));
@@ -455,7 +455,7 @@ describe('WebSocketClientTransport: backpressure', () => {
     });
     const total = 200; // 50 MiB: far more than the kernel buffers of a loopback connection
     const highWaterMark = 64 * 1024;
-    const transport = new WebSocketClientTransport(`ws://127.0.0.1:${(sink.address() as AddressInfo).port}/`, { highWaterMark, perMessageDeflate: false, heartbeat: false });
+    const transport = new WebSocketClientTransport(`ws://127.0.0.1:${(sink.address() as AddressInfo).port}/`, { highWaterMarkBytes: highWaterMark, perMessageDeflate: false, heartbeat: false });
     transport.onmessage = () => {};
     cleanup.push(() => transport.close());
     await transport.start();
@@ -500,7 +500,7 @@ describe('WebSocketClientTransport: backpressure with many concurrent senders', 
         resolve();
       }),
     );
-    const transport = new WebSocketClientTransport(`ws://127.0.0.1:${(sink.address() as AddressInfo).port}/`, { highWaterMark: 1024, perMessageDeflate: false, heartbeat: false });
+    const transport = new WebSocketClientTransport(`ws://127.0.0.1:${(sink.address() as AddressInfo).port}/`, { highWaterMarkBytes: 1024, perMessageDeflate: false, heartbeat: false });
     transport.onmessage = () => {};
     cleanup.push(() => transport.close());
     await transport.start();
@@ -546,7 +546,7 @@ describe('WebSocketClientTransport: backpressure when the connection drops', () 
       });
     });
     const transport = new WebSocketClientTransport(`ws://127.0.0.1:${(sink.address() as AddressInfo).port}/`, {
-      highWaterMark: 1024,
+      highWaterMarkBytes: 1024,
       perMessageDeflate: false,
       heartbeat: false,
       reconnect: { initialDelayMs: 5, maxDelayMs: 20, maxQueuedBytes: 64 * 1024 * 1024 },
@@ -625,7 +625,7 @@ describe('WebSocketClientTransport: options', () => {
       'WebSocketClientTransport.heartbeat.intervalMs: expected a duration in milliseconds >= 1, got -1',
     );
     expect(() => new WebSocketClientTransport('ws://127.0.0.1/mcp', { reconnect: { initialDelayMs: 500, maxDelayMs: 100 } })).toThrow(/maxDelayMs: expected a number >= initialDelayMs/);
-    expect(() => new WebSocketClientTransport('ws://127.0.0.1/mcp', { reconect: false } as never)).toThrow(/^WebSocketClientTransport\.reconect: expected one of the known options \(maxPayload, .*reconnect.*\), got "an unknown option"$/);
+    expect(() => new WebSocketClientTransport('ws://127.0.0.1/mcp', { reconect: false } as never)).toThrow(/^WebSocketClientTransport\.reconect: expected one of the known options \(maxPayloadBytes, .*reconnect.*\), got "an unknown option"$/);
     expect(() => new WebSocketClientTransport('ws://127.0.0.1/mcp', { heartbeat: { interval: 5 } as never })).toThrow(/^WebSocketClientTransport\.heartbeat\.interval: expected one of the known options \(intervalMs, timeoutMs\)/);
     expect(() => new WebSocketClientTransport('ws://127.0.0.1/mcp', { reconnect: { queueTimeoutMs: 0 } })).toThrow(
       'WebSocketClientTransport.reconnect.queueTimeoutMs: expected a duration in milliseconds >= 1, got 0',

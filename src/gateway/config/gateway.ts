@@ -45,7 +45,7 @@ export const upstreamConfig = options(
     websocket: options(
       {
         connectTimeoutMs: duration(1).optional(),
-        maxPayload: integer(1).optional(),
+        maxPayloadBytes: integer(1).optional(),
         perMessageDeflate: boolean().optional(),
         heartbeat: z.union([z.literal(false), options({ intervalMs: duration(1).optional(), timeoutMs: duration(1).optional() })], { error: 'heartbeat options, or false' }).optional(),
         reconnect: z

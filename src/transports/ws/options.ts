@@ -24,13 +24,13 @@ export interface HeartbeatOptions {
 
 export interface WebSocketCommonOptions {
   /** The largest message accepted, in bytes; a larger one closes the connection with 1009. */
-  maxPayload?: number;
+  maxPayloadBytes?: number;
   /** permessage-deflate: offered by the client, accepted by the server. `false` turns it off. Default on. */
   perMessageDeflate?: boolean | PerMessageDeflateSettings;
   /** Pings that detect a dead peer. `false` turns them off. */
   heartbeat?: false | HeartbeatOptions;
   /** send() waits while more than this many bytes are buffered for the socket. Default 1 MiB. */
-  highWaterMark?: number;
+  highWaterMarkBytes?: number;
   /** Where the transport publishes `connection`, `heartbeat`, `reconnect`, `wire`... (default: a bus of its own, `transport.events`). */
   events?: EventBus;
 }
@@ -48,11 +48,11 @@ export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 10_000;
 export const DEFAULT_DEFLATE_MIN_BYTES = 1024;
 
 /** Option names every WebSocket transport takes. */
-export const COMMON_OPTIONS = ['maxPayload', 'perMessageDeflate', 'heartbeat', 'highWaterMark', 'events'] as const;
+export const COMMON_OPTIONS = ['maxPayloadBytes', 'perMessageDeflate', 'heartbeat', 'highWaterMarkBytes', 'events'] as const;
 
 export function resolveCommon(prefix: string, label: string, options: WebSocketCommonOptions, defaultMaxPayload: number): ResolvedCommon {
-  const maxPayload = integerOption(`${prefix}.maxPayload`, options.maxPayload, defaultMaxPayload, 1);
-  const highWaterMark = integerOption(`${prefix}.highWaterMark`, options.highWaterMark, DEFAULT_HIGH_WATER_MARK, 0);
+  const maxPayload = integerOption(`${prefix}.maxPayloadBytes`, options.maxPayloadBytes, defaultMaxPayload, 1);
+  const highWaterMark = integerOption(`${prefix}.highWaterMarkBytes`, options.highWaterMarkBytes, DEFAULT_HIGH_WATER_MARK, 0);
   let heartbeatIntervalMs = DEFAULT_HEARTBEAT_INTERVAL_MS;
   let heartbeatTimeoutMs = DEFAULT_HEARTBEAT_TIMEOUT_MS;
   if (options.heartbeat === false) {
