@@ -21,7 +21,7 @@
  * factory at its entry's place (optionsAt, src/core/options.ts).
  */
 import { z } from 'zod';
-import { boolean, choice, duration, integer, names, number, options, patterns, rate, text } from './fields.ts';
+import { boolean, choice, duration, integer, names, number, openRatio, options, patterns, rate, text } from './fields.ts';
 
 const budget = z
   .union([z.literal(false), options({ percent: number(0, 100).optional(), ttlMs: number(10).optional(), minPerSecond: number(0).optional() })], {
@@ -68,7 +68,7 @@ export const circuitBreakerOptions = options(
   {
     breaker: choice(['consecutive', 'sampling', 'count']).optional().meta({ description: 'consecutive (default): opens after `consecutiveFailures` failures in a row; sampling: above `failureRatio` over `windowMs`; count: above `failureRatio` over the last `windowCalls` calls.' }),
     consecutiveFailures: integer(1).optional().meta({ description: 'consecutive: failures in a row that open the breaker (default 5).' }),
-    failureRatio: number(0, 1).optional().meta({ description: 'sampling, count: ratio of failed calls, between 0 and 1 exclusive, above which the breaker opens (default 0.5).' }),
+    failureRatio: openRatio().optional().meta({ description: 'sampling, count: ratio of failed calls, between 0 and 1 exclusive, above which the breaker opens (default 0.5).' }),
     windowMs: duration(1000).optional().meta({ description: 'sampling: the window, ms (default 30 000).' }),
     minSamples: integer(1).optional().meta({ description: 'sampling, count: calls observed in the window before the ratio is trusted and the breaker may open (default 20).' }),
     windowCalls: integer(1).optional().meta({ description: 'count: the window, in calls (default 100).' }),
