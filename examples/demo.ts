@@ -59,19 +59,19 @@ const config = {
       { tracing: {} },
       { metrics: {} },
       { logging: {} },
-      { timeout: { total: 5_000 } },
+      { timeout: { totalMs: 5_000 } },
       { retry: { maxAttempts: 3, backoff: { initialDelayMs: 20, maxDelayMs: 200 } } },
-      { circuitBreaker: { breaker: 'sampling', threshold: 0.5, duration: 5_000, minimumCalls: 10, halfOpenAfter: 2_000 } },
-      { timeout: { ms: 1_000 } },
+      { circuitBreaker: { breaker: 'sampling', failureRatio: 0.5, windowMs: 5_000, minSamples: 10, halfOpenAfterMs: 2_000 } },
+      { timeout: { attemptMs: 1_000 } },
       // A lookup slower than 60 ms is sent again (it is read-only); the first answer wins.
       { when: { method: 'tools/call', tool: 'lookup' }, layers: [{ hedging: { delayMs: 60 } }] },
       // Background faults on every attempt: errors (nothing sent), latency, lost responses.
-      { chaos: { seed, errorRate: 0.05, dropRate: 0.01, latency: { ms: [5, 80], rate: 0.2 } } },
+      { chaos: { seed, errorRate: 0.05, dropRate: 0.01, latency: { delayMs: [5, 80], rate: 0.2 } } },
       // The outage: every request fails while it is switched on (the demo switches it).
       { chaos: { seed: seed + 1, errorRate: 1, enabled: false } },
     ],
   },
-  downstream: { port, layers: [{ tracing: {} }, { metrics: {} }, { compression: { threshold: 256 } }] },
+  downstream: { port, layers: [{ tracing: {} }, { metrics: {} }, { compression: { minBytes: 256 } }] },
   // The summary is the point; warnings and errors still show.
   observability: { logs: { level: 'error' } },
 };

@@ -38,5 +38,5 @@ async function run(label: string, layers: LayerLike[]): Promise<void> {
   await client.close();
 }
 
-await run('[retry, timeout]', [retry({ maxAttempts: 3, backoff: { initialDelayMs: 10, maxDelayMs: 20 } }), timeout({ ms: 300 })]);
-await run('[timeout, retry]', [timeout({ ms: 300 }), retry({ maxAttempts: 3, backoff: { initialDelayMs: 10, maxDelayMs: 20 } })]);
+await run('[retry, timeout]', [retry({ maxAttempts: 3, backoff: { initialDelayMs: 10, maxDelayMs: 20 } }), timeout({ attemptMs: 300 })]);
+await run('[timeout, retry]', [timeout({ attemptMs: 300 }), retry({ maxAttempts: 3, backoff: { initialDelayMs: 10, maxDelayMs: 20 } })]);

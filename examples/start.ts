@@ -24,10 +24,10 @@ const config = {
       { metrics: {} },
       { logging: {} },
       { retry: { maxAttempts: 3 } },
-      { circuitBreaker: { breaker: 'sampling', threshold: 0.5, duration: 30_000, minimumCalls: 10, halfOpenAfter: 5_000 } },
+      { circuitBreaker: { breaker: 'sampling', failureRatio: 0.5, windowMs: 30_000, minSamples: 10, halfOpenAfterMs: 5_000 } },
       // slow_* tools get 120 s (progress extends it), everything else 30 s.
-      { when: { method: 'tools/call', tool: 'slow_*' }, layers: [{ timeout: { ms: 120_000, resetOnProgress: true, maxTotalMs: 600_000 } }] },
-      { unless: { method: 'tools/call', tool: 'slow_*' }, layers: [{ timeout: { ms: 30_000 } }] },
+      { when: { method: 'tools/call', tool: 'slow_*' }, layers: [{ timeout: { attemptMs: 120_000, resetOnProgress: true, maxAttemptMs: 600_000 } }] },
+      { unless: { method: 'tools/call', tool: 'slow_*' }, layers: [{ timeout: { attemptMs: 30_000 } }] },
     ],
   },
   downstream: {

@@ -25,7 +25,7 @@ const server = new StdioClientTransport({ command: process.execPath, args: [file
 const transport = wrap(server, [
   print,
   // Slow tools get two minutes; standard()'s own 30 s total / 10 s attempt deadlines cover the rest.
-  when({ method: 'tools/call', tool: 'slow_*' }, timeout({ total: 120_000 })),
+  when({ method: 'tools/call', tool: 'slow_*' }, timeout({ totalMs: 120_000 })),
   standard({ totalTimeout: 30_000, attemptTimeout: 10_000 }),
 ]);
 

@@ -1,8 +1,8 @@
 /**
- * batching({ maxBatch, maxDelayMs }): coalesces outbound messages into JSON-RPC arrays.
+ * batching({ maxMessages, maxDelayMs }): coalesces outbound messages into JSON-RPC arrays.
  *
  * Messages written within `maxDelayMs` of each other (by default, within the same turn
- * of the event loop) go to the peer as one array of at most `maxBatch`: one WebSocket
+ * of the event loop) go to the peer as one array of at most `maxMessages`: one WebSocket
  * frame, one HTTP POST. Each message's write resolves when its array was written.
  *
  * Where it applies — be exact, peers reject what the protocol does not allow:
@@ -36,7 +36,7 @@ declare module '../src/core/events.ts' {
 
 export interface BatchingOptions {
   /** Most messages in one array. Default 32. */
-  maxBatch?: number;
+  maxMessages?: number;
   /** How long a message may wait for company, in ms. 0 (default): until the end of the current turn of the event loop. */
   maxDelayMs?: number;
 }
@@ -44,9 +44,9 @@ export interface BatchingOptions {
 /** The protocol versions whose peers must accept JSON-RPC batches. */
 const BATCHING_PROTOCOL_VERSIONS: readonly string[] = ['2025-03-26'];
 
-export function batching(options: BatchingOptions = {}): Layer {
-  const o = optionsObject(options, 'batching', ['maxBatch', 'maxDelayMs']);
-  const maxBatch = integerOption('batching.maxBatch', o.maxBatch, 32, 1);
+export function batching(options?: BatchingOptions): Layer {
+  const o = optionsObject(options, 'batching', ['maxMessages', 'maxDelayMs']);
+  const maxBatch = integerOption('batching.maxMessages', o.maxMessages, 32, 1);
   const maxDelayMs = durationOption('batching.maxDelayMs', o.maxDelayMs, 0);
   return {
     name: 'batching',
@@ -59,7 +59,7 @@ export function batching(options: BatchingOptions = {}): Layer {
         );
       }
       if (caps.maxBatch !== undefined && maxBatch > caps.maxBatch) {
-        throw invalidOption('batching.maxBatch', `at most ${caps.maxBatch} over ${caps.transport} (the SDK's HTTP servers refuse longer batches)`, maxBatch);
+        throw invalidOption('batching.maxMessages', `at most ${caps.maxBatch} over ${caps.transport} (the SDK's HTTP servers refuse longer batches)`, maxBatch);
       }
       const batcher = new Batcher(host, maxBatch, maxDelayMs);
       host.decorateWrite((write) => batcher.decorate(write));

@@ -2,7 +2,7 @@
  * chaos: deterministic fault injection, for testing your own stack and application
  * against the failures production brings (Polly's chaos strategies, for MCP).
  *
- *   wrap(transport, [...standard(), chaos({ seed: 42, errorRate: 0.05, latency: { ms: [10, 200], rate: 0.2 } })])
+ *   wrap(transport, [...standard(), chaos({ seed: 42, errorRate: 0.05, latency: { delayMs: [10, 200], rate: 0.2 } })])
  *
  * Each outbound request that reaches the layer (each attempt, when it sits below
  * retry) draws from a seeded PRNG, so the same seed and the same traffic give the same
@@ -40,7 +40,7 @@ declare module '../src/core/events.ts' {
 
 export interface ChaosLatency {
   /** The added delay, ms: fixed, or uniform in [min, max]. */
-  ms: number | readonly [number, number];
+  delayMs: number | readonly [number, number];
   /** The share of requests delayed (default 1). */
   rate?: number;
 }
@@ -48,8 +48,8 @@ export interface ChaosLatency {
 export interface ChaosOptions {
   /** Seed of the PRNG (default 1): the same seed and traffic give the same faults. */
   seed?: number;
-  /** Added latency: ms for every request, or `{ ms, rate }`. */
-  latency?: number | ChaosLatency;
+  /** Added latency: `{ delayMs, rate }`. */
+  latency?: ChaosLatency;
   /** Share of requests failed without sending (default 0). */
   errorRate?: number;
   /** Share of requests whose response is lost (default 0). */
@@ -153,20 +153,18 @@ export function chaos(options?: ChaosOptions): ChaosLayer {
 
 function latencyOption(value: unknown): { min: number; max: number; rate: number } | undefined {
   if (value === undefined) return undefined;
-  if (typeof value === 'number') {
-    const ms = durationOption('chaos.latency', value, 0);
-    return { min: ms, max: ms, rate: 1 };
-  }
-  const o = optionsObject(value as ChaosLatency, 'chaos.latency', ['ms', 'rate']);
+  // A bare number names no unit: the delay is always given as `delayMs`.
+  if (typeof value === 'number') throw invalidOption('chaos.latency', 'an object { delayMs, rate? }', value);
+  const o = optionsObject(value as ChaosLatency, 'chaos.latency', ['delayMs', 'rate']);
   const rate = rateOption('chaos.latency.rate', o.rate, 1);
-  if (Array.isArray(o.ms)) {
-    if (o.ms.length !== 2) throw invalidOption('chaos.latency.ms', 'a duration or a [min, max] pair', o.ms);
-    const min = durationOption('chaos.latency.ms[0]', o.ms[0], 0);
-    const max = durationOption('chaos.latency.ms[1]', o.ms[1], 0);
-    if (max < min) throw invalidOption('chaos.latency.ms[1]', `at least chaos.latency.ms[0] (${min})`, max);
+  if (Array.isArray(o.delayMs)) {
+    if (o.delayMs.length !== 2) throw invalidOption('chaos.latency.delayMs', 'a duration or a [min, max] pair', o.delayMs);
+    const min = durationOption('chaos.latency.delayMs[0]', o.delayMs[0], 0);
+    const max = durationOption('chaos.latency.delayMs[1]', o.delayMs[1], 0);
+    if (max < min) throw invalidOption('chaos.latency.delayMs[1]', `at least chaos.latency.delayMs[0] (${min})`, max);
     return { min, max, rate };
   }
-  if (o.ms === undefined) throw invalidOption('chaos.latency.ms', 'a duration or a [min, max] pair', undefined);
-  const ms = durationOption('chaos.latency.ms', o.ms, 0);
+  if (o.delayMs === undefined) throw invalidOption('chaos.latency.delayMs', 'a duration or a [min, max] pair', undefined);
+  const ms = durationOption('chaos.latency.delayMs', o.delayMs, 0);
   return { min: ms, max: ms, rate };
 }

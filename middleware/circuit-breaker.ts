@@ -2,14 +2,14 @@
  * circuitBreaker: stops sending to a peer that keeps failing, so it can recover, and
  * fails fast meanwhile.
  *
- *   circuitBreaker({ breaker: 'consecutive', threshold: 5, halfOpenAfter: 5_000 })
+ *   circuitBreaker({ breaker: 'consecutive', consecutiveFailures: 5, halfOpenAfterMs: 5_000 })
  *
- * closed ──(breaker trips)──► open ──(halfOpenAfter)──► half-open ──(probe answers)──► closed
+ * closed ──(breaker trips)──► open ──(halfOpenAfterMs)──► half-open ──(probe answers)──► closed
  *                               ▲                           │
  *                               └────(probe fails)──────────┘
  *
  * While open, a request fails at once with CircuitOpenError (-32050, `data.retryAfterMs`
- * = time until the next probe) and no byte is sent. After `halfOpenAfter` the next
+ * = time until the next probe) and no byte is sent. After `halfOpenAfterMs` the next
  * request goes through as a probe; requests arriving while it runs wait for its verdict
  * (cockatiel queues them) — or until their own exchange is cancelled, which ends their
  * wait at once. Put an attempt timeout below the breaker so a hanging probe ends.
@@ -77,22 +77,24 @@ export type BreakerScope = 'transport' | 'method' | 'tool';
 
 export interface CircuitBreakerOptions {
   /**
-   * When to open: `consecutive` (default) after `threshold` failures in a row;
-   * `sampling` when more than `threshold` (a ratio) of the calls over `duration` ms
-   * failed; `count` when more than `threshold` of the last `size` calls failed; or a
-   * function returning a cockatiel IBreaker for each key.
+   * When to open: `consecutive` (default) after `consecutiveFailures` failures in a row;
+   * `sampling` when more than `failureRatio` of the calls over `windowMs` failed; `count`
+   * when more than `failureRatio` of the last `windowCalls` calls failed; or a function
+   * returning a cockatiel IBreaker for each key.
    */
   breaker?: BreakerKind | (() => IBreaker);
-  /** consecutive: failures in a row (default 5). sampling, count: failure ratio in (0, 1) (default 0.5). */
-  threshold?: number;
+  /** consecutive: failures in a row that open the breaker (default 5). */
+  consecutiveFailures?: number;
+  /** sampling, count: the ratio of failed calls in the window, in (0, 1), above which the breaker opens (default 0.5). */
+  failureRatio?: number;
   /** sampling: the window, ms (default 30 000). */
-  duration?: number;
-  /** sampling, count: calls in the window before the breaker may open (default 20; count: at most `size`). */
-  minimumCalls?: number;
+  windowMs?: number;
+  /** sampling, count: calls observed in the window before the ratio is trusted and the breaker may open (default 20; count: at most `windowCalls`). */
+  minSamples?: number;
   /** count: calls in the window (default 100). */
-  size?: number;
+  windowCalls?: number;
   /** How long the breaker stays open before a probe, ms, or a cockatiel backoff (default 5 000). */
-  halfOpenAfter?: number | IBackoffFactory<IHalfOpenAfterBackoffContext>;
+  halfOpenAfterMs?: number | IBackoffFactory<IHalfOpenAfterBackoffContext>;
   /** One breaker for everything through this layer (default), per method, or per tool. */
   scope?: BreakerScope;
   /** Most breakers kept with scope method/tool (default 256); the least recently used closed one goes first. */
@@ -157,13 +159,13 @@ export function breakerStateOf(state: CircuitState): BreakerState {
 /** Long-lived requests neither probe nor count: a probe that never ends would hold the breaker half-open. */
 const BYPASS = new Set(['subscriptions/listen']);
 const TRANSPORT_KEY = 'transport';
-const KNOWN = ['breaker', 'threshold', 'duration', 'minimumCalls', 'size', 'halfOpenAfter', 'scope', 'maxKeys', 'isFailure', 'state'] as const;
+const KNOWN = ['breaker', 'consecutiveFailures', 'failureRatio', 'windowMs', 'minSamples', 'windowCalls', 'halfOpenAfterMs', 'scope', 'maxKeys', 'isFailure', 'state'] as const;
 
 export function circuitBreaker(options?: CircuitBreakerOptions): CircuitBreakerLayer {
   const o = optionsObject(options, 'circuitBreaker', KNOWN);
   const kind: BreakerKind | 'custom' = typeof o.breaker === 'function' ? 'custom' : choiceOption('circuitBreaker.breaker', o.breaker, 'consecutive', ['consecutive', 'sampling', 'count']);
   const makeBreaker = breakerFactory(kind, o);
-  const halfOpenAfter = halfOpenAfterOption(o.halfOpenAfter);
+  const halfOpenAfter = halfOpenAfterOption(o.halfOpenAfterMs);
   const scope = choiceOption('circuitBreaker.scope', o.scope, 'transport', ['transport', 'method', 'tool']);
   const maxKeys = integerOption('circuitBreaker.maxKeys', o.maxKeys, 256, 1);
   const isFailure = functionOption<NonNullable<CircuitBreakerOptions['isFailure']>>('circuitBreaker.isFailure', o.isFailure);
@@ -319,29 +321,29 @@ function breakerFactory(kind: BreakerKind | 'custom', o: Partial<CircuitBreakerO
   switch (kind) {
     case 'custom': {
       const make = o.breaker as () => IBreaker;
-      for (const option of ['threshold', 'duration', 'minimumCalls', 'size'] as const) unused(option);
+      for (const option of ['consecutiveFailures', 'failureRatio', 'windowMs', 'minSamples', 'windowCalls'] as const) unused(option);
       return make;
     }
     case 'consecutive': {
-      const threshold = integerOption('circuitBreaker.threshold', o.threshold, 5, 1);
-      for (const option of ['duration', 'minimumCalls', 'size'] as const) unused(option);
-      return () => new ConsecutiveBreaker(threshold);
+      const failures = integerOption('circuitBreaker.consecutiveFailures', o.consecutiveFailures, 5, 1);
+      for (const option of ['failureRatio', 'windowMs', 'minSamples', 'windowCalls'] as const) unused(option);
+      return () => new ConsecutiveBreaker(failures);
     }
     case 'sampling': {
-      const threshold = openRatioOption('circuitBreaker.threshold', o.threshold, 0.5);
-      const duration = durationOption('circuitBreaker.duration', o.duration, 30_000, 1_000);
-      const minimumCalls = integerOption('circuitBreaker.minimumCalls', o.minimumCalls, 20, 1);
-      unused('size');
+      const threshold = openRatioOption('circuitBreaker.failureRatio', o.failureRatio, 0.5);
+      const duration = durationOption('circuitBreaker.windowMs', o.windowMs, 30_000, 1_000);
+      const minSamples = integerOption('circuitBreaker.minSamples', o.minSamples, 20, 1);
+      for (const option of ['consecutiveFailures', 'windowCalls'] as const) unused(option);
       // cockatiel counts a minimum rate; Polly and this option count calls in the window.
-      const minimumRps = minimumCalls / (duration / 1000);
+      const minimumRps = minSamples / (duration / 1000);
       return () => new SamplingBreaker({ threshold, duration, minimumRps });
     }
     case 'count': {
-      const threshold = openRatioOption('circuitBreaker.threshold', o.threshold, 0.5);
-      const size = integerOption('circuitBreaker.size', o.size, 100, 1);
-      const minimumCalls = integerOption('circuitBreaker.minimumCalls', o.minimumCalls, Math.min(20, size), 1, size);
-      unused('duration');
-      return () => new CountBreaker({ threshold, size, minimumNumberOfCalls: minimumCalls });
+      const threshold = openRatioOption('circuitBreaker.failureRatio', o.failureRatio, 0.5);
+      const size = integerOption('circuitBreaker.windowCalls', o.windowCalls, 100, 1);
+      const minSamples = integerOption('circuitBreaker.minSamples', o.minSamples, Math.min(20, size), 1, size);
+      for (const option of ['consecutiveFailures', 'windowMs'] as const) unused(option);
+      return () => new CountBreaker({ threshold, size, minimumNumberOfCalls: minSamples });
     }
   }
 }
@@ -350,8 +352,8 @@ function halfOpenAfterOption(value: unknown): number | IBackoffFactory<IHalfOpen
   if (typeof value === 'object' && value !== null && typeof (value as IBackoffFactory<unknown>).next === 'function') {
     return value as IBackoffFactory<IHalfOpenAfterBackoffContext>;
   }
-  if (value !== undefined && typeof value !== 'number') throw invalidOption('circuitBreaker.halfOpenAfter', 'a duration in milliseconds or a cockatiel backoff', value);
-  return durationOption('circuitBreaker.halfOpenAfter', value, 5_000, 1);
+  if (value !== undefined && typeof value !== 'number') throw invalidOption('circuitBreaker.halfOpenAfterMs', 'a duration in milliseconds or a cockatiel backoff', value);
+  return durationOption('circuitBreaker.halfOpenAfterMs', value, 5_000, 1);
 }
 
 function snapshotOption(value: unknown, kind: BreakerKind | 'custom', option: string): Record<string, unknown> {

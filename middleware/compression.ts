@@ -1,10 +1,10 @@
 /**
- * compression({ encodings, threshold }): compresses what crosses the wire with the
+ * compression({ encodings, minBytes }): compresses what crosses the wire with the
  * transport's own, negotiated mechanism — so a peer without support keeps working on
  * identity:
  *
  *   - WebSocket (mcp-layers/ws): permessage-deflate (`deflate`), negotiated in the
- *     opening handshake; messages of at least `threshold` bytes are deflated;
+ *     opening handshake; messages of at least `minBytes` bytes are deflated;
  *   - Streamable HTTP client (the SDK's transport with createFetch() from
  *     mcp-layers/http): request bodies get the first of `encodings` the server lists in
  *     its Accept-Encoding (zstd, br, gzip); responses are negotiated by Accept-Encoding;
@@ -22,14 +22,14 @@ export interface CompressionOptions {
   /** Allowed encodings, most preferred first. Default `['zstd', 'br', 'gzip', 'deflate']` (those this Node has). */
   encodings?: readonly Encoding[];
   /** Messages and bodies smaller than this many bytes are sent uncompressed. Default 1024. */
-  threshold?: number;
+  minBytes?: number;
 }
 
-export function compression(options: CompressionOptions = {}): Layer {
-  const o = optionsObject(options, 'compression', ['encodings', 'threshold']);
+export function compression(options?: CompressionOptions): Layer {
+  const o = optionsObject(options, 'compression', ['encodings', 'minBytes']);
   const encodings = encodingsOption('compression.encodings', o.encodings, ['zstd', 'br', 'gzip', 'deflate']);
-  const threshold = integerOption('compression.threshold', o.threshold, 1024, 0);
-  const settings: CompressionSettings = { encodings, threshold };
+  const minBytes = integerOption('compression.minBytes', o.minBytes, 1024, 0);
+  const settings: CompressionSettings = { encodings, minBytes };
   return {
     name: 'compression',
     handle: (_ctx, next) => next(),

@@ -1,8 +1,8 @@
 /**
- * concurrency: a bulkhead — at most `maxInFlight` requests at once, up to `queue` more
+ * concurrency: a bulkhead — at most `maxInFlight` requests at once, up to `maxQueued` more
  * waiting for a slot, and the rest shed at once.
  *
- *   concurrency({ maxInFlight: 16, queue: 64 })
+ *   concurrency({ maxInFlight: 16, maxQueued: 64 })
  *
  * Both directions, each with its own limit so that one cannot starve the other:
  * - outbound (the application's requests): a shed request fails with LoadShedError
@@ -19,7 +19,7 @@
  *
  * Known limit of cockatiel's bulkhead: a cancelled queued request keeps its queue place
  * until the next running request finishes (the bulkhead then discards it). While
- * nothing finishes, such places count against `queue`.
+ * nothing finishes, such places count against `maxQueued`.
  */
 import { BulkheadPolicy, BulkheadRejectedError, TaskCancelledError } from 'cockatiel';
 import type { Context } from '../src/core/context.ts';
@@ -53,7 +53,7 @@ export interface ConcurrencyOptions {
   /** Requests running at once, per direction (default 100). */
   maxInFlight?: number;
   /** Requests waiting for a slot, per direction (default 0: shed at once, as Polly's default limiter does). */
-  queue?: number;
+  maxQueued?: number;
   /** Which requests are limited (default `both`, each direction with its own limit). */
   direction?: 'outbound' | 'inbound' | 'both';
   /** A hint for the peer in the error answering a shed inbound request (`data.retryAfterMs`), ms. */
@@ -65,12 +65,12 @@ export interface ConcurrencyLayer extends Layer {
   usage(): { outbound: { inFlight: number; queued: number }; inbound: { inFlight: number; queued: number } };
 }
 
-const KNOWN = ['maxInFlight', 'queue', 'direction', 'retryAfterMs'] as const;
+const KNOWN = ['maxInFlight', 'maxQueued', 'direction', 'retryAfterMs'] as const;
 
 export function concurrency(options?: ConcurrencyOptions): ConcurrencyLayer {
   const o = optionsObject(options, 'concurrency', KNOWN);
   const maxInFlight = integerOption('concurrency.maxInFlight', o.maxInFlight, 100, 1);
-  const queue = integerOption('concurrency.queue', o.queue, 0, 0);
+  const queue = integerOption('concurrency.maxQueued', o.maxQueued, 0, 0);
   const direction = choiceOption('concurrency.direction', o.direction, 'both', ['outbound', 'inbound', 'both']);
   const retryAfterMs = o.retryAfterMs === undefined ? undefined : durationOption('concurrency.retryAfterMs', o.retryAfterMs, 0);
 

@@ -30,7 +30,7 @@ import { type RetryLayer, type RetryOptions, retry } from './retry/retry.ts';
 import { type TimeoutOptions, timeout } from './timeout.ts';
 
 export interface StandardOptions {
-  /** Bulkhead (default `{ maxInFlight: 1000, queue: 0 }`, Polly's rate limiter defaults). */
+  /** Bulkhead (default `{ maxInFlight: 1000, maxQueued: 0 }`, Polly's rate limiter defaults). */
   concurrency?: ConcurrencyOptions | false;
   /** The exchange's deadline across all attempts and backoffs, ms (default 30 000). */
   totalTimeout?: number | false;
@@ -38,8 +38,8 @@ export interface StandardOptions {
   retry?: RetryOptions | false;
   /** Circuit breaker (default: sampling, opens above 25 % failures over 30 s once 10 calls were seen; probes after 5 s). */
   circuitBreaker?: CircuitBreakerOptions | false;
-  /** Each attempt's deadline, ms, or timeout options without `total` (default 10 000). */
-  attemptTimeout?: number | false | Omit<TimeoutOptions, 'total'>;
+  /** Each attempt's deadline, ms, or timeout options without `totalMs` (default 10 000). */
+  attemptTimeout?: number | false | Omit<TimeoutOptions, 'totalMs'>;
 }
 
 /** The stack, plus each stage's layer (e.g. `stages.circuitBreaker.exportState()`). */
@@ -54,10 +54,10 @@ export interface StandardLayer extends ComposedLayer {
 }
 
 export const STANDARD_DEFAULTS = {
-  concurrency: { maxInFlight: 1000, queue: 0 },
+  concurrency: { maxInFlight: 1000, maxQueued: 0 },
   totalTimeout: 30_000,
   retry: { maxAttempts: 3 },
-  circuitBreaker: { breaker: 'sampling', threshold: 0.25, duration: 30_000, minimumCalls: 10, halfOpenAfter: 5_000 },
+  circuitBreaker: { breaker: 'sampling', failureRatio: 0.25, windowMs: 30_000, minSamples: 10, halfOpenAfterMs: 5_000 },
   attemptTimeout: 10_000,
 } as const satisfies Required<StandardOptions>;
 
@@ -76,12 +76,12 @@ export function standard(options?: StandardOptions): StandardLayer {
   const breakerOptions = stage('circuitBreaker', o.circuitBreaker, STANDARD_DEFAULTS.circuitBreaker as CircuitBreakerOptions);
   const total = durationStage('standard.totalTimeout', o.totalTimeout, STANDARD_DEFAULTS.totalTimeout);
   const attemptOptions = attemptStage(o.attemptTimeout);
-  const attemptMs = attemptOptions?.ms;
+  const attemptMs = attemptOptions?.attemptMs;
 
   // Each layer validates its own options, named where the user wrote them (`standard.retry.maxAttempts`).
   const layers = {
     concurrency: concurrencyOptions === undefined ? undefined : optionsAt('standard.concurrency', 'concurrency', () => concurrency(concurrencyOptions)),
-    totalTimeout: total === undefined ? undefined : timeout({ total }),
+    totalTimeout: total === undefined ? undefined : timeout({ totalMs: total }),
     retry: retryOptions === undefined ? undefined : optionsAt('standard.retry', 'retry', () => retry(retryOptions)),
     circuitBreaker: breakerOptions === undefined ? undefined : optionsAt('standard.circuitBreaker', 'circuitBreaker', () => circuitBreaker(breakerOptions)),
     attemptTimeout: attemptOptions === undefined ? undefined : optionsAt('standard.attemptTimeout', 'timeout', () => timeout(attemptOptions)),
@@ -91,9 +91,9 @@ export function standard(options?: StandardOptions): StandardLayer {
     throw invalidOption('standard.attemptTimeout', `at most standard.totalTimeout (${total} ms)`, attemptMs);
   }
   if (breakerOptions?.breaker === 'sampling' && attemptMs !== undefined) {
-    const window = breakerOptions.duration ?? 30_000;
+    const window = breakerOptions.windowMs ?? 30_000;
     if (window < 2 * attemptMs) {
-      throw invalidOption('standard.circuitBreaker.duration', `at least twice standard.attemptTimeout (${2 * attemptMs} ms)`, window);
+      throw invalidOption('standard.circuitBreaker.windowMs', `at least twice standard.attemptTimeout (${2 * attemptMs} ms)`, window);
     }
   }
   const maxDelay = retryOptions?.backoff !== undefined && 'maxDelayMs' in retryOptions.backoff ? retryOptions.backoff.maxDelayMs : undefined;
@@ -116,11 +116,11 @@ function durationStage(option: string, value: unknown, fallback: number): number
 
 function attemptStage(value: StandardOptions['attemptTimeout']): TimeoutOptions | undefined {
   if (value === false) return undefined;
-  if (value === undefined) return { ms: STANDARD_DEFAULTS.attemptTimeout };
-  if (typeof value === 'number') return { ms: durationStage('standard.attemptTimeout', value, STANDARD_DEFAULTS.attemptTimeout) };
+  if (value === undefined) return { attemptMs: STANDARD_DEFAULTS.attemptTimeout };
+  if (typeof value === 'number') return { attemptMs: durationStage('standard.attemptTimeout', value, STANDARD_DEFAULTS.attemptTimeout) };
   if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
-    if ('total' in value) throw invalidOption('standard.attemptTimeout.total', 'no value: use standard.totalTimeout', (value as TimeoutOptions).total);
-    return { ms: STANDARD_DEFAULTS.attemptTimeout, ...value };
+    if ('totalMs' in value) throw invalidOption('standard.attemptTimeout.totalMs', 'no value: use standard.totalTimeout', (value as TimeoutOptions).totalMs);
+    return { attemptMs: STANDARD_DEFAULTS.attemptTimeout, ...value };
   }
   throw invalidOption('standard.attemptTimeout', 'a duration in milliseconds, timeout options, or false', value);
 }

@@ -1,11 +1,11 @@
 /**
  * timeout: deadlines for outbound requests.
  *
- *   timeout({ total: 30_000 })   // outermost: the whole exchange, retries and backoffs included
- *   timeout({ ms: 10_000 })      // below retry: each attempt
+ *   timeout({ totalMs: 30_000 })   // outermost: the whole exchange, retries and backoffs included
+ *   timeout({ attemptMs: 10_000 }) // below retry: each attempt
  *
- * `ms` bounds each call of `next()` through this layer — one attempt when the layer
- * sits below retry, as `standard()` places it. `total` bounds the exchange from the
+ * `attemptMs` bounds each call of `next()` through this layer — one attempt when the layer
+ * sits below retry, as `standard()` places it. `totalMs` bounds the exchange from the
  * moment it first reaches this layer, across every attempt below; it is also published
  * to the layers inside (src/layer-kit/deadline.ts) so retry never starts a backoff that would
  * outlast it. When a deadline passes the attempt is abandoned through its fork's
@@ -20,11 +20,11 @@
  * this layer, on every request — while the core already abandons an attempt, and
  * cancels it on the wire, when its fork is aborted (`fork.abort(reason)`, no signal). TimeoutPolicy also cannot move
  * a deadline: with `resetOnProgress`, progress notifications for the request push the
- * deadline `ms` further (the timer is refreshed), never beyond `maxTotalMs` (the MCP
+ * deadline `attemptMs` further (the timer is refreshed), never beyond `maxAttemptMs` (the MCP
  * spec asks for such a ceiling).
  *
  * Built-in per-method defaults, overridable with `perMethod`:
- * - `initialize`: at least 60 s (attempt and total), whatever `ms` says — a server may
+ * - `initialize`: at least 60 s (attempt and total), whatever `attemptMs` says — a server may
  *   be starting cold, and MCP forbids cancelling initialize, so a short deadline only
  *   turns a slow start into a failed session.
  * - `subscriptions/listen` (2026-07-28): no deadline. It lives as long as the
@@ -46,16 +46,16 @@ declare module '../src/core/events.ts' {
 }
 
 export interface TimeoutOptions {
-  /** Deadline of each call through this layer (each attempt, below retry), ms. Default 30 000 unless only `total` is given. */
-  ms?: number;
+  /** Deadline of each call through this layer (each attempt, below retry), ms. Default 30 000 unless only `totalMs` is given. */
+  attemptMs?: number;
   /** Deadline of the whole exchange from when it first reaches this layer, ms. Default: none. */
-  total?: number;
-  /** Per-method `ms` (method names or globs, first match wins); `false` exempts the method from this layer. */
+  totalMs?: number;
+  /** Per-method `attemptMs` (method names or globs, first match wins); `false` exempts the method from this layer. */
   perMethod?: Readonly<Record<string, number | false>>;
-  /** Progress notifications for the request push the attempt deadline `ms` further (default false). */
+  /** Progress notifications for the request push the attempt deadline `attemptMs` further (default false). */
   resetOnProgress?: boolean;
-  /** With `resetOnProgress`: the attempt's ceiling however much progress arrives, ms (default 10 × ms). */
-  maxTotalMs?: number;
+  /** With `resetOnProgress`: the attempt's ceiling however much progress arrives, ms (default 10 × attemptMs). */
+  maxAttemptMs?: number;
 }
 
 /** What the layer enforces for one method; null = nothing. */
@@ -73,23 +73,23 @@ type Scope = 'attempt' | 'total';
 const INITIALIZE_FLOOR_MS = 60_000;
 const NO_DEADLINE = new Set(['subscriptions/listen']);
 
-const KNOWN = ['ms', 'total', 'perMethod', 'resetOnProgress', 'maxTotalMs'] as const;
+const KNOWN = ['attemptMs', 'totalMs', 'perMethod', 'resetOnProgress', 'maxAttemptMs'] as const;
 const MAX_CACHED = 256;
 
 export function timeout(options?: TimeoutOptions): Layer {
   const o = optionsObject(options, 'timeout', KNOWN);
-  const total = o.total === undefined ? undefined : durationOption('timeout.total', o.total, 0, 1);
-  const ms = o.ms === undefined && total !== undefined ? undefined : durationOption('timeout.ms', o.ms, 30_000, 1);
+  const total = o.totalMs === undefined ? undefined : durationOption('timeout.totalMs', o.totalMs, 0, 1);
+  const ms = o.attemptMs === undefined && total !== undefined ? undefined : durationOption('timeout.attemptMs', o.attemptMs, 30_000, 1);
   const resetOnProgress = booleanOption('timeout.resetOnProgress', o.resetOnProgress, false);
-  if (o.maxTotalMs !== undefined && !resetOnProgress) {
-    throw invalidOption('timeout.maxTotalMs', 'to be used with timeout.resetOnProgress: true', o.maxTotalMs);
+  if (o.maxAttemptMs !== undefined && !resetOnProgress) {
+    throw invalidOption('timeout.maxAttemptMs', 'to be used with timeout.resetOnProgress: true', o.maxAttemptMs);
   }
   if (resetOnProgress && ms === undefined) {
-    throw invalidOption('timeout.resetOnProgress', 'timeout.ms to be set (progress extends the attempt deadline)', true);
+    throw invalidOption('timeout.resetOnProgress', 'timeout.attemptMs to be set (progress extends the attempt deadline)', true);
   }
-  const maxTotalMs = o.maxTotalMs === undefined ? undefined : durationOption('timeout.maxTotalMs', o.maxTotalMs, 0, 1);
-  if (maxTotalMs !== undefined && ms !== undefined && maxTotalMs < ms) {
-    throw invalidOption('timeout.maxTotalMs', `at least timeout.ms (${ms})`, maxTotalMs);
+  const maxAttemptMs = o.maxAttemptMs === undefined ? undefined : durationOption('timeout.maxAttemptMs', o.maxAttemptMs, 0, 1);
+  if (maxAttemptMs !== undefined && ms !== undefined && maxAttemptMs < ms) {
+    throw invalidOption('timeout.maxAttemptMs', `at least timeout.attemptMs (${ms})`, maxAttemptMs);
   }
   const overrides = perMethodOption(o.perMethod);
 
@@ -99,7 +99,7 @@ export function timeout(options?: TimeoutOptions): Layer {
     if (plan !== undefined) return plan;
     plan = resolvePlan(method, ms, total, overrides);
     if (plan !== null && resetOnProgress && plan.ms !== undefined) {
-      plan = { ...plan, ceiling: Math.max(maxTotalMs ?? 10 * plan.ms, plan.ms) };
+      plan = { ...plan, ceiling: Math.max(maxAttemptMs ?? 10 * plan.ms, plan.ms) };
     }
     if (plans.size < MAX_CACHED) plans.set(method, plan);
     return plan;

@@ -91,7 +91,7 @@ export const transport: DashboardSpec = {
         {
           width: 8,
           title: 'Reconnects',
-          description: 'Reconnection attempts per second by outcome: scheduled (the connection dropped), connected (the session was restored), failed (the attempt failed; after maxAttempts the transport closes). failed rising: the server is down or unreachable.',
+          description: 'Reconnection attempts per second by outcome: scheduled (the connection dropped), connected (the session was restored), failed (the attempt failed; after reconnect.maxRetries the transport closes). failed rising: the server is down or unreachable.',
           unit: 'eps',
           colorSeries: [{ match: '.*failed.*', color: 'red' }],
           queries: [{ expr: sum(['transport', 'outcome'], rate('mcp_layers_reconnects_total')), legend: '{{transport}} {{outcome}}' }],

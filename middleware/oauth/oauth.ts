@@ -90,10 +90,10 @@ export interface OAuthOptions {
   provider?: SdkAuthProvider | SdkOAuthClientProvider;
   /** How long one token request may take. Default 10 000 ms. */
   timeoutMs?: number;
-  /** Retries of a token request that failed for a transient reason. Default `{ maxAttempts: 3, initialDelayMs: 250, maxDelayMs: 5000 }`. */
-  retry?: { maxAttempts?: number; initialDelayMs?: number; maxDelayMs?: number };
-  /** The token endpoint's own circuit breaker. Default `{ threshold: 5, halfOpenAfterMs: 30 000 }`. */
-  breaker?: { threshold?: number; halfOpenAfterMs?: number };
+  /** Retries of a token request that failed for a transient reason. Default `{ maxRetries: 3, initialDelayMs: 250, maxDelayMs: 5000 }`. */
+  retry?: { maxRetries?: number; initialDelayMs?: number; maxDelayMs?: number };
+  /** The token endpoint's own circuit breaker. Default `{ consecutiveFailures: 5, halfOpenAfterMs: 30 000 }`. */
+  breaker?: { consecutiveFailures?: number; halfOpenAfterMs?: number };
   /** The fetch used for token requests (a proxy, custom TLS). Default: global fetch. */
   fetch?: FetchLike;
   /** Put `authorization` in `ctx.options.headers` of every attempt. Default true. */
@@ -123,15 +123,15 @@ export interface OAuthLayer extends Layer {
 
 const DEFAULT_REFRESH_SKEW_MS = 60_000;
 const DEFAULT_TOKEN_TIMEOUT_MS = 10_000;
-const DEFAULT_TOKEN_RETRY = { maxAttempts: 3, initialDelayMs: 250, maxDelayMs: 5000 } as const;
-const DEFAULT_TOKEN_BREAKER = { threshold: 5, halfOpenAfterMs: 30_000 } as const;
+const DEFAULT_TOKEN_RETRY = { maxRetries: 3, initialDelayMs: 250, maxDelayMs: 5000 } as const;
+const DEFAULT_TOKEN_BREAKER = { consecutiveFailures: 5, halfOpenAfterMs: 30_000 } as const;
 
 /** Per wrapped transport. */
 interface HostState {
   renewal: ConnectionRenewal | undefined;
 }
 
-export function oauth(options: OAuthOptions): OAuthLayer {
+export function oauth(options?: OAuthOptions): OAuthLayer {
   const settings = resolve(options);
   const events = new EventBus();
   const source = settings.source(events);
@@ -290,7 +290,7 @@ const KNOWN = new Set([
   'perMessageHeaders',
 ]);
 
-function resolve(options: OAuthOptions): Resolved {
+function resolve(options: OAuthOptions | undefined): Resolved {
   if (typeof options !== 'object' || options === null) throw invalidOption('oauth options', 'an object', options);
   for (const key of Object.keys(options)) if (!KNOWN.has(key)) throw invalidOption(`oauth.${key}`, `one of the oauth options (${[...KNOWN].join(', ')})`, key);
   const issuer = urlOption('oauth.issuer', options.issuer);
@@ -299,18 +299,18 @@ function resolve(options: OAuthOptions): Resolved {
   const scopes = scopesOption(options.scopes);
   const refreshSkewMs = numberOption('oauth.refreshSkewMs', options.refreshSkewMs, DEFAULT_REFRESH_SKEW_MS, 0);
   const timeoutMs = numberOption('oauth.timeoutMs', options.timeoutMs, DEFAULT_TOKEN_TIMEOUT_MS, 1);
-  const retry = settingsObject('oauth.retry', options.retry);
+  const retry = settingsObject('oauth.retry', options.retry, ['maxRetries', 'initialDelayMs', 'maxDelayMs']);
   const retrySettings = {
-    maxAttempts: integerOption('oauth.retry.maxAttempts', retry['maxAttempts'], DEFAULT_TOKEN_RETRY.maxAttempts, 0),
+    maxRetries: integerOption('oauth.retry.maxRetries', retry['maxRetries'], DEFAULT_TOKEN_RETRY.maxRetries, 0),
     initialDelayMs: numberOption('oauth.retry.initialDelayMs', retry['initialDelayMs'], DEFAULT_TOKEN_RETRY.initialDelayMs, 0),
     maxDelayMs: numberOption('oauth.retry.maxDelayMs', retry['maxDelayMs'], DEFAULT_TOKEN_RETRY.maxDelayMs, 0),
   };
   if (retrySettings.maxDelayMs < retrySettings.initialDelayMs) {
     throw invalidOption('oauth.retry.maxDelayMs', `a number >= retry.initialDelayMs (${retrySettings.initialDelayMs})`, retrySettings.maxDelayMs);
   }
-  const breaker = settingsObject('oauth.breaker', options.breaker);
+  const breaker = settingsObject('oauth.breaker', options.breaker, ['consecutiveFailures', 'halfOpenAfterMs']);
   const breakerSettings = {
-    threshold: integerOption('oauth.breaker.threshold', breaker['threshold'], DEFAULT_TOKEN_BREAKER.threshold, 1),
+    consecutiveFailures: integerOption('oauth.breaker.consecutiveFailures', breaker['consecutiveFailures'], DEFAULT_TOKEN_BREAKER.consecutiveFailures, 1),
     halfOpenAfterMs: numberOption('oauth.breaker.halfOpenAfterMs', breaker['halfOpenAfterMs'], DEFAULT_TOKEN_BREAKER.halfOpenAfterMs, 0),
   };
   if (options.fetch !== undefined && typeof options.fetch !== 'function') throw invalidOption('oauth.fetch', 'a fetch function', options.fetch);

@@ -64,8 +64,8 @@ export interface TokenEndpointSettings {
   resource: readonly string[] | undefined;
   /** One token request (or discovery request) may take this long. */
   timeoutMs: number;
-  retry: { maxAttempts: number; initialDelayMs: number; maxDelayMs: number };
-  breaker: { threshold: number; halfOpenAfterMs: number };
+  retry: { maxRetries: number; initialDelayMs: number; maxDelayMs: number };
+  breaker: { consecutiveFailures: number; halfOpenAfterMs: number };
   fetch: FetchLike | undefined;
   onBreakerState?: ((from: BreakerState, to: BreakerState) => void) | undefined;
 }
@@ -111,7 +111,7 @@ export class TokenEndpoint {
     this.#settings = settings;
     this.#breaker = circuitBreaker(handleWhen(isTransient), {
       halfOpenAfter: settings.breaker.halfOpenAfterMs,
-      breaker: new ConsecutiveBreaker(settings.breaker.threshold),
+      breaker: new ConsecutiveBreaker(settings.breaker.consecutiveFailures),
     });
     this.#breaker.onStateChange((state) => {
       const to = breakerStateOf(state);
@@ -120,7 +120,7 @@ export class TokenEndpoint {
     });
     // The retry is outside the breaker: each attempt counts, and an open breaker (not transient) ends the retries.
     this.#policy = retry(handleWhen(isTransient), {
-      maxAttempts: settings.retry.maxAttempts,
+      maxAttempts: settings.retry.maxRetries,
       backoff: new ExponentialBackoff({ initialDelay: settings.retry.initialDelayMs, maxDelay: settings.retry.maxDelayMs }),
     }).dangerouslyUnref();
   }
@@ -244,7 +244,7 @@ export class TokenEndpoint {
     if (error instanceof BrokenCircuitError) {
       const retryAfterMs = Math.max(0, this.#settings.breaker.halfOpenAfterMs);
       return new UnauthorizedError(
-        `The token endpoint ${where} was not contacted: its circuit breaker is open after ${this.#settings.breaker.threshold} consecutive failures; it is tried again within ${Math.ceil(retryAfterMs / 1000)} s`,
+        `The token endpoint ${where} was not contacted: its circuit breaker is open after ${this.#settings.breaker.consecutiveFailures} consecutive failures; it is tried again within ${Math.ceil(retryAfterMs / 1000)} s`,
         { reason: 'token-endpoint-circuit-open', retryable: true, neverSent: true, retryAfterMs },
       );
     }

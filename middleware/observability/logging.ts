@@ -108,9 +108,9 @@ const WIRE_IDS = Symbol('mcp-layers.logging.wire-ids');
 
 const KNOWN = ['logger', 'level', 'levels', 'payloads', 'redact'];
 
-export function logging(given: LoggingOptions): Layer {
-  const options = optionsObject(given, 'logging', KNOWN);
-  const candidate = options.logger;
+export function logging(options?: LoggingOptions): Layer {
+  const o = optionsObject(options, 'logging', KNOWN);
+  const candidate = o.logger;
   if (typeof candidate !== 'object' || candidate === null || typeof candidate.log !== 'function') {
     throw invalidOption('logging.logger', 'a winston Logger (an object with a log(entry) method)', candidate);
   }
@@ -124,8 +124,8 @@ export function logging(given: LoggingOptions): Layer {
     }
     return value;
   };
-  const okLevel = checkLevel(options.level ?? 'info', 'logging.level', false) as string;
-  const levels = options.levels ?? {};
+  const okLevel = checkLevel(o.level ?? 'info', 'logging.level', false) as string;
+  const levels = o.levels ?? {};
   if (typeof levels !== 'object' || levels === null) throw invalidOption('logging.levels', 'an object of record → level', levels);
   const eventLevels: Record<string, LevelFor<never>> = { ...EVENT_LEVELS };
   let failureLevel: string | false = 'warn';
@@ -137,7 +137,7 @@ export function logging(given: LoggingOptions): Layer {
     else if (key in EVENT_LEVELS) eventLevels[key] = level;
     else throw optionProblem('logging.levels', `unknown record "${key}"; expected failure, notification or an event type (${Object.keys(EVENT_LEVELS).join(', ')})`);
   }
-  const payloads = options.payloads ?? false;
+  const payloads = o.payloads ?? false;
   let maxPayload = 0;
   if (payloads === true) maxPayload = DEFAULT_PAYLOAD_LENGTH;
   else if (typeof payloads === 'object' && payloads !== null) {
@@ -146,7 +146,7 @@ export function logging(given: LoggingOptions): Layer {
   } else if (payloads !== false) {
     throw invalidOption('logging.payloads', 'true, false or { maxLength }', payloads);
   }
-  const redactor = new Redactor(options.redact ?? [], 'logging.redact');
+  const redactor = new Redactor(o.redact ?? [], 'logging.redact');
 
   const enabled = (level: string | false): level is string => level !== false && (logger.isLevelEnabled?.(level) ?? true);
 

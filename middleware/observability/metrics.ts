@@ -174,26 +174,26 @@ function labels(values: Record<string, string | undefined>): Labels {
 
 const KNOWN = ['registry', 'prefix', 'buckets', 'maxLabelValues', 'exemplars', 'network'];
 
-export function metrics(given: MetricsOptions): Layer {
-  const options = optionsObject(given, 'metrics', KNOWN);
+export function metrics(options?: MetricsOptions): Layer {
+  const o = optionsObject(options, 'metrics', KNOWN);
   const prom = requirePeer<Prom>('prom-client', 'metrics()');
-  const registry = options.registry as MetricsRegistry | undefined;
+  const registry = o.registry as MetricsRegistry | undefined;
   if (typeof registry !== 'object' || registry === null || typeof registry.registerMetric !== 'function' || typeof registry.getSingleMetric !== 'function') {
     throw invalidOption('metrics.registry', "a prom-client Registry (pass prom-client's `register` to use the global default)", registry);
   }
-  const prefix = options.prefix ?? '';
-  if (typeof prefix !== 'string' || !/^([a-zA-Z_][a-zA-Z0-9_]*)?$/.test(prefix)) throw invalidOption('metrics.prefix', 'a metric name prefix ([a-zA-Z_][a-zA-Z0-9_]*)', options.prefix);
-  const buckets = options.buckets ?? DURATION_BUCKETS;
+  const prefix = o.prefix ?? '';
+  if (typeof prefix !== 'string' || !/^([a-zA-Z_][a-zA-Z0-9_]*)?$/.test(prefix)) throw invalidOption('metrics.prefix', 'a metric name prefix ([a-zA-Z_][a-zA-Z0-9_]*)', o.prefix);
+  const buckets = o.buckets ?? DURATION_BUCKETS;
   if (!Array.isArray(buckets) || buckets.length === 0 || buckets.some((b, i) => typeof b !== 'number' || !Number.isFinite(b) || b <= 0 || (i > 0 && b <= (buckets[i - 1] as number)))) {
-    throw invalidOption('metrics.buckets', 'a non-empty increasing array of positive numbers (seconds)', options.buckets);
+    throw invalidOption('metrics.buckets', 'a non-empty increasing array of positive numbers (seconds)', o.buckets);
   }
-  const maxLabelValues = integerOption('metrics.maxLabelValues', options.maxLabelValues, 100, 1);
+  const maxLabelValues = integerOption('metrics.maxLabelValues', o.maxLabelValues, 100, 1);
   const openMetrics = (registry.contentType as string) === prom.Registry.OPENMETRICS_CONTENT_TYPE;
-  const exemplars = booleanOption('metrics.exemplars', options.exemplars, openMetrics);
+  const exemplars = booleanOption('metrics.exemplars', o.exemplars, openMetrics);
   if (exemplars && !openMetrics) {
     throw invalidOption('metrics.exemplars', 'false on a Prometheus-format registry (exemplars need registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE))', true);
   }
-  const configuredTransport = validateNetwork(options.network, 'metrics.network').transport;
+  const configuredTransport = validateNetwork(o.network, 'metrics.network').transport;
 
   // --- the families -----------------------------------------------------------
   const create = (family: MetricFamily, extra: { buckets?: readonly number[]; enableExemplars?: boolean } = {}): unknown => {
@@ -404,7 +404,7 @@ export interface MetricsHandlerOptions {
  *
  *   http.createServer(metricsHandler(registry)).listen(9464, '127.0.0.1');
  */
-export function metricsHandler(registry: MetricsRegistry, options: MetricsHandlerOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
+export function metricsHandler(registry: MetricsRegistry, options?: MetricsHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
   if (typeof registry !== 'object' || registry === null || typeof registry.metrics !== 'function') {
     throw invalidOption('metricsHandler(registry)', 'a prom-client Registry', registry);
   }

@@ -96,24 +96,24 @@ const DEFAULT_CAPTURE_LENGTH = 4096;
 
 const KNOWN = ['tracer', 'propagator', 'captureArguments', 'captureResults', 'maxCaptureLength', 'resourceUriInSpanName', 'network', 'redact'];
 
-export function tracing(given?: TracingOptions): Layer {
-  const options = optionsObject(given, 'tracing', KNOWN);
+export function tracing(options?: TracingOptions): Layer {
+  const o = optionsObject(options, 'tracing', KNOWN);
   const api = requirePeer<OtelApi>('@opentelemetry/api', 'tracing()');
   // The global tracer is looked up at the first span, not here: an SDK registered after the
   // stack was built (or through another copy of @opentelemetry/api) still gets the spans.
-  const ownTracer = options.tracer === undefined ? undefined : resolveTracer(options.tracer);
+  const ownTracer = o.tracer === undefined ? undefined : resolveTracer(o.tracer);
   let globalTracer: Tracer | undefined;
   const tracerNow = (): Tracer => ownTracer ?? (globalTracer ??= api.trace.getTracer('mcp-layers'));
-  const propagator = options.propagator ?? api.propagation;
+  const propagator = o.propagator ?? api.propagation;
   if (typeof propagator.inject !== 'function' || typeof propagator.extract !== 'function') {
-    throw invalidOption('tracing.propagator', 'a TextMapPropagator (inject and extract)', options.propagator);
+    throw invalidOption('tracing.propagator', 'a TextMapPropagator (inject and extract)', o.propagator);
   }
-  const captureArguments = booleanOption('tracing.captureArguments', options.captureArguments, false);
-  const captureResults = booleanOption('tracing.captureResults', options.captureResults, false);
-  const resourceInName = booleanOption('tracing.resourceUriInSpanName', options.resourceUriInSpanName, false);
-  const maxCapture = integerOption('tracing.maxCaptureLength', options.maxCaptureLength, DEFAULT_CAPTURE_LENGTH, 16);
-  const redactor = new Redactor(options.redact ?? [], 'tracing.redact');
-  const configured = validateNetwork(options.network, 'tracing.network');
+  const captureArguments = booleanOption('tracing.captureArguments', o.captureArguments, false);
+  const captureResults = booleanOption('tracing.captureResults', o.captureResults, false);
+  const resourceInName = booleanOption('tracing.resourceUriInSpanName', o.resourceUriInSpanName, false);
+  const maxCapture = integerOption('tracing.maxCaptureLength', o.maxCaptureLength, DEFAULT_CAPTURE_LENGTH, 16);
+  const redactor = new Redactor(o.redact ?? [], 'tracing.redact');
+  const configured = validateNetwork(o.network, 'tracing.network');
   const configuredAttributes = networkAttributes(configured);
   const networks = new WeakMap<Session, Attributes>();
 

@@ -3,7 +3,7 @@
  * is safe (docs/architecture.md#invariant-3), only as often as the retry budget allows, and after
  * a backoff that ends at once when the exchange is cancelled or the transport closes.
  *
- *   wrap(transport, [timeout({ total: 30_000 }), retry({ maxAttempts: 3 }), timeout({ ms: 10_000 })])
+ *   wrap(transport, [timeout({ totalMs: 30_000 }), retry({ maxAttempts: 3 }), timeout({ attemptMs: 10_000 })])
  *
  * Built on cockatiel's ExponentialBackoff with decorrelated jitter (or any cockatiel
  * backoff). The loop is ours, not cockatiel's RetryPolicy: its sleep ignores the

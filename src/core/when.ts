@@ -2,7 +2,7 @@
  * when(match, ...layers): run `layers` only for the exchanges `match` selects, so
  * per-method and per-tool policies are data:
  *
- *   when({ method: 'tools/call', tool: 'slow_*' }, timeout({ ms: 120_000 }))
+ *   when({ method: 'tools/call', tool: 'slow_*' }, timeout({ attemptMs: 120_000 }))
  *
  * Patterns are globs (`*`, `?`). Every field given must match; a list matches any of
  * its patterns. Other exchanges skip straight to the next layer.

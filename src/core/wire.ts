@@ -47,7 +47,7 @@ export interface CompressionSettings {
   /** Encodings allowed, most preferred first. */
   readonly encodings: readonly Encoding[];
   /** Messages (or bodies) smaller than this many bytes go uncompressed. */
-  readonly threshold: number;
+  readonly minBytes: number;
 }
 
 export interface WireControl {

@@ -24,11 +24,12 @@ export interface GatewayLoggerOptions {
 
 const HIDDEN = new Set(['level', 'message', 'timestamp']);
 
-export function createGatewayLogger(options: GatewayLoggerOptions = {}): GatewayLogger {
-  const stream = options.stream ?? process.stderr;
-  const colors = options.format === 'pretty' && (stream as { isTTY?: boolean }).isTTY === true;
+export function createGatewayLogger(options?: GatewayLoggerOptions): GatewayLogger {
+  const o = options ?? {};
+  const stream = o.stream ?? process.stderr;
+  const colors = o.format === 'pretty' && (stream as { isTTY?: boolean }).isTTY === true;
   const format =
-    options.format === 'pretty'
+    o.format === 'pretty'
       ? winston.format.combine(
           winston.format.timestamp({ format: 'HH:mm:ss.SSS' }),
           winston.format.printf((info) => {
@@ -41,7 +42,7 @@ export function createGatewayLogger(options: GatewayLoggerOptions = {}): Gateway
           }),
         )
       : winston.format.combine(winston.format.timestamp(), winston.format.json());
-  return winston.createLogger({ level: options.level ?? 'info', format, transports: [new winston.transports.Stream({ stream })] });
+  return winston.createLogger({ level: o.level ?? 'info', format, transports: [new winston.transports.Stream({ stream })] });
 }
 
 function colorize(level: string): string {

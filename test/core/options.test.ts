@@ -26,7 +26,7 @@ describe('optionsAt', () => {
     expect(() => optionsAt('upstream.layers[0].standard', 'standard', () => standard({ retry: { maxAttempts: 0 } }))).toThrow(
       'upstream.layers[0].standard.retry.maxAttempts: expected an integer >= 1, got 0',
     );
-    expect(() => optionsAt('x.standard', 'standard', () => standard({ attemptTimeout: { ms: 0 } }))).toThrow('x.standard.attemptTimeout.ms: expected a duration in milliseconds >= 1, got 0');
+    expect(() => optionsAt('x.standard', 'standard', () => standard({ attemptTimeout: { attemptMs: 0 } }))).toThrow('x.standard.attemptTimeout.attemptMs: expected a duration in milliseconds >= 1, got 0');
   });
 
   it('leaves names outside the factory alone, and ends with the build', () => {

@@ -46,13 +46,13 @@ function build(spec: LayerSpec): Layer {
     case 'retry':
       return retry({ maxAttempts: spec.maxAttempts, budget: false, backoff: { initialDelayMs: 20, maxDelayMs: 200 }, idempotent: spec.idempotent === 'never' ? false : undefined });
     case 'timeout':
-      return timeout({ ms: spec.ms });
+      return timeout({ attemptMs: spec.ms });
     case 'total':
-      return timeout({ total: spec.ms });
+      return timeout({ totalMs: spec.ms });
     case 'hedging':
       return hedging({ delayMs: spec.delayMs, budget: false });
     case 'breaker':
-      return circuitBreaker({ threshold: spec.threshold, halfOpenAfter: 1_000 });
+      return circuitBreaker({ consecutiveFailures: spec.threshold, halfOpenAfterMs: 1_000 });
   }
 }
 

@@ -114,8 +114,8 @@ describe('circuit breaker against a real server', () => {
     const states: string[] = [];
     const { ledger, link, client, transport } = await connectV1([
       retry({ maxAttempts: 2, budget: false }),
-      circuitBreaker({ threshold: 4, halfOpenAfter: 5_000 }),
-      timeout({ ms: 500 }),
+      circuitBreaker({ consecutiveFailures: 4, halfOpenAfterMs: 5_000 }),
+      timeout({ attemptMs: 500 }),
     ]);
     transport.events.on('breaker-state', (e) => states.push(`${e.from}->${e.to}`));
     await client.listTools();

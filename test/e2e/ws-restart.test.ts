@@ -55,7 +55,7 @@ describe.each(['v1', 'v2'] as Sdk[])('SDK %s Client across a server restart', (v
     const first = await startServer(0, true);
 
     const transport = new WebSocketClientTransport(`ws://127.0.0.1:${first.port}/mcp`, {
-      reconnect: { initialDelayMs: 20, maxDelayMs: 200, maxAttempts: 200 },
+      reconnect: { initialDelayMs: 20, maxDelayMs: 200, maxRetries: 200 },
       heartbeat: { intervalMs: 1000, timeoutMs: 1000 },
     });
     const reconnects: Array<LayerEvents['reconnect']> = [];
@@ -126,7 +126,7 @@ describe.each(['v1', 'v2'] as Sdk[])('SDK %s Client across a server restart', (v
       return socket;
     }) as typeof net.createConnection;
     const transport = new WebSocketClientTransport(`ws://127.0.0.1:${first.port}/mcp`, {
-      reconnect: { initialDelayMs: 20, maxDelayMs: 200, maxAttempts: Infinity, queueTimeoutMs: 300_000 },
+      reconnect: { initialDelayMs: 20, maxDelayMs: 200, maxRetries: Infinity, queueTimeoutMs: 300_000 },
       heartbeat: false,
       wsOptions: { createConnection },
     });

@@ -40,21 +40,22 @@ const CASES: Array<[LayerName, unknown]> = [
   ['retry', { backoff: { initialDelayMs: 0, maxDelayMs: 0, exponent: 1 } }], ['retry', { backoff: { exponent: 0.5 } }], ['retry', { backoff: { initialDelayMs: -1 } }],
   ['retry', { budget: false }], ['retry', { budget: { percent: 0, ttlMs: 10, minPerSecond: 0 } }], ['retry', { budget: { percent: 101 } }], ['retry', { budget: { ttlMs: 9 } }], ['retry', { budget: true }],
   ['retry', { idempotent: true }], ['retry', { idempotent: 'yes' }], ['retry', { maxRetryAfterMs: 0 }], ['retry', { maxRetryAfterMs: -5 }], ['retry', { retries: 3 }],
-  ['timeout', { ms: 1 }], ['timeout', { ms: 0 }], ['timeout', { total: 1 }], ['timeout', { total: 0 }], ['timeout', { perMethod: { 'tools/*': 100, ping: false } }], ['timeout', { perMethod: { ping: 0 } }],
-  ['timeout', { perMethod: { ping: true } }], ['timeout', { ms: 100, resetOnProgress: true, maxTotalMs: 100 }], ['timeout', { ms: 100, resetOnProgress: true, maxTotalMs: 50 }], ['timeout', { maxTotalMs: 100 }], ['timeout', { resetOnProgress: 'yes' }],
-  ['retry', { backoff: { initialDelayMs: 500, maxDelayMs: 100 } }], ['circuitBreaker', { breaker: 'consecutive', threshold: 0.5 }], ['circuitBreaker', { breaker: 'sampling', size: 10 }],
+  ['timeout', { attemptMs: 1 }], ['timeout', { attemptMs: 0 }], ['timeout', { totalMs: 1 }], ['timeout', { totalMs: 0 }], ['timeout', { perMethod: { 'tools/*': 100, ping: false } }], ['timeout', { perMethod: { ping: 0 } }],
+  ['timeout', { perMethod: { ping: true } }], ['timeout', { attemptMs: 100, resetOnProgress: true, maxAttemptMs: 100 }], ['timeout', { attemptMs: 100, resetOnProgress: true, maxAttemptMs: 50 }], ['timeout', { maxAttemptMs: 100 }], ['timeout', { resetOnProgress: 'yes' }],
+  ['retry', { backoff: { initialDelayMs: 500, maxDelayMs: 100 } }], ['circuitBreaker', { breaker: 'consecutive', failureRatio: 0.5 }], ['circuitBreaker', { breaker: 'sampling', windowCalls: 10 }],
   ['hedging', { delayMs: 100, minSamples: 5 }], ['chaos', { errorRate: 0.6, dropRate: 0.6 }], ['metrics', { buckets: [2, 1] }], ['logging', { level: 'loud' }], ['oauth', {}],
-  ['circuitBreaker', { breaker: 'consecutive', threshold: 1 }], ['circuitBreaker', { breaker: 'sampling', threshold: 0.5, duration: 1000, minimumCalls: 1 }], ['circuitBreaker', { breaker: 'count', size: 1, minimumCalls: 1, threshold: 0.5 }],
-  ['circuitBreaker', { breaker: 'sampling', duration: 999 }], ['circuitBreaker', { breaker: 'fancy' }], ['circuitBreaker', { halfOpenAfter: 1 }], ['circuitBreaker', { halfOpenAfter: 0 }], ['circuitBreaker', { scope: 'tool', maxKeys: 1 }],
-  ['circuitBreaker', { scope: 'session' }], ['circuitBreaker', { maxKeys: 0 }], ['circuitBreaker', { threshold: -1 }],
-  ['concurrency', { maxInFlight: 1, queue: 0, direction: 'inbound', retryAfterMs: 0 }], ['concurrency', { maxInFlight: 0 }], ['concurrency', { queue: -1 }], ['concurrency', { direction: 'up' }], ['concurrency', { retryAfterMs: -1 }],
+  ['circuitBreaker', { breaker: 'consecutive', consecutiveFailures: 1 }], ['circuitBreaker', { breaker: 'sampling', failureRatio: 0.5, windowMs: 1000, minSamples: 1 }], ['circuitBreaker', { breaker: 'count', windowCalls: 1, minSamples: 1, failureRatio: 0.5 }],
+  ['circuitBreaker', { breaker: 'sampling', windowMs: 999 }], ['circuitBreaker', { breaker: 'fancy' }], ['circuitBreaker', { halfOpenAfterMs: 1 }], ['circuitBreaker', { halfOpenAfterMs: 0 }], ['circuitBreaker', { scope: 'tool', maxKeys: 1 }],
+  ['circuitBreaker', { scope: 'session' }], ['circuitBreaker', { maxKeys: 0 }], ['circuitBreaker', { consecutiveFailures: -1 }],
+  ['circuitBreaker', { breaker: 'count', failureRatio: 0 }], ['circuitBreaker', { breaker: 'count', failureRatio: 1 }], ['circuitBreaker', { breaker: 'sampling', failureRatio: 0.99 }],
+  ['concurrency', { maxInFlight: 1, maxQueued: 0, direction: 'inbound', retryAfterMs: 0 }], ['concurrency', { maxInFlight: 0 }], ['concurrency', { maxQueued: -1 }], ['concurrency', { direction: 'up' }], ['concurrency', { retryAfterMs: -1 }],
   ['hedging', { delayMs: 0, maxHedges: 10, budget: false }], ['hedging', { percentile: 1, minSamples: 1000 }], ['hedging', { percentile: 99.99 }], ['hedging', { percentile: 100 }], ['hedging', { maxHedges: 11 }], ['hedging', { minSamples: 0 }],
-  ['chaos', { seed: -0x8000_0000, errorRate: 1 }], ['chaos', { seed: 0x8000_0000 }], ['chaos', { latency: 5 }], ['chaos', { latency: { ms: [1, 2], rate: 0.5 } }], ['chaos', { latency: { ms: [1] } }], ['chaos', { latency: { rate: 0.5 } }],
+  ['chaos', { seed: -0x8000_0000, errorRate: 1 }], ['chaos', { seed: 0x8000_0000 }], ['chaos', { latency: 5 }], ['chaos', { latency: { delayMs: 5 } }], ['chaos', { latency: { delayMs: [1, 2], rate: 0.5 } }], ['chaos', { latency: { delayMs: [1] } }], ['chaos', { latency: { rate: 0.5 } }],
   ['chaos', { dropRate: 1.5 }], ['chaos', { direction: 'both', enabled: false }],
-  ['standard', {}], ['standard', { concurrency: false, totalTimeout: false, retry: false, circuitBreaker: false, attemptTimeout: false }], ['standard', { totalTimeout: 0 }], ['standard', { attemptTimeout: { ms: 100, perMethod: { ping: false } } }],
+  ['standard', {}], ['standard', { concurrency: false, totalTimeout: false, retry: false, circuitBreaker: false, attemptTimeout: false }], ['standard', { totalTimeout: 0 }], ['standard', { attemptTimeout: { attemptMs: 100, perMethod: { ping: false } } }],
   ['standard', { retry: { maxAttempts: 0 } }], ['standard', { concurrency: { maxInFlight: 'many' } }], ['standard', { attemptTimeout: true }],
-  ['batching', { maxBatch: 1, maxDelayMs: 0 }], ['batching', { maxBatch: 0 }], ['batching', { maxDelayMs: -1 }],
-  ['compression', { encodings: ['gzip'], threshold: 0 }], ['compression', { encodings: ['lz4'] }], ['compression', { threshold: -1 }],
+  ['batching', { maxMessages: 1, maxDelayMs: 0 }], ['batching', { maxMessages: 0 }], ['batching', { maxDelayMs: -1 }],
+  ['compression', { encodings: ['gzip'], minBytes: 0 }], ['compression', { encodings: ['lz4'] }], ['compression', { minBytes: -1 }],
   ['tracing', { captureArguments: true, captureResults: false, maxCaptureLength: 16, resourceUriInSpanName: true, redact: ['ssn', 'params.arguments.card'] }], ['tracing', { maxCaptureLength: 15 }], ['tracing', { redact: [1] }],
   ['metrics', { prefix: 'gw_', buckets: [0.1, 1], maxLabelValues: 1 }], ['metrics', { prefix: '9x' }], ['metrics', { buckets: [0] }], ['metrics', { buckets: [] }], ['metrics', { maxLabelValues: 0 }],
   ['logging', { level: 'debug', levels: { failure: 'error', retry: false }, payloads: { maxLength: 16 }, redact: ['token'] }], ['logging', { payloads: { maxLength: 15 } }], ['logging', { payloads: 'yes' }],
@@ -67,11 +68,11 @@ const CASES: Array<[LayerName, unknown]> = [
  * check them. The schema accepts these; the stack build refuses them, with the path.
  */
 const FACTORY_ONLY = new Set([
-  JSON.stringify(['timeout', { ms: 100, resetOnProgress: true, maxTotalMs: 50 }]),
-  JSON.stringify(['timeout', { maxTotalMs: 100 }]),
+  JSON.stringify(['timeout', { attemptMs: 100, resetOnProgress: true, maxAttemptMs: 50 }]),
+  JSON.stringify(['timeout', { maxAttemptMs: 100 }]),
   JSON.stringify(['retry', { backoff: { initialDelayMs: 500, maxDelayMs: 100 } }]),
-  JSON.stringify(['circuitBreaker', { breaker: 'consecutive', threshold: 0.5 }]),
-  JSON.stringify(['circuitBreaker', { breaker: 'sampling', size: 10 }]),
+  JSON.stringify(['circuitBreaker', { breaker: 'consecutive', failureRatio: 0.5 }]),
+  JSON.stringify(['circuitBreaker', { breaker: 'sampling', windowCalls: 10 }]),
   JSON.stringify(['hedging', { delayMs: 100, minSamples: 5 }]),
   JSON.stringify(['chaos', { errorRate: 0.6, dropRate: 0.6 }]),
   JSON.stringify(['metrics', { buckets: [2, 1] }]),
@@ -116,7 +117,7 @@ describe('config problems are reported by path, expectation, value and line', ()
   };
 
   it('a wrong type', () => {
-    expect(problems('upstream:\n  command: node\n  layers:\n    - logging: {}\n    - timeout: { ms: 1000 }\n    - retry: { maxAttempts: three }\n')).toEqual([
+    expect(problems('upstream:\n  command: node\n  layers:\n    - logging: {}\n    - timeout: { attemptMs: 1000 }\n    - retry: { maxAttempts: three }\n')).toEqual([
       'upstream.layers[2].retry.maxAttempts: expected an integer >= 1, got "three" (line 6)',
     ]);
   });
@@ -128,8 +129,22 @@ describe('config problems are reported by path, expectation, value and line', ()
   });
 
   it('an unknown option, with a suggestion', () => {
-    expect(problems('upstream:\n  command: node\n  layers:\n    - when: { method: tools/call, tool: "slow_*" }\n      layers:\n        - timeout: { msec: 120000 }\n')).toEqual([
-      'upstream.layers[0].layers[0].timeout.msec: unknown option; did you mean "ms"? (expected one of ms, perMethod, resetOnProgress, maxTotalMs, total) (line 6)',
+    expect(problems('upstream:\n  command: node\n  layers:\n    - when: { method: tools/call, tool: "slow_*" }\n      layers:\n        - timeout: { attemptMsec: 120000 }\n')).toEqual([
+      'upstream.layers[0].layers[0].timeout.attemptMsec: unknown option; did you mean "attemptMs"? (expected one of attemptMs, perMethod, resetOnProgress, maxAttemptMs, totalMs) (line 6)',
+    ]);
+  });
+
+  it('an option renamed in 0.2, under its old name: unknown, with the new name suggested where it is close', () => {
+    expect(problems('upstream:\n  command: node\n  layers:\n    - timeout: { ms: 1000, total: 5000 }\n    - circuitBreaker: { threshold: 5, halfOpenAfter: 1000 }\n    - concurrency: { queue: 4 }\n    - chaos: { latency: 50 }\n')).toEqual([
+      'upstream.layers[0].timeout.ms: unknown option (expected one of attemptMs, perMethod, resetOnProgress, maxAttemptMs, totalMs) (line 4)',
+      'upstream.layers[0].timeout.total: unknown option; did you mean "totalMs"? (expected one of attemptMs, perMethod, resetOnProgress, maxAttemptMs, totalMs) (line 4)',
+      'upstream.layers[1].circuitBreaker.threshold: unknown option (expected one of breaker, consecutiveFailures, failureRatio, windowMs, minSamples, windowCalls, halfOpenAfterMs, scope, maxKeys) (line 5)',
+      'upstream.layers[1].circuitBreaker.halfOpenAfter: unknown option; did you mean "halfOpenAfterMs"? (expected one of breaker, consecutiveFailures, failureRatio, windowMs, minSamples, windowCalls, halfOpenAfterMs, scope, maxKeys) (line 5)',
+      'upstream.layers[2].concurrency.queue: unknown option (expected one of maxInFlight, maxQueued, direction, retryAfterMs) (line 6)',
+      'upstream.layers[3].chaos.latency: expected an object { delayMs, rate? } (a bare number names no unit), got 50 (line 7)',
+    ]);
+    expect(problems('upstream:\n  url: https://mcp.example.com/mcp\n  http: { keepAliveTimeout: 1000 }\n')).toEqual([
+      'upstream.http.keepAliveTimeout: unknown option; did you mean "keepAliveTimeoutMs"? (expected one of connections, keepAliveTimeoutMs, headersTimeoutMs, allowH2, compression) (line 3)',
     ]);
   });
 
@@ -148,7 +163,7 @@ describe('config problems are reported by path, expectation, value and line', ()
   });
 
   it('JSON is read as well (it is YAML), with lines', () => {
-    expect(parseConfigText('{ "upstream": { "command": "node", "layers": [ { "timeout": { "ms": 1000 } } ] } }', 'mcp-layers.json').config.upstream.layers).toEqual([{ timeout: { ms: 1000 } }]);
+    expect(parseConfigText('{ "upstream": { "command": "node", "layers": [ { "timeout": { "attemptMs": 1000 } } ] } }', 'mcp-layers.json').config.upstream.layers).toEqual([{ timeout: { attemptMs: 1000 } }]);
     expect(problems('{\n  "upstream": {\n    "url": 42\n  }\n}\n')).toEqual(['upstream.url: expected an absolute upstream URL (http://, https://, ws://, wss://), got 42 (line 3)']);
   });
 

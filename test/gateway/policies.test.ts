@@ -33,8 +33,8 @@ const text = (value: string) => ({ content: [{ type: 'text', text: value }] });
 describe('when / unless: slow_* tools get 2 s, everything else 150 ms', () => {
   it('a slow tool outlives the short deadline; any other call is cut at it and cancelled upstream', async () => {
     const gateway = await withStacks([
-      { when: { method: 'tools/call', tool: 'slow_*' }, layers: [{ timeout: { ms: 2_000 } }] },
-      { unless: { method: 'tools/call', tool: 'slow_*' }, layers: [{ timeout: { ms: 150 } }] },
+      { when: { method: 'tools/call', tool: 'slow_*' }, layers: [{ timeout: { attemptMs: 2_000 } }] },
+      { unless: { method: 'tools/call', tool: 'slow_*' }, layers: [{ timeout: { attemptMs: 150 } }] },
     ]);
     // The client's model "answers" only once the gateway has given up on the call that asked.
     const timedOut = new Promise<void>((resolve) => gateway.gateway.upstreamEvents.on('timeout', () => resolve()));
@@ -67,7 +67,7 @@ describe('retry of faults that never left (chaos errors), below a retry layer', 
 describe('a circuit breaker in the upstream stack', () => {
   it('opens after three failures in a row: the fourth call fails fast with -32050, nothing sent', async () => {
     const gateway = await withStacks([
-      { when: { method: 'tools/call' }, layers: [{ circuitBreaker: { breaker: 'consecutive', threshold: 3, halfOpenAfter: 60_000 } }, { chaos: { errorRate: 1 } }] },
+      { when: { method: 'tools/call' }, layers: [{ circuitBreaker: { breaker: 'consecutive', consecutiveFailures: 3, halfOpenAfterMs: 60_000 } }, { chaos: { errorRate: 1 } }] },
     ]);
     const states: string[] = [];
     gateway.gateway.upstreamEvents.on('breaker-state', (e) => void states.push(e.to));

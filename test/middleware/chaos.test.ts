@@ -62,7 +62,7 @@ describe('chaos: faults', () => {
   });
 
   it('loses the response of a dropped request until a timeout ends the exchange', async () => {
-    const s = await stack([timeout({ ms: 1_000 }), chaos({ dropRate: 1 })]);
+    const s = await stack([timeout({ attemptMs: 1_000 }), chaos({ dropRate: 1 })]);
     const id = s.request('ping');
     await settle();
     expect(s.requests()).toHaveLength(1);
@@ -84,7 +84,7 @@ describe('chaos: faults', () => {
   });
 
   it('delays by the configured latency, and the delay ends with the exchange', async () => {
-    const s = await stack([chaos({ latency: { ms: [100, 200] } })]);
+    const s = await stack([chaos({ latency: { delayMs: [100, 200] } })]);
     s.request('ping');
     await settle();
     const delay = s.events.chaos?.[0]?.delayMs as number;
@@ -120,7 +120,7 @@ describe('chaos: options', () => {
   it.each([
     [{ errorRate: 1.5 }, 'chaos.errorRate: expected a probability from 0 to 1, got 1.5'],
     [{ errorRate: 0.6, dropRate: 0.6 }, 'chaos.errorRate + chaos.dropRate + chaos.disconnectRate: expected at most 1, got 1.2'],
-    [{ latency: { ms: [200, 100] } }, 'chaos.latency.ms[1]: expected at least chaos.latency.ms[0] (200), got 100'],
+    [{ latency: { delayMs: [200, 100] } }, 'chaos.latency.delayMs[1]: expected at least chaos.latency.delayMs[0] (200), got 100'],
     [{ dropRate: 0.1, direction: 'inbound' }, 'chaos.dropRate: expected 0 with direction "inbound"'],
     [{ seed: 1.5 }, 'chaos.seed: expected an integer from -2147483648 to 2147483647, got 1.5'],
   ])('rejects %j at construction', (options, message) => {

@@ -29,7 +29,7 @@ async function failing(s: Stack, n: number): Promise<RequestId[]> {
 
 describe('circuitBreaker: closed → open → half-open → closed', () => {
   it('opens after `threshold` failures in a row, then fails fast without sending a byte', async () => {
-    const s = await stack([circuitBreaker({ threshold: 3, halfOpenAfter: 5_000 }), timeout({ ms: 100 })]);
+    const s = await stack([circuitBreaker({ consecutiveFailures: 3, halfOpenAfterMs: 5_000 }), timeout({ attemptMs: 100 })]);
     await failing(s, 3);
     expect(transitions(s)).toEqual(['closed->open']);
     expect(s.events['breaker-state']?.[0]).toMatchObject({ key: 'transport', reason: 'attempt-timeout' });
@@ -46,8 +46,8 @@ describe('circuitBreaker: closed → open → half-open → closed', () => {
     expect(s.events['breaker-rejected']).toMatchObject([{ key: 'transport', state: 'open', retryAfterMs: 4_000 }]);
   });
 
-  it('lets one probe through after halfOpenAfter and closes when it is answered', async () => {
-    const s = await stack([circuitBreaker({ threshold: 2, halfOpenAfter: 5_000 }), timeout({ ms: 100 })]);
+  it('lets one probe through after halfOpenAfterMs and closes when it is answered', async () => {
+    const s = await stack([circuitBreaker({ consecutiveFailures: 2, halfOpenAfterMs: 5_000 }), timeout({ attemptMs: 100 })]);
     await failing(s, 2);
     await advance(4_999);
     const early = s.request('ping');
@@ -66,8 +66,8 @@ describe('circuitBreaker: closed → open → half-open → closed', () => {
     expect(transitions(s)).toHaveLength(3);
   });
 
-  it('re-opens when the probe fails, for another halfOpenAfter', async () => {
-    const s = await stack([circuitBreaker({ threshold: 1, halfOpenAfter: 1_000 }), timeout({ ms: 100 })]);
+  it('re-opens when the probe fails, for another halfOpenAfterMs', async () => {
+    const s = await stack([circuitBreaker({ consecutiveFailures: 1, halfOpenAfterMs: 1_000 }), timeout({ attemptMs: 100 })]);
     await failing(s, 1);
     await advance(1_000);
     await failing(s, 1);
@@ -86,7 +86,7 @@ describe('circuitBreaker: closed → open → half-open → closed', () => {
         finished.add(ctx.id);
       }
     };
-    const s = await stack([watch, circuitBreaker({ threshold: 1, halfOpenAfter: 1_000 })]);
+    const s = await stack([watch, circuitBreaker({ consecutiveFailures: 1, halfOpenAfterMs: 1_000 })]);
     s.peer.failSends = 1;
     s.request('ping');
     await settle();
@@ -114,7 +114,7 @@ describe('circuitBreaker: closed → open → half-open → closed', () => {
   });
 
   it('re-opens when the probe is cancelled: a probe without an answer proves nothing', async () => {
-    const s = await stack([circuitBreaker({ threshold: 1, halfOpenAfter: 1_000 })]);
+    const s = await stack([circuitBreaker({ consecutiveFailures: 1, halfOpenAfterMs: 1_000 })]);
     s.peer.failSends = 1;
     s.request('ping');
     await settle();
@@ -129,7 +129,7 @@ describe('circuitBreaker: closed → open → half-open → closed', () => {
 
 describe('circuitBreaker: what counts', () => {
   it('does not count ordinary error responses (the peer is alive) but counts transient ones', async () => {
-    const layer = circuitBreaker({ threshold: 2 });
+    const layer = circuitBreaker({ consecutiveFailures: 2 });
     const s = await stack([layer]);
     for (let i = 0; i < 5; i++) {
       s.request('tools/call', { name: 'x' });
@@ -149,7 +149,7 @@ describe('circuitBreaker: what counts', () => {
   });
 
   it('opens a sampling breaker on the failure ratio once enough calls were seen', async () => {
-    const s = await stack([circuitBreaker({ breaker: 'sampling', threshold: 0.5, duration: 10_000, minimumCalls: 10 }), timeout({ ms: 10 })]);
+    const s = await stack([circuitBreaker({ breaker: 'sampling', failureRatio: 0.5, windowMs: 10_000, minSamples: 10 }), timeout({ attemptMs: 10 })]);
     for (let i = 0; i < 6; i++) {
       s.request('ping');
       await settle();
@@ -169,7 +169,7 @@ describe('circuitBreaker: what counts', () => {
   });
 
   it('opens a count breaker on the failure ratio of the last `size` calls', async () => {
-    const s = await stack([circuitBreaker({ breaker: 'count', threshold: 0.5, size: 4 }), timeout({ ms: 10 })]);
+    const s = await stack([circuitBreaker({ breaker: 'count', failureRatio: 0.5, windowCalls: 4 }), timeout({ attemptMs: 10 })]);
     for (let i = 0; i < 2; i++) {
       s.request('ping');
       await settle();
@@ -189,8 +189,8 @@ describe('circuitBreaker: what counts', () => {
 
 describe('circuitBreaker: scope', () => {
   it('keeps one breaker per tool (other methods per method), at most maxKeys', async () => {
-    const layer = circuitBreaker({ threshold: 1, scope: 'tool', maxKeys: 3 });
-    const s = await stack([layer, timeout({ ms: 10 })]);
+    const layer = circuitBreaker({ consecutiveFailures: 1, scope: 'tool', maxKeys: 3 });
+    const s = await stack([layer, timeout({ attemptMs: 10 })]);
     s.request('tools/call', { name: 'broken' });
     await advance(10);
     const ok = s.request('tools/call', { name: 'fine' });
@@ -213,8 +213,8 @@ describe('circuitBreaker: scope', () => {
   });
 
   it('shares one breaker between every transport the layer is attached to', async () => {
-    const layer = circuitBreaker({ threshold: 1 });
-    const a = await stack([layer, timeout({ ms: 10 })]);
+    const layer = circuitBreaker({ consecutiveFailures: 1 });
+    const a = await stack([layer, timeout({ attemptMs: 10 })]);
     const b = await stack([layer]);
     a.request('ping');
     await advance(10);
@@ -229,14 +229,14 @@ describe('circuitBreaker: scope', () => {
 
 describe('circuitBreaker: state export', () => {
   it('restores an open breaker that still fails fast and probes when its time comes', async () => {
-    const first = circuitBreaker({ threshold: 1, halfOpenAfter: 10_000 });
-    const s = await stack([first, timeout({ ms: 10 })]);
+    const first = circuitBreaker({ consecutiveFailures: 1, halfOpenAfterMs: 10_000 });
+    const s = await stack([first, timeout({ attemptMs: 10 })]);
     s.request('ping');
     await advance(10);
     const snapshot = JSON.parse(JSON.stringify(first.exportState()));
     await advance(4_000);
 
-    const second = circuitBreaker({ threshold: 1, halfOpenAfter: 10_000, state: snapshot });
+    const second = circuitBreaker({ consecutiveFailures: 1, halfOpenAfterMs: 10_000, state: snapshot });
     expect(second.stateOf()).toBe('open');
     const t = await stack([second]);
     const id = t.request('ping');
@@ -250,7 +250,7 @@ describe('circuitBreaker: state export', () => {
     expect(t.responses(probe)).toHaveLength(1);
     expect(transitions(t)).toEqual(['open->half-open', 'half-open->closed']);
 
-    const third = circuitBreaker({ threshold: 1 });
+    const third = circuitBreaker({ consecutiveFailures: 1 });
     third.restoreState(snapshot);
     expect(third.stateOf()).toBe('open');
   });
@@ -279,7 +279,7 @@ describe('circuitBreaker: state export', () => {
 
 describe('circuitBreaker: in the stack', () => {
   it('is not retried into: an open breaker ends the retries at once', async () => {
-    const s = await stack([retry({ budget: false, maxAttempts: 5 }), circuitBreaker({ threshold: 2 }), timeout({ ms: 100 })]);
+    const s = await stack([retry({ budget: false, maxAttempts: 5 }), circuitBreaker({ consecutiveFailures: 2 }), timeout({ attemptMs: 100 })]);
     const id = s.request('ping');
     await advance(10_000);
     expect(s.requests()).toHaveLength(2);
@@ -287,7 +287,7 @@ describe('circuitBreaker: in the stack', () => {
   });
 
   it('never lets subscriptions/listen probe or count', async () => {
-    const s = await stack([circuitBreaker({ threshold: 1 })]);
+    const s = await stack([circuitBreaker({ consecutiveFailures: 1 })]);
     s.peer.failSends = 1;
     s.request('ping');
     await settle();
@@ -300,12 +300,12 @@ describe('circuitBreaker: in the stack', () => {
 describe('circuitBreaker: options', () => {
   it.each([
     [{ breaker: 'eventual' }, 'circuitBreaker.breaker: expected one of "consecutive", "sampling", "count", got "eventual"'],
-    [{ threshold: 0.5 }, 'circuitBreaker.threshold: expected an integer >= 1, got 0.5'],
-    [{ breaker: 'sampling', threshold: 2 }, 'circuitBreaker.threshold: expected a number between 0 and 1 (exclusive), got 2'],
-    [{ breaker: 'consecutive', size: 10 }, 'circuitBreaker.size: expected no value: it does not apply to breaker "consecutive", got 10'],
-    [{ breaker: 'count', size: 10, minimumCalls: 11 }, 'circuitBreaker.minimumCalls: expected an integer from 1 to 10, got 11'],
+    [{ consecutiveFailures: 0.5 }, 'circuitBreaker.consecutiveFailures: expected an integer >= 1, got 0.5'],
+    [{ breaker: 'sampling', failureRatio: 2 }, 'circuitBreaker.failureRatio: expected a number between 0 and 1 (exclusive), got 2'],
+    [{ breaker: 'consecutive', windowCalls: 10 }, 'circuitBreaker.windowCalls: expected no value: it does not apply to breaker "consecutive", got 10'],
+    [{ breaker: 'count', windowCalls: 10, minSamples: 11 }, 'circuitBreaker.minSamples: expected an integer from 1 to 10, got 11'],
     [{ scope: 'session' }, 'circuitBreaker.scope: expected one of "transport", "method", "tool", got "session"'],
-    [{ halfOpenAfter: '5s' }, 'circuitBreaker.halfOpenAfter: expected a duration in milliseconds or a cockatiel backoff, got "5s"'],
+    [{ halfOpenAfterMs: '5s' }, 'circuitBreaker.halfOpenAfterMs: expected a duration in milliseconds or a cockatiel backoff, got "5s"'],
   ])('rejects %j at construction', (options, message) => {
     expect(() => circuitBreaker(options as never)).toThrow(InvalidOptionError);
     expect(() => circuitBreaker(options as never)).toThrow(message);

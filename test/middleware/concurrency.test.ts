@@ -16,7 +16,7 @@ const error = (response: unknown) => (response as JSONRPCErrorResponse).error;
 
 describe('concurrency: outbound', () => {
   it('runs maxInFlight, queues `queue` more, sheds the rest without sending them', async () => {
-    const layer = concurrency({ maxInFlight: 2, queue: 1 });
+    const layer = concurrency({ maxInFlight: 2, maxQueued: 1 });
     const s = await stack([layer]);
     const [a, b, c, d] = [s.request('ping'), s.request('ping'), s.request('ping'), s.request('ping')];
     await settle();
@@ -39,7 +39,7 @@ describe('concurrency: outbound', () => {
   });
 
   it('lets a queued request go the moment it is cancelled', async () => {
-    const layer = concurrency({ maxInFlight: 1, queue: 5 });
+    const layer = concurrency({ maxInFlight: 1, maxQueued: 5 });
     const finished: unknown[] = [];
     const s = await stack([
       async (ctx, next) => {
@@ -116,7 +116,7 @@ describe('concurrency: inbound', () => {
 describe('concurrency: options', () => {
   it.each([
     [{ maxInFlight: 0 }, 'concurrency.maxInFlight: expected an integer >= 1, got 0'],
-    [{ queue: -1 }, 'concurrency.queue: expected an integer >= 0, got -1'],
+    [{ maxQueued: -1 }, 'concurrency.maxQueued: expected an integer >= 0, got -1'],
     [{ direction: 'up' }, 'concurrency.direction: expected one of "outbound", "inbound", "both", got "up"'],
   ])('rejects %j at construction', (options, message) => {
     expect(() => concurrency(options as never)).toThrow(InvalidOptionError);

@@ -77,7 +77,7 @@ describe('hedging: delay', () => {
   });
 
   it('ends with the last failure when every attempt failed', async () => {
-    const s = await stack([hedging({ delayMs: 100, budget: false }), timeout({ ms: 150 })]);
+    const s = await stack([hedging({ delayMs: 100, budget: false }), timeout({ attemptMs: 150 })]);
     const id = s.request('ping');
     await advance(1_000);
     expect(s.requests()).toHaveLength(2);

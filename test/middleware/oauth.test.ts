@@ -300,7 +300,7 @@ describe('oauth: failures', () => {
   });
 
   it('behind its own breaker: a dead identity provider is not hammered', async () => {
-    const s = await setup({ retry: { maxAttempts: 0 }, breaker: { threshold: 3, halfOpenAfterMs: 20_000 } });
+    const s = await setup({ retry: { maxRetries: 0 }, breaker: { consecutiveFailures: 3, halfOpenAfterMs: 20_000 } });
     const states: string[] = [];
     s.transport.events.on('breaker-state', (event) => states.push(`${event.key}:${event.to}`));
     s.endpoint.script.push(...Array<'network'>(10).fill('network'));
@@ -392,9 +392,9 @@ describe('oauth: options', () => {
     [{ ...base, scopes: ['a b'] }, 'oauth.scopes[0]: expected a scope without spaces, got "a b"'],
     [{ ...base, resource: 'https://mcp.example.test/mcp#x' }, 'oauth.resource: expected a URL without a #fragment (RFC 8707)'],
     [{ ...base, store: {} }, 'oauth.store: expected a token store (an object with load() and save()), got an object'],
-    [{ ...base, retry: { maxAttempts: 1.5 } }, 'oauth.retry.maxAttempts: expected an integer >= 0, got 1.5'],
+    [{ ...base, retry: { maxRetries: 1.5 } }, 'oauth.retry.maxRetries: expected an integer >= 0, got 1.5'],
     [{ ...base, retry: { initialDelayMs: 500, maxDelayMs: 100 } }, 'oauth.retry.maxDelayMs: expected a number >= retry.initialDelayMs (500), got 100'],
-    [{ ...base, breaker: { threshold: 0 } }, 'oauth.breaker.threshold: expected an integer >= 1, got 0'],
+    [{ ...base, breaker: { consecutiveFailures: 0 } }, 'oauth.breaker.consecutiveFailures: expected an integer >= 1, got 0'],
     [{ ...base, provider: { nothing: true } }, 'oauth.provider: expected an SDK AuthProvider (token()) or OAuthClientProvider'],
     [{ ...base, refreshSkew: 5 }, 'oauth.refreshSkew: expected one of the oauth options'],
     [{ ...base, provider: { token: async () => 'x' } }, 'oauth.tokenEndpoint: expected nothing: an AuthProvider (oauth.provider) obtains its tokens itself'],

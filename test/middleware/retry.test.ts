@@ -122,7 +122,7 @@ describe('retry: only what is safe to send twice (invariant 3)', () => {
   });
 
   it('stops once an attempt went out, even if a later failure was never sent', async () => {
-    const s = await stack([retry({ maxAttempts: 5, budget: false }), timeout({ ms: 1_000 })]);
+    const s = await stack([retry({ maxAttempts: 5, budget: false }), timeout({ attemptMs: 1_000 })]);
     s.peer.failSends = 1;
     const id = s.request('tools/call', { name: 'charge_card' });
     await advance(10_000); // refused, retried, then times out on the wire
@@ -262,7 +262,7 @@ describe('retry: what is transient', () => {
       data: { layer: 'retry', reason: 'retries-exhausted', lastCode: ErrorCode.TransportFailure, lastReason: 'not-sent', attempts: 3 },
     });
 
-    const t = await stack([retry({ budget: false }), timeout({ ms: 100 })]);
+    const t = await stack([retry({ budget: false }), timeout({ attemptMs: 100 })]);
     const slow = t.request('ping');
     await advance(60_000);
     expect(t.requests()).toHaveLength(3);
@@ -340,7 +340,7 @@ describe('retry: waiting ends with the exchange', () => {
   });
 
   it('does not start a backoff that would end after the total deadline', async () => {
-    const s = await stack([timeout({ total: 1_000 }), retry({ budget: false })]);
+    const s = await stack([timeout({ totalMs: 1_000 }), retry({ budget: false })]);
     const id = s.request('ping');
     await settle();
     s.fail(s.last(), { code: -32603, message: 'busy', data: { retryAfterMs: 5_000 } });

@@ -74,8 +74,8 @@ describe('standard(): validation', () => {
     [{ attemptTimeout: 40_000 }, 'standard.attemptTimeout: expected at most standard.totalTimeout (30000 ms), got 40000'],
     [{ totalTimeout: 5_000 }, 'standard.attemptTimeout: expected at most standard.totalTimeout (5000 ms), got 10000'],
     [
-      { circuitBreaker: { breaker: 'sampling', duration: 15_000 } },
-      'standard.circuitBreaker.duration: expected at least twice standard.attemptTimeout (20000 ms), got 15000',
+      { circuitBreaker: { breaker: 'sampling', windowMs: 15_000 } },
+      'standard.circuitBreaker.windowMs: expected at least twice standard.attemptTimeout (20000 ms), got 15000',
     ],
     [
       { retry: { backoff: { maxDelayMs: 60_000 } } },
@@ -83,8 +83,8 @@ describe('standard(): validation', () => {
     ],
     [{ retry: { maxAttempts: 0 } }, 'standard.retry.maxAttempts: expected an integer >= 1, got 0'],
     [{ circuitBreaker: { scope: 'everything' } }, 'standard.circuitBreaker.scope: expected one of "transport", "method", "tool", got "everything"'],
-    [{ attemptTimeout: { ms: 0 } }, 'standard.attemptTimeout.ms: expected a duration in milliseconds >= 1, got 0'],
-    [{ attemptTimeout: { total: 5 } }, 'standard.attemptTimeout.total: expected no value: use standard.totalTimeout, got 5'],
+    [{ attemptTimeout: { attemptMs: 0 } }, 'standard.attemptTimeout.attemptMs: expected a duration in milliseconds >= 1, got 0'],
+    [{ attemptTimeout: { totalMs: 5 } }, 'standard.attemptTimeout.totalMs: expected no value: use standard.totalTimeout, got 5'],
     [{ totalTimeout: '30s' }, 'standard.totalTimeout: expected a duration in milliseconds >= 1, or false, got "30s"'],
     [{ retries: 3 }, 'standard.retries: expected one of the known options'],
     [{ retry: 3 }, "standard.retry: expected that stage's options, or false to leave it out, got 3"],
@@ -102,7 +102,7 @@ describe('layer order matters (docs/layers.md)', () => {
   // The server hangs on every attempt; the application waits at most for what the order allows.
   it('retry outside timeout: every attempt gets its own 1 s and is cancelled when it expires', async () => {
     vi.spyOn(Math, 'random').mockReturnValue(0);
-    const s = await stack([retry({ maxAttempts: 3, budget: false }), timeout({ ms: 1_000 })]);
+    const s = await stack([retry({ maxAttempts: 3, budget: false }), timeout({ attemptMs: 1_000 })]);
     const id = s.request('ping');
     await advance(4_000); // three attempts of 1 s, and backoffs of 0 and 275 ms between them
     expect(s.requests()).toHaveLength(3);
@@ -111,7 +111,7 @@ describe('layer order matters (docs/layers.md)', () => {
   });
 
   it('timeout outside retry: one 1 s deadline for everything, so the hung first attempt is the only one', async () => {
-    const s = await stack([timeout({ ms: 1_000 }), retry({ maxAttempts: 3, budget: false })]);
+    const s = await stack([timeout({ attemptMs: 1_000 }), retry({ maxAttempts: 3, budget: false })]);
     const id = s.request('ping');
     await advance(3_000);
     expect(s.requests()).toHaveLength(1);
@@ -119,12 +119,12 @@ describe('layer order matters (docs/layers.md)', () => {
   });
 
   it('breaker inside retry counts attempts and stops the retries; outside, it counts whole exchanges', async () => {
-    const inside = await stack([retry({ maxAttempts: 5, budget: false }), circuitBreaker({ threshold: 3 }), timeout({ ms: 100 })]);
+    const inside = await stack([retry({ maxAttempts: 5, budget: false }), circuitBreaker({ consecutiveFailures: 3 }), timeout({ attemptMs: 100 })]);
     inside.request('ping');
     await advance(10_000);
     expect(inside.requests()).toHaveLength(3); // opened on the third failed attempt
 
-    const outside = await stack([circuitBreaker({ threshold: 3 }), retry({ maxAttempts: 5, budget: false }), timeout({ ms: 100 })]);
+    const outside = await stack([circuitBreaker({ consecutiveFailures: 3 }), retry({ maxAttempts: 5, budget: false }), timeout({ attemptMs: 100 })]);
     outside.request('ping');
     await advance(10_000);
     expect(outside.requests()).toHaveLength(5); // one failed exchange: the breaker is still closed

@@ -16,7 +16,7 @@ const error = (response: unknown) => (response as JSONRPCErrorResponse).error;
 
 describe('timeout: attempt deadline', () => {
   it('abandons the attempt at `ms`: cancels its wire id and answers -32001', async () => {
-    const s = await stack([timeout({ ms: 1_000 })]);
+    const s = await stack([timeout({ attemptMs: 1_000 })]);
     const id = s.request('tools/call', { name: 'slow' });
     await advance(999);
     expect(s.responses(id)).toEqual([]);
@@ -43,7 +43,7 @@ describe('timeout: attempt deadline', () => {
   });
 
   it('leaves no timer behind when the answer comes in time', async () => {
-    const s = await stack([timeout({ ms: 1_000 })]);
+    const s = await stack([timeout({ attemptMs: 1_000 })]);
     const id = s.request('ping');
     await settle();
     expect(vi.getTimerCount()).toBe(1);
@@ -55,7 +55,7 @@ describe('timeout: attempt deadline', () => {
   });
 
   it('gives each attempt below retry a fresh deadline', async () => {
-    const s = await stack([retry({ budget: false, backoff: { initialDelayMs: 0, maxDelayMs: 0 } }), timeout({ ms: 500 })]);
+    const s = await stack([retry({ budget: false, backoff: { initialDelayMs: 0, maxDelayMs: 0 } }), timeout({ attemptMs: 500 })]);
     const id = s.request('ping');
     await advance(500);
     await advance(500);
@@ -70,7 +70,7 @@ describe('timeout: attempt deadline', () => {
 
 describe('timeout: progress', () => {
   it('pushes the deadline on each progress notification, up to maxTotalMs', async () => {
-    const s = await stack([timeout({ ms: 1_000, resetOnProgress: true, maxTotalMs: 3_500 })]);
+    const s = await stack([timeout({ attemptMs: 1_000, resetOnProgress: true, maxAttemptMs: 3_500 })]);
     const id = s.request('tools/call', { name: 'long', _meta: { progressToken: 'p1' } });
     const progress = () => s.peer.deliver({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 'p1', progress: 1 } });
     await advance(900);
@@ -89,7 +89,7 @@ describe('timeout: progress', () => {
   });
 
   it('times out `ms` after the last progress', async () => {
-    const s = await stack([timeout({ ms: 1_000, resetOnProgress: true })]);
+    const s = await stack([timeout({ attemptMs: 1_000, resetOnProgress: true })]);
     const id = s.request('tools/call', { name: 'long', _meta: { progressToken: 7 } });
     await advance(600);
     s.peer.deliver({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 7, progress: 1 } });
@@ -100,7 +100,7 @@ describe('timeout: progress', () => {
   });
 
   it('ignores progress without resetOnProgress', async () => {
-    const s = await stack([timeout({ ms: 1_000 })]);
+    const s = await stack([timeout({ attemptMs: 1_000 })]);
     const id = s.request('tools/call', { name: 'long', _meta: { progressToken: 7 } });
     await advance(600);
     s.peer.deliver({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 7, progress: 1 } });
@@ -111,7 +111,7 @@ describe('timeout: progress', () => {
 
 describe('timeout: total deadline', () => {
   it('bounds the exchange across retries and backoffs, and is not retried itself', async () => {
-    const s = await stack([timeout({ total: 2_000 }), retry({ budget: false, maxAttempts: 10, backoff: { initialDelayMs: 0, maxDelayMs: 0 } }), timeout({ ms: 800 })]);
+    const s = await stack([timeout({ totalMs: 2_000 }), retry({ budget: false, maxAttempts: 10, backoff: { initialDelayMs: 0, maxDelayMs: 0 } }), timeout({ attemptMs: 800 })]);
     const id = s.request('ping');
     await advance(1_999);
     expect(s.responses(id)).toEqual([]);
@@ -131,7 +131,7 @@ describe('timeout: total deadline', () => {
   });
 
   it('counts the total from the first time the exchange reached the layer, even below retry', async () => {
-    const s = await stack([retry({ budget: false, backoff: { initialDelayMs: 0, maxDelayMs: 0 } }), timeout({ ms: 400, total: 1_000 })]);
+    const s = await stack([retry({ budget: false, backoff: { initialDelayMs: 0, maxDelayMs: 0 } }), timeout({ attemptMs: 400, totalMs: 1_000 })]);
     const id = s.request('ping');
     await advance(400);
     await advance(400);
@@ -144,7 +144,7 @@ describe('timeout: total deadline', () => {
 
 describe('timeout: methods', () => {
   it('gives initialize at least 60 s and subscriptions/listen no deadline by default', async () => {
-    const s = await stack([timeout({ ms: 1_000, total: 5_000 })]);
+    const s = await stack([timeout({ attemptMs: 1_000, totalMs: 5_000 })]);
     const init = s.request('initialize', { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } });
     const listen = s.request('subscriptions/listen', {});
     await advance(59_999);
@@ -158,7 +158,7 @@ describe('timeout: methods', () => {
   });
 
   it('takes per-method overrides (globs), and false exempts a method', async () => {
-    const s = await stack([timeout({ ms: 1_000, perMethod: { 'tools/*': 5_000, ping: false } })]);
+    const s = await stack([timeout({ attemptMs: 1_000, perMethod: { 'tools/*': 5_000, ping: false } })]);
     const call = s.request('tools/call', { name: 'x' });
     const ping = s.request('ping');
     const read = s.request('resources/read', { uri: 'a' });
@@ -172,7 +172,7 @@ describe('timeout: methods', () => {
   });
 
   it('passes notifications and inbound requests through untouched', async () => {
-    const s = await stack([timeout({ ms: 10 })]);
+    const s = await stack([timeout({ attemptMs: 10 })]);
     s.peer.deliver({ jsonrpc: '2.0', id: 'in-1', method: 'sampling/createMessage', params: {} });
     await advance(1_000);
     expect(s.app.inboundRequests()).toHaveLength(1);
@@ -183,10 +183,10 @@ describe('timeout: methods', () => {
 
 describe('timeout: options', () => {
   it.each([
-    [{ ms: 0 }, 'timeout.ms: expected a duration in milliseconds >= 1, got 0'],
-    [{ total: 'soon' }, 'timeout.total: expected a duration in milliseconds >= 1, got "soon"'],
-    [{ maxTotalMs: 10 }, 'timeout.maxTotalMs: expected to be used with timeout.resetOnProgress: true'],
-    [{ ms: 100, resetOnProgress: true, maxTotalMs: 50 }, 'timeout.maxTotalMs: expected at least timeout.ms (100), got 50'],
+    [{ attemptMs: 0 }, 'timeout.attemptMs: expected a duration in milliseconds >= 1, got 0'],
+    [{ totalMs: 'soon' }, 'timeout.totalMs: expected a duration in milliseconds >= 1, got "soon"'],
+    [{ maxAttemptMs: 10 }, 'timeout.maxAttemptMs: expected to be used with timeout.resetOnProgress: true'],
+    [{ attemptMs: 100, resetOnProgress: true, maxAttemptMs: 50 }, 'timeout.maxAttemptMs: expected at least timeout.attemptMs (100), got 50'],
     [{ perMethod: { ping: -1 } }, 'timeout.perMethod["ping"]: expected a duration in milliseconds >= 1, got -1'],
     [{ msec: 5 }, 'timeout.msec: expected one of the known options'],
   ])('rejects %j at construction', (options, message) => {

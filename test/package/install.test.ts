@@ -72,7 +72,7 @@ const peer: Transport = {
   },
 };
 
-const transport = wrap(peer, [timeout({ ms: 5000 }), retry({ maxAttempts: 2 }), circuitBreaker()]);
+const transport = wrap(peer, [timeout({ attemptMs: 5000 }), retry({ maxAttempts: 2 }), circuitBreaker()]);
 const answered = new Promise<JSONRPCMessage>((resolve) => {
   transport.onmessage = resolve;
 });

@@ -329,7 +329,7 @@ describe('McpHttpServer: response compression', () => {
   }
 
   it('compresses an SSE response in the coding the client prefers, flushing each event; identity when none is accepted', async () => {
-    const { port } = await serve({ compression: { threshold: 0 } });
+    const { port } = await serve({ compression: { minBytes: 0 } });
     const br = await rawPost(port, 'br;q=1, gzip;q=0.5');
     expect(br.headers['content-type']).toBe('text/event-stream');
     expect(br.headers['content-encoding']).toBe('br');
@@ -342,7 +342,7 @@ describe('McpHttpServer: response compression', () => {
 
   it('compresses JSON responses at or above the threshold only', async () => {
     const { port } = await serve({
-      compression: { threshold: 100 },
+      compression: { minBytes: 100 },
       sessions: async () => {
         const transport = wrap(makeServerTransport('v1', { json: true }), []);
         await transportServer('v1').connect(transport);

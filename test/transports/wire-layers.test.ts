@@ -59,7 +59,7 @@ describe('batching over WebSocket', () => {
   it('sends JSON-RPC arrays in the 2025-03-26 era (never initialize), and every request is answered', async () => {
     const peer = await stub('2025-03-26');
     const flushed: number[] = [];
-    const { client, transport } = await sdkOverWs(peer.url, [batching({ maxBatch: 8 })]);
+    const { client, transport } = await sdkOverWs(peer.url, [batching({ maxMessages: 8 })]);
     transport.events.on('batch-flushed', (e) => flushed.push(e.size));
     await Promise.all(Array.from({ length: 20 }, () => client.ping()));
     const arrays = peer.frames.filter(Array.isArray) as unknown[][];
@@ -124,7 +124,7 @@ describe('batching over Streamable HTTP', () => {
     const fetch = createFetch();
     cleanup.push(() => fetch.close());
     const client = transportClient('v2', { protocolVersions: ['2025-03-26'] });
-    await client.connect(wrap(makeClientTransport('v2', http.url, fetch), [batching({ maxBatch: 10 })]));
+    await client.connect(wrap(makeClientTransport('v2', http.url, fetch), [batching({ maxMessages: 10 })]));
     cleanup.push(() => client.close());
     const results = await Promise.all(Array.from({ length: 25 }, (_, i) => client.callTool({ name: 'echo', arguments: { text: `h${i}` } })));
     expect(results.map(textOf)).toEqual(Array.from({ length: 25 }, (_, i) => `h${i}`));
@@ -133,9 +133,9 @@ describe('batching over Streamable HTTP', () => {
     expect(arrays.every((a) => a.length <= 10)).toBe(true);
   });
 
-  it('refuses a maxBatch the SDK servers would reject', () => {
-    expect(() => wrap(makeClientTransport('v1', 'http://127.0.0.1:1/mcp'), [batching({ maxBatch: 500 })])).toThrow(
-      'batching.maxBatch: expected at most 100 over StreamableHTTPClientTransport (the SDK\'s HTTP servers refuse longer batches), got 500',
+  it('refuses a maxMessages the SDK servers would reject', () => {
+    expect(() => wrap(makeClientTransport('v1', 'http://127.0.0.1:1/mcp'), [batching({ maxMessages: 500 })])).toThrow(
+      'batching.maxMessages: expected at most 100 over StreamableHTTPClientTransport (the SDK\'s HTTP servers refuse longer batches), got 500',
     );
   });
 });
@@ -151,12 +151,12 @@ describe('batching: refusal and timing', () => {
   });
 
   it('validates its options', () => {
-    expect(() => batching({ maxBatch: 0 })).toThrow('batching.maxBatch: expected an integer >= 1, got 0');
+    expect(() => batching({ maxMessages: 0 })).toThrow('batching.maxMessages: expected an integer >= 1, got 0');
     expect(() => batching({ maxDelayMs: -1 })).toThrow('batching.maxDelayMs: expected a duration in milliseconds >= 0, got -1');
-    expect(() => batching({ maxbatch: 4 } as never)).toThrow(/^batching\.maxbatch: expected one of the known options \(maxBatch, maxDelayMs\)/);
+    expect(() => batching({ maxbatch: 4 } as never)).toThrow(/^batching\.maxbatch: expected one of the known options \(maxMessages, maxDelayMs\)/);
   });
 
-  it('flushes at maxBatch or after maxDelayMs, keeps order around messages it cannot batch, and fails what is pending on close', async () => {
+  it('flushes at maxMessages or after maxDelayMs, keeps order around messages it cannot batch, and fails what is pending on close', async () => {
     vi.useFakeTimers();
     const written: Array<JSONRPCMessage | JSONRPCMessage[]> = [];
     const inner: Transport & { [WIRE_CONTROL]: unknown } = {
@@ -169,7 +169,7 @@ describe('batching: refusal and timing', () => {
       },
       [WIRE_CONTROL]: { kind: 'test', acceptsBatches: true, compress() {}, observe: () => () => {} },
     } as never;
-    const transport = wrap(inner, [batching({ maxBatch: 3, maxDelayMs: 50 })]);
+    const transport = wrap(inner, [batching({ maxMessages: 3, maxDelayMs: 50 })]);
     transport.onmessage = () => {};
     await transport.start();
     transport.setProtocolVersion('2025-03-26');
@@ -227,16 +227,16 @@ describe('compression over WebSocket (permessage-deflate)', () => {
   it('refuses a transport without native compression at wrap() time', () => {
     const stdio = new StdioClientTransport({ command: process.execPath, args: ['-e', ''] });
     expect(() => wrap(stdio, [compression()])).toThrow(/^compression: StdioClientTransport has no compression this layer can drive; use mcp-layers\/ws transports/);
-    expect(() => compression({ threshold: -5 })).toThrow('compression.threshold: expected an integer >= 0, got -5');
+    expect(() => compression({ minBytes: -5 })).toThrow('compression.minBytes: expected an integer >= 0, got -5');
   });
 });
 
 describe('compression over Streamable HTTP', () => {
   it('on a server transport served by McpHttpServer, chooses the response coding from its own list', async () => {
     const http = await listenHttp({
-      compression: { encodings: ['br', 'gzip'], threshold: 0 },
+      compression: { encodings: ['br', 'gzip'], minBytes: 0 },
       sessions: async () => {
-        const transport = wrap(makeServerTransport('v1', { json: true }), [compression({ encodings: ['gzip'], threshold: 0 })]);
+        const transport = wrap(makeServerTransport('v1', { json: true }), [compression({ encodings: ['gzip'], minBytes: 0 })]);
         await transportServer('v1').connect(transport);
         return transport;
       },
@@ -265,7 +265,7 @@ describe('compression over Streamable HTTP', () => {
     const fetch = createFetch({ compression: { requests: false } });
     cleanup.push(() => fetch.close());
     const client = new Client({ name: 'c', version: '1' });
-    const transport = wrap(makeClientTransport('v1', `http://127.0.0.1:${proxy.port}/mcp`, fetch), [compression({ encodings: ['gzip'], threshold: 512 })]);
+    const transport = wrap(makeClientTransport('v1', `http://127.0.0.1:${proxy.port}/mcp`, fetch), [compression({ encodings: ['gzip'], minBytes: 512 })]);
     const compressed: Array<LayerEvents['bytes-compressed']> = [];
     transport.events.on('bytes-compressed', (e) => compressed.push(e));
     await client.connect(transport);

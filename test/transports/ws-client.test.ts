@@ -187,9 +187,9 @@ describe('WebSocketClientTransport: answers that lost their peer', () => {
 });
 
 describe('WebSocketClientTransport: when it stops reconnecting', () => {
-  it('gives up after maxAttempts: queued messages fail as never sent, and the transport closes', async () => {
+  it('gives up after maxRetries: queued messages fail as never sent, and the transport closes', async () => {
     const first = await app();
-    const transport = new WebSocketClientTransport(first.wss.url, { reconnect: { initialDelayMs: 5, maxDelayMs: 10, maxAttempts: 2 } });
+    const transport = new WebSocketClientTransport(first.wss.url, { reconnect: { initialDelayMs: 5, maxDelayMs: 10, maxRetries: 2 } });
     const errors: Error[] = [];
     transport.onerror = (e) => errors.push(e);
     const closedOnce = new Promise<void>((resolve) => (transport.onclose = resolve));
@@ -277,7 +277,7 @@ describe('WebSocketClientTransport: when it stops reconnecting', () => {
 describe('WebSocketClientTransport: a refused upgrade while reconnecting', () => {
   /** A transport connected to `first`, and a way to wait for it to close. */
   async function droppedFrom(first: App) {
-    const { transport, errors } = await connected(first.wss.url, { reconnect: { initialDelayMs: 5, maxDelayMs: 20, maxAttempts: 50 } });
+    const { transport, errors } = await connected(first.wss.url, { reconnect: { initialDelayMs: 5, maxDelayMs: 20, maxRetries: 50 } });
     const closedOnce = new Promise<void>((resolve) => {
       const previous = transport.onclose;
       transport.onclose = () => {
@@ -365,7 +365,7 @@ describe('WebSocketClientTransport: a refused upgrade while reconnecting', () =>
 describe('WebSocketClientTransport: how long a message waits for the reconnection', () => {
   it('fails a held request after reconnect.queueTimeoutMs as never sent, and keeps reconnecting', async () => {
     const first = await app();
-    const { transport } = await connected(first.wss.url, { reconnect: { initialDelayMs: 5, maxDelayMs: 20, maxAttempts: Infinity, queueTimeoutMs: 50 } });
+    const { transport } = await connected(first.wss.url, { reconnect: { initialDelayMs: 5, maxDelayMs: 20, maxRetries: Infinity, queueTimeoutMs: 50 } });
     const dropped = next(transport, 'connection', (e) => e.state === 'closed');
     await first.wss.close();
     await dropped;
@@ -437,7 +437,7 @@ describe('WebSocketClientTransport: heartbeats', () => {
 });
 
 describe('WebSocketClientTransport: backpressure', () => {
-  it('send() waits while more than highWaterMark bytes are buffered, and nothing is lost', async () => {
+  it('send() waits while more than highWaterMarkBytes bytes are buffered, and nothing is lost', async () => {
     const sink = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: () => 'mcp', maxPayload: 1 << 30 });
     cleanup.push(() => new Promise((resolve) => sink.close(resolve)));
     await new Promise((resolve) => sink.once('listening', resolve));
@@ -455,7 +455,7 @@ describe('WebSocketClientTransport: backpressure', () => {
     });
     const total = 200; // 50 MiB: far more than the kernel buffers of a loopback connection
     const highWaterMark = 64 * 1024;
-    const transport = new WebSocketClientTransport(`ws://127.0.0.1:${(sink.address() as AddressInfo).port}/`, { highWaterMark, perMessageDeflate: false, heartbeat: false });
+    const transport = new WebSocketClientTransport(`ws://127.0.0.1:${(sink.address() as AddressInfo).port}/`, { highWaterMarkBytes: highWaterMark, perMessageDeflate: false, heartbeat: false });
     transport.onmessage = () => {};
     cleanup.push(() => transport.close());
     await transport.start();
@@ -500,7 +500,7 @@ describe('WebSocketClientTransport: backpressure with many concurrent senders', 
         resolve();
       }),
     );
-    const transport = new WebSocketClientTransport(`ws://127.0.0.1:${(sink.address() as AddressInfo).port}/`, { highWaterMark: 1024, perMessageDeflate: false, heartbeat: false });
+    const transport = new WebSocketClientTransport(`ws://127.0.0.1:${(sink.address() as AddressInfo).port}/`, { highWaterMarkBytes: 1024, perMessageDeflate: false, heartbeat: false });
     transport.onmessage = () => {};
     cleanup.push(() => transport.close());
     await transport.start();
@@ -546,7 +546,7 @@ describe('WebSocketClientTransport: backpressure when the connection drops', () 
       });
     });
     const transport = new WebSocketClientTransport(`ws://127.0.0.1:${(sink.address() as AddressInfo).port}/`, {
-      highWaterMark: 1024,
+      highWaterMarkBytes: 1024,
       perMessageDeflate: false,
       heartbeat: false,
       reconnect: { initialDelayMs: 5, maxDelayMs: 20, maxQueuedBytes: 64 * 1024 * 1024 },
@@ -618,14 +618,14 @@ describe('WebSocketClientTransport: JSON-RPC arrays', () => {
 describe('WebSocketClientTransport: options', () => {
   it('names the option and the expectation when an option is wrong', () => {
     expect(() => new WebSocketClientTransport('http://127.0.0.1/mcp')).toThrow('WebSocketClientTransport(url): expected a ws:// or wss:// URL, got "http://127.0.0.1/mcp"');
-    expect(() => new WebSocketClientTransport('ws://127.0.0.1/mcp', { reconnect: { maxAttempts: 'three' as never } })).toThrow(
-      'WebSocketClientTransport.reconnect.maxAttempts: expected an integer >= 1, got "three"',
+    expect(() => new WebSocketClientTransport('ws://127.0.0.1/mcp', { reconnect: { maxRetries: 'three' as never } })).toThrow(
+      'WebSocketClientTransport.reconnect.maxRetries: expected an integer >= 1, got "three"',
     );
     expect(() => new WebSocketClientTransport('ws://127.0.0.1/mcp', { heartbeat: { intervalMs: -1 } })).toThrow(
       'WebSocketClientTransport.heartbeat.intervalMs: expected a duration in milliseconds >= 1, got -1',
     );
     expect(() => new WebSocketClientTransport('ws://127.0.0.1/mcp', { reconnect: { initialDelayMs: 500, maxDelayMs: 100 } })).toThrow(/maxDelayMs: expected a number >= initialDelayMs/);
-    expect(() => new WebSocketClientTransport('ws://127.0.0.1/mcp', { reconect: false } as never)).toThrow(/^WebSocketClientTransport\.reconect: expected one of the known options \(maxPayload, .*reconnect.*\), got "an unknown option"$/);
+    expect(() => new WebSocketClientTransport('ws://127.0.0.1/mcp', { reconect: false } as never)).toThrow(/^WebSocketClientTransport\.reconect: expected one of the known options \(maxPayloadBytes, .*reconnect.*\), got "an unknown option"$/);
     expect(() => new WebSocketClientTransport('ws://127.0.0.1/mcp', { heartbeat: { interval: 5 } as never })).toThrow(/^WebSocketClientTransport\.heartbeat\.interval: expected one of the known options \(intervalMs, timeoutMs\)/);
     expect(() => new WebSocketClientTransport('ws://127.0.0.1/mcp', { reconnect: { queueTimeoutMs: 0 } })).toThrow(
       'WebSocketClientTransport.reconnect.queueTimeoutMs: expected a duration in milliseconds >= 1, got 0',

@@ -154,7 +154,7 @@ describe('McpWebSocketServer: a 10 000-message batch in one frame', () => {
   });
 });
 
-describe('McpWebSocketServer: maxPayload', () => {
+describe('McpWebSocketServer: maxPayloadBytes', () => {
   it('closes with 1009 on a 64 MiB frame (default limit 4 MiB) and keeps serving others', async () => {
     const { wss, errors } = await serve();
     const big = await client(wss.url, { perMessageDeflate: false });
@@ -162,13 +162,13 @@ describe('McpWebSocketServer: maxPayload', () => {
     const done = closed(big);
     big.send(Buffer.alloc(64 * 1024 * 1024, 0x20), { binary: false });
     expect((await done).code).toBe(CloseCode.MessageTooBig);
-    expect(errors.map((e) => e.message)).toEqual([expect.stringMatching(/larger than maxPayload \(4194304 bytes\); closing the connection with 1009/)]);
+    expect(errors.map((e) => e.message)).toEqual([expect.stringMatching(/larger than maxPayloadBytes \(4194304 bytes\); closing the connection with 1009/)]);
     await healthy(wss.url);
   });
 
   it('counts decompressed bytes: a small permessage-deflate bomb is closed with 1009 too', async () => {
-    const { wss, errors } = await serve({ maxPayload: 1024 * 1024 });
-    const bomb = await client(wss.url, { perMessageDeflate: { threshold: 0 } });
+    const { wss, errors } = await serve({ maxPayloadBytes: 1024 * 1024 });
+    const bomb = await client(wss.url, { perMessageDeflate: { minBytes: 0 } });
     expect(bomb.extensions).toContain('permessage-deflate');
     const done = closed(bomb);
     bomb.send(`"${' '.repeat(8 * 1024 * 1024)}"`, { compress: true });

@@ -28,6 +28,12 @@ export function number(min: number, max?: number) {
   return max === undefined ? schema : schema.max(max, { error: expected });
 }
 
+/** A number strictly between 0 and 1 (a failure ratio): the factories' openRatioOption. */
+export function openRatio() {
+  const expected = 'a number between 0 and 1 (exclusive)';
+  return z.number({ error: expected }).gt(0, { error: expected }).lt(1, { error: expected });
+}
+
 /** A probability in [0, 1]. */
 export function rate() {
   return number(0, 1).meta({ description: 'A probability from 0 to 1.' });

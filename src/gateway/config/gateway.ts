@@ -35,8 +35,8 @@ export const upstreamConfig = options(
     http: options(
       {
         connections: integer(1).optional().meta({ description: 'Connections per origin (default max(64, 2 × downstream.maxSessions + 16): over HTTP/1.1 each session holds one for its event stream).' }),
-        keepAliveTimeout: duration(1).optional().meta({ description: 'Idle keep-alive, ms (default 4 000).' }),
-        headersTimeout: duration().optional(),
+        keepAliveTimeoutMs: duration(1).optional().meta({ description: 'Idle keep-alive, ms (default 4 000).' }),
+        headersTimeoutMs: duration().optional(),
         allowH2: boolean().optional(),
         compression: boolean().optional().meta({ description: 'Negotiated compression both ways (default true).' }),
       },
@@ -45,11 +45,11 @@ export const upstreamConfig = options(
     websocket: options(
       {
         connectTimeoutMs: duration(1).optional(),
-        maxPayload: integer(1).optional(),
+        maxPayloadBytes: integer(1).optional(),
         perMessageDeflate: boolean().optional(),
         heartbeat: z.union([z.literal(false), options({ intervalMs: duration(1).optional(), timeoutMs: duration(1).optional() })], { error: 'heartbeat options, or false' }).optional(),
         reconnect: z
-          .union([z.literal(false), options({ maxAttempts: integer(0).optional(), initialDelayMs: duration().optional(), maxDelayMs: duration().optional() })], { error: 'reconnect options, or false' })
+          .union([z.literal(false), options({ maxRetries: integer(0).optional(), initialDelayMs: duration().optional(), maxDelayMs: duration().optional() })], { error: 'reconnect options, or false' })
           .optional(),
       },
       'WebSocketClientTransport options.',

@@ -11,7 +11,7 @@
  *     - retry: { maxAttempts: 3 }
  *     - when: { method: tools/call, tool: "slow_*" }
  *       layers:
- *         - timeout: { ms: 120000 }
+ *         - timeout: { attemptMs: 120000 }
  *
  * This file is the one place these shapes are written down; the JSON Schema
  * (`mcp-layers schema`), the validation of config files and the types src/gateway/stack.ts
@@ -21,7 +21,7 @@
  * factory at its entry's place (optionsAt, src/core/options.ts).
  */
 import { z } from 'zod';
-import { boolean, choice, duration, integer, names, number, options, patterns, rate, text } from './fields.ts';
+import { boolean, choice, duration, integer, names, number, openRatio, options, patterns, rate, text } from './fields.ts';
 
 const budget = z
   .union([z.literal(false), options({ percent: number(0, 100).optional(), ttlMs: number(10).optional(), minPerSecond: number(0).optional() })], {
@@ -45,33 +45,34 @@ export const retryOptions = options(
 );
 
 const timeoutShape = {
-  ms: duration(1).optional().meta({ description: 'Deadline of each call through this layer (each attempt, below retry), ms. Default 30 000 unless only `total` is given.' }),
+  attemptMs: duration(1).optional().meta({ description: 'Deadline of each call through this layer (each attempt, below retry), ms. Default 30 000 unless only `totalMs` is given.' }),
   perMethod: z
     .record(text('a method name or glob'), z.union([duration(1), z.literal(false)], { error: 'a duration in milliseconds >= 1, or false' }), {
       error: 'an object of method name (or glob) to milliseconds or false',
     })
     .optional()
-    .meta({ description: '`ms` per method (names or globs, first match wins); false exempts a method.' }),
+    .meta({ description: '`attemptMs` per method (names or globs, first match wins); false exempts a method.' }),
   resetOnProgress: boolean().optional().meta({ description: 'Progress notifications push the attempt deadline further (default false).' }),
-  maxTotalMs: duration(1).optional().meta({ description: 'With resetOnProgress: the ceiling however much progress arrives (default 10 × ms).' }),
+  maxAttemptMs: duration(1).optional().meta({ description: 'With resetOnProgress: the attempt\'s ceiling however much progress arrives, ms (default 10 × attemptMs).' }),
 };
 
 export const timeoutOptions = options(
   {
     ...timeoutShape,
-    total: duration(1).optional().meta({ description: 'Deadline of the whole exchange across attempts, ms. Default none.' }),
+    totalMs: duration(1).optional().meta({ description: 'Deadline of the whole exchange across attempts, ms. Default none.' }),
   },
   'Deadlines for outbound requests; on expiry the attempt is cancelled on the wire.',
 );
 
 export const circuitBreakerOptions = options(
   {
-    breaker: choice(['consecutive', 'sampling', 'count']).optional().meta({ description: 'consecutive (default): opens after `threshold` failures in a row; sampling: failure ratio over `duration`; count: failure ratio over the last `size` calls.' }),
-    threshold: number(0).optional().meta({ description: 'consecutive: failures in a row (integer, default 5); sampling/count: failure ratio between 0 and 1 (default 0.5).' }),
-    duration: duration(1000).optional().meta({ description: 'sampling: the window, ms (default 30 000).' }),
-    minimumCalls: integer(1).optional().meta({ description: 'sampling, count: calls before the breaker may open (default 20).' }),
-    size: integer(1).optional().meta({ description: 'count: the window, in calls (default 100).' }),
-    halfOpenAfter: duration(1).optional().meta({ description: 'How long the breaker stays open before a probe, ms (default 5 000).' }),
+    breaker: choice(['consecutive', 'sampling', 'count']).optional().meta({ description: 'consecutive (default): opens after `consecutiveFailures` failures in a row; sampling: above `failureRatio` over `windowMs`; count: above `failureRatio` over the last `windowCalls` calls.' }),
+    consecutiveFailures: integer(1).optional().meta({ description: 'consecutive: failures in a row that open the breaker (default 5).' }),
+    failureRatio: openRatio().optional().meta({ description: 'sampling, count: ratio of failed calls, between 0 and 1 exclusive, above which the breaker opens (default 0.5).' }),
+    windowMs: duration(1000).optional().meta({ description: 'sampling: the window, ms (default 30 000).' }),
+    minSamples: integer(1).optional().meta({ description: 'sampling, count: calls observed in the window before the ratio is trusted and the breaker may open (default 20).' }),
+    windowCalls: integer(1).optional().meta({ description: 'count: the window, in calls (default 100).' }),
+    halfOpenAfterMs: duration(1).optional().meta({ description: 'How long the breaker stays open before a probe, ms (default 5 000).' }),
     scope: choice(['transport', 'method', 'tool']).optional().meta({ description: 'One breaker for the upstream (default), per method, or per tool.' }),
     maxKeys: integer(1).optional().meta({ description: 'Most breakers kept with scope method/tool (default 256).' }),
   },
@@ -81,11 +82,11 @@ export const circuitBreakerOptions = options(
 export const concurrencyOptions = options(
   {
     maxInFlight: integer(1).optional().meta({ description: 'Requests running at once, per direction (default 100).' }),
-    queue: integer(0).optional().meta({ description: 'Requests waiting for a slot, per direction (default 0).' }),
+    maxQueued: integer(0).optional().meta({ description: 'Requests waiting for a slot, per direction (default 0).' }),
     direction: choice(['outbound', 'inbound', 'both']).optional().meta({ description: 'Which requests are limited (default both).' }),
     retryAfterMs: duration().optional().meta({ description: 'Hint for the peer in the error answering a shed inbound request.' }),
   },
-  'A bulkhead: at most maxInFlight requests at once, queue more, shed the rest.',
+  'A bulkhead: at most maxInFlight requests at once, maxQueued more waiting, shed the rest.',
 );
 
 export const hedgingOptions = options(
@@ -104,18 +105,15 @@ export const chaosOptions = options(
   {
     seed: integer(-0x8000_0000, 0x7fff_ffff).optional().meta({ description: 'PRNG seed (default 1): the same seed and traffic give the same faults.' }),
     latency: z
-      .union(
-        [
-          duration(),
-          options({
-            ms: z.union([duration(), z.tuple([duration(), duration()], { error: 'a [min, max] pair of durations' })], { error: 'a duration or a [min, max] pair' }),
-            rate: rate().optional(),
-          }),
-        ],
-        { error: 'a duration in milliseconds or { ms, rate }' },
+      .strictObject(
+        {
+          delayMs: z.union([duration(), z.tuple([duration(), duration()], { error: 'a [min, max] pair of durations' })], { error: 'a duration or a [min, max] pair' }),
+          rate: rate().optional(),
+        },
+        { error: 'an object { delayMs, rate? } (a bare number names no unit)' },
       )
       .optional()
-      .meta({ description: 'Added latency: ms for every request, or { ms: number | [min, max], rate }.' }),
+      .meta({ description: 'Added latency: { delayMs: number | [min, max], rate } (rate: the share of requests delayed, default 1).' }),
     errorRate: rate().optional().meta({ description: 'Share of requests failed without sending (default 0).' }),
     dropRate: rate().optional().meta({ description: 'Share of requests whose response is lost (default 0).' }),
     disconnectRate: rate().optional().meta({ description: 'Share of requests failed as a lost connection after sending (default 0).' }),
@@ -130,12 +128,12 @@ const stage = <T extends z.ZodType>(schema: T, what: string) => z.union([z.liter
 
 export const standardOptions = options(
   {
-    concurrency: stage(concurrencyOptions, 'concurrency').optional().meta({ description: 'Default { maxInFlight: 1000, queue: 0 }.' }),
+    concurrency: stage(concurrencyOptions, 'concurrency').optional().meta({ description: 'Default { maxInFlight: 1000, maxQueued: 0 }.' }),
     totalTimeout: z.union([z.literal(false), duration(1)], { error: 'a duration in milliseconds >= 1, or false' }).optional().meta({ description: 'The exchange deadline across all attempts, ms (default 30 000).' }),
     retry: stage(retryOptions, 'retry').optional().meta({ description: 'Default { maxAttempts: 3 }.' }),
     circuitBreaker: stage(circuitBreakerOptions, 'circuitBreaker').optional().meta({ description: 'Default: sampling, > 25 % failures over 30 s once 10 calls were seen; probe after 5 s.' }),
     attemptTimeout: z
-      .union([z.literal(false), duration(1), options(timeoutShape)], { error: 'a duration in milliseconds, timeout options without total, or false' })
+      .union([z.literal(false), duration(1), options(timeoutShape)], { error: 'a duration in milliseconds, timeout options without totalMs, or false' })
       .optional()
       .meta({ description: 'Each attempt\'s deadline, ms (default 10 000).' }),
   },
@@ -144,7 +142,7 @@ export const standardOptions = options(
 
 export const batchingOptions = options(
   {
-    maxBatch: integer(1).optional().meta({ description: 'Most messages per JSON-RPC array (default 32).' }),
+    maxMessages: integer(1).optional().meta({ description: 'Most messages per JSON-RPC array (default 32).' }),
     maxDelayMs: duration().optional().meta({ description: 'How long a message may wait for company (default 0: the current turn of the event loop).' }),
   },
   'Coalesces outbound messages into JSON-RPC arrays (WebSocket, HTTP client; protocol 2025-03-26 only).',
@@ -153,7 +151,7 @@ export const batchingOptions = options(
 export const compressionOptions = options(
   {
     encodings: z.array(choice(['zstd', 'br', 'gzip', 'deflate']), { error: 'a list of encodings' }).optional().meta({ description: 'Allowed codings, most preferred first (default zstd, br, gzip, deflate).' }),
-    threshold: integer(0).optional().meta({ description: 'Smaller messages go uncompressed, bytes (default 1024).' }),
+    minBytes: integer(0).optional().meta({ description: 'Smaller messages go uncompressed, bytes (default 1024).' }),
   },
   'Compresses what crosses the wire with the transport\'s own negotiated mechanism.',
 );
@@ -218,8 +216,8 @@ export const oauthOptions = options(
     refreshSkewMs: duration().optional(),
     store: options({ file: text('a file path') }, 'Where tokens are kept (a rotated refresh token is saved there). Default: memory.').optional(),
     timeoutMs: duration(1).optional(),
-    retry: options({ maxAttempts: integer(1).optional(), initialDelayMs: duration().optional(), maxDelayMs: duration().optional() }).optional(),
-    breaker: options({ threshold: integer(1).optional(), halfOpenAfterMs: duration(1).optional() }).optional(),
+    retry: options({ maxRetries: integer(1).optional(), initialDelayMs: duration().optional(), maxDelayMs: duration().optional() }).optional(),
+    breaker: options({ consecutiveFailures: integer(1).optional(), halfOpenAfterMs: duration(1).optional() }).optional(),
     perMessageHeaders: boolean().optional(),
   },
   'OAuth 2.0 access tokens for the upstream, kept fresh (HTTP and WebSocket upstreams).',

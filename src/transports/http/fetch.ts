@@ -28,7 +28,7 @@ export interface FetchCompressionOptions {
   /** Codings for request bodies, most preferred first. Default: zstd, br, gzip (those this Node has). */
   encodings?: readonly Encoding[];
   /** Bodies smaller than this many bytes go uncompressed. Default 1024. */
-  threshold?: number;
+  minBytes?: number;
   /** Compress request bodies (when the server accepts it). Default true. */
   requests?: boolean;
   /** Ask for compressed responses. Default true. */
@@ -41,13 +41,13 @@ export interface CreateFetchOptions {
   /** Requests pipelined per connection. Default 1: an SSE response would block what is pipelined behind it. */
   pipelining?: number;
   /** How long an idle connection is kept (servers' Keep-Alive hints win when shorter). Default 4000 ms. */
-  keepAliveTimeout?: number;
+  keepAliveTimeoutMs?: number;
   /** Negotiate HTTP/2 over TLS (ALPN). Default false. */
   allowH2?: boolean;
   /** Time to the response headers. Default 300 000 ms. */
-  headersTimeout?: number;
+  headersTimeoutMs?: number;
   /** Longest silence inside a body. Default 0 (none): SSE streams are quiet for long stretches. */
-  bodyTimeout?: number;
+  bodyTimeoutMs?: number;
   /** `true`/`false`, or settings. Default on: responses always, request bodies once the server accepts them. */
   compression?: boolean | FetchCompressionOptions;
   /** Throw a TransportError (status, Retry-After) for 408, 429 and retryable 5xx. Default true. */
@@ -75,54 +75,54 @@ export interface McpFetch {
 const DEFAULT_REQUEST_ENCODINGS: readonly Encoding[] = ['zstd', 'br', 'gzip'];
 const RESPONSE_CODINGS = AVAILABLE_ENCODINGS.join(', ');
 
-export function createFetch(options: CreateFetchOptions = {}): McpFetch {
-  optionsObject(options, 'createFetch', [
+export function createFetch(options?: CreateFetchOptions): McpFetch {
+  const o = optionsObject(options, 'createFetch', [
     'connections',
     'pipelining',
-    'keepAliveTimeout',
+    'keepAliveTimeoutMs',
     'allowH2',
-    'headersTimeout',
-    'bodyTimeout',
+    'headersTimeoutMs',
+    'bodyTimeoutMs',
     'compression',
     'statusErrors',
     'connect',
     'dispatcher',
     'events',
   ]);
-  const ownAgent = options.dispatcher === undefined;
+  const ownAgent = o.dispatcher === undefined;
   if (!ownAgent) {
-    for (const key of ['connections', 'pipelining', 'keepAliveTimeout', 'allowH2', 'headersTimeout', 'bodyTimeout', 'connect'] as const) {
-      if (options[key] !== undefined) throw invalidOption(`createFetch.${key}`, 'to be left out when createFetch.dispatcher is given (configure your dispatcher)', options[key]);
+    for (const key of ['connections', 'pipelining', 'keepAliveTimeoutMs', 'allowH2', 'headersTimeoutMs', 'bodyTimeoutMs', 'connect'] as const) {
+      if (o[key] !== undefined) throw invalidOption(`createFetch.${key}`, 'to be left out when createFetch.dispatcher is given (configure your dispatcher)', o[key]);
     }
   }
   const dispatcher: Dispatcher =
-    options.dispatcher ??
+    o.dispatcher ??
     new Agent({
-      connections: integerOption('createFetch.connections', options.connections, 64, 1),
-      pipelining: integerOption('createFetch.pipelining', options.pipelining, 1, 0, 128),
-      keepAliveTimeout: durationOption('createFetch.keepAliveTimeout', options.keepAliveTimeout, 4000, 1),
-      allowH2: booleanOption('createFetch.allowH2', options.allowH2, false),
-      headersTimeout: durationOption('createFetch.headersTimeout', options.headersTimeout, 300_000, 0),
-      bodyTimeout: durationOption('createFetch.bodyTimeout', options.bodyTimeout, 0, 0),
-      ...(options.connect === undefined ? {} : { connect: options.connect }),
+      connections: integerOption('createFetch.connections', o.connections, 64, 1),
+      pipelining: integerOption('createFetch.pipelining', o.pipelining, 1, 0, 128),
+      keepAliveTimeout: durationOption('createFetch.keepAliveTimeoutMs', o.keepAliveTimeoutMs, 4000, 1),
+      allowH2: booleanOption('createFetch.allowH2', o.allowH2, false),
+      headersTimeout: durationOption('createFetch.headersTimeoutMs', o.headersTimeoutMs, 300_000, 0),
+      bodyTimeout: durationOption('createFetch.bodyTimeoutMs', o.bodyTimeoutMs, 0, 0),
+      ...(o.connect === undefined ? {} : { connect: o.connect }),
     });
-  const statusErrors = booleanOption('createFetch.statusErrors', options.statusErrors, true);
-  let requestCompression: CompressionSettings | undefined = { encodings: DEFAULT_REQUEST_ENCODINGS.filter((e) => AVAILABLE_ENCODINGS.includes(e)), threshold: 1024 };
+  const statusErrors = booleanOption('createFetch.statusErrors', o.statusErrors, true);
+  let requestCompression: CompressionSettings | undefined = { encodings: DEFAULT_REQUEST_ENCODINGS.filter((e) => AVAILABLE_ENCODINGS.includes(e)), minBytes: 1024 };
   let responseCompression = true;
-  if (options.compression === false) {
+  if (o.compression === false) {
     requestCompression = undefined;
     responseCompression = false;
-  } else if (options.compression !== undefined && options.compression !== true) {
-    const c = settingsObject('createFetch.compression', options.compression, ['encodings', 'threshold', 'requests', 'responses']);
+  } else if (o.compression !== undefined && o.compression !== true) {
+    const c = settingsObject('createFetch.compression', o.compression, ['encodings', 'minBytes', 'requests', 'responses']);
     const settings = {
       encodings: encodingsOption('createFetch.compression.encodings', c['encodings'], DEFAULT_REQUEST_ENCODINGS),
-      threshold: integerOption('createFetch.compression.threshold', c['threshold'], 1024, 0),
+      minBytes: integerOption('createFetch.compression.minBytes', c['minBytes'], 1024, 0),
     };
     requestCompression = booleanOption('createFetch.compression.requests', c['requests'], true) ? settings : undefined;
     responseCompression = booleanOption('createFetch.compression.responses', c['responses'], true);
   }
-  if (options.events !== undefined && !(options.events instanceof EventBus)) throw invalidOption('createFetch.events', 'an EventBus', options.events);
-  const events = options.events ?? new EventBus();
+  if (o.events !== undefined && !(o.events instanceof EventBus)) throw invalidOption('createFetch.events', 'an EventBus', o.events);
+  const events = o.events ?? new EventBus();
   const fanout = new EventFanout(events);
   /** origin → codings the server said it reads (learned from its responses). */
   const accepted = new Map<string, Set<Encoding>>();
@@ -139,7 +139,7 @@ export function createFetch(options: CreateFetchOptions = {}): McpFetch {
     const body = init.body;
     let sent: string | Buffer | undefined = typeof body === 'string' ? body : undefined;
     let encoding: Encoding | undefined;
-    if (requestCompression !== undefined && typeof body === 'string' && body.length >= requestCompression.threshold && !headers.has('content-encoding') && !refused.has(origin)) {
+    if (requestCompression !== undefined && typeof body === 'string' && body.length >= requestCompression.minBytes && !headers.has('content-encoding') && !refused.has(origin)) {
       const peer = accepted.get(origin);
       encoding = peer === undefined ? undefined : requestCompression.encodings.find((e) => peer.has(e));
       if (encoding !== undefined) {
@@ -199,7 +199,7 @@ export function createFetch(options: CreateFetchOptions = {}): McpFetch {
     compress(settings) {
       // Responses stay negotiated by Accept-Encoding; the layer tunes request bodies.
       const encodings = settings.encodings.filter((e) => AVAILABLE_ENCODINGS.includes(e));
-      requestCompression = encodings.length === 0 ? undefined : { encodings, threshold: settings.threshold };
+      requestCompression = encodings.length === 0 ? undefined : { encodings, minBytes: settings.minBytes };
     },
     observe: (bus) => fanout.add(bus),
   };

@@ -54,7 +54,7 @@ export interface HttpCompressionOptions {
   /** Response codings, most preferred first. Default zstd, br, gzip (those this Node has). */
   encodings?: readonly Encoding[];
   /** Non-streamed responses smaller than this many bytes go uncompressed. Default 1024. */
-  threshold?: number;
+  minBytes?: number;
 }
 
 export interface McpHttpServerOptions extends GuardOptions {
@@ -152,10 +152,10 @@ export class McpHttpServer {
       this.#compression = undefined;
       this.#decodings = [];
     } else {
-      const c = options.compression === true || options.compression === undefined ? {} : settingsObject('McpHttpServer.compression', options.compression, ['encodings', 'threshold']);
+      const c = options.compression === true || options.compression === undefined ? {} : settingsObject('McpHttpServer.compression', options.compression, ['encodings', 'minBytes']);
       this.#compression = {
         encodings: encodingsOption('McpHttpServer.compression.encodings', c['encodings'], DEFAULT_RESPONSE_ENCODINGS),
-        threshold: integerOption('McpHttpServer.compression.threshold', c['threshold'], 1024, 0),
+        minBytes: integerOption('McpHttpServer.compression.minBytes', c['minBytes'], 1024, 0),
       };
       this.#decodings = AVAILABLE_ENCODINGS;
     }
@@ -347,7 +347,7 @@ export class McpHttpServer {
     if (!streaming) {
       let buffer: Buffer = Buffer.from(await response.arrayBuffer());
       let used: Encoding | undefined;
-      if (encoding !== undefined && buffer.length >= (settings as CompressionSettings).threshold) {
+      if (encoding !== undefined && buffer.length >= (settings as CompressionSettings).minBytes) {
         const packed = await compressBuffer(encoding, buffer);
         if (packed.length < buffer.length) {
           if (fanout.has('bytes-compressed')) fanout.emit('bytes-compressed', { encoding, direction: 'outbound', before: buffer.length, after: packed.length });

@@ -198,7 +198,7 @@ export class Channel {
     let message: string;
     switch (error.code) {
       case 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH':
-        message = `the peer sent a message larger than maxPayload (${this.#settings.maxPayload} bytes); closing the connection with 1009`;
+        message = `the peer sent a message larger than maxPayloadBytes (${this.#settings.maxPayload} bytes); closing the connection with 1009`;
         break;
       case 'WS_ERR_INVALID_UTF8':
         message = 'the peer sent a text message that is not valid UTF-8; closing the connection with 1007';

@@ -51,8 +51,8 @@ import { Channel, CloseCode, encode } from './channel.ts';
 import { COMMON_OPTIONS, resolveCommon, SUBPROTOCOL, type WebSocketCommonOptions, wsDeflateOptions } from './options.ts';
 
 export interface ReconnectOptions {
-  /** Connection attempts after a drop before the transport gives up and closes. Default 20; `Infinity` never gives up. */
-  maxAttempts?: number;
+  /** Connection attempts after a drop (retries: the lost connection was the first) before the transport gives up and closes. Default 20; `Infinity` never gives up. */
+  maxRetries?: number;
   /** First backoff delay. Default 200 ms. */
   initialDelayMs?: number;
   /** Largest backoff delay. Default 10 000 ms. */
@@ -93,7 +93,7 @@ export interface WebSocketClientTransportOptions extends WebSocketCommonOptions 
 const DEFAULT_CLIENT_MAX_PAYLOAD = 16 * 1024 * 1024;
 
 interface ReconnectPolicy {
-  readonly maxAttempts: number;
+  readonly maxRetries: number;
   readonly backoff: IBackoffFactory<unknown>;
   readonly replay: boolean;
   readonly maxQueuedBytes: number;
@@ -199,7 +199,7 @@ export class WebSocketClientTransport implements Transport {
     this.#common = resolveCommon('WebSocketClientTransport', LABEL, options, DEFAULT_CLIENT_MAX_PAYLOAD);
     this.events = this.#common.events;
     this.#fanout = new EventFanout(this.events);
-    this.#compressThreshold = this.#common.deflate?.threshold;
+    this.#compressThreshold = this.#common.deflate?.minBytes;
     if (options.headers !== undefined && typeof options.headers !== 'function' && (typeof options.headers !== 'object' || options.headers === null)) {
       throw invalidOption('WebSocketClientTransport.headers', 'an object of header values or a function returning one', options.headers);
     }
@@ -215,7 +215,7 @@ export class WebSocketClientTransport implements Transport {
       this.#reconnect = undefined;
     } else {
       const r = settingsObject('WebSocketClientTransport.reconnect', options.reconnect, [
-        'maxAttempts',
+        'maxRetries',
         'initialDelayMs',
         'maxDelayMs',
         'backoff',
@@ -223,7 +223,7 @@ export class WebSocketClientTransport implements Transport {
         'maxQueuedBytes',
         'queueTimeoutMs',
       ]);
-      const maxAttempts = r['maxAttempts'] === Infinity ? Infinity : integerOption('WebSocketClientTransport.reconnect.maxAttempts', r['maxAttempts'], 20, 1);
+      const maxRetries = r['maxRetries'] === Infinity ? Infinity : integerOption('WebSocketClientTransport.reconnect.maxRetries', r['maxRetries'], 20, 1);
       const initialDelay = durationOption('WebSocketClientTransport.reconnect.initialDelayMs', r['initialDelayMs'], 200, 0);
       const maxDelay = durationOption('WebSocketClientTransport.reconnect.maxDelayMs', r['maxDelayMs'], 10_000, 0);
       if (maxDelay < initialDelay) throw invalidOption('WebSocketClientTransport.reconnect.maxDelayMs', `a number >= initialDelayMs (${initialDelay})`, maxDelay);
@@ -232,7 +232,7 @@ export class WebSocketClientTransport implements Transport {
         throw invalidOption('WebSocketClientTransport.reconnect.backoff', 'a cockatiel backoff (an object with next())', backoff);
       }
       this.#reconnect = {
-        maxAttempts,
+        maxRetries,
         backoff: (backoff as IBackoffFactory<unknown> | undefined) ?? new ExponentialBackoff({ initialDelay, maxDelay }),
         replay: booleanOption('WebSocketClientTransport.reconnect.replayHandshake', r['replayHandshake'], true),
         maxQueuedBytes: integerOption('WebSocketClientTransport.reconnect.maxQueuedBytes', r['maxQueuedBytes'], 16 * 1024 * 1024, 0),
@@ -509,7 +509,7 @@ export class WebSocketClientTransport implements Transport {
       lastError = await this.#renewCredentials(unauthorized);
       renewed = immediate = lastError === undefined;
     }
-    for (let attempt = 1; attempt <= policy.maxAttempts && (unauthorized === undefined || renewed); attempt++) {
+    for (let attempt = 1; attempt <= policy.maxRetries && (unauthorized === undefined || renewed); attempt++) {
       backoff = backoff === undefined ? policy.backoff.next(undefined) : backoff.next(undefined);
       const delayMs = immediate ? 0 : Math.max(backoff.duration, Math.min(retryAfterMs ?? 0, MAX_RETRY_AFTER_MS));
       immediate = false;
@@ -836,7 +836,7 @@ export class WebSocketClientTransport implements Transport {
   }
 
   #setCompression(settings: CompressionSettings): void {
-    this.#compressThreshold = settings.encodings.includes('deflate') && this.#common.deflate !== undefined ? settings.threshold : undefined;
+    this.#compressThreshold = settings.encodings.includes('deflate') && this.#common.deflate !== undefined ? settings.minBytes : undefined;
     const channel = this.#channel;
     if (channel !== undefined) channel.setCompressionThreshold(channel.deflateNegotiated ? this.#compressThreshold : undefined);
   }

@@ -10,7 +10,7 @@ export const SUBPROTOCOL = 'mcp';
 
 export interface PerMessageDeflateSettings {
   /** Messages shorter than this many bytes are sent uncompressed. Default 1024. */
-  threshold?: number;
+  minBytes?: number;
   /** zlib level 1 (fast) … 9 (small). Default 6. */
   level?: number;
 }
@@ -24,13 +24,13 @@ export interface HeartbeatOptions {
 
 export interface WebSocketCommonOptions {
   /** The largest message accepted, in bytes; a larger one closes the connection with 1009. */
-  maxPayload?: number;
+  maxPayloadBytes?: number;
   /** permessage-deflate: offered by the client, accepted by the server. `false` turns it off. Default on. */
   perMessageDeflate?: boolean | PerMessageDeflateSettings;
   /** Pings that detect a dead peer. `false` turns them off. */
   heartbeat?: false | HeartbeatOptions;
   /** send() waits while more than this many bytes are buffered for the socket. Default 1 MiB. */
-  highWaterMark?: number;
+  highWaterMarkBytes?: number;
   /** Where the transport publishes `connection`, `heartbeat`, `reconnect`, `wire`... (default: a bus of its own, `transport.events`). */
   events?: EventBus;
 }
@@ -38,21 +38,21 @@ export interface WebSocketCommonOptions {
 export interface ResolvedCommon {
   channel: ChannelSettings;
   /** undefined when permessage-deflate is off. */
-  deflate: { threshold: number; level: number } | undefined;
+  deflate: { minBytes: number; level: number } | undefined;
   events: EventBus;
 }
 
 export const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 30_000;
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 10_000;
-export const DEFAULT_DEFLATE_THRESHOLD = 1024;
+export const DEFAULT_DEFLATE_MIN_BYTES = 1024;
 
 /** Option names every WebSocket transport takes. */
-export const COMMON_OPTIONS = ['maxPayload', 'perMessageDeflate', 'heartbeat', 'highWaterMark', 'events'] as const;
+export const COMMON_OPTIONS = ['maxPayloadBytes', 'perMessageDeflate', 'heartbeat', 'highWaterMarkBytes', 'events'] as const;
 
 export function resolveCommon(prefix: string, label: string, options: WebSocketCommonOptions, defaultMaxPayload: number): ResolvedCommon {
-  const maxPayload = integerOption(`${prefix}.maxPayload`, options.maxPayload, defaultMaxPayload, 1);
-  const highWaterMark = integerOption(`${prefix}.highWaterMark`, options.highWaterMark, DEFAULT_HIGH_WATER_MARK, 0);
+  const maxPayload = integerOption(`${prefix}.maxPayloadBytes`, options.maxPayloadBytes, defaultMaxPayload, 1);
+  const highWaterMark = integerOption(`${prefix}.highWaterMarkBytes`, options.highWaterMarkBytes, DEFAULT_HIGH_WATER_MARK, 0);
   let heartbeatIntervalMs = DEFAULT_HEARTBEAT_INTERVAL_MS;
   let heartbeatTimeoutMs = DEFAULT_HEARTBEAT_TIMEOUT_MS;
   if (options.heartbeat === false) {
@@ -62,14 +62,14 @@ export function resolveCommon(prefix: string, label: string, options: WebSocketC
     heartbeatIntervalMs = durationOption(`${prefix}.heartbeat.intervalMs`, heartbeat['intervalMs'], DEFAULT_HEARTBEAT_INTERVAL_MS, 1);
     heartbeatTimeoutMs = durationOption(`${prefix}.heartbeat.timeoutMs`, heartbeat['timeoutMs'], Math.min(DEFAULT_HEARTBEAT_TIMEOUT_MS, heartbeatIntervalMs), 1);
   }
-  let deflate: ResolvedCommon['deflate'] = { threshold: DEFAULT_DEFLATE_THRESHOLD, level: 6 };
+  let deflate: ResolvedCommon['deflate'] = { minBytes: DEFAULT_DEFLATE_MIN_BYTES, level: 6 };
   const pmd = options.perMessageDeflate;
   if (pmd === false) {
     deflate = undefined;
   } else if (pmd !== undefined && pmd !== true) {
-    const settings = settingsObject(`${prefix}.perMessageDeflate`, pmd, ['threshold', 'level']);
+    const settings = settingsObject(`${prefix}.perMessageDeflate`, pmd, ['minBytes', 'level']);
     deflate = {
-      threshold: integerOption(`${prefix}.perMessageDeflate.threshold`, settings['threshold'], DEFAULT_DEFLATE_THRESHOLD, 0),
+      minBytes: integerOption(`${prefix}.perMessageDeflate.minBytes`, settings['minBytes'], DEFAULT_DEFLATE_MIN_BYTES, 0),
       level: integerOption(`${prefix}.perMessageDeflate.level`, settings['level'], 6, 1, 9),
     };
   }
@@ -83,7 +83,7 @@ export function resolveCommon(prefix: string, label: string, options: WebSocketC
   };
 }
 
-/** ws's permessage-deflate options for what we resolved. The per-message decision is ours (threshold). */
+/** ws's permessage-deflate options for what we resolved. The per-message decision is ours (minBytes). */
 export function wsDeflateOptions(deflate: ResolvedCommon['deflate']): PerMessageDeflateOptions | false {
   if (deflate === undefined) return false;
   return {

@@ -215,7 +215,7 @@ export class McpWebSocketServer {
 
   #accept(ws: WebSocket, request: IncomingMessage, raw: Socket, authInfo: unknown): void {
     const fanout = new EventFanout(this.events);
-    const transport = new WebSocketServerTransport(ws, raw, request, authInfo, this.#channel, fanout, this.#common.deflate?.threshold);
+    const transport = new WebSocketServerTransport(ws, raw, request, authInfo, this.#channel, fanout, this.#common.deflate?.minBytes);
     this.#connections.add(transport);
     transport[ON_CLOSED] = () => this.#connections.delete(transport);
     fanout.emit('connection', { state: 'open', transport: 'websocket' });
@@ -319,7 +319,7 @@ export class WebSocketServerTransport implements Transport {
       kind: 'websocket',
       acceptsBatches: true,
       compress: (compression: CompressionSettings) => {
-        const threshold = compression.encodings.includes('deflate') && this.#deflateThreshold !== undefined ? compression.threshold : undefined;
+        const threshold = compression.encodings.includes('deflate') && this.#deflateThreshold !== undefined ? compression.minBytes : undefined;
         this.#channel.setCompressionThreshold(this.#channel.deflateNegotiated ? threshold : undefined);
       },
       observe: (bus) => {

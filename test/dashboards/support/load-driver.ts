@@ -150,17 +150,17 @@ async function startMain(): Promise<string> {
   // Built once and shared by every client session, like the gateway's upstream stack: one
   // breaker, one limit and one retry budget for the upstream as a whole.
   const resilience = standard({
-    concurrency: { maxInFlight: 8, queue: 4 },
+    concurrency: { maxInFlight: 8, maxQueued: 4 },
     totalTimeout: 3_000,
     retry: { maxAttempts: 3, backoff: { initialDelayMs: 10, maxDelayMs: 60 }, budget: { percent: 0.1, ttlMs: 2_000, minPerSecond: 1 } },
-    circuitBreaker: { breaker: 'consecutive', threshold: 5, halfOpenAfter: 400 },
+    circuitBreaker: { breaker: 'consecutive', consecutiveFailures: 5, halfOpenAfterMs: 400 },
     attemptTimeout: 150,
   });
   const hedge = when({ method: 'tools/call', tool: 'lookup' }, hedging({ delayMs: 15 }));
-  const faults = chaos({ seed: 7, errorRate: 0.05, dropRate: 0.02, disconnectRate: 0.01, latency: { ms: [30, 90], rate: 0.1 } });
+  const faults = chaos({ seed: 7, errorRate: 0.05, dropRate: 0.02, disconnectRate: 0.01, latency: { delayMs: [30, 90], rate: 0.1 } });
   // Error storms: everything fails for a moment, so the breaker opens, rejects and recovers.
   const storm = chaos({ seed: 11, errorRate: 1, enabled: false });
-  const clientStack = (): Layer[] => [observe, resilience, hedge, compression({ encodings: ['deflate'], threshold: 256 }), batching({ maxBatch: 16 }), faults, storm];
+  const clientStack = (): Layer[] => [observe, resilience, hedge, compression({ encodings: ['deflate'], minBytes: 256 }), batching({ maxMessages: 16 }), faults, storm];
   const wsOptions = { heartbeat: { intervalMs: 400, timeoutMs: 400 }, reconnect: { initialDelayMs: 20, maxDelayMs: 200 } } as const;
 
   async function connectV1(name: string): Promise<Client> {
@@ -244,7 +244,7 @@ async function startAuth(): Promise<void> {
       throw new Error('EROFS: read-only file system');
     },
   };
-  const common = { clientId: idp.clientId, grant: 'client_credentials', scopes: [SCOPE], resource: server.url, retry: { maxAttempts: 0 } } as const;
+  const common = { clientId: idp.clientId, grant: 'client_credentials', scopes: [SCOPE], resource: server.url, retry: { maxRetries: 0 } } as const;
   const deadPort = await unusedPort();
   const clients = {
     // Short-lived tokens refreshed ahead of expiry; saving them fails.
@@ -256,7 +256,7 @@ async function startAuth(): Promise<void> {
       ...common,
       tokenEndpoint: `http://127.0.0.1:${deadPort}/token`,
       clientAuth: { method: 'client_secret_basic', clientSecret: idp.clientSecret },
-      breaker: { threshold: 2, halfOpenAfterMs: 1_000 },
+      breaker: { consecutiveFailures: 2, halfOpenAfterMs: 1_000 },
     }),
   };
   for (const [name, auth] of Object.entries(clients)) {
@@ -325,7 +325,7 @@ async function startPeer(): Promise<void> {
     if (message.method === 'tools/call') return answer(message, { content: [] }, 120);
   };
   await far.start();
-  await client.connect(wrap(near, [observe, timeout({ ms: 60 })], { name: 'misbehaving-peer' }) as Transport as never);
+  await client.connect(wrap(near, [observe, timeout({ attemptMs: 60 })], { name: 'misbehaving-peer' }) as Transport as never);
   cleanups.push(() => client.close());
   loop(1_000, async () => {
     await client.callTool({ name: 'anything', arguments: {} }).catch(() => {});
