@@ -52,3 +52,57 @@ await run('Gateway: SDK Client tools/call echo, directly over stdio and through 
 
 // Each worker installs the OpenTelemetry SDK (and its global context manager) for itself.
 await run('Observability: SDK Client → McpServer tools/call, client side wrapped', () => isolated('observability', { count: scale(5_000) }));
+
+// Issue 13: the observable stack against the same instrumentation written by hand, both sides.
+await run('Observability vs by hand: SDK Client → McpServer tools/call, 64 in flight, both sides', () => isolated('by-hand', { count: scale(20_000), concurrency: 64 }), byHandRatios);
+
+function byHandRatios(results: Result[]): string {
+  const [bare, empty, stack, hand] = results;
+  if (!bare || !empty || !stack || !hand) return '';
+  return (
+    `\nOur stack vs by hand: ${(stack.exchangesPerSecond / hand.exchangesPerSecond).toFixed(2)}× (target ≥ 1.3×).` +
+    ` \`wrap(t, [])\` both sides vs bare: ${empty.ratioToBare.toFixed(2)}× (target ≥ 0.95×).`
+  );
+}
+
+if (only === undefined || 'Observability primitives'.startsWith(only)) {
+  const { primitives, startTracingSdk } = await import('./by-hand.ts');
+  const sdk = startTracingSdk();
+  const prims = await primitives(quick);
+  await sdk.shutdown();
+  const layers = await isolated('by-hand-layers', { count: scale(20_000), concurrency: 64 });
+  const text = primitivesTable(prims, layers);
+  console.log(`${text}\n`);
+  sections.push(text);
+}
+
+function primitivesTable(prims: { name: string; micros: number }[], layers: Result[]): string {
+  const µ = (name: string) => prims.find((p) => p.name.startsWith(name))?.micros ?? Number.NaN;
+  const [empty, ...rest] = layers;
+  if (!empty) return '';
+  // What each layer's library does per exchange (one client and one server side).
+  const library: Record<string, [number, string]> = {
+    logging: [2 * µ('winston'), '2 winston JSON lines'],
+    tracing: [2 * µ('span') + µ('traceparent inject') + µ('traceparent extract') + 2 * µ('context.with'), '2 spans + inject + extract + 2 context.with'],
+    metrics: [2 * (µ('histogram observe, label object') + µ('gauge')), '2 × (histogram observe + gauge inc/dec), label objects'],
+  };
+  const lines = [
+    '### Observability primitives: the libraries’ own cost, µs per operation (one process, warm)',
+    '',
+    '| operation | µs |',
+    '| --- | ---: |',
+    ...prims.map((p) => `| ${p.name} | ${p.micros.toFixed(2)} |`),
+    '',
+    `Per layer, both sides, 64 in flight: the layer's µs per exchange minus \`wrap(t, [])\`'s (${empty.microsPerExchange.toFixed(2)} µs), against its library's work (target ≤ 2×):`,
+    '',
+    '| layer | µs/exchange | layer cost | library work | library µs | ratio |',
+    '| --- | ---: | ---: | --- | ---: | ---: |',
+    ...rest.map((r) => {
+      const key = r.name.split(' ')[0] as string;
+      const [micros, what] = library[key] ?? [Number.NaN, '?'];
+      const cost = r.microsPerExchange - empty.microsPerExchange;
+      return `| ${r.name} | ${r.microsPerExchange.toFixed(2)} | ${cost.toFixed(2)} | ${what} | ${micros.toFixed(2)} | ${(cost / micros).toFixed(1)}× |`;
+    }),
+  ];
+  return lines.join('\n');
+}

@@ -41,7 +41,7 @@ export function startTracingSdk(): NodeSDK {
 }
 
 /** A winston logger at info writing JSON lines nowhere (the formatting is still paid). */
-function nullLogger(): winston.Logger {
+export function nullLogger(): winston.Logger {
   const sink = new Writable({ write: (_chunk, _encoding, callback) => callback() });
   return winston.createLogger({ level: 'info', format: winston.format.json(), transports: [new winston.transports.Stream({ stream: sink })] });
 }

@@ -35,6 +35,14 @@ export const SUITES = {
     variants: async () => (await import('./observability.ts')).observabilityVariants(),
     prepare: async () => void (await import('./observability.ts')).startTracingSdk(),
   },
+  'by-hand': {
+    variants: async () => (await import('./by-hand.ts')).byHandVariants(),
+    prepare: async () => void (await import('./observability.ts')).startTracingSdk(),
+  },
+  'by-hand-layers': {
+    variants: async () => (await import('./by-hand.ts')).layerVariants(),
+    prepare: async () => void (await import('./observability.ts')).startTracingSdk(),
+  },
 } satisfies Record<string, Suite>;
 
 export type SuiteName = keyof typeof SUITES;

@@ -1,0 +1,218 @@
+/**
+ * Issue 13 benchmark: the observable stack against the same instrumentation written by
+ * hand. SDK v1 Client → McpServer tools/call over InMemoryTransport, 64 in flight, both
+ * sides wrapped (or, by hand, both sides instrumented):
+ *
+ *   - bare; `wrap(t, [])` on both sides;
+ *   - the full observable stack on both sides: logging at info (winston JSON to a null
+ *     stream), tracing (the OpenTelemetry SDK, a batch processor, spans dropped),
+ *     metrics (prom-client), standard();
+ *   - by hand: around `callTool` on the client and around the tool handler on the
+ *     server, a cockatiel wrap(timeout, retry, breaker).execute(), one span (the client's
+ *     traceparent injected into `_meta`, the server's parent extracted from it), one
+ *     prom-client histogram observation and one winston JSON line per call on each side.
+ *
+ * `layerVariants` (each layer alone on both sides) and `primitives` (the libraries' own
+ * cost, in one process) give each layer's cost against its library's.
+ */
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import * as otel from '@opentelemetry/api';
+import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleAll, retry, timeout, TimeoutStrategy, wrap as policies } from 'cockatiel';
+import { Histogram, Gauge, Registry } from 'prom-client';
+import type winston from 'winston';
+import { z } from 'zod';
+import { logging, metrics, tracing } from '#middleware/index.ts';
+import type { LayerLike, Transport } from '#mcp-layers';
+import { standard, wrap } from '#mcp-layers';
+import type { Variant } from './harness.ts';
+import { nullLogger, observableLayers, startTracingSdk } from './observability.ts';
+
+type Layers = (() => LayerLike[]) | undefined;
+
+/** Client and server over a linked InMemoryTransport pair; each side wrapped with a stack of its own. */
+function bothSides(name: string, layers: Layers): Variant {
+  return {
+    name,
+    async setup() {
+      const server = new McpServer({ name: 'bench', version: '1.0.0' });
+      server.registerTool('echo', { inputSchema: { text: z.string() } }, async ({ text }) => ({ content: [{ type: 'text', text }] }));
+      const [near, far] = InMemoryTransport.createLinkedPair();
+      const side = (t: Transport) => (layers === undefined ? t : wrap(t, layers()));
+      await server.connect(side(far));
+      const client = new Client({ name: 'bench', version: '1.0.0' });
+      await client.connect(side(near));
+      return {
+        exchange: async () => {
+          await client.callTool({ name: 'echo', arguments: { text: 'hi' } });
+        },
+        close: () => client.close(),
+      };
+    },
+  };
+}
+
+/** cockatiel's timeout + retry + breaker, as a hand-written integration would compose them. */
+function resiliencePolicy() {
+  return policies(
+    timeout(10_000, TimeoutStrategy.Aggressive),
+    retry(handleAll, { maxAttempts: 2, backoff: new ExponentialBackoff() }),
+    circuitBreaker(handleAll, { halfOpenAfter: 5_000, breaker: new ConsecutiveBreaker(5) }),
+  );
+}
+
+const durationHistogram = (registry: Registry, name: string) =>
+  new Histogram({ name, help: 'call duration', labelNames: ['method', 'tool', 'outcome'], buckets: [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10], registers: [registry] });
+
+const metaGetter: otel.TextMapGetter<Record<string, unknown>> = {
+  keys: (carrier) => Object.keys(carrier),
+  get: (carrier, key) => (typeof carrier[key] === 'string' ? (carrier[key] as string) : undefined),
+};
+
+/** The same instrumentation, written by hand around callTool and the tool handler. */
+function byHand(name: string): Variant {
+  return {
+    name,
+    async setup() {
+      const tracer = otel.trace.getTracer('by-hand');
+      const registry = new Registry();
+
+      // Server: around the tool handler, its span's parent extracted from _meta.
+      const serverPolicy = resiliencePolicy();
+      const serverHistogram = durationHistogram(registry, 'server_call_duration_seconds');
+      const serverLog: winston.Logger = nullLogger();
+      const server = new McpServer({ name: 'bench', version: '1.0.0' });
+      server.registerTool('echo', { inputSchema: { text: z.string() } }, async ({ text }, extra) => {
+        const started = performance.now();
+        const parent = otel.propagation.extract(otel.context.active(), extra._meta ?? {}, metaGetter);
+        const span = tracer.startSpan('tools/call echo', { kind: otel.SpanKind.SERVER, attributes: { 'mcp.method.name': 'tools/call', 'gen_ai.tool.name': 'echo' } }, parent);
+        let outcome = 'ok';
+        try {
+          return await otel.context.with(otel.trace.setSpan(parent, span), () =>
+            serverPolicy.execute(async () => ({ content: [{ type: 'text' as const, text }] })),
+          );
+        } catch (error) {
+          outcome = 'error';
+          span.setStatus({ code: otel.SpanStatusCode.ERROR });
+          throw error;
+        } finally {
+          span.end();
+          const ms = performance.now() - started;
+          serverHistogram.observe({ method: 'tools/call', tool: 'echo', outcome }, ms / 1000);
+          serverLog.info({ message: `tools/call echo: ${outcome} in ${ms.toFixed(1)} ms`, method: 'tools/call', tool: 'echo', outcome, duration_ms: ms, trace_id: span.spanContext().traceId, span_id: span.spanContext().spanId });
+        }
+      });
+      const [near, far] = InMemoryTransport.createLinkedPair();
+      await server.connect(far);
+
+      // Client: around callTool, its span's context injected into _meta.
+      const clientPolicy = resiliencePolicy();
+      const clientHistogram = durationHistogram(registry, 'client_call_duration_seconds');
+      const clientLog: winston.Logger = nullLogger();
+      const client = new Client({ name: 'bench', version: '1.0.0' });
+      await client.connect(near);
+      return {
+        exchange: async () => {
+          const started = performance.now();
+          const span = tracer.startSpan('tools/call echo', { kind: otel.SpanKind.CLIENT, attributes: { 'mcp.method.name': 'tools/call', 'gen_ai.tool.name': 'echo' } });
+          const spanContext = otel.trace.setSpan(otel.context.active(), span);
+          const meta: Record<string, string> = {};
+          otel.propagation.inject(spanContext, meta);
+          let outcome = 'ok';
+          try {
+            await otel.context.with(spanContext, () => clientPolicy.execute(() => client.callTool({ name: 'echo', arguments: { text: 'hi' }, _meta: meta })));
+          } catch (error) {
+            outcome = 'error';
+            span.setStatus({ code: otel.SpanStatusCode.ERROR });
+            throw error;
+          } finally {
+            span.end();
+            const ms = performance.now() - started;
+            clientHistogram.observe({ method: 'tools/call', tool: 'echo', outcome }, ms / 1000);
+            clientLog.info({ message: `tools/call echo: ${outcome} in ${ms.toFixed(1)} ms`, method: 'tools/call', tool: 'echo', outcome, duration_ms: ms, trace_id: span.spanContext().traceId, span_id: span.spanContext().spanId });
+          }
+        },
+        close: () => client.close(),
+      };
+    },
+  };
+}
+
+/** bare, wrap(t, []), the observable stack and by hand: the four the issue compares. */
+export function byHandVariants(): Variant[] {
+  return [
+    bothSides('bare', undefined),
+    bothSides('wrap(t, []) both sides', () => []),
+    bothSides('logging + tracing + metrics + standard() both sides', () => [...observableLayers(), standard()]),
+    byHand('by hand: cockatiel + span + histogram + winston line, both sides'),
+  ];
+}
+
+/** Each observability layer alone on both sides, next to wrap(t, []): a layer's cost is the difference. */
+export function layerVariants(): Variant[] {
+  return [
+    bothSides('wrap(t, []) both sides', () => []),
+    bothSides('logging (info) both sides', () => [logging({ logger: nullLogger() })]),
+    bothSides('tracing (SDK, batch) both sides', () => [tracing()]),
+    bothSides('metrics both sides', () => [metrics({ registry: new Registry() })]),
+  ];
+}
+
+export { startTracingSdk };
+
+// --- primitives: the libraries' own cost, in one process --------------------------
+
+/** µs per call of `op`, after a warm-up; the best of a few timed batches (bounded). */
+async function microsPer(op: (i: number) => unknown, { count = 50_000, batches = 5 } = {}): Promise<number> {
+  const runBatch = async (n: number) => {
+    const start = performance.now();
+    for (let i = 0; i < n; i++) {
+      const r = op(i);
+      if (r instanceof Promise) await r;
+    }
+    return performance.now() - start;
+  };
+  await runBatch(count);
+  let best = Number.POSITIVE_INFINITY;
+  for (let b = 0; b < batches; b++) best = Math.min(best, await runBatch(count));
+  return (best * 1000) / count;
+}
+
+export interface Primitive {
+  name: string;
+  micros: number;
+}
+
+/** Needs the OpenTelemetry SDK started (startTracingSdk) in this process. */
+export async function primitives(quick: boolean): Promise<Primitive[]> {
+  const count = quick ? 2_000 : 50_000;
+  const tracer = otel.trace.getTracer('primitives');
+  const registry = new Registry();
+  const histogram = durationHistogram(registry, 'primitive_duration_seconds');
+  const bound = histogram.labels({ method: 'tools/call', tool: 'echo', outcome: 'ok' });
+  const gauge = new Gauge({ name: 'primitive_in_flight', help: 'in flight', labelNames: ['transport', 'direction', 'mcp_method_name'], registers: [registry] });
+  const logger = nullLogger();
+  const policy = resiliencePolicy();
+  const carrier: Record<string, string> = {};
+  const active = otel.context.active();
+  otel.propagation.inject(otel.trace.setSpan(active, tracer.startSpan('seed')), carrier);
+  const out: Primitive[] = [];
+  const measure = async (name: string, op: (i: number) => unknown) => out.push({ name, micros: await microsPer(op, { count }) });
+  await measure('span start + end', () => tracer.startSpan('tools/call echo', { kind: otel.SpanKind.CLIENT, attributes: { 'mcp.method.name': 'tools/call' } }).end());
+  await measure('traceparent inject', () => {
+    const meta: Record<string, string> = {};
+    otel.propagation.inject(otel.trace.setSpan(active, otel.trace.wrapSpanContext({ traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', traceFlags: 1 })), meta);
+  });
+  await measure('traceparent extract', () => otel.trace.getSpanContext(otel.propagation.extract(active, carrier, metaGetter)));
+  await measure('context.with (sync fn)', () => otel.context.with(active, () => 0));
+  await measure('histogram observe, labels bound once', (i) => bound.observe(i % 7 === 0 ? 0.03 : 0.004));
+  await measure('histogram observe, label object per call', (i) => histogram.observe({ method: 'tools/call', tool: 'echo', outcome: 'ok' }, i % 7 === 0 ? 0.03 : 0.004));
+  await measure('gauge inc + dec, label object per call', () => {
+    gauge.inc({ transport: 't', direction: 'outbound', mcp_method_name: 'tools/call' });
+    gauge.dec({ transport: 't', direction: 'outbound', mcp_method_name: 'tools/call' });
+  });
+  await measure('winston JSON line to a null stream', (i) => logger.info({ message: 'mcp outbound tools/call echo: ok in 0.1 ms', method: 'tools/call', tool: 'echo', id: i, outcome: 'ok', duration_ms: 0.1 }));
+  await measure('cockatiel wrap(timeout, retry, breaker).execute()', () => policy.execute(async () => 1));
+  return out;
+}
