@@ -1,0 +1,3 @@
+export async function memorySections(_: { quick: boolean }): Promise<string[]> {
+  return [];
+}
