@@ -104,7 +104,10 @@ async function perSession(sessions: number): Promise<string> {
     await parallel(ids.length, 8, (i) => closeSession(url, ids[i] as string));
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     const after = await sample(gateway);
-    rows.push(`| all ${opened.toLocaleString('en-US')} closed with DELETE | 0 | ${mb(after.rss)} | ${mb(after.heapUsed)} | | |`);
+    rows.push(`| all ${opened.toLocaleString('en-US')} closed with DELETE, 1 s later | 0 | ${mb(after.rss)} | ${mb(after.heapUsed)} | | |`);
+    await new Promise((resolve) => setTimeout(resolve, 5_000));
+    const later = await sample(gateway);
+    rows.push(`| the same, 6 s later | 0 | ${mb(later.rss)} | ${mb(later.heapUsed)} | | |`);
     return [
       `### Memory: the gateway process per open session, remote Streamable HTTP upstream, ${sessions.toLocaleString('en-US')} sessions`,
       '',
