@@ -11,6 +11,7 @@
  *     100 000 exchanges: flat, or growing.
  * Every loop is bounded in count and in time; every process is stopped.
  */
+import { fileURLToPath } from 'node:url';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { JSONRPCMessage, Transport } from '#mcp-layers';
 import { standard, wrap } from '#mcp-layers';
@@ -19,7 +20,7 @@ import { ECHO_HTTP_SERVER, freePort, GATEWAY_CLI, gatewayConfigFile, type Starte
 
 declare const gc: (() => void) | undefined;
 
-const PROBE = new URL('./probe.ts', import.meta.url).pathname;
+const PROBE = fileURLToPath(new URL('./probe.ts', import.meta.url));
 const MB = 1024 * 1024;
 const mb = (bytes: number) => (bytes / MB).toFixed(1);
 const kb = (bytes: number) => (bytes / 1024).toFixed(1);
