@@ -7,6 +7,8 @@
 import { compare, compareIsolated, type Result, table } from './harness.ts';
 import { SUITES, type SuiteName } from './suites.ts';
 import { wireBytes, wireTable } from './transports.ts';
+import { measurePeers, peerTable } from './peers.ts';
+import { memorySections } from './memory.ts';
 
 const quick = process.env['BENCH_QUICK'] === '1';
 /** BENCH_ONLY=Core runs only the sections whose title starts with that word. */
@@ -49,6 +51,24 @@ if (only === undefined || 'Wire'.startsWith(only)) {
 await run('Streamable HTTP: SDK Client tools/call, 16 in flight', () => isolated('http', { count: scale(4_000), rounds: 5, concurrency: 16, warmup: scale(400) }));
 
 await run('Gateway: SDK Client tools/call echo, directly over stdio and through mcp-layers gateway, 1 in flight', async () => compare(await SUITES.gateway.variants(), { count: scale(2_000), rounds: 5, warmup: scale(200) }));
+
+// Issue 13: the gateway beside its peers, each a process of its own started and stopped here.
+const peers = async (title: string, suite: 'peers-http' | 'peers-websocket', concurrency: number, count: number) => {
+  if (only !== undefined && !title.startsWith(only)) return;
+  const text = peerTable(title, await measurePeers(await SUITES[suite].variants(), { count: scale(count), rounds: 5, concurrency, warmup: scale(count / 5) }));
+  console.log(`${text}\n`);
+  sections.push(text);
+};
+await peers('Peers: SDK Client tools/call echo over Streamable HTTP, stdio echo server behind each, 1 in flight', 'peers-http', 1, 1_000);
+await peers('Peers: SDK Client tools/call echo over Streamable HTTP, stdio echo server behind each, 16 in flight', 'peers-http', 16, 3_000);
+await peers('Peers: SDK Client tools/call echo over WebSocket, stdio echo server behind each, 1 in flight', 'peers-websocket', 1, 1_000);
+await peers('Peers: SDK Client tools/call echo over WebSocket, stdio echo server behind each, 16 in flight', 'peers-websocket', 16, 3_000);
+if (only === undefined || 'Memory'.startsWith(only)) {
+  for (const text of await memorySections({ quick })) {
+    console.log(`${text}\n`);
+    sections.push(text);
+  }
+}
 
 // Each worker installs the OpenTelemetry SDK (and its global context manager) for itself.
 await run('Observability: SDK Client → McpServer tools/call, client side wrapped', () => isolated('observability', { count: scale(5_000) }));

@@ -31,6 +31,9 @@ export const SUITES = {
   batching: { variants: async () => (await import('./transports.ts')).batchingVariants() },
   http: { variants: async () => (await import('./transports.ts')).httpVariants() },
   gateway: { variants: async () => (await import('./gateway.ts')).gatewayVariants() },
+  // Each variant is a server process of its own (bench/peers.ts), measured in-process by measurePeers.
+  'peers-http': { variants: async () => (await import('./peers.ts')).peerVariants('http') },
+  'peers-websocket': { variants: async () => (await import('./peers.ts')).peerVariants('websocket') },
   observability: {
     variants: async () => (await import('./observability.ts')).observabilityVariants(),
     prepare: async () => void (await import('./observability.ts')).startTracingSdk(),
