@@ -26,6 +26,7 @@ import { z } from 'zod';
 import { logging, metrics, tracing } from '#middleware/index.ts';
 import type { LayerLike, Transport } from '#mcp-layers';
 import { standard, wrap } from '#mcp-layers';
+import { echoServer } from './core.ts';
 import type { Variant } from './harness.ts';
 import { nullLogger, observableLayers, startTracingSdk } from './observability.ts';
 
@@ -36,8 +37,7 @@ function bothSides(name: string, layers: Layers): Variant {
   return {
     name,
     async setup() {
-      const server = new McpServer({ name: 'bench', version: '1.0.0' });
-      server.registerTool('echo', { inputSchema: { text: z.string() } }, async ({ text }) => ({ content: [{ type: 'text', text }] }));
+      const server = echoServer();
       const [near, far] = InMemoryTransport.createLinkedPair();
       const side = (t: Transport) => (layers === undefined ? t : wrap(t, layers()));
       await server.connect(side(far));
@@ -71,6 +71,27 @@ const metaGetter: otel.TextMapGetter<Record<string, unknown>> = {
 };
 
 /** The same instrumentation, written by hand around callTool and the tool handler. */
+/**
+ * What a hand-written wrapper does once the call has run: end the span (marked on error),
+ * observe the histogram, write one JSON line. Written once, as a user would for two sides.
+ */
+async function observed<T>(span: otel.Span, started: number, histogram: Histogram, log: winston.Logger, run: () => Promise<T>): Promise<T> {
+  let outcome = 'ok';
+  try {
+    return await run();
+  } catch (error) {
+    outcome = 'error';
+    span.setStatus({ code: otel.SpanStatusCode.ERROR });
+    throw error;
+  } finally {
+    span.end();
+    const ms = performance.now() - started;
+    histogram.observe({ method: 'tools/call', tool: 'echo', outcome }, ms / 1000);
+    const { traceId, spanId } = span.spanContext();
+    log.info({ message: `tools/call echo: ${outcome} in ${ms.toFixed(1)} ms`, method: 'tools/call', tool: 'echo', outcome, duration_ms: ms, trace_id: traceId, span_id: spanId });
+  }
+}
+
 function byHand(name: string): Variant {
   return {
     name,
@@ -87,21 +108,9 @@ function byHand(name: string): Variant {
         const started = performance.now();
         const parent = otel.propagation.extract(otel.context.active(), extra._meta ?? {}, metaGetter);
         const span = tracer.startSpan('tools/call echo', { kind: otel.SpanKind.SERVER, attributes: { 'mcp.method.name': 'tools/call', 'gen_ai.tool.name': 'echo' } }, parent);
-        let outcome = 'ok';
-        try {
-          return await otel.context.with(otel.trace.setSpan(parent, span), () =>
-            serverPolicy.execute(async () => ({ content: [{ type: 'text' as const, text }] })),
-          );
-        } catch (error) {
-          outcome = 'error';
-          span.setStatus({ code: otel.SpanStatusCode.ERROR });
-          throw error;
-        } finally {
-          span.end();
-          const ms = performance.now() - started;
-          serverHistogram.observe({ method: 'tools/call', tool: 'echo', outcome }, ms / 1000);
-          serverLog.info({ message: `tools/call echo: ${outcome} in ${ms.toFixed(1)} ms`, method: 'tools/call', tool: 'echo', outcome, duration_ms: ms, trace_id: span.spanContext().traceId, span_id: span.spanContext().spanId });
-        }
+        return observed(span, started, serverHistogram, serverLog, () =>
+          otel.context.with(otel.trace.setSpan(parent, span), () => serverPolicy.execute(async () => ({ content: [{ type: 'text' as const, text }] }))),
+        );
       });
       const [near, far] = InMemoryTransport.createLinkedPair();
       await server.connect(far);
@@ -119,19 +128,9 @@ function byHand(name: string): Variant {
           const spanContext = otel.trace.setSpan(otel.context.active(), span);
           const meta: Record<string, string> = {};
           otel.propagation.inject(spanContext, meta);
-          let outcome = 'ok';
-          try {
-            await otel.context.with(spanContext, () => clientPolicy.execute(() => client.callTool({ name: 'echo', arguments: { text: 'hi' }, _meta: meta })));
-          } catch (error) {
-            outcome = 'error';
-            span.setStatus({ code: otel.SpanStatusCode.ERROR });
-            throw error;
-          } finally {
-            span.end();
-            const ms = performance.now() - started;
-            clientHistogram.observe({ method: 'tools/call', tool: 'echo', outcome }, ms / 1000);
-            clientLog.info({ message: `tools/call echo: ${outcome} in ${ms.toFixed(1)} ms`, method: 'tools/call', tool: 'echo', outcome, duration_ms: ms, trace_id: span.spanContext().traceId, span_id: span.spanContext().spanId });
-          }
+          await observed(span, started, clientHistogram, clientLog, () =>
+            otel.context.with(spanContext, () => clientPolicy.execute(() => client.callTool({ name: 'echo', arguments: { text: 'hi' }, _meta: meta }))),
+          );
         },
         close: () => client.close(),
       };

@@ -38,13 +38,19 @@ export function rawVariant(name: string, wrapper: Wrapper): Variant {
   };
 }
 
+/** The SDK v1 server every SDK-level scenario calls: one `echo` tool. */
+export function echoServer(): McpServer {
+  const server = new McpServer({ name: 'bench', version: '1.0.0' });
+  server.registerTool('echo', { inputSchema: { text: z.string() } }, async ({ text }) => ({ content: [{ type: 'text', text }] }));
+  return server;
+}
+
 /** SDK v1 Client → McpServer tools/call, the client transport wrapped. */
 export function sdkVariant(name: string, wrapper: Wrapper): Variant {
   return {
     name,
     async setup() {
-      const server = new McpServer({ name: 'bench', version: '1.0.0' });
-      server.registerTool('echo', { inputSchema: { text: z.string() } }, async ({ text }) => ({ content: [{ type: 'text', text }] }));
+      const server = echoServer();
       const [near, far] = InMemoryTransport.createLinkedPair();
       await server.connect(far);
       const client = new Client({ name: 'bench', version: '1.0.0' });
