@@ -79,7 +79,9 @@ describe('citations of the invariants', () => {
 
   it('never cite a design note the repository does not ship', () => {
     const shipped = [...walk('src'), ...walk('middleware'), ...walk('test'), ...walk('bench'), ...walk('examples'), ...walk('docs'), 'README.md'];
-    const stale = shipped.filter((path) => /\.(ts|md)$/.test(path) && path !== 'test/architecture.test.ts' && readFileSync(join(root, path), 'utf8').includes('DESIGN.md'));
+    // The original design note is not shipped: its name as a pattern, so this file passes its own check.
+    const designNote = /DESIGN\.md/;
+    const stale = shipped.filter((path) => /\.(ts|md)$/.test(path) && designNote.test(readFileSync(join(root, path), 'utf8')));
     expect(stale).toEqual([]);
   });
 });
