@@ -40,17 +40,6 @@ export interface Session {
 
 export type ProgressListener = (params: JSONRPCParams) => void;
 
-/** State shared by a context and all of its forks: one per exchange. */
-class SharedExchange {
-  attempts = 0;
-  sent = false;
-  idempotent: boolean | undefined = undefined;
-  state: Map<unknown, unknown> | undefined = undefined;
-  progress: Set<ProgressListener> | undefined = undefined;
-  /** The core's bookkeeping record for this exchange. */
-  record: unknown = undefined;
-}
-
 export interface ContextInit {
   direction: Direction;
   kind: ExchangeKind;
@@ -99,7 +88,18 @@ export class Context {
   /** The number of the latest attempt made on this context (1-based; 0 before any). */
   attempt = 0;
 
-  readonly #shared: SharedExchange;
+  /**
+   * The exchange's own context, which holds what a context shares with its forks (this
+   * one for the exchange's context): no second object per exchange.
+   */
+  readonly #root: Context;
+  #attempts = 0;
+  #sent = false;
+  #idempotent: boolean | undefined = undefined;
+  #state: Map<unknown, unknown> | undefined = undefined;
+  #progress: Set<ProgressListener> | undefined = undefined;
+  /** The core's bookkeeping record for this exchange. */
+  #record: unknown = undefined;
 
   constructor(init: ContextInit, parent?: Context, signal?: AbortSignal) {
     this.direction = init.direction;
@@ -112,10 +112,10 @@ export class Context {
     this.session = init.session;
     if (parent === undefined) {
       this.startedAt = performance.now();
-      this.#shared = new SharedExchange();
+      this.#root = this;
     } else {
       this.startedAt = parent.startedAt;
-      this.#shared = parent.#shared;
+      this.#root = parent.#root;
       this.attempt = parent.attempt;
       if (parent.#aborted) this._abort(parent.#abortReason);
       else parent._watchAbort((reason) => this._abort(reason));
@@ -178,12 +178,12 @@ export class Context {
 
   /** Attempts started on this exchange so far, across retries and hedges. */
   get attempts(): number {
-    return this.#shared.attempts;
+    return this.#root.#attempts;
   }
 
   /** True once some attempt's bytes may have reached the peer. */
   get sent(): boolean {
-    return this.#shared.sent;
+    return this.#root.#sent;
   }
 
   /**
@@ -191,16 +191,16 @@ export class Context {
    * method, a tool whose annotations or configuration say so, or a layer's override.
    */
   get idempotent(): boolean {
-    return this.#shared.idempotent ?? (this.kind === 'request' && this.session.idempotency.isIdempotent(this));
+    return this.#root.#idempotent ?? (this.kind === 'request' && this.session.idempotency.isIdempotent(this));
   }
 
   set idempotent(value: boolean) {
-    this.#shared.idempotent = value;
+    this.#root.#idempotent = value;
   }
 
   /** Per-exchange storage for layers (a span, a start time...), shared with forks. */
   get state(): Map<unknown, unknown> {
-    return (this.#shared.state ??= new Map());
+    return (this.#root.#state ??= new Map());
   }
 
   /** A context for one attempt with its own signal and response; see the class comment. */
@@ -210,35 +210,35 @@ export class Context {
 
   /** Calls `listener` for each `notifications/progress` the peer sends for this request. */
   onProgress(listener: ProgressListener): () => void {
-    const set = (this.#shared.progress ??= new Set());
+    const set = (this.#root.#progress ??= new Set());
     set.add(listener);
     return () => set.delete(listener);
   }
 
   /** @internal The core's record of this exchange (shared with forks). */
   get _record(): unknown {
-    return this.#shared.record;
+    return this.#root.#record;
   }
 
   /** @internal */
   set _record(record: unknown) {
-    this.#shared.record = record;
+    this.#root.#record = record;
   }
 
   /** @internal The core records that an attempt started; returns its number. */
   _beginAttempt(): number {
-    this.attempt = ++this.#shared.attempts;
+    this.attempt = ++this.#root.#attempts;
     return this.attempt;
   }
 
   /** @internal The core records that bytes of an attempt may have reached the peer. */
   _markSent(): void {
-    this.#shared.sent = true;
+    this.#root.#sent = true;
   }
 
   /** @internal The core relays a progress notification for this request. */
   _progress(params: JSONRPCParams): void {
-    const set = this.#shared.progress;
+    const set = this.#root.#progress;
     if (set === undefined) return;
     for (const listener of set) listener(params);
   }

@@ -38,19 +38,30 @@ interface Exchange {
   /** The application's response's place in the outbound order. */
   writeSlot: Slot | undefined;
   /** Settles the application's send() once its response was written (or dropped). */
-  appSent: { resolve: () => void; reject: (error: unknown) => void } | undefined;
+  appSent: AppSent | undefined;
+  /** With `INLINE`: the write of the response, which the application's send() returns. */
+  written: Promise<void> | undefined;
 }
+
+interface AppSent {
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+/** The application's send() returns the response's own write (no layers: it begins within send()). */
+const INLINE: AppSent = { resolve() {}, reject() {} };
 
 /** How many cancelled peer ids are remembered, to drop late application responses quietly. */
 const RECENTLY_CANCELLED = 1024;
 
 export class InboundRequests {
   readonly #port: Port;
-  readonly #stack: ComposedLayer;
+  /** Undefined when the transport was wrapped with no layers: the application's answer ends the exchange directly. */
+  readonly #stack: ComposedLayer | undefined;
   readonly #pending = new Map<RequestId, Exchange>();
   readonly #recentlyCancelled = new Set<RequestId>();
 
-  constructor(port: Port, stack: ComposedLayer) {
+  constructor(port: Port, stack: ComposedLayer | undefined) {
     this.#port = port;
     this.#stack = stack;
   }
@@ -75,9 +86,15 @@ export class InboundRequests {
       appOptions: undefined,
       writeSlot: undefined,
       appSent: undefined,
+      written: undefined,
     };
     ctx._record = exchange;
     this.#pending.set(peerId, exchange);
+    if (this.#stack === undefined) {
+      // No layer to run: the application's answer (or an abort) ends the exchange itself, with no promise in between.
+      this.#startDelivery(ctx, () => this.#finish(exchange), (error) => this.#fail(exchange, error));
+      return;
+    }
     this.#stack.handle(ctx, this.#deliver).then(
       () => this.#finish(exchange),
       (error: unknown) => this.#fail(exchange, error),
@@ -101,6 +118,11 @@ export class InboundRequests {
     const answer = exchange.answer;
     exchange.answer = undefined;
     exchange.writeSlot = this.#port.outbound.admit();
+    if (this.#stack === undefined) {
+      exchange.appSent = INLINE;
+      answer(message, options);
+      return exchange.written ?? Promise.resolve();
+    }
     return new Promise<void>((resolve, reject) => {
       exchange.appSent = { resolve, reject };
       answer(message, options);
@@ -132,28 +154,29 @@ export class InboundRequests {
   }
 
   /** The innermost `next()`: hands the request to the application, waits for its answer. */
-  readonly #deliver = (ctx: Context): Promise<void> => {
+  readonly #deliver = (ctx: Context): Promise<void> => new Promise<void>((resolve, reject) => this.#startDelivery(ctx, resolve, reject));
+
+  /** Hands the request to the application; `resolve` once its answer is in `ctx.response`, or `reject` (an abort, a second call). */
+  #startDelivery(ctx: Context, resolve: () => void, reject: (error: unknown) => void): void {
     const exchange = ctx._record as Exchange;
     if (exchange.delivered) {
-      return Promise.reject(new LayerFaultError(`next() was called twice for inbound ${ctx.method}; the application must see a request once`));
+      return reject(new LayerFaultError(`next() was called twice for inbound ${ctx.method}; the application must see a request once`));
     }
-    if (ctx.aborted) return Promise.reject(ctx.abortReason);
+    if (ctx.aborted) return reject(ctx.abortReason);
     exchange.delivered = true;
-    return new Promise<void>((resolve, reject) => {
-      const onAbort = (reason: unknown) => {
-        exchange.answer = undefined;
-        reject(reason);
-      };
-      ctx._watchAbort(onAbort);
-      exchange.answer = (response, options) => {
-        ctx._unwatchAbort(onAbort);
-        exchange.appOptions = options;
-        ctx.response = response;
-        resolve();
-      };
-      this.#port.inbound.deliver(exchange.slot, () => this.#port.deliver(ctx.message, ctx.extra));
-    });
-  };
+    const onAbort = (reason: unknown) => {
+      exchange.answer = undefined;
+      reject(reason);
+    };
+    ctx._watchAbort(onAbort);
+    exchange.answer = (response, options) => {
+      ctx._unwatchAbort(onAbort);
+      exchange.appOptions = options;
+      ctx.response = response;
+      resolve();
+    };
+    this.#port.inbound.deliver(exchange.slot, () => this.#port.deliver(ctx.message, ctx.extra));
+  }
 
   #finish(exchange: Exchange): void {
     if (exchange.ended) return;
@@ -188,6 +211,10 @@ export class InboundRequests {
       written = slot === undefined ? this.#port.write(response, options) : this.#port.writeInOrder(slot, response, options);
     } catch (error) {
       written = Promise.reject(error);
+    }
+    if (appSent === INLINE) {
+      exchange.written = written;
+      return;
     }
     written.then(
       () => appSent?.resolve(),

@@ -57,8 +57,8 @@ interface Exchange {
   silentEnd: 'application' | 'peer' | undefined;
   /** The application's own `notifications/cancelled`, re-addressed to each live wire id. */
   appCancel: AppCancel | undefined;
-  /** Order slots of responses that arrived and are held by the layers. */
-  slots: Slot[];
+  /** Order slots of responses that arrived and are held by the layers (an array only once there are two). */
+  slots: Slot | Slot[] | undefined;
   /** The request's place in the outbound order, until its first attempt is written. */
   writeSlot: Slot | undefined;
   detachRequestSignal: (() => void) | undefined;
@@ -75,6 +75,7 @@ interface Attempt {
   readonly wireId: number;
   readonly exchange: Exchange;
   readonly ctx: Context;
+  /** The attempt got its response (in `ctx.response`): its `next()` resolves, or with no layers the exchange finishes. */
   readonly resolve: () => void;
   readonly reject: (error: unknown) => void;
   done: boolean;
@@ -88,13 +89,14 @@ interface Attempt {
 
 export class OutboundRequests {
   readonly #port: Port;
-  readonly #stack: ComposedLayer;
+  /** Undefined when the transport was wrapped with no layers: attempts then end their exchange directly. */
+  readonly #stack: ComposedLayer | undefined;
   readonly #byAppId = new Map<RequestId, Exchange>();
   readonly #byWireId = new Map<RequestId, Attempt>();
   readonly #byProgressToken = new Map<unknown, Context>();
   #lastWireId = 0;
 
-  constructor(port: Port, stack: ComposedLayer) {
+  constructor(port: Port, stack: ComposedLayer | undefined) {
     this.#port = port;
     this.#stack = stack;
   }
@@ -130,7 +132,7 @@ export class OutboundRequests {
       settled: false,
       silentEnd: undefined,
       appCancel: undefined,
-      slots: [],
+      slots: undefined,
       writeSlot: this.#port.outbound.admit(),
       detachRequestSignal: undefined,
     };
@@ -147,21 +149,19 @@ export class OutboundRequests {
         exchange.detachRequestSignal = () => requestSignal.removeEventListener('abort', onAbort);
       }
     }
-    void this.#run(exchange);
+    if (this.#stack === undefined) {
+      // No layer to run: the one attempt ends the exchange itself, with no promise in between.
+      this.#startAttempt(ctx, () => this.#finish(exchange), (error) => this.#fail(exchange, error));
+    } else {
+      this.#stack.handle(ctx, this.#attempt).then(
+        () => this.#finish(exchange),
+        (error: unknown) => this.#fail(exchange, error),
+      );
+    }
     // Usually the first attempt started writing synchronously: send() settles with that write.
     if (exchange.firstWrite !== undefined) return exchange.firstWrite;
     if (exchange.accepted) return Promise.resolve();
     return new Promise<void>((resolve) => (exchange.acceptWaiter = resolve));
-  }
-
-  async #run(exchange: Exchange): Promise<void> {
-    try {
-      await this.#stack.handle(exchange.ctx, this.#attempt);
-    } catch (error) {
-      this.#fail(exchange, error);
-      return;
-    }
-    this.#finish(exchange);
   }
 
   #accept(exchange: Exchange): void {
@@ -213,8 +213,7 @@ export class OutboundRequests {
       return;
     }
     const { exchange } = attempt;
-    const slot = this.#port.inbound.admit();
-    exchange.slots.push(slot);
+    holdSlot(exchange, this.#port.inbound.admit());
     const response = mapResponse(message, exchange.appId, attempt.wireId);
     attempt.ctx.responseExtra = extra;
     this.#settleAttempt(attempt, response, undefined);
@@ -273,65 +272,66 @@ export class OutboundRequests {
   }
 
   /** The innermost `next()`: one attempt on the wire. */
-  readonly #attempt = (ctx: Context): Promise<void> => {
+  readonly #attempt = (ctx: Context): Promise<void> => new Promise<void>((resolve, reject) => this.#startAttempt(ctx, resolve, reject));
+
+  /** Puts one attempt on the wire; exactly one of `resolve` (response in `ctx.response`) and `reject` is called, once. */
+  #startAttempt(ctx: Context, resolve: () => void, reject: (error: unknown) => void): void {
     const exchange = ctx._record as Exchange | undefined;
     if (exchange === undefined || exchange.settled) {
-      return Promise.reject(new CancelledError('The exchange already ended; no further attempts are made', { reason: 'exchange-ended' }));
+      return reject(new CancelledError('The exchange already ended; no further attempts are made', { reason: 'exchange-ended' }));
     }
-    if (ctx.aborted) return Promise.reject(ctx.abortReason);
+    if (ctx.aborted) return reject(ctx.abortReason);
     if (this.#port.session.closed) {
-      return Promise.reject(new ConnectionClosedError('Connection closed before the request was sent', { neverSent: true }));
+      return reject(new ConnectionClosedError('Connection closed before the request was sent', { neverSent: true }));
     }
     // A new attempt supersedes responses held for earlier ones: they will not be delivered.
     this.#releaseSlots(exchange);
     const attemptNo = ctx._beginAttempt();
     const wireId = ++this.#lastWireId;
-    return new Promise<void>((resolve, reject) => {
-      const attempt: Attempt = {
-        wireId,
-        exchange,
-        ctx,
-        resolve,
-        reject,
-        done: false,
-        writeStarted: false,
-        written: false,
-        requestController: undefined,
-        onAbort: (reason) => this.#abandon(attempt, reason),
-      };
-      this.#byWireId.set(wireId, attempt);
-      ctx._watchAbort(attempt.onAbort);
-      const events = this.#port.session.events;
-      if (events.has('attempt')) events.emit('attempt', { ctx, attempt: attemptNo, wireId });
+    const attempt: Attempt = {
+      wireId,
+      exchange,
+      ctx,
+      resolve,
+      reject,
+      done: false,
+      writeStarted: false,
+      written: false,
+      requestController: undefined,
+      onAbort: (reason) => this.#abandon(attempt, reason),
+    };
+    this.#byWireId.set(wireId, attempt);
+    ctx._watchAbort(attempt.onAbort);
+    const events = this.#port.session.events;
+    if (events.has('attempt')) events.emit('attempt', { ctx, attempt: attemptNo, wireId });
 
-      const wire: JSONRPCRequest = { ...ctx.message, id: wireId } as JSONRPCRequest;
-      const options = this.#attemptOptions(attempt);
-      attempt.writeStarted = true;
-      // The first attempt keeps the application's send() order; retries go when they are due.
-      const slot = exchange.writeSlot;
-      exchange.writeSlot = undefined;
-      let written: Promise<void>;
-      try {
-        written = slot === undefined ? this.#port.write(wire, options) : this.#port.writeInOrder(slot, wire, options);
-      } catch (error) {
-        written = Promise.reject(error);
-      }
-      const handled = written.then(
-        () => {
-          attempt.written = true;
-          ctx._markSent();
-          this.#accept(exchange);
-        },
-        (error: unknown) => {
-          const failure = sendFailure(error);
-          if (!failure.neverSent) ctx._markSent();
-          this.#settleAttempt(attempt, undefined, failure);
-          this.#accept(exchange);
-        },
-      );
-      exchange.firstWrite ??= handled;
-    });
-  };
+    const wire: JSONRPCRequest = { ...ctx.message, id: wireId } as JSONRPCRequest;
+    const options = this.#attemptOptions(attempt);
+    attempt.writeStarted = true;
+    // The first attempt keeps the application's send() order; retries go when they are due.
+    const slot = exchange.writeSlot;
+    exchange.writeSlot = undefined;
+    let written: Promise<void>;
+    try {
+      written = slot === undefined ? this.#port.write(wire, options) : this.#port.writeInOrder(slot, wire, options);
+    } catch (error) {
+      written = Promise.reject(error);
+    }
+    const handled = written.then(
+      () => {
+        attempt.written = true;
+        ctx._markSent();
+        this.#accept(exchange);
+      },
+      (error: unknown) => {
+        const failure = sendFailure(error);
+        if (!failure.neverSent) ctx._markSent();
+        this.#settleAttempt(attempt, undefined, failure);
+        this.#accept(exchange);
+      },
+    );
+    exchange.firstWrite ??= handled;
+  }
 
   #attemptOptions(attempt: Attempt): TransportSendOptions | undefined {
     const app = attempt.ctx.options;
@@ -417,6 +417,8 @@ export class OutboundRequests {
   #fail(exchange: Exchange, error: unknown): void {
     if (exchange.settled) return;
     this.#settle(exchange);
+    // Cancelled by the application or the peer: it ends without a response (with no layers, its attempt's abort lands here first).
+    if (exchange.silentEnd !== undefined) return;
     const options = exchange.appOptions;
     if (error instanceof TransportError && error.reason === 'stream-ended' && options?.onRequestStreamEnd !== undefined) {
       // The application reads the end of a per-request stream as the outcome (subscriptions/listen).
@@ -439,7 +441,13 @@ export class OutboundRequests {
 
   /** Delivers through the newest held slot (keeps wire order); releases the others. */
   #deliverHeld(exchange: Exchange, response: JSONRPCResponse, extra: MessageExtraInfo | undefined): void {
-    const slot = exchange.slots.pop();
+    const held = exchange.slots;
+    let slot: Slot | undefined;
+    if (Array.isArray(held)) slot = held.pop();
+    else {
+      slot = held;
+      exchange.slots = undefined;
+    }
     this.#releaseSlots(exchange);
     const order = this.#port.inbound;
     if (slot === undefined) {
@@ -454,10 +462,11 @@ export class OutboundRequests {
   }
 
   #releaseSlots(exchange: Exchange): void {
-    const { slots } = exchange;
-    if (slots.length === 0) return;
-    for (const slot of slots) this.#port.inbound.release(slot);
-    slots.length = 0;
+    const held = exchange.slots;
+    if (held === undefined) return;
+    exchange.slots = undefined;
+    if (Array.isArray(held)) for (const slot of held) this.#port.inbound.release(slot);
+    else this.#port.inbound.release(held);
   }
 
   /** Marks the exchange ended and forgets it; a silent end releases held responses. */
@@ -500,6 +509,14 @@ export class OutboundRequests {
       );
     }
   }
+}
+
+/** Holds a response's order slot on its exchange; most exchanges only ever hold one. */
+function holdSlot(exchange: Exchange, slot: Slot): void {
+  const held = exchange.slots;
+  if (held === undefined) exchange.slots = slot;
+  else if (Array.isArray(held)) held.push(slot);
+  else exchange.slots = [held, slot];
 }
 
 /** Copies the peer's response with the application's id (and subscription id) restored. */

@@ -40,6 +40,18 @@ const MAX_PATH_CHARS = 120;
  * request can be answered and a refused response can still end the request it answers.
  */
 export function classify(value: unknown, deep: boolean | number = true): Classified {
+  const kind = messageKind(value, deep);
+  if (typeof kind !== 'string') return kind;
+  return { kind, message: value } as Classified;
+}
+
+export type Invalid = Extract<Classified, { kind: 'invalid' }>;
+
+/**
+ * `classify` without the wrapper object, for the core's hot path: the kind of a valid
+ * message (the message itself is then of that type), or what is wrong with it.
+ */
+export function messageKind(value: unknown, deep: boolean | number = true): 'request' | 'notification' | 'response' | Invalid {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return invalid(`expected a JSON-RPC 2.0 message object, got ${kindOf(value)}`);
   }
@@ -67,8 +79,7 @@ export function classify(value: unknown, deep: boolean | number = true): Classif
     if (params !== undefined && (typeof params !== 'object' || params === null)) {
       return invalid(`"params" of ${method} must be an object, got ${kindOf(params, true)}`, id);
     }
-    if (id !== undefined) return { kind: 'request', message: message as unknown as JSONRPCRequest };
-    return { kind: 'notification', message: message as unknown as JSONRPCNotification };
+    return id !== undefined ? 'request' : 'notification';
   }
 
   const hasResult = 'result' in message;
@@ -83,16 +94,16 @@ export function classify(value: unknown, deep: boolean | number = true): Classif
     if (typeof result !== 'object' || result === null || Array.isArray(result)) {
       return invalid(`"result" must be an object, got ${kindOf(result, true)}`, id);
     }
-    return { kind: 'response', message: message as unknown as JSONRPCResponse };
+    return 'response';
   }
   const error = message['error'] as Record<string, unknown> | null;
   if (typeof error !== 'object' || error === null || !Number.isInteger(error['code']) || typeof error['message'] !== 'string') {
     return invalid('"error" must be an object with an integer "code" and a string "message"', id);
   }
-  return { kind: 'response', message: message as unknown as JSONRPCResponse };
+  return 'response';
 }
 
-function invalid(problem: string, id?: RequestId): Classified {
+function invalid(problem: string, id?: RequestId): Invalid {
   return { kind: 'invalid', problem, id };
 }
 

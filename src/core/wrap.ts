@@ -22,6 +22,7 @@ import {
   CANCELLED,
   type JSONRPCMessage,
   type JSONRPCNotification,
+  type JSONRPCRequest,
   type JSONRPCResponse,
   PROGRESS,
   type RequestId,
@@ -33,7 +34,7 @@ import type { Port } from './port.ts';
 import { type MessageExtraInfo, STATELESS_PROTOCOL_VERSION, type Transport, type TransportSendOptions } from './transport.ts';
 import { controlOf } from './wire.ts';
 import { integerOption } from './options.ts';
-import { classify, DEFAULT_MAX_DEPTH } from './validate.ts';
+import { DEFAULT_MAX_DEPTH, messageKind } from './validate.ts';
 
 export interface WrapOptions extends IdempotencyOptions {
   /** A label for this transport in events, logs and metrics (default `mcp`). */
@@ -82,6 +83,8 @@ export class LayeredTransport implements Transport {
   readonly session: Session;
 
   readonly #stack: ComposedLayer;
+  /** No layers: messages go straight between the exchange tables and the wire (same order, same guarantees, fewer promises). */
+  readonly #direct: boolean;
   readonly #detach: () => void;
   readonly #idempotency: Idempotency;
   readonly #inOrder: Order;
@@ -116,6 +119,7 @@ export class LayeredTransport implements Transport {
     this.#outOrder = new Order((error) => this.#report(error));
     this.#write = (message, sendOptions) => inner.send(message as JSONRPCMessage, sendOptions);
     this.#stack = compose(layers, 'stack');
+    this.#direct = layers.length === 0;
 
     const state = this.#state;
     const name = this.name;
@@ -160,8 +164,9 @@ export class LayeredTransport implements Transport {
       cancelsByClosingStream: () =>
         this.session.hasPerRequestStream && this.#state.protocolVersion !== undefined && this.#state.protocolVersion >= STATELESS_PROTOCOL_VERSION,
     });
-    this.#outbound = new OutboundRequests(port, this.#stack);
-    this.#inbound = new InboundRequests(port, this.#stack);
+    const stack = this.#direct ? undefined : this.#stack;
+    this.#outbound = new OutboundRequests(port, stack);
+    this.#inbound = new InboundRequests(port, stack);
 
     // Decorations apply in reverse so that the first layer's is the outermost.
     const decorations: Array<(write: WireWrite) => WireWrite> = [];
@@ -222,18 +227,18 @@ export class LayeredTransport implements Transport {
       return Promise.reject(new ConnectionClosedError(`${this.name}: cannot send ${describeMessage(message)}: the transport is closed`, { neverSent: true }));
     }
     // The application's own messages are trusted not to smuggle __proto__ keys: shallow check only.
-    const classified = classify(message, false);
-    switch (classified.kind) {
+    const kind = messageKind(message, false);
+    switch (kind) {
       case 'request':
-        this.#noteRole(classified.message.method, 'client');
-        return this.#outbound.send(classified.message, options);
+        this.#noteRole((message as JSONRPCRequest).method, 'client');
+        return this.#outbound.send(message as JSONRPCRequest, options);
       case 'notification':
-        return this.#sendNotification(classified.message, options);
+        return this.#sendNotification(message as JSONRPCNotification, options);
       case 'response':
-        this.#noteOwnResponse(classified.message);
-        return this.#inbound.respond(classified.message, options);
-      case 'invalid':
-        return Promise.reject(new InvalidMessageError(`${this.name}: the application tried to send an invalid message: ${classified.problem}`, 'outbound'));
+        this.#noteOwnResponse(message as JSONRPCResponse);
+        return this.#inbound.respond(message as JSONRPCResponse, options);
+      default:
+        return Promise.reject(new InvalidMessageError(`${this.name}: the application tried to send an invalid message: ${kind.problem}`, 'outbound'));
     }
   }
 
@@ -278,6 +283,7 @@ export class LayeredTransport implements Transport {
       // A cancel for a request that already ended (a race the SDK allows) has nothing to say to the peer.
       if (requestId !== undefined) return Promise.resolve();
     }
+    if (this.#direct) return this.#port.writeInOrder(this.#outOrder.admit(), message, options);
     const ctx = new Context({ direction: 'outbound', kind: 'notification', message, options, extra: undefined, session: this.session });
     let slot: Slot | undefined = this.#outOrder.admit();
     const done = this.#stack.handle(ctx, (current) => {
@@ -311,18 +317,18 @@ export class LayeredTransport implements Transport {
   }
 
   #receive(message: unknown, extra: MessageExtraInfo | undefined): void {
-    const classified = classify(message, this.#maxDepth);
-    switch (classified.kind) {
+    const kind = messageKind(message, this.#maxDepth);
+    switch (kind) {
       case 'response':
-        this.#noteResponse(classified.message);
-        return this.#outbound.receive(classified.message, extra);
+        this.#noteResponse(message as JSONRPCResponse);
+        return this.#outbound.receive(message as JSONRPCResponse, extra);
       case 'request':
-        this.#noteRole(classified.message.method, 'server');
-        return this.#inbound.receive(classified.message, extra);
+        this.#noteRole((message as JSONRPCRequest).method, 'server');
+        return this.#inbound.receive(message as JSONRPCRequest, extra);
       case 'notification':
-        return this.#receiveNotification(classified.message, extra);
-      case 'invalid':
-        return this.#rejectInvalid(message, classified.problem, classified.id);
+        return this.#receiveNotification(message as JSONRPCNotification, extra);
+      default:
+        return this.#rejectInvalid(message, kind.problem, kind.id);
     }
   }
 
@@ -352,6 +358,10 @@ export class LayeredTransport implements Transport {
       }
     }
     const slot = this.#inOrder.admit();
+    if (this.#direct) {
+      const delivered = message;
+      return this.#inOrder.deliver(slot, () => this.#deliver(delivered, extra));
+    }
     const ctx = new Context({ direction: 'inbound', kind: 'notification', message, options: undefined, extra, session: this.session });
     let delivered = false;
     this.#stack
