@@ -34,8 +34,11 @@ export class Slot {
 const endOfTurn: (fn: () => void) => void = globalThis.setImmediate.bind(globalThis);
 
 export class Order {
-  #queue: Slot[] = [];
+  // Slots from #head to #tail; passed entries are cleared, and the array is reused rather
+  // than emptied, so a busy session does not allocate a new backing store per message.
+  #queue: Array<Slot | undefined> = [];
   #head = 0;
+  #tail = 0;
   #valveArmed = false;
   readonly #onError: (error: unknown) => void;
 
@@ -45,7 +48,7 @@ export class Order {
 
   admit(): Slot {
     const slot = new Slot();
-    this.#queue.push(slot);
+    this.#queue[this.#tail++] = slot;
     return slot;
   }
 
@@ -95,15 +98,15 @@ export class Order {
   }
 
   get size(): number {
-    return this.#queue.length - this.#head;
+    return this.#tail - this.#head;
   }
 
   #flush(): void {
     const queue = this.#queue;
-    while (this.#head < queue.length) {
+    while (this.#head < this.#tail) {
       const slot = queue[this.#head] as Slot;
       if (slot.state === PENDING) break;
-      this.#head++;
+      queue[this.#head++] = undefined;
       if (slot.state === READY) {
         slot.state = RELEASED;
         const run = slot.run as Run;
@@ -111,12 +114,15 @@ export class Order {
         this.#run(run);
       }
     }
-    if (this.#head === queue.length) {
-      queue.length = 0;
+    if (this.#head === this.#tail) {
       this.#head = 0;
+      this.#tail = 0;
+      // After a burst, back to a small array (invariant 5: memory returns to its baseline).
+      if (queue.length > 1024) this.#queue = [];
     } else {
-      if (this.#head > 1024 && this.#head * 2 > queue.length) {
-        this.#queue = queue.slice(this.#head);
+      if (this.#head > 1024 && this.#head * 2 > this.#tail) {
+        this.#queue = queue.slice(this.#head, this.#tail);
+        this.#tail -= this.#head;
         this.#head = 0;
       }
       if (this.size > 1) this.#armValve();
@@ -136,7 +142,7 @@ export class Order {
   /** Pending slots stop holding back the queue; they deliver whenever ready. */
   #detachPending(): void {
     const queue = this.#queue;
-    for (let i = this.#head; i < queue.length; i++) {
+    for (let i = this.#head; i < this.#tail; i++) {
       const slot = queue[i] as Slot;
       if (slot.state === PENDING) slot.state = DETACHED;
     }

@@ -144,23 +144,29 @@ function walk(root: object, maxDepth: number): string | undefined {
   return found.problem === 'proto' ? `forbidden "__proto__" key at ${path}` : `too deep (${depthOf(root)} levels, limit ${maxDepth}) at ${path}`;
 }
 
-/** The first finding below `container`, which sits `level` levels deep. */
+/** The first finding in or below `container`, which sits `level` levels deep. */
 function findRecursively(container: object, level: number, maxDepth: number): Finding | undefined {
-  if (level >= RECURSION_LEVELS) return findIteratively(container, level, maxDepth);
+  // The iterative walk checks what it finds below `container`, not `container` itself.
+  if (level >= RECURSION_LEVELS) return check(container, level, maxDepth) ?? findIteratively(container, level, maxDepth);
   const below = level + 1;
   if (Array.isArray(container)) {
     for (let i = 0; i < container.length; i++) {
       const item: unknown = container[i];
       if (typeof item !== 'object' || item === null) continue;
-      const found = check(item, below, maxDepth) ?? findRecursively(item, below, maxDepth);
+      if (below > maxDepth) return { problem: 'depth', at: item, level: below };
+      const found = (Array.isArray(item) ? check(item, below, maxDepth) : undefined) ?? findRecursively(item, below, maxDepth);
       if (found !== undefined) return found;
     }
     return undefined;
   }
   for (const key in container) {
+    // Seen while enumerating: cheaper than asking each object for an own `__proto__`.
+    if (key === '__proto__' && Object.hasOwn(container, key)) return { problem: 'proto', at: container, level };
     const item: unknown = (container as Record<string, unknown>)[key];
     if (typeof item !== 'object' || item === null) continue;
-    const found = check(item, below, maxDepth) ?? findRecursively(item, below, maxDepth);
+    if (below > maxDepth) return { problem: 'depth', at: item, level: below };
+    // An array's own non-index keys are not enumerated below: look for one here.
+    const found = (Array.isArray(item) ? check(item, below, maxDepth) : undefined) ?? findRecursively(item, below, maxDepth);
     if (found !== undefined) return found;
   }
   return undefined;

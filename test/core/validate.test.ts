@@ -78,6 +78,19 @@ describe('classify: __proto__ keys never travel', () => {
     expect(c.kind === 'invalid' && c.problem).toMatch(/^forbidden "__proto__" key at \$\.result\.a\.a/);
   });
 
+  it('is found at every level, in objects and in arrays, on both sides of where the walk stops recursing', () => {
+    // The key's holder at levels 4…143 (past the recursion's 64), its parents arrays, objects or mixed.
+    const parents = [() => false, () => true, (i: number) => i % 2 === 0] as const;
+    for (const isArray of parents) {
+      for (let levels = 1; levels <= 140; levels++) {
+        let text = '{"__proto__":{"polluted":true}}';
+        for (let i = levels - 1; i >= 0; i--) text = isArray(i) ? `[${text}]` : `{"k":${text}}`;
+        const c = classify(JSON.parse(`{"jsonrpc":"2.0","id":1,"result":{"v":${text}}}`));
+        expect(c.kind === 'invalid' && c.problem.startsWith('forbidden "__proto__" key at $.result.v'), `${levels} levels: ${JSON.stringify(c)}`).toBe(true);
+      }
+    }
+  });
+
   it('accepts any JSON value that has no such key (property)', () => {
     fc.assert(
       fc.property(fc.jsonValue(), (params) => {
