@@ -182,6 +182,11 @@ export class NatsClientTransport implements Transport {
     return this.#common.subjects.service;
   }
 
+  /** This transport's inbox on the broker (workers publish to `<inbox>.m`); empty until start(). */
+  get inbox(): string {
+    return this.#inbox;
+  }
+
   /** The worker holding the session (from its answers), while one is known. */
   get worker(): string | undefined {
     return this.#session?.worker;

@@ -144,6 +144,7 @@ export class NatsWorker {
   readonly #answered = new Map<string, number>();
   readonly #cancelled = new Map<string, number>();
   #inFlight = 0;
+  #connected = true;
   #room: PromiseWithResolvers<void> | undefined;
   #pulling: Promise<void> | undefined;
   #batch: ConsumerMessages | undefined;
@@ -283,7 +284,8 @@ export class NatsWorker {
       await this.#batch?.close().catch(() => {});
       await this.#pulling?.catch(() => {});
       await Promise.all([...this.#sessions.values()].map((s) => s.messages?.close().catch(() => {})));
-      if (this.#inFlight > 0 && this.#drainTimeoutMs > 0 && this.#nc?.isClosed() === false) await this.#drained(this.#drainTimeoutMs);
+      // Answers cannot leave while the broker is unreachable: waiting for them would only delay the close.
+      if (this.#inFlight > 0 && this.#drainTimeoutMs > 0 && this.#connected && this.#nc?.isClosed() === false) await this.#drained(this.#drainTimeoutMs);
       for (const record of this.#sessions.values()) this.#release(record, 'the worker is closing', { deleteConsumer: false, handBack: true });
       for (const transport of this.#requests.values()) this.#releaseRequest(transport, { handBack: true });
       clearInterval(this.#keepAlive);
@@ -293,7 +295,7 @@ export class NatsWorker {
       const nc = this.#nc;
       if (nc !== undefined && !nc.isClosed()) {
         // The acknowledgements and answers above must reach the broker before the connection goes.
-        await nc.flush().catch(() => {});
+        if (this.#connected) await nc.flush().catch(() => {});
         if (this.#owned) await nc.close().catch(() => {});
       }
       this.#state = 'closed';
@@ -346,8 +348,13 @@ export class NatsWorker {
   async #watch(nc: NatsConnection): Promise<void> {
     try {
       for await (const status of nc.status()) {
-        if (status.type === 'disconnect') this.#fanout.emit('connection', { state: 'closed', transport: 'nats', url: status.server, reason: 'the connection to the NATS server was lost' });
-        else if (status.type === 'reconnect') this.#fanout.emit('connection', { state: 'open', transport: 'nats', url: status.server });
+        if (status.type === 'disconnect') {
+          this.#connected = false;
+          this.#fanout.emit('connection', { state: 'closed', transport: 'nats', url: status.server, reason: 'the connection to the NATS server was lost' });
+        } else if (status.type === 'reconnect') {
+          this.#connected = true;
+          this.#fanout.emit('connection', { state: 'open', transport: 'nats', url: status.server });
+        }
       }
     } catch (error) {
       this.#report(error);
