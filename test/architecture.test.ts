@@ -60,6 +60,11 @@ describe('dependencies point one way', () => {
     expect(offenders).toEqual([]);
   });
 
+  it('src/transports/ imports only the core, the layer kit and the transports', () => {
+    const offenders = sources.filter((p) => p.startsWith('src/transports/')).flatMap((p) => outside(p, ['src/core/', 'src/layer-kit/', 'src/transports/']).map((t) => `${p} → ${t}`));
+    expect(offenders).toEqual([]);
+  });
+
   it('nothing in the library imports the gateway but the gateway', () => {
     const offenders = sources.filter((p) => !p.startsWith('src/gateway/')).flatMap((p) => importsOf(p).filter((t) => t.startsWith('src/gateway/')).map((t) => `${p} → ${t}`));
     expect(offenders).toEqual([]);

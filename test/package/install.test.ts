@@ -56,6 +56,7 @@ const CONSUMER = `\
 import { circuitBreaker, ErrorCode, type JSONRPCMessage, retry, timeout, type Transport, wrap } from 'mcp-layers';
 import { createFetch, type McpFetch } from 'mcp-layers/http';
 import { WebSocketClientTransport, type WebSocketClientTransportOptions } from 'mcp-layers/ws';
+import { NatsClientTransport, type NatsClientTransportOptions } from 'mcp-layers/nats';
 import { type GatewayConfig, validateConfig } from 'mcp-layers/gateway';
 
 // A peer that answers every request with the method it was asked for.
@@ -83,11 +84,13 @@ await transport.close();
 
 const options: WebSocketClientTransportOptions = { reconnect: false };
 const ws = new WebSocketClientTransport('ws://127.0.0.1:9/mcp', options);
+const natsOptions: NatsClientTransportOptions = { service: 'tools', heartbeat: false };
+const nats = new NatsClientTransport(natsOptions);
 const fetch: McpFetch = createFetch();
 await fetch.close();
 const config: GatewayConfig = validateConfig({ upstream: { url: 'http://127.0.0.1:9/mcp' } }).config;
 
-console.log(JSON.stringify({ response, circuitOpen: ErrorCode.CircuitOpen, ws: typeof ws.start, upstream: config.upstream }));
+console.log(JSON.stringify({ response, circuitOpen: ErrorCode.CircuitOpen, ws: typeof ws.start, nats: nats.service, upstream: config.upstream }));
 `;
 
 describe('the packed package, installed into an empty project', () => {
@@ -144,6 +147,7 @@ describe('the packed package, installed into an empty project', () => {
       response: { jsonrpc: '2.0', id: 1, result: { method: 'ping' } },
       circuitOpen: -32050,
       ws: 'function',
+      nats: 'tools',
       upstream: expect.objectContaining({ url: 'http://127.0.0.1:9/mcp' }),
     });
   });

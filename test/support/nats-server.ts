@@ -1,0 +1,123 @@
+/**
+ * A real NATS server with JetStream for the NATS suites: Debian's `nats-server` (CI
+ * installs it: .ci/system-packages) on a free 127.0.0.1 port, with its own temporary
+ * store directory and config. `startNatsServer()` resolves once the server says it is
+ * ready (its own log line, not a delay); `stop()` ends it (SIGTERM, then SIGKILL) and
+ * removes the directory, and must run in afterAll/afterEach even when a test failed.
+ * `kill()` stops it abruptly, as a crash would; `restart()` brings it back on the same
+ * port and store.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+/** The nats-server binary: on PATH, or where Debian puts it (/usr/sbin is not on every user's PATH). */
+export const NATS_SERVER: string | undefined = findBinary('nats-server');
+
+/** Logged once by a suite that is skipped because the binary is missing. */
+export const NATS_SKIP_MESSAGE = 'SKIPPED — `nats-server` is not installed (CI installs it: .ci/system-packages; locally: apt-get install nats-server)';
+
+export interface NatsServerOptions {
+  /** The server's max_payload in bytes (its default is 1 MiB). */
+  maxPayload?: number;
+}
+
+export interface NatsServer {
+  readonly url: string;
+  readonly port: number;
+  /** Lines the server logged (for a failing test's message). */
+  readonly log: string[];
+  /** SIGKILL, as a crash: connections drop without a goodbye. Resolves when the process is gone. */
+  kill(): Promise<void>;
+  /** Starts it again on the same port and store directory. */
+  restart(): Promise<void>;
+  /** Stops it (SIGTERM, then SIGKILL after 5 s) and removes its directory. */
+  stop(): Promise<void>;
+}
+
+export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
+  if (NATS_SERVER === undefined) throw new Error(`startNatsServer: ${NATS_SKIP_MESSAGE}`);
+  const binary = NATS_SERVER;
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-layers-nats-'));
+  const port = await freePort();
+  const config = join(dir, 'nats.conf');
+  writeFileSync(
+    config,
+    [
+      `listen: 127.0.0.1:${port}`,
+      `jetstream { store_dir: ${JSON.stringify(join(dir, 'store'))}, max_memory_store: 64MB, max_file_store: 256MB }`,
+      ...(options.maxPayload === undefined ? [] : [`max_payload: ${options.maxPayload}`]),
+      // No monitoring port, no cluster: nothing listens beyond the one client port.
+    ].join('\n'),
+  );
+  const log: string[] = [];
+  let child: ChildProcess | undefined;
+  let exited: Promise<void> = Promise.resolve();
+
+  const launch = async () => {
+    const process_ = spawn(binary, ['-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    child = process_;
+    exited = new Promise((resolve) => process_.once('exit', () => resolve()));
+    const ready = new Promise<void>((resolve, reject) => {
+      const lines = createInterface({ input: process_.stderr as NodeJS.ReadableStream });
+      lines.on('line', (line) => {
+        if (log.length < 500) log.push(line);
+        if (line.includes('Server is ready')) resolve();
+      });
+      process_.once('error', reject);
+      void exited.then(() => reject(new Error(`nats-server exited before it was ready:\n${log.slice(-20).join('\n')}`)));
+    });
+    await ready;
+  };
+  const kill = async () => {
+    const current = child;
+    if (current !== undefined && current.exitCode === null && current.signalCode === null) current.kill('SIGKILL');
+    await exited;
+  };
+
+  await launch();
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    log,
+    kill,
+    restart: launch,
+    async stop() {
+      const current = child;
+      if (current !== undefined && current.exitCode === null && current.signalCode === null) {
+        current.kill('SIGTERM');
+        const timer = setTimeout(() => current.kill('SIGKILL'), 5_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function findBinary(command: string): string | undefined {
+  const dirs = [...(process.env['PATH'] ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin'];
+  for (const dir of dirs) {
+    if (dir === '') continue;
+    const candidate = join(dir, command);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // Not in this directory.
+    }
+  }
+  return undefined;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
