@@ -441,6 +441,16 @@ export class OutboundRequests {
 
   /** Delivers through the newest held slot (keeps wire order); releases the others. */
   #deliverHeld(exchange: Exchange, response: JSONRPCResponse, extra: MessageExtraInfo | undefined): void {
+    if (exchange.slots !== undefined && this.#port.notifiedThisTurn()) {
+      // Its progress went to the application just now; the SDK handles that a microtask
+      // later, and must still know the request then. The held slot keeps what follows behind.
+      queueMicrotask(() => this.#deliverHeldNow(exchange, response, extra));
+      return;
+    }
+    this.#deliverHeldNow(exchange, response, extra);
+  }
+
+  #deliverHeldNow(exchange: Exchange, response: JSONRPCResponse, extra: MessageExtraInfo | undefined): void {
     const held = exchange.slots;
     let slot: Slot | undefined;
     if (Array.isArray(held)) slot = held.pop();

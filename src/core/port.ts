@@ -21,6 +21,12 @@ export interface Port {
   writeInOrder(slot: Slot, ...args: Parameters<WireWrite>): Promise<void>;
   /** Hands a message to the application's `onmessage` (errors it throws go to onerror). */
   deliver(message: JSONRPCMessage, extra: MessageExtraInfo | undefined): void;
+  /**
+   * True when a notification reached the application in this run of the microtask queue.
+   * The SDKs handle a notification one microtask after they receive it but a response at
+   * once: a response delivered right behind its progress would overtake it there.
+   */
+  notifiedThisTurn(): boolean;
   /** Reports to the application's `onerror`. */
   report(error: unknown): void;
   /** True when cancelling means closing the request's own stream, not sending `notifications/cancelled`. */

@@ -94,6 +94,11 @@ export class LayeredTransport implements Transport {
   readonly #port: Port;
   readonly #maxDepth: number;
   #write: WireWrite;
+  /** A notification reached the application and the microtask queue has not run dry since. */
+  #notified = false;
+  readonly #clearNotified = () => {
+    this.#notified = false;
+  };
   #started = false;
   #closing: Promise<void> | undefined;
   /** What the session view reads; mutated as the session learns. */
@@ -160,6 +165,7 @@ export class LayeredTransport implements Transport {
         );
       },
       deliver: (message, extra) => this.#deliver(message, extra),
+      notifiedThisTurn: () => this.#notified,
       report: (error) => this.#report(error),
       cancelsByClosingStream: () =>
         this.session.hasPerRequestStream && this.#state.protocolVersion !== undefined && this.#state.protocolVersion >= STATELESS_PROTOCOL_VERSION,
@@ -415,6 +421,10 @@ export class LayeredTransport implements Transport {
   #deliver(message: JSONRPCMessage, extra: MessageExtraInfo | undefined): void {
     const onmessage = this.onmessage;
     if (onmessage === undefined) return;
+    if (!this.#notified && 'method' in message && !('id' in message)) {
+      this.#notified = true;
+      queueMicrotask(this.#clearNotified);
+    }
     try {
       onmessage(message, extra);
     } catch (error) {
