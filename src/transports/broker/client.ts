@@ -261,7 +261,7 @@ export abstract class BrokerClientTransport<V extends string> implements Transpo
       const closeSession =
         session !== undefined && this.connected
           ? // Tells the worker to release the session now rather than when it notices this client is gone.
-            () => this.publishTo({ to: 'session', sessionId: session.id }, new Uint8Array(0), this.headersOf({ [Header.Session]: session.id, [Header.Close]: '1' }), undefined, 'the close').then(() => {})
+            () => bounded(this.publishTo({ to: 'session', sessionId: session.id }, new Uint8Array(0), this.headersOf({ [Header.Session]: session.id, [Header.Close]: '1' }), undefined, 'the close'), CLOSE_TIMEOUT_MS)
           : undefined;
       if (wasStarted) await this.closeBroker(closeSession);
       if (wasStarted) this.#finish();
@@ -537,6 +537,18 @@ export abstract class BrokerClientTransport<V extends string> implements Transpo
       this.report(error);
     }
   }
+}
+
+/** How long close() waits for the session's close message to be stored: a broker gone quiet must not hold the close up. */
+const CLOSE_TIMEOUT_MS = 2_000;
+
+/** Settles when `work` does or after `ms`, whichever comes first; never rejects. */
+async function bounded(work: Promise<unknown>, ms: number): Promise<void> {
+  const timer = Promise.withResolvers<void>();
+  const t = setTimeout(timer.resolve, ms);
+  unref(t);
+  await Promise.race([work.catch(() => {}), timer.promise]);
+  clearTimeout(t);
 }
 
 /** The new worker refused to restore the session: recovering stops. */

@@ -76,7 +76,7 @@ export class NatsClientTransport extends BrokerClientTransport<'stream' | 'core'
   }
 
   protected override async closeBroker(closeSession: (() => Promise<void>) | undefined): Promise<void> {
-    if (closeSession !== undefined) await closeSession().catch(() => {});
+    if (closeSession !== undefined) await closeSession();
     this.#sub?.unsubscribe();
     if (this.#nc !== undefined && this.#owned) await this.#nc.close().catch(() => {});
   }

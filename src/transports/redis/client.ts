@@ -31,8 +31,6 @@ import { PUBLISH, run } from './scripts.ts';
 export interface RedisClientTransportOptions extends RedisCommonOptions, BrokerClientOptions {}
 
 const LABEL = 'mcp-layers/redis client';
-/** How long close() waits for the session's close message to be stored. */
-const CLOSE_TIMEOUT_MS = 2_000;
 
 export class RedisClientTransport extends BrokerClientTransport<'stream' | 'pubsub'> {
   /** Where `published`, `deduplicated` and `worker` are published. */
@@ -92,13 +90,7 @@ export class RedisClientTransport extends BrokerClientTransport<'stream' | 'pubs
   }
 
   protected override async closeBroker(closeSession: (() => Promise<void>) | undefined): Promise<void> {
-    if (closeSession !== undefined) {
-      const timer = Promise.withResolvers<void>();
-      const t = setTimeout(timer.resolve, CLOSE_TIMEOUT_MS);
-      unref(t);
-      await Promise.race([closeSession().catch(() => {}), timer.promise]);
-      clearTimeout(t);
-    }
+    if (closeSession !== undefined) await closeSession();
     for (const resolve of this.#probeWaiters.values()) resolve(undefined);
     this.#probeWaiters.clear();
     await quit(this.#sub);
