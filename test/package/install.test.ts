@@ -57,6 +57,7 @@ import { circuitBreaker, ErrorCode, type JSONRPCMessage, retry, timeout, type Tr
 import { createFetch, type McpFetch } from 'mcp-layers/http';
 import { WebSocketClientTransport, type WebSocketClientTransportOptions } from 'mcp-layers/ws';
 import { NatsClientTransport, type NatsClientTransportOptions } from 'mcp-layers/nats';
+import { RedisClientTransport, type RedisClientTransportOptions } from 'mcp-layers/redis';
 import { type GatewayConfig, validateConfig } from 'mcp-layers/gateway';
 
 // A peer that answers every request with the method it was asked for.
@@ -86,11 +87,13 @@ const options: WebSocketClientTransportOptions = { reconnect: false };
 const ws = new WebSocketClientTransport('ws://127.0.0.1:9/mcp', options);
 const natsOptions: NatsClientTransportOptions = { service: 'tools', heartbeat: false };
 const nats = new NatsClientTransport(natsOptions);
+const redisOptions: RedisClientTransportOptions = { service: 'tools', heartbeat: false };
+const redis = new RedisClientTransport(redisOptions);
 const fetch: McpFetch = createFetch();
 await fetch.close();
 const config: GatewayConfig = validateConfig({ upstream: { url: 'http://127.0.0.1:9/mcp' } }).config;
 
-console.log(JSON.stringify({ response, circuitOpen: ErrorCode.CircuitOpen, ws: typeof ws.start, nats: nats.service, upstream: config.upstream }));
+console.log(JSON.stringify({ response, circuitOpen: ErrorCode.CircuitOpen, ws: typeof ws.start, nats: nats.service, redis: redis.service, upstream: config.upstream }));
 `;
 
 describe('the packed package, installed into an empty project', () => {
@@ -148,6 +151,7 @@ describe('the packed package, installed into an empty project', () => {
       circuitOpen: -32050,
       ws: 'function',
       nats: 'tools',
+      redis: 'tools',
       upstream: expect.objectContaining({ url: 'http://127.0.0.1:9/mcp' }),
     });
   });

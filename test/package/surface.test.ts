@@ -25,6 +25,7 @@ const SURFACE: Record<string, string[]> = {
   './ws': ['AuthenticationError', 'listenWebSocket', 'McpWebSocketServer', 'WebSocketClientTransport', 'WebSocketServerTransport'],
   './http': ['AuthenticationError', 'createFetch', 'listenHttp', 'McpHttpServer'],
   './nats': ['NatsClientTransport', 'NatsServerTransport', 'NatsWorker', 'serveNats'],
+  './redis': ['RedisClientTransport', 'RedisServerTransport', 'RedisWorker', 'serveRedis'],
   './gateway': ['ConfigError', 'createGatewayLogger', 'Gateway', 'GATEWAY_METRIC_FAMILIES', 'loadConfigFile', 'parseConfigText', 'serve', 'validateConfig'],
 };
 

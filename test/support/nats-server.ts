@@ -98,7 +98,8 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   };
 }
 
-function findBinary(command: string): string | undefined {
+/** A binary on PATH, or in the sbin folders Debian puts daemons in. */
+export function findBinary(command: string): string | undefined {
   const dirs = [...(process.env['PATH'] ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin'];
   for (const dir of dirs) {
     if (dir === '') continue;
@@ -113,7 +114,8 @@ function findBinary(command: string): string | undefined {
   return undefined;
 }
 
-async function freePort(): Promise<number> {
+/** A port nothing listens on now, on 127.0.0.1. */
+export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
   const address = server.address();

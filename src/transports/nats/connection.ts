@@ -1,11 +1,12 @@
 /** Validating the options both NATS sides take, and opening (or borrowing) the connection. */
 import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { TransportError } from '../../core/errors.ts';
-import { EventBus } from '../../core/events.ts';
-import { invalidOption, stringOption } from '../../core/options.ts';
+import type { EventBus } from '../../core/events.ts';
+import { invalidOption } from '../../core/options.ts';
+import { busOption, resolveNames } from '../broker/options.ts';
 import type { NatsEvents } from './events.ts';
 import type { NatsCommonOptions } from './options.ts';
-import { isName, type Subjects, subjectsFor } from './subjects.ts';
+import { type Subjects, subjectsFor } from './subjects.ts';
 
 export interface ResolvedCommon {
   readonly subjects: Subjects;
@@ -17,9 +18,7 @@ export interface ResolvedCommon {
 }
 
 export function resolveCommon(prefix: string, options: NatsCommonOptions): ResolvedCommon {
-  if (!isName(options.service)) throw invalidOption(`${prefix}.service`, 'a name of 1 to 64 letters, digits, "_" or "-"', options.service);
-  const subjectPrefix = stringOption(`${prefix}.prefix`, options.prefix, 'mcp');
-  if (!isName(subjectPrefix)) throw invalidOption(`${prefix}.prefix`, 'a name of 1 to 64 letters, digits, "_" or "-"', subjectPrefix);
+  const names = resolveNames(prefix, options);
   const servers = options.servers ?? 'nats://127.0.0.1:4222';
   if (typeof servers !== 'string' && !(Array.isArray(servers) && servers.length > 0 && servers.every((s) => typeof s === 'string'))) {
     throw invalidOption(`${prefix}.servers`, 'a NATS URL or a non-empty array of them', servers);
@@ -30,15 +29,13 @@ export function resolveCommon(prefix: string, options: NatsCommonOptions): Resol
   }
   const connectOptions = (options.connectOptions ?? {}) as NodeConnectionOptions;
   if (typeof connectOptions !== 'object' || connectOptions === null) throw invalidOption(`${prefix}.connectOptions`, 'an object of connect() options', connectOptions);
-  if (options.events !== undefined && !(options.events instanceof EventBus)) throw invalidOption(`${prefix}.events`, 'an EventBus', options.events);
-  if (options.natsEvents !== undefined && !(options.natsEvents instanceof EventBus)) throw invalidOption(`${prefix}.natsEvents`, 'an EventBus', options.natsEvents);
   return {
-    subjects: subjectsFor(subjectPrefix, options.service),
+    subjects: subjectsFor(names.prefix, names.service),
     servers,
     connection,
     connectOptions,
-    events: options.events ?? new EventBus(),
-    natsEvents: options.natsEvents ?? new EventBus<NatsEvents>(),
+    events: busOption(`${prefix}.events`, options.events),
+    natsEvents: busOption<NatsEvents>(`${prefix}.natsEvents`, options.natsEvents),
   };
 }
 

@@ -1,31 +1,4 @@
-/**
- * What the NATS transports report beyond the events every transport shares
- * (`connection`, `reconnect`, `heartbeat` on the LayerEvents bus). They travel on a bus
- * of their own, `natsEvents`: LayerEvents is exhaustive in the logging and metrics
- * layers, so a transport cannot add to it without them (docs/scale-out.md says what
- * merging them takes).
- */
-import type { RequestId } from '../../core/jsonrpc.ts';
+/** The NATS transports' own events: the events every broker transport publishes (../broker/events.ts), on core NATS or JetStream. */
+import type { BrokerEvents } from '../broker/events.ts';
 
-export interface NatsEvents {
-  /** A message went to the broker: `stream` (JetStream, acknowledged by it) or `core`. */
-  published: { subject: string; via: 'stream' | 'core'; bytes: number; method: string | undefined };
-  /**
-   * A worker received a request the broker had delivered before (its previous worker
-   * stopped before acknowledging it): `delivered` again when idempotent, else `refused`
-   * with one error response.
-   */
-  redelivered: { id: RequestId; method: string; deliveryCount: number; outcome: 'delivered' | 'refused' };
-  /**
-   * A duplicate was dropped: the stream's window refused a second publish of the same
-   * client and wire id (`stream`), a worker dropped a request it had answered or holds
-   * (`worker`), or a client dropped a second answer to one request (`client`).
-   */
-  deduplicated: { where: 'stream' | 'worker' | 'client'; id: RequestId | undefined };
-  /** A worker joined or left the service (seen by the worker itself, or by a client that lost its worker). */
-  worker: { state: 'joined' | 'left'; worker: string; reason?: string };
-  /** A session opened on a worker (a first initialize or a replayed one), or closed. */
-  session: { state: 'opened' | 'replayed' | 'closed'; sessionId: string; reason?: string };
-  /** Bytes on a subject that are not one of our messages; dropped, and answered when the request could be identified. */
-  garbage: { subject: string; problem: string; answered: boolean };
-}
+export type NatsEvents = BrokerEvents<'stream' | 'core'>;

@@ -15,12 +15,7 @@
  *   <client inbox>.m / .p           core: messages to one client / probes of its liveness
  */
 
-const NAME = /^[A-Za-z0-9_-]{1,64}$/;
-
-/** True for a name that is safe as a subject token, a stream name and a consumer name. */
-export function isName(value: unknown): value is string {
-  return typeof value === 'string' && NAME.test(value);
-}
+export { Header, isName, requestKey } from '../broker/names.ts';
 
 export interface Subjects {
   readonly service: string;
@@ -64,29 +59,4 @@ export function clientMessages(inbox: string): string {
 }
 export function clientProbe(inbox: string): string {
   return `${inbox}.p`;
-}
-
-export const Header = {
-  /** The client transport that sent the message (random per transport). */
-  Client: 'Mcp-Client',
-  /** The client's inbox: where every answer to this message goes. */
-  Reply: 'Mcp-Reply',
-  Session: 'Mcp-Session-Id',
-  /** On a replayed initialize: `initialized` when the client had sent notifications/initialized. */
-  Replay: 'Mcp-Replay',
-  /** `1` when the client's idempotency rules (invariant 3) allow running the request again. */
-  Idempotent: 'Mcp-Idempotent',
-  /** The worker that published a message to a client. */
-  Worker: 'Mcp-Worker',
-  /** On the session subject: the client closed the session. */
-  Close: 'Mcp-Close',
-  /** JetStream's own deduplication key. */
-  MsgId: 'Nats-Msg-Id',
-  TraceParent: 'traceparent',
-  TraceState: 'tracestate',
-} as const;
-
-/** The stream's deduplication key of a request: client and wire id (`1` and `"1"` differ). */
-export function requestKey(client: string, id: string | number): string {
-  return `${client}.${JSON.stringify(id)}`;
 }

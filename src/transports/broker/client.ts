@@ -1,0 +1,563 @@
+/**
+ * What every broker's client transport does, whatever carries the messages:
+ *
+ *   - `initialize` and sessionless (2026-07-28) requests go to the service's shared
+ *     subject or stream, where whichever worker has room takes them; after a 2025-era
+ *     `initialize` every message of the session goes to the session's own subject or
+ *     stream, which only the worker holding the session reads. Workers answer on this
+ *     transport's inbox. The routing is in names, not in any process.
+ *   - A request carries its deduplication key (this transport's id and the wire id), and
+ *     `Mcp-Idempotent: 1` when the core's rules (invariant 3: annotations learned from
+ *     tools/list results that pass through, and configuration) say it may run twice. A
+ *     second answer to a request is dropped here.
+ *   - The session's worker is probed: "no responders" means it is gone at once,
+ *     unanswered probes mean it is gone after `maxMissed`. The session is then
+ *     re-established on another worker by replaying its handshake under the same session
+ *     id; the application never notices. What the dead server held in memory is gone.
+ *   - The broker unreachable: requests in flight fail at once with a retryable
+ *     ConnectionClosedError (through `onconnectionlost` when wrapped, or as a synthesized
+ *     error response when bare), and sends fail until it is back.
+ *
+ * A broker's client (NatsClientTransport, RedisClientTransport) says how to connect,
+ * publish, probe and listen.
+ */
+import { randomUUID } from 'node:crypto';
+import { brand } from '../../core/brand.ts';
+import { asError, ConnectionClosedError, ErrorCode, InvalidMessageError, McpLayersError, TransportError } from '../../core/errors.ts';
+import type { EventBus } from '../../core/events.ts';
+import { Idempotency, type IdempotencyOptions } from '../../core/idempotency.ts';
+import { isRequest, type JSONRPCMessage, type JSONRPCRequest, type JSONRPCResponse, type RequestId } from '../../core/jsonrpc.ts';
+import { type MessageExtraInfo, STATELESS_PROTOCOL_VERSION, type Transport, type TransportSendOptions } from '../../core/transport.ts';
+import { EventFanout, WIRE_CONTROL, type WireControl } from '../../core/wire.ts';
+import { sleep, unref } from '../../layer-kit/sleep.ts';
+import { cancelledRequestId, decode, describeMessage, encode, type HeaderValues, toolOf, withTrace } from './codec.ts';
+import type { BrokerEvents } from './events.ts';
+import { Header, requestKey } from './names.ts';
+import type { ClientPolicies } from './options.ts';
+
+export type ClientState = 'idle' | 'starting' | 'open' | 'recovering' | 'closing' | 'closed';
+
+/** Where a message goes: the service's shared subject or stream, a session's own, or every worker (a sessionless cancellation). */
+export type Route = { to: 'shared' } | { to: 'session'; sessionId: string } | { to: 'control' };
+
+/** What one publish did, for the `published` event. */
+export interface Published<V extends string> {
+  readonly subject: string;
+  readonly via: V;
+  readonly bytes: number;
+  /** The broker refused it as a second publish of the same key. */
+  readonly duplicate: boolean;
+}
+
+/** What a probe of the session's worker found. */
+export type ProbeResult = { outcome: 'alive'; holds: boolean | undefined } | { outcome: 'gone'; reason: string } | { outcome: 'missed' };
+
+export interface ClientKind {
+  readonly layer: string;
+  /** `mcp-layers/nats client` */
+  readonly label: string;
+  /** `NATS server` */
+  readonly broker: string;
+  /** What carries one message (`NATS message`), for the error about arrays. */
+  readonly unit: string;
+}
+
+interface Inflight {
+  readonly method: string;
+}
+
+interface Session {
+  readonly id: string;
+  readonly params: JSONRPCRequest['params'];
+  readonly protocolVersion: string;
+  worker: string | undefined;
+  initializedSent: boolean;
+}
+
+interface Replay {
+  readonly id: string;
+  resolve(answer: { message: JSONRPCResponse; worker: string | undefined }): void;
+  reject(error: Error): void;
+}
+
+export abstract class BrokerClientTransport<V extends string> implements Transport {
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  onmessage?: (message: JSONRPCMessage, extra?: MessageExtraInfo) => void;
+  onconnectionlost?: (error: Error) => void;
+  /** The session's id once a 2025-era `initialize` succeeded; kept across workers. */
+  sessionId?: string | undefined = undefined;
+
+  /** Where `connection`, `reconnect` and `heartbeat` are published. */
+  readonly events: EventBus;
+  /** This transport's id on the broker (in every message's `Mcp-Client` header and deduplication key). */
+  readonly clientId: string;
+  readonly [WIRE_CONTROL]: WireControl;
+
+  protected readonly kind: ClientKind;
+  protected readonly brokerEvents: EventBus<BrokerEvents<V>>;
+  protected readonly fanout: EventFanout;
+  protected readonly policies: ClientPolicies;
+  protected readonly stop = new AbortController();
+  /** False while the broker is unreachable (the subclass keeps it, through brokerLost/brokerBack). */
+  protected connected = false;
+
+  readonly #idempotency: Idempotency;
+  #state: ClientState = 'idle';
+  /** Rejects publishes waiting for the broker when the connection drops (replaced on each drop). */
+  #dropped = Promise.withResolvers<never>();
+  readonly #inflight = new Map<RequestId, Inflight>();
+  #pendingInitialize: { id: RequestId; sessionId: string; params: JSONRPCRequest['params'] } | undefined;
+  #session: Session | undefined;
+  #replay: Replay | undefined;
+  #replays = 0;
+  #probeTimer: NodeJS.Timeout | undefined;
+  #probing = false;
+  #missed = 0;
+  #presenceAt = -Infinity;
+  #protocolVersion: string | undefined;
+  #closed: Promise<void> | undefined;
+
+  constructor(kind: ClientKind, clientId: string, policies: ClientPolicies, events: EventBus, brokerEvents: EventBus<BrokerEvents<V>>, idempotency: IdempotencyOptions) {
+    this.kind = kind;
+    this.clientId = clientId;
+    this.policies = policies;
+    this.events = events;
+    this.brokerEvents = brokerEvents;
+    this.fanout = new EventFanout(events);
+    this.#idempotency = new Idempotency({ idempotentTools: idempotency.idempotentTools, nonIdempotentTools: idempotency.nonIdempotentTools });
+    this.#dropped.promise.catch(() => {});
+    this[WIRE_CONTROL] = {
+      kind: kind.layer,
+      acceptsBatches: false,
+      compress: () => {},
+      observe: (bus: EventBus) => this.fanout.add(bus),
+    };
+  }
+
+  /** This transport's inbox on the broker (where workers answer); empty until start(). */
+  abstract get inbox(): string;
+
+  /** The worker holding the session (from its answers), while one is known. */
+  get worker(): string | undefined {
+    return this.#session?.worker;
+  }
+
+  /** `open`, or `recovering` while the session is being re-established on another worker. */
+  get state(): ClientState {
+    return this.#state;
+  }
+
+  get protocolVersion(): string | undefined {
+    return this.#protocolVersion ?? this.#session?.protocolVersion;
+  }
+
+  setProtocolVersion(version: string): void {
+    this.#protocolVersion = version;
+  }
+
+  // ── what a broker's client provides ──────────────────────────────────────────
+
+  /** Connects and starts listening on the inbox; resolves with the server's URL. */
+  protected abstract connectBroker(): Promise<string>;
+  /** Is any worker serving? `undefined`: no answer in time, which is no proof of absence. Throws the broker's no-responders error when none. */
+  protected abstract ensureServed(what: string): Promise<void>;
+  /** Publishes (a request with its deduplication key); throws the broker's typed errors. */
+  protected abstract publishTo(route: Route, data: Uint8Array, headers: Array<[string, string]>, key: string | undefined, what: string): Promise<Published<V>>;
+  /** Throws when the broker would refuse this message for its size (it names the limit). */
+  protected abstract checkSize(data: Uint8Array, headers: Array<[string, string]>, what: string): number;
+  /** Asks the session's worker whether it is there and holds the session. */
+  protected abstract probeWorker(worker: string, sessionId: string, timeoutMs: number): Promise<ProbeResult>;
+  /** Tells the session's worker the client closed it (best effort), then closes what is ours. */
+  protected abstract closeBroker(closeSession: (() => Promise<void>) | undefined): Promise<void>;
+
+  // ── life ─────────────────────────────────────────────────────────────────────
+
+  async start(): Promise<void> {
+    if (this.#state !== 'idle') throw new Error(`${this.kind.label}: already started; note that Client.connect() calls start() itself`);
+    this.#state = 'starting';
+    let url: string;
+    try {
+      url = await this.connectBroker();
+    } catch (error) {
+      this.#state = 'closed';
+      throw error;
+    }
+    this.#state = 'open';
+    this.fanout.emit('connection', { state: 'open', transport: this.kind.layer, url });
+    const heartbeat = this.policies.heartbeat;
+    if (heartbeat !== undefined) {
+      this.#probeTimer = setInterval(() => void this.#probe(), heartbeat.intervalMs);
+      unref(this.#probeTimer);
+    }
+  }
+
+  async send(message: JSONRPCMessage, _options?: TransportSendOptions): Promise<void> {
+    const what = describeMessage(message);
+    const { label, layer } = this.kind;
+    if (this.#state === 'closing' || this.#state === 'closed') {
+      throw new ConnectionClosedError(`${label}: cannot send ${what}: the transport is closed`, { neverSent: true, layer });
+    }
+    if (this.#state === 'idle' || this.#state === 'starting') {
+      throw new ConnectionClosedError(`${label}: cannot send ${what}: not connected yet (start() has not finished)`, { neverSent: true, layer });
+    }
+    if (!this.connected) {
+      throw new ConnectionClosedError(`${label}: cannot send ${what}: the ${this.kind.broker} is unreachable (the client library is reconnecting)`, { neverSent: true, layer, reason: 'disconnected' });
+    }
+    const request = isRequest(message) ? message : undefined;
+    let route: Route;
+    let sessionId = this.#session?.id;
+    if (request?.method === 'initialize') {
+      sessionId = randomUUID();
+      route = { to: 'shared' };
+    } else if (sessionId !== undefined) {
+      route = { to: 'session', sessionId };
+    } else if (request !== undefined) {
+      route = { to: 'shared' };
+    } else {
+      // Without a session a notification (a 2026-07-28 cancellation) goes to every worker: only the one holding the request acts on it.
+      route = { to: 'control' };
+    }
+    if (route.to === 'shared') await this.#ensurePresence(what);
+    if ('method' in message && message.method === 'notifications/initialized' && this.#session !== undefined) this.#session.initializedSent = true;
+    const cancelled = cancelledRequestId(message);
+    // A cancelled request gets no answer (MCP): one that comes anyway is dropped as a duplicate.
+    if (cancelled !== undefined) this.#inflight.delete(cancelled);
+
+    const data = encode(message);
+    const headers = this.headersOf(
+      {
+        [Header.Session]: sessionId,
+        [Header.Idempotent]: request !== undefined && this.#idempotency.isIdempotent({ method: request.method, tool: toolOf(request) }) ? '1' : undefined,
+      },
+      message,
+    );
+    this.checkSize(data, headers, what);
+
+    if (request !== undefined) {
+      this.#inflight.set(request.id, { method: request.method });
+      if (request.method === 'initialize') this.#pendingInitialize = { id: request.id, sessionId: sessionId as string, params: request.params };
+    }
+    let published: Published<V>;
+    try {
+      published = await Promise.race([this.publishTo(route, data, headers, request === undefined ? undefined : requestKey(this.clientId, request.id), what), this.#dropped.promise]);
+    } catch (error) {
+      if (request !== undefined) this.#inflight.delete(request.id);
+      throw error;
+    }
+    if (published.duplicate && this.brokerEvents.has('deduplicated')) this.brokerEvents.emit('deduplicated', { where: 'stream', id: request?.id });
+    if (this.brokerEvents.has('published')) this.brokerEvents.emit('published', { subject: published.subject, via: published.via, bytes: published.bytes, method: 'method' in message ? message.method : undefined });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed !== undefined) return this.#closed;
+    this.#closed = (async () => {
+      const wasStarted = this.#state !== 'idle';
+      this.#state = 'closing';
+      this.stop.abort();
+      clearInterval(this.#probeTimer);
+      this.#replay?.reject(new ConnectionClosedError(`${this.kind.label}: closed`, { layer: this.kind.layer }));
+      const session = this.#session;
+      const closeSession =
+        session !== undefined && this.connected
+          ? // Tells the worker to release the session now rather than when it notices this client is gone.
+            () => bounded(this.publishTo({ to: 'session', sessionId: session.id }, new Uint8Array(0), this.headersOf({ [Header.Session]: session.id, [Header.Close]: '1' }), undefined, 'the close'), CLOSE_TIMEOUT_MS)
+          : undefined;
+      if (wasStarted) await this.closeBroker(closeSession);
+      if (wasStarted) this.#finish();
+      else this.#state = 'closed';
+    })();
+    return this.#closed;
+  }
+
+  /** Our headers on everything a client publishes: who sent it and where to answer. */
+  protected headersOf(values: HeaderValues, message?: JSONRPCMessage): Array<[string, string]> {
+    return withTrace({ [Header.Client]: this.clientId, [Header.Reply]: this.inbox, ...values }, message);
+  }
+
+  /** Before work goes to the shared subject or stream: is anyone serving? (Checked again after a heartbeat interval.) */
+  async #ensurePresence(what: string): Promise<void> {
+    const ttl = this.policies.heartbeat?.intervalMs ?? 5_000;
+    if (performance.now() - this.#presenceAt < ttl) return;
+    await this.ensureServed(what);
+    this.#presenceAt = performance.now();
+  }
+
+  /** The presence check's timeout, for the subclass. */
+  protected get presenceTimeoutMs(): number {
+    return this.policies.heartbeat?.timeoutMs ?? 2_000;
+  }
+
+  // ── reading ──────────────────────────────────────────────────────────────────
+
+  /** Something arrived on the inbox: `worker` is the `Mcp-Worker` header. */
+  protected arrived(data: Uint8Array, worker: string | undefined, subject: string): void {
+    if (this.#state === 'closed' || this.#state === 'closing') return;
+    const decoded = decode(data, this.kind.unit);
+    if (!decoded.ok) {
+      this.garbage(subject, decoded.problem);
+      return;
+    }
+    const message = decoded.message;
+    if (!('method' in message)) {
+      const id = message.id;
+      const replay = this.#replay;
+      if (replay !== undefined && id === replay.id) {
+        replay.resolve({ message, worker });
+        return;
+      }
+      const entry = id === undefined ? undefined : this.#inflight.get(id);
+      if (entry === undefined) {
+        // A second answer (a redelivered request answered twice), or one to a request given up on.
+        if (this.brokerEvents.has('deduplicated')) this.brokerEvents.emit('deduplicated', { where: 'client', id });
+        return;
+      }
+      this.#inflight.delete(id as RequestId);
+      const pending = this.#pendingInitialize;
+      if (pending !== undefined && id === pending.id) {
+        this.#pendingInitialize = undefined;
+        const version = 'result' in message ? message.result['protocolVersion'] : undefined;
+        if (typeof version === 'string' && version < STATELESS_PROTOCOL_VERSION) {
+          this.#session = { id: pending.sessionId, params: pending.params, protocolVersion: version, worker, initializedSent: false };
+          this.sessionId = pending.sessionId;
+        }
+      }
+      if (entry.method === 'tools/list' && 'result' in message) this.#idempotency.learn(message.result);
+    } else if (message.method === 'notifications/tools/list_changed') {
+      this.#idempotency.forget();
+    }
+    if (worker !== undefined && this.#session !== undefined && this.#state === 'open' && this.#session.worker !== worker) this.#session.worker = worker;
+    this.#deliver(message);
+  }
+
+  /** Bytes on the inbox that are not one of our messages: reported and dropped. */
+  protected garbage(subject: string, problem: string): void {
+    if (this.#state === 'closed' || this.#state === 'closing') return;
+    this.report(new InvalidMessageError(`${this.kind.label}: dropped ${problem} from the inbox ${subject}`, 'inbound', { layer: this.kind.layer, reason: 'garbage' }));
+    if (this.brokerEvents.has('garbage')) this.brokerEvents.emit('garbage', { subject, problem, answered: false });
+  }
+
+  #deliver(message: JSONRPCMessage): void {
+    try {
+      this.onmessage?.(message);
+    } catch (error) {
+      this.report(error);
+    }
+  }
+
+  protected report(error: unknown): void {
+    try {
+      this.onerror?.(asError(error));
+    } catch {
+      // nowhere left to report
+    }
+  }
+
+  // ── the broker's connection ──────────────────────────────────────────────────
+
+  /** The connection dropped: requests in flight will not be answered on it. */
+  protected brokerLost(url: string | undefined): void {
+    if (!this.connected) return;
+    this.connected = false;
+    if (this.#state === 'closing' || this.#state === 'closed') return;
+    this.fanout.emit('connection', { state: 'closed', transport: this.kind.layer, ...(url === undefined ? {} : { url }), reason: `the connection to the ${this.kind.broker} was lost` });
+    this.#connectionLost();
+  }
+
+  /** The client library reconnected. */
+  protected brokerBack(url: string | undefined): void {
+    if (this.connected) return;
+    this.connected = true;
+    this.#presenceAt = -Infinity;
+    if (this.#state === 'closing' || this.#state === 'closed') return;
+    this.fanout.emit('connection', { state: 'open', transport: this.kind.layer, ...(url === undefined ? {} : { url }) });
+    this.fanout.emit('reconnect', { attempt: 1, delayMs: 0, outcome: 'connected' });
+  }
+
+  /** The connection is closed for good (the client library gave up): the transport closes. */
+  protected brokerClosed(error: unknown): void {
+    this.connected = false;
+    if (this.#state === 'closing' || this.#state === 'closed') return;
+    this.report(new ConnectionClosedError(`${this.kind.label}: the connection to the ${this.kind.broker} closed${error instanceof Error ? `: ${error.message}` : ''}`, { layer: this.kind.layer, reason: 'connection-closed' }));
+    this.#finish();
+  }
+
+  /** Requests in flight will not be answered on this connection: fail them now, retryably. */
+  #connectionLost(): void {
+    const error = new ConnectionClosedError(`${this.kind.label}: the connection to the ${this.kind.broker} was lost; requests in flight may or may not have been executed`, {
+      layer: this.kind.layer,
+      reason: 'connection-lost',
+    });
+    const dropped = this.#dropped;
+    this.#dropped = Promise.withResolvers<never>();
+    this.#dropped.promise.catch(() => {});
+    dropped.reject(error);
+    const lost = [...this.#inflight.keys()];
+    this.#inflight.clear();
+    this.#pendingInitialize = undefined;
+    if (this.onconnectionlost !== undefined) {
+      try {
+        this.onconnectionlost(error);
+      } catch (cause) {
+        this.report(cause);
+      }
+      return;
+    }
+    // Used without wrap(): answer for the worker, so the application's requests end now.
+    for (const id of lost) {
+      this.#deliver({ jsonrpc: '2.0', id, error: { code: error.code, message: error.message, data: { layer: this.kind.layer, reason: 'connection-lost', attempts: 1 } } });
+    }
+  }
+
+  // ── the session's worker ─────────────────────────────────────────────────────
+
+  async #probe(): Promise<void> {
+    const session = this.#session;
+    const heartbeat = this.policies.heartbeat;
+    if (this.#probing || this.#state !== 'open' || !this.connected || session?.worker === undefined || heartbeat === undefined) return;
+    this.#probing = true;
+    const worker = session.worker;
+    const started = performance.now();
+    try {
+      const result = await this.probeWorker(worker, session.id, heartbeat.timeoutMs);
+      if (this.#state !== 'open' || session.worker !== worker) return;
+      if (result.outcome === 'alive') {
+        this.#missed = 0;
+        this.fanout.emit('heartbeat', { outcome: 'ok', rttMs: performance.now() - started });
+        // Alive, but no longer holding the session (it released it, or restarted under the same id).
+        if (result.holds === false) this.#workerLost(worker, 'it no longer holds the session');
+      } else if (result.outcome === 'gone') {
+        this.fanout.emit('heartbeat', { outcome: 'missed' });
+        this.#workerLost(worker, result.reason);
+      } else if (this.connected) {
+        this.fanout.emit('heartbeat', { outcome: 'missed' });
+        if (++this.#missed >= heartbeat.maxMissed) this.#workerLost(worker, `${this.#missed} probes unanswered within ${heartbeat.timeoutMs} ms`);
+      }
+    } catch (error) {
+      this.report(error);
+    } finally {
+      this.#probing = false;
+    }
+  }
+
+  #workerLost(worker: string, reason: string): void {
+    this.#missed = 0;
+    if (this.brokerEvents.has('worker')) this.brokerEvents.emit('worker', { state: 'left', worker, reason });
+    const session = this.#session;
+    if (session === undefined) return;
+    session.worker = undefined;
+    const recover = this.policies.recover;
+    if (recover === undefined) {
+      const error = new ConnectionClosedError(`${this.kind.label}: the worker holding session ${session.id} is gone (${reason}), and recover is off`, { layer: this.kind.layer, reason: 'worker-lost' });
+      this.report(error);
+      void this.close();
+      return;
+    }
+    void this.#recoverSession(session, recover, reason);
+  }
+
+  /**
+   * Replays the handshake on the shared subject or stream with the session's id: the
+   * worker that takes it opens the session again and resumes its own subject or stream,
+   * where what the client sent meanwhile waits. Requests the dead worker held go to the
+   * new one through the broker. The replayed answer is ours, not the application's.
+   */
+  async #recoverSession(session: Session, policy: NonNullable<ClientPolicies['recover']>, why: string): Promise<void> {
+    this.#state = 'recovering';
+    let lastError: Error | undefined;
+    for (let attempt = 1; attempt <= policy.maxRetries; attempt++) {
+      const delayMs = attempt === 1 ? 0 : Math.min(policy.maxDelayMs, policy.initialDelayMs * 2 ** (attempt - 2));
+      this.fanout.emit('reconnect', { attempt, delayMs, outcome: 'scheduled' });
+      try {
+        await sleep(delayMs, this.stop.signal);
+        if (!this.connected) throw new ConnectionClosedError(`${this.kind.label}: the ${this.kind.broker} is unreachable`, { layer: this.kind.layer, reason: 'disconnected' });
+        this.#presenceAt = -Infinity;
+        await this.#ensurePresence('the replayed initialize');
+        const worker = await this.#replayHandshake(session, policy.timeoutMs);
+        if (this.#state !== 'recovering') return;
+        session.worker = worker;
+        this.#state = 'open';
+        this.fanout.emit('reconnect', { attempt, delayMs, outcome: 'connected' });
+        return;
+      } catch (error) {
+        if (this.#state !== 'recovering') return;
+        lastError = asError(error);
+        this.fanout.emit('reconnect', { attempt, delayMs, outcome: 'failed', error: lastError });
+        if (lastError instanceof HandshakeRejectedError) break;
+      }
+    }
+    if (this.#state !== 'recovering') return;
+    const failure = new ConnectionClosedError(
+      `${this.kind.label}: session ${session.id} lost its worker (${why}) and could not be re-established${lastError === undefined ? '' : `: ${lastError.message}`}`,
+      { layer: this.kind.layer, reason: 'recover-failed', ...(lastError === undefined ? {} : { cause: lastError }) },
+    );
+    this.report(failure);
+    await this.close();
+  }
+
+  async #replayHandshake(session: Session, timeoutMs: number): Promise<string | undefined> {
+    const id = `mcp-layers-replay-${++this.#replays}`;
+    const { label, layer } = this.kind;
+    const answered = new Promise<{ message: JSONRPCResponse; worker: string | undefined }>((resolve, reject) => {
+      this.#replay = { id, resolve, reject };
+    });
+    const timer = setTimeout(() => {
+      this.#replay?.reject(new TransportError(`${label}: no worker answered the replayed initialize within ${timeoutMs} ms`, { layer, reason: 'replay-timeout' }));
+    }, timeoutMs);
+    unref(timer);
+    try {
+      const headers = this.headersOf({ [Header.Session]: session.id, [Header.Replay]: session.initializedSent ? 'initialized' : 'initialize' });
+      const message: JSONRPCRequest = { jsonrpc: '2.0', id, method: 'initialize', params: session.params };
+      await this.publishTo({ to: 'shared' }, encode(message), headers, requestKey(this.clientId, id), 'the replayed initialize');
+      const { message: response, worker } = await answered;
+      if ('error' in response) {
+        throw new HandshakeRejectedError(layer, `${label}: the worker refused the replayed initialize (${response.error.code} ${response.error.message}); the session cannot be restored`);
+      }
+      const version = response.result['protocolVersion'];
+      if (version !== session.protocolVersion) {
+        throw new HandshakeRejectedError(layer, `${label}: the new worker negotiated protocol version ${String(version)} but the session uses ${session.protocolVersion}; the session cannot be restored`);
+      }
+      return worker;
+    } finally {
+      clearTimeout(timer);
+      this.#replay = undefined;
+    }
+  }
+
+  #finish(): void {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.stop.abort();
+    clearInterval(this.#probeTimer);
+    this.#inflight.clear();
+    this.fanout.emit('connection', { state: 'closed', transport: this.kind.layer, reason: 'the transport closed' });
+    try {
+      this.onclose?.();
+    } catch (error) {
+      this.report(error);
+    }
+  }
+}
+
+/** How long close() waits for the session's close message to be stored: a broker gone quiet must not hold the close up. */
+const CLOSE_TIMEOUT_MS = 2_000;
+
+/** Settles when `work` does or after `ms`, whichever comes first; never rejects. */
+async function bounded(work: Promise<unknown>, ms: number): Promise<void> {
+  const timer = Promise.withResolvers<void>();
+  const t = setTimeout(timer.resolve, ms);
+  unref(t);
+  await Promise.race([work.catch(() => {}), timer.promise]);
+  clearTimeout(t);
+}
+
+/** The new worker refused to restore the session: recovering stops. */
+class HandshakeRejectedError extends McpLayersError<number> {
+  static {
+    brand(this, 'error.BrokerHandshakeRejectedError');
+  }
+
+  constructor(layer: string, message: string) {
+    super(ErrorCode.ConnectionClosed, message, { layer, reason: 'handshake-rejected' });
+  }
+}

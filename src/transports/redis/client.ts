@@ -1,0 +1,230 @@
+/**
+ * RedisClientTransport: an MCP client transport to a service served by workers over
+ * Redis Streams (serveRedis(), worker.ts).
+ *
+ * What every broker's client does (routing, deduplication, idempotency, probing the
+ * session's worker and replaying the handshake on another, failing requests in flight
+ * when the broker goes) is in ../broker/client.ts. Over Redis: `initialize` and
+ * sessionless requests are added to the service's stream, a session's messages to its
+ * own stream, each by one script that also refuses a second publish of the same client
+ * and wire id within the window, checks the service's maxPayload and trims old entries;
+ * workers answer on this transport's pub/sub channel; the worker is probed by publishing
+ * to its channel (nobody subscribed means it is gone at once); the client library
+ * reconnects on its own.
+ */
+import { randomBytes } from 'node:crypto';
+import { McpLayersError, TransportError } from '../../core/errors.ts';
+import type { EventBus } from '../../core/events.ts';
+import { optionsObject } from '../../core/options.ts';
+import { unref } from '../../layer-kit/sleep.ts';
+import { BrokerClientTransport, type ProbeResult, type Published, type Route } from '../broker/client.ts';
+import { overMaxPayload } from '../broker/codec.ts';
+import { Header } from '../broker/names.ts';
+import { type BrokerClientOptions, CLIENT_OPTIONS, resolveClientPolicies } from '../broker/options.ts';
+import { entryFields, entrySize, frame, readFrame, REDIS_LIMIT } from './codec.ts';
+import { type Conn, isOffline, offline, openConnection, openDuplicate, quit, type ResolvedCommon, resolveCommon, text } from './connection.ts';
+import type { RedisEvents } from './events.ts';
+import { HOLDS_HEADER, PROBE_HEADER } from './keys.ts';
+import { COMMON_OPTIONS, type RedisCommonOptions } from './options.ts';
+import { PUBLISH, run } from './scripts.ts';
+
+export interface RedisClientTransportOptions extends RedisCommonOptions, BrokerClientOptions {}
+
+const LABEL = 'mcp-layers/redis client';
+
+export class RedisClientTransport extends BrokerClientTransport<'stream' | 'pubsub'> {
+  /** Where `published`, `deduplicated` and `worker` are published. */
+  readonly redisEvents: EventBus<RedisEvents>;
+
+  readonly #common: ResolvedCommon;
+  #conn: Conn | undefined;
+  #owned = false;
+  #sub: Conn | undefined;
+  #inbox = '';
+  /** The service's limit, from its config (learnt with the presence check, or from a refusal). */
+  #maxPayload: number | undefined;
+  #probes = 0;
+  readonly #probeWaiters = new Map<string, (answer: { holds: boolean | undefined } | undefined) => void>();
+
+  constructor(options: RedisClientTransportOptions) {
+    optionsObject(options, 'RedisClientTransport', [...COMMON_OPTIONS, ...CLIENT_OPTIONS]);
+    const common = resolveCommon('RedisClientTransport', options);
+    const policies = resolveClientPolicies('RedisClientTransport', options);
+    super({ layer: 'redis', label: LABEL, broker: 'Redis server', unit: 'stream entry' }, randomBytes(12).toString('base64url'), policies, common.events, common.redisEvents, options);
+    this.#common = common;
+    this.redisEvents = common.redisEvents;
+  }
+
+  /** The service's name on the broker. */
+  get service(): string {
+    return this.#common.keys.service;
+  }
+
+  /** This transport's pub/sub channel (workers publish there); empty until start(). */
+  get inbox(): string {
+    return this.#inbox;
+  }
+
+  protected override async connectBroker(): Promise<string> {
+    const { conn, owned } = await openConnection(this.#common, LABEL, `mcp-layers-client-${this.service}`);
+    this.#conn = conn;
+    this.#owned = owned;
+    try {
+      this.#sub = await openDuplicate(this.#common, conn, owned, LABEL, `mcp-layers-client-${this.service}-pubsub`);
+      this.#inbox = this.#common.keys.client(this.clientId);
+      await this.#sub.subscribe(this.#inbox, (payload, channel) => this.#receive(payload, text(channel)), true);
+    } catch (error) {
+      this.#sub?.destroy();
+      if (owned) conn.destroy();
+      throw error;
+    }
+    for (const c of owned ? [conn, this.#sub] : [this.#sub]) {
+      c.on('ready', () => {
+        if (this.#conn?.isReady === true && this.#sub?.isReady === true) this.brokerBack(this.#common.url);
+      });
+      c.on('reconnecting', () => this.brokerLost(this.#common.url));
+      c.on('end', () => this.brokerClosed(new Error('the client library stopped reconnecting')));
+    }
+    this.connected = conn.isReady && this.#sub.isReady;
+    return this.#common.url;
+  }
+
+  protected override async closeBroker(closeSession: (() => Promise<void>) | undefined): Promise<void> {
+    if (closeSession !== undefined) await closeSession();
+    for (const resolve of this.#probeWaiters.values()) resolve(undefined);
+    this.#probeWaiters.clear();
+    await quit(this.#sub);
+    if (this.#owned) await quit(this.#conn);
+  }
+
+  // ── publishing ───────────────────────────────────────────────────────────────
+
+  /** Before work goes to the shared stream: is any worker subscribed to the service's control channel? */
+  protected override async ensureServed(what: string): Promise<void> {
+    const conn = this.#conn as Conn;
+    const { keys } = this.#common;
+    const timer = Promise.withResolvers<undefined>();
+    const t = setTimeout(() => timer.resolve(undefined), this.presenceTimeoutMs);
+    unref(t);
+    let answer: [unknown[], unknown] | undefined;
+    try {
+      answer = await Promise.race([Promise.all([conn.sendCommand<unknown[]>(['PUBSUB', 'NUMSUB', keys.control]), conn.sendCommand(['HGET', keys.config, 'maxPayload'])]), timer.promise]);
+    } catch (error) {
+      if (isOffline(error)) throw offline(LABEL, what, error);
+      return; // no answer is no proof of absence: the stream keeps the request until a worker takes it
+    } finally {
+      clearTimeout(t);
+    }
+    if (answer === undefined) return;
+    const [numsub, maxPayload] = answer;
+    if (maxPayload !== null && maxPayload !== undefined) this.#maxPayload = Number(text(maxPayload));
+    if (Number(numsub[1]) === 0) {
+      throw new TransportError(`${LABEL}: cannot send ${what}: no worker serves "${this.service}" (nobody subscribes to ${keys.control}); it was not sent`, {
+        layer: 'redis',
+        reason: 'no-responders',
+        neverSent: true,
+        retryable: true,
+      });
+    }
+  }
+
+  protected override checkSize(data: Uint8Array, headers: Array<[string, string]>, what: string): number {
+    const size = entrySize(data, headers);
+    if (this.#maxPayload !== undefined && size > this.#maxPayload) throw overMaxPayload(LABEL, REDIS_LIMIT, what, size, this.#maxPayload);
+    return size;
+  }
+
+  protected override async publishTo(route: Route, data: Uint8Array, headers: Array<[string, string]>, key: string | undefined, what: string): Promise<Published<'stream' | 'pubsub'>> {
+    const conn = this.#conn as Conn;
+    const { keys } = this.#common;
+    if (route.to === 'control') {
+      const payload = frame(data, headers);
+      try {
+        await conn.sendCommand(['PUBLISH', keys.control, payload]);
+      } catch (error) {
+        throw this.#publishError(error, what, payload.length);
+      }
+      return { subject: keys.control, via: 'pubsub', bytes: payload.length, duplicate: false };
+    }
+    const stream = route.to === 'shared' ? keys.requests : keys.session(route.sessionId);
+    const size = entrySize(data, headers);
+    const timer = Promise.withResolvers<never>();
+    const t = setTimeout(() => timer.reject(new PublishTimeout()), this.policies.publishTimeoutMs);
+    unref(t);
+    try {
+      const stored = await Promise.race([
+        run(conn, PUBLISH, [stream, keys.config, key === undefined ? stream : keys.dedup(key)], [key === undefined ? '0' : '1', route.to === 'session' ? '1' : '0', String(size), ...entryFields(data, headers)]),
+        timer.promise,
+      ]);
+      return { subject: stream, via: 'stream', bytes: size, duplicate: Number(stored) === 0 };
+    } catch (error) {
+      throw this.#publishError(error, what, size, stream);
+    } finally {
+      clearTimeout(t);
+    }
+  }
+
+  #publishError(error: unknown, what: string, size: number, stream?: string): Error {
+    if (error instanceof McpLayersError) return error;
+    if (isOffline(error)) return offline(LABEL, what, error);
+    const message = (error as Error)?.message ?? String(error);
+    const limit = /MAXPAYLOAD (\d+)/.exec(message);
+    if (limit !== null) {
+      this.#maxPayload = Number(limit[1]);
+      return overMaxPayload(LABEL, REDIS_LIMIT, what, size, this.#maxPayload);
+    }
+    if (/NOSTREAM/.test(message)) {
+      return new TransportError(`${LABEL}: cannot send ${what}: no worker of "${this.service}" has ever started (serveRedis() writes ${this.#common.keys.config}); it was not sent`, {
+        layer: 'redis',
+        reason: 'no-stream',
+        neverSent: true,
+        retryable: true,
+        cause: error,
+      });
+    }
+    if (error instanceof PublishTimeout) {
+      return new TransportError(`${LABEL}: ${what}: ${stream ?? 'the stream'} did not confirm it within ${this.policies.publishTimeoutMs} ms; it may or may not have been stored`, {
+        layer: 'redis',
+        reason: 'publish-timeout',
+        cause: error,
+      });
+    }
+    return new TransportError(`${LABEL}: could not publish ${what}: ${message}`, { layer: 'redis', reason: 'publish-failed', cause: error });
+  }
+
+  // ── reading ──────────────────────────────────────────────────────────────────
+
+  #receive(payload: Buffer, channel: string): void {
+    const { data, headers } = readFrame(payload);
+    const probe = headers.get(PROBE_HEADER);
+    if (probe !== undefined) {
+      const holds = headers.get(HOLDS_HEADER);
+      this.#probeWaiters.get(probe)?.({ holds: holds === '1' ? true : holds === '0' ? false : undefined });
+      return;
+    }
+    this.arrived(data, headers.get(Header.Worker), channel);
+  }
+
+  // ── the session's worker ─────────────────────────────────────────────────────
+
+  protected override async probeWorker(worker: string, sessionId: string, timeoutMs: number): Promise<ProbeResult> {
+    const conn = this.#conn as Conn;
+    const probe = String(++this.#probes);
+    const answered = new Promise<{ holds: boolean | undefined } | undefined>((resolve) => this.#probeWaiters.set(probe, resolve));
+    const t = setTimeout(() => this.#probeWaiters.get(probe)?.(undefined), timeoutMs);
+    unref(t);
+    try {
+      const receivers = await conn.sendCommand(['PUBLISH', this.#common.keys.worker(worker), JSON.stringify({ probe, session: sessionId, reply: this.#inbox })]);
+      if (Number(receivers) === 0) return { outcome: 'gone', reason: 'nobody listens on its probe channel' };
+      const answer = await answered;
+      return answer === undefined ? { outcome: 'missed' } : { outcome: 'alive', holds: answer.holds };
+    } catch {
+      return { outcome: 'missed' };
+    } finally {
+      clearTimeout(t);
+      this.#probeWaiters.delete(probe);
+    }
+  }
+}
+
+class PublishTimeout extends Error {}

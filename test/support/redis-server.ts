@@ -1,0 +1,71 @@
+/**
+ * A real Redis server for the Redis suites: Debian's `redis-server` (CI installs it:
+ * .ci/system-packages) on a free 127.0.0.1 port, with its own temporary directory and no
+ * persistence (`--save '' --appendonly no`). `startRedisServer()` resolves once the server
+ * says it is ready (its own log line, not a delay); `stop()` ends it (SIGTERM, then
+ * SIGKILL) and removes the directory, and must run in afterAll/afterEach even when a test
+ * failed. `kill()` stops it abruptly, as a crash would.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { findBinary, freePort } from './nats-server.ts';
+
+/** The redis-server binary: on PATH, or where Debian puts it. */
+export const REDIS_SERVER: string | undefined = findBinary('redis-server');
+
+/** Logged once by a suite that is skipped because the binary is missing. */
+export const REDIS_SKIP_MESSAGE = 'SKIPPED — `redis-server` is not installed (CI installs it: .ci/system-packages; locally: apt-get install redis-server)';
+
+export interface RedisServer {
+  readonly url: string;
+  readonly port: number;
+  /** Lines the server logged (for a failing test's message). */
+  readonly log: string[];
+  /** SIGKILL, as a crash: connections drop without a goodbye. Resolves when the process is gone. */
+  kill(): Promise<void>;
+  /** Stops it (SIGTERM, then SIGKILL after 5 s) and removes its directory. */
+  stop(): Promise<void>;
+}
+
+export async function startRedisServer(): Promise<RedisServer> {
+  if (REDIS_SERVER === undefined) throw new Error(`startRedisServer: ${REDIS_SKIP_MESSAGE}`);
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-layers-redis-'));
+  const port = await freePort();
+  const log: string[] = [];
+  // Nothing but the one client port: no persistence, no protected-mode surprises on loopback.
+  const child: ChildProcess = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--logfile', ''], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+    lines.on('line', (line) => {
+      if (log.length < 500) log.push(line);
+      if (line.includes('Ready to accept connections')) resolve();
+    });
+    child.once('error', reject);
+    void exited.then(() => reject(new Error(`redis-server exited before it was ready:\n${log.slice(-20).join('\n')}`)));
+  });
+  const alive = () => child.exitCode === null && child.signalCode === null;
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    log,
+    async kill() {
+      if (alive()) child.kill('SIGKILL');
+      await exited;
+    },
+    async stop() {
+      if (alive()) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
