@@ -41,29 +41,31 @@ export class Responder {
       res.writeHead(status, headers).end();
       return;
     }
-    const buffer = Buffer.from(body, 'utf8');
+    const length = Buffer.byteLength(body);
     const settings = this.#settings;
-    const encoding = settings !== undefined && buffer.length >= settings.minBytes ? negotiateEncoding(this.#req.headers['accept-encoding'], settings.encodings) : undefined;
-    if (encoding === undefined) return this.#send(status, headers, buffer, undefined);
+    const encoding = settings !== undefined && length >= settings.minBytes ? negotiateEncoding(this.#req.headers['accept-encoding'], settings.encodings) : undefined;
+    // Headers and body as one string: one write, and no copy of the body into a Buffer first.
+    if (encoding === undefined) return this.#send(status, headers, body, length, undefined);
+    const buffer = Buffer.from(body, 'utf8');
     compressBuffer(encoding, buffer).then(
       (packed) => {
-        if (packed.length >= buffer.length) return this.#send(status, headers, buffer, undefined);
+        if (packed.length >= buffer.length) return this.#send(status, headers, buffer, buffer.length, undefined);
         if (this.#fanout.has('bytes-compressed')) this.#fanout.emit('bytes-compressed', { encoding, direction: 'outbound', before: buffer.length, after: packed.length });
-        this.#send(status, { ...headers, 'content-encoding': encoding, vary: 'accept-encoding' }, packed, encoding);
+        this.#send(status, { ...headers, 'content-encoding': encoding, vary: 'accept-encoding' }, packed, packed.length, encoding);
       },
       (error: unknown) => {
         this.#report(asError(error));
-        this.#send(status, headers, buffer, undefined);
+        this.#send(status, headers, buffer, buffer.length, undefined);
       },
     );
   }
 
-  #send(status: number, headers: OutgoingHttpHeaders, body: Buffer, encoding: Encoding | undefined): void {
+  #send(status: number, headers: OutgoingHttpHeaders, body: Buffer | string, length: number, encoding: Encoding | undefined): void {
     const res = this.res;
     if (res.headersSent || this.finished) return;
-    headers['content-length'] = body.length;
+    headers['content-length'] = length;
     res.writeHead(status, headers).end(body);
-    if (this.#fanout.has('wire')) this.#fanout.emit('wire', { direction: 'outbound', bytes: body.length, encoding: encoding ?? 'identity' });
+    if (this.#fanout.has('wire')) this.#fanout.emit('wire', { direction: 'outbound', bytes: length, encoding: encoding ?? 'identity' });
   }
 
   /** Starts an event stream; `flush` sends the headers now rather than with the first event. */
@@ -88,6 +90,8 @@ export class EventStream {
   #before = 0;
   #after = 0;
   #ended = false;
+  /** When something was last written (performance.now()): keep-alives go to silent streams only. */
+  lastWrite = performance.now();
 
   constructor(res: ServerResponse, encoding: Encoding | undefined, fanout: EventFanout, report: (error: Error) => void) {
     this.#res = res;
@@ -121,6 +125,7 @@ export class EventStream {
 
   write(text: string): void {
     if (this.closed) return;
+    this.lastWrite = performance.now();
     const chunk = Buffer.from(text, 'utf8');
     this.#before += chunk.length;
     if (this.#compressor === undefined) {

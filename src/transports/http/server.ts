@@ -218,8 +218,9 @@ export class McpHttpServer {
 
   /** Handles one request (also usable from your own router). Never rejects. */
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    req.on('error', () => {});
-    res.on('error', () => {});
+    // A router in front (the gateway's) may have added these already.
+    if (req.listenerCount('error') === 0) req.on('error', ignore);
+    if (res.listenerCount('error') === 0) res.on('error', ignore);
     try {
       await this.#handle(req, res);
     } catch (error) {
@@ -235,7 +236,8 @@ export class McpHttpServer {
     if (pathOf(req) !== this.#path) return reply(res, 404, ErrorCode.InvalidRequest, `Not Found: the MCP endpoint is ${this.#path}`);
     if (this.#closing !== undefined) return reply(res, 503, ErrorCode.ConnectionClosed, 'Service Unavailable: the server is shutting down');
     if (this.#decodings.length > 0) res.setHeader('accept-encoding', this.#decodings.join(', '));
-    const admission = await this.#guard.admit(req);
+    const admitted = this.#guard.admit(req);
+    const admission = admitted instanceof Promise ? await admitted : admitted;
     if (!admission.ok) {
       if (admission.cause !== undefined) this.#report(new Error(`${LABEL}: authenticate() threw; the request was refused with 401`, { cause: admission.cause }));
       return reply(res, admission.status, admission.code, admission.message, admission.headers);
@@ -254,7 +256,8 @@ export class McpHttpServer {
       const invalid = notJsonRpc(parsedBody);
       if (invalid !== undefined) return reply(res, 400, ErrorCode.InvalidRequest, `Invalid Request: ${invalid.problem}`, {}, invalid.id);
     }
-    const target = await this.#target(req);
+    const found = this.#target(req);
+    const target = found instanceof Promise ? await found : found;
     if (target.kind === 'refuse') return reply(res, target.status, target.code, target.message);
     const transport = target.transport;
     try {
@@ -288,26 +291,25 @@ export class McpHttpServer {
     }
   }
 
-  async #target(req: IncomingMessage): Promise<Target> {
+  /** Where the request goes; a promise only when a session is being created. */
+  #target(req: IncomingMessage): Target | Promise<Target> {
     if (this.#handler !== undefined) return { kind: 'web', call: this.#handler, transport: undefined, created: false };
-    let transport = this.#single;
-    let created = false;
-    if (transport === undefined) {
-      const id = req.headers['mcp-session-id'];
-      if (typeof id === 'string' && id !== '') {
-        transport = this.#sessions.get(id);
-        if (transport === undefined) {
-          return { kind: 'refuse', status: 404, code: -32001, message: 'Session not found: it expired or never existed; start a new session with initialize' };
-        }
-      } else {
-        if (this.#sessions.size >= this.#maxSessions) {
-          return { kind: 'refuse', status: 503, code: ErrorCode.LoadShed, message: `Service Unavailable: the server holds its limit of ${this.#maxSessions} sessions` };
-        }
-        transport = await (this.#factory as NonNullable<McpHttpServerOptions['sessions']>)(req);
-        created = true;
+    if (this.#single !== undefined) return this.#targetOf(this.#single, false);
+    const id = req.headers['mcp-session-id'];
+    if (typeof id === 'string' && id !== '') {
+      const transport = this.#sessions.get(id);
+      if (transport === undefined) {
+        return { kind: 'refuse', status: 404, code: -32001, message: 'Session not found: it expired or never existed; start a new session with initialize' };
       }
+      return this.#targetOf(transport, false);
     }
-    const t = transport;
+    if (this.#sessions.size >= this.#maxSessions) {
+      return { kind: 'refuse', status: 503, code: ErrorCode.LoadShed, message: `Service Unavailable: the server holds its limit of ${this.#maxSessions} sessions` };
+    }
+    return (async () => this.#targetOf(await (this.#factory as NonNullable<McpHttpServerOptions['sessions']>)(req), true))();
+  }
+
+  #targetOf(t: HttpServerTransportLike, created: boolean): Target {
     const inner = innermost(t);
     if (inner instanceof StreamableHttpSessionTransport) return { kind: 'native', transport: t, inner, created };
     if (isNodeStyle(t)) return { kind: 'node', transport: t, created };
@@ -466,6 +468,8 @@ export class McpHttpServer {
     }
   }
 }
+
+function ignore(): void {}
 
 /** Settles a race at once: what has not settled by then is still pending. */
 const NOT_YET = Promise.resolve(undefined);

@@ -55,14 +55,14 @@ interface Exchange {
   /** Answers collected while the response is not an event stream yet. */
   readonly answers: JSONRPCMessage[];
   events: EventStream | undefined;
-  timer: NodeJS.Timeout | undefined;
+  /** When the POST arrived (performance.now()): its silence, while it is not an event stream. */
+  readonly at: number;
 }
 
 /** The GET stream; `early` holds what was sent to it while its headers were being written. */
 interface Standalone {
   events: EventStream | undefined;
   readonly early: string[];
-  timer: NodeJS.Timeout | undefined;
 }
 
 export class StreamableHttpSessionTransport {
@@ -80,6 +80,8 @@ export class StreamableHttpSessionTransport {
   /** Each request in flight → the POST that carried it. */
   readonly #exchanges = new Map<RequestId, Exchange>();
   #standalone: Standalone | undefined;
+  /** Keeps silent responses alive; one for the session, from its first stream to its close. */
+  #pulse: NodeJS.Timeout | undefined;
 
   constructor(options: StreamableHttpSessionOptions) {
     this.#generate = options.sessionIdGenerator;
@@ -150,16 +152,11 @@ export class StreamableHttpSessionTransport {
       }
       return out.whole(202, {}, undefined);
     }
-    const exchange: Exchange = { out, pending: requests, answers: [], events: undefined, timer: undefined };
-    for (const message of messages) if (isRequest(message)) this.#exchanges.set(message.id, exchange);
     // A client that goes away abandons its answers: send() refuses them when they come, as the SDK's transport does.
-    out.res.once('close', () => clearTimeout(exchange.timer));
+    const exchange: Exchange = { out, pending: requests, answers: [], events: undefined, at: performance.now() };
+    for (const message of messages) if (isRequest(message)) this.#exchanges.set(message.id, exchange);
+    this.#pulse ??= this.#startPulse();
     for (const message of messages) this.onmessage?.(message, extra);
-    if (exchange.pending > 0 && !out.finished) {
-      // A long wait keeps intermediaries from dropping a silent connection: the answer becomes an event stream.
-      exchange.timer = setTimeout(() => this.#keepAlive(exchange), this.#keepAliveMs);
-      exchange.timer.unref();
-    }
   }
 
   #get(req: IncomingMessage, out: Responder): void {
@@ -167,15 +164,13 @@ export class StreamableHttpSessionTransport {
     if (!this.#admitted(req, out)) return;
     if (this.#standalone !== undefined) return this.#refuse(out, 409, -32000, 'Conflict: Only one SSE stream is allowed per session');
     // Registered before its headers go out: whoever learns of the stream then (the gateway) may write to it at once.
-    const standalone: Standalone = { events: undefined, early: [], timer: undefined };
+    const standalone: Standalone = { events: undefined, early: [] };
     this.#standalone = standalone;
     const events = out.stream(200, this.#headers(EVENT_STREAM), true);
     standalone.events = events;
     for (const text of standalone.early.splice(0)) events.write(text);
-    standalone.timer = setInterval(() => events.write(KEEP_ALIVE), this.#keepAliveMs);
-    standalone.timer.unref();
+    this.#pulse ??= this.#startPulse();
     out.res.once('close', () => {
-      clearInterval(standalone.timer);
       if (this.#standalone === standalone) this.#standalone = undefined;
     });
   }
@@ -224,7 +219,6 @@ export class StreamableHttpSessionTransport {
         else exchange.events.write(event(message));
         return;
       }
-      clearTimeout(exchange.timer);
       if (exchange.events !== undefined) return exchange.events.end(event(message));
       exchange.answers.push(message);
       // Nothing was streamed yet: the whole event stream is known, and goes out as one body.
@@ -248,19 +242,14 @@ export class StreamableHttpSessionTransport {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#pulse);
     const standalone = this.#standalone;
     this.#standalone = undefined;
-    if (standalone !== undefined) {
-      clearInterval(standalone.timer);
-      standalone.events?.end();
-    }
+    standalone?.events?.end();
     const exchanges = new Set(this.#exchanges.values());
     this.#exchanges.clear();
     // As the SDK's transport does: each open stream ends, whatever it still waited for.
-    for (const exchange of exchanges) {
-      clearTimeout(exchange.timer);
-      if (!exchange.out.finished) this.#eventsOf(exchange).end();
-    }
+    for (const exchange of exchanges) if (!exchange.out.finished) this.#eventsOf(exchange).end();
     this.onclose?.();
   }
 
@@ -270,12 +259,29 @@ export class StreamableHttpSessionTransport {
     const events = exchange.out.stream(200, this.#headers(EVENT_STREAM), flush);
     exchange.events = events;
     for (const answer of exchange.answers.splice(0)) events.write(event(answer));
-    clearTimeout(exchange.timer);
-    if (exchange.pending > 0) {
-      exchange.timer = setInterval(() => events.write(KEEP_ALIVE), this.#keepAliveMs);
-      exchange.timer.unref();
-    }
     return events;
+  }
+
+  /**
+   * Every half keep-alive interval, each open response silent for that long gets a
+   * keep-alive comment (a POST still waiting for its first message becomes an event stream
+   * for it), so none stays silent for a whole interval. One timer for the session rather
+   * than one per request.
+   */
+  #startPulse(): NodeJS.Timeout {
+    const half = this.#keepAliveMs / 2;
+    const pulse = setInterval(() => {
+      const now = performance.now();
+      const standalone = this.#standalone?.events;
+      if (standalone !== undefined && now - standalone.lastWrite >= half) standalone.write(KEEP_ALIVE);
+      for (const exchange of new Set(this.#exchanges.values())) {
+        if (exchange.out.finished) continue;
+        const silentSince = exchange.events === undefined ? exchange.at : exchange.events.lastWrite;
+        if (now - silentSince >= half) this.#eventsOf(exchange).write(KEEP_ALIVE);
+      }
+    }, half);
+    pulse.unref();
+    return pulse;
   }
 
   /**
@@ -285,12 +291,6 @@ export class StreamableHttpSessionTransport {
   #cancelled(id: RequestId | undefined): void {
     const exchange = id === undefined ? undefined : this.#exchanges.get(id);
     if (exchange !== undefined && exchange.events === undefined && !exchange.out.finished) this.#eventsOf(exchange, true);
-  }
-
-  #keepAlive(exchange: Exchange): void {
-    exchange.timer = undefined;
-    if (exchange.pending === 0 || exchange.out.finished) return;
-    this.#eventsOf(exchange).write(KEEP_ALIVE);
   }
 
   #headers(base: OutgoingHttpHeaders): OutgoingHttpHeaders {
