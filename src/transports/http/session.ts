@@ -7,14 +7,18 @@
  * Web `Request` (headers copied, a URL parsed, an AbortController whose abort builds a
  * DOMException), a `ReadableStream` and a `Response` read back out, a random stream id,
  * the headers copied again into `requestInfo`, a zod pass over messages McpHttpServer and
- * the core check already, a keep-alive interval, and an SSE stream — headers flushed in a
- * write of their own, then the event, then the end of the body, with a compressor created
- * for each response when the client accepts gzip (as fetch does). Here a request costs
- * what HTTP asks for, and a POST is answered lazily: `application/json` when the first
- * message for it is its only response (the spec lets the server choose), else an event
- * stream from the first message on. A small JSON body goes out in one write and is not
- * worth compressing (McpHttpServer's `minBytes`); larger ones and event streams are
- * compressed as negotiated, exactly as before.
+ * the core check already, a keep-alive interval, and an event stream written in three
+ * pieces — headers flushed on their own, the event, the end of the body — through a
+ * compressor created for each response when the client accepts gzip (as fetch does).
+ *
+ * Here a POST's response starts with the first message for it. When that message is the
+ * last one (the answer to its only request, the common case), the whole event stream is
+ * known and goes out as one body with its headers, in one write, compressed only from
+ * McpHttpServer's `minBytes` on, like any other whole body. Otherwise it is an event stream
+ * from that message on, every event flushed (and compressed as negotiated) at once.
+ * Responses stay `text/event-stream`, as the SDK's: `application/json` would be allowed,
+ * but clients see the difference (the SDK client reports an event stream still open when
+ * it closes; it never reports a JSON body).
  *
  * What it keeps of the SDK's transport, answer for answer: Accept (406) and Content-Type
  * (415) checks, batches of at most 100 (400), one initialize per session (400), the
@@ -22,10 +26,11 @@
  * header, 404 for another id), Mcp-Protocol-Version checked against the versions it
  * knows (400; `setSupportedProtocolVersions` adds some), one standalone GET stream (409
  * for a second), DELETE (200, then the session closes), 405 otherwise, 404 after close,
- * keep-alive comments every 15 s on event streams (a POST still waiting for its answer
- * after 15 s becomes one), and `send()` semantics: a response goes to the POST of its
- * request, a message with `relatedRequestId` to that request's stream, anything else to
- * the GET stream or nowhere. No resumability (no event store), as before.
+ * keep-alive comments so that no open response stays silent for 15 s (a POST still
+ * waiting for its first message gets its headers with one), a cancelled request's
+ * stream left open, and `send()` semantics: a response goes to the POST of its request,
+ * a message with `relatedRequestId` to that request's stream, anything else to the GET
+ * stream or nowhere. No resumability (no event store), as before.
  */
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
