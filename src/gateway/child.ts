@@ -8,7 +8,10 @@
  * stderr, `log` makes a log record of it, `ignore` only keeps the tail.
  */
 import { StdioClientTransport, type StdioServerParameters } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { STDIO_DEFAULT_MAX_BUFFER_SIZE } from '@modelcontextprotocol/sdk/shared/stdio.js';
 import type { ChildProcess } from 'node:child_process';
+import type { Writable } from 'node:stream';
+import type { JSONRPCMessage } from '../core/jsonrpc.ts';
 import { Redactor } from '../../middleware/observability/redact.ts';
 
 /** How the child ended, when it ended on its own (the gateway did not stop it). */
@@ -42,10 +45,19 @@ export class WatchedStdioTransport extends StdioClientTransport {
   #partial = '';
   #exit: { exitCode: number | null; signal: NodeJS.Signals | null } | undefined;
   #stopping = false;
-  #writing: Promise<void> = Promise.resolve();
+  #stdin: Writable | undefined;
+  /** Messages written since the last flush, held in the corked pipe. */
+  #corked = false;
+  /** While the pipe is full: resolves when it drains (one listener, however many messages wait). */
+  #drained: Promise<void> | undefined;
 
   constructor(params: Omit<StdioServerParameters, 'stderr'>, mode: StderrMode, onLine: (line: string) => void) {
     super({ ...params, stderr: 'pipe' });
+    // The SDK's buffer copies what it holds on every chunk and checks each message with zod
+    // before the core checks it again (shape, depth, "__proto__"): this one splits lines and
+    // parses them, nothing more. If a later SDK renames the field, its own buffer stays.
+    const own = this as unknown as { _readBuffer?: unknown };
+    if (typeof own._readBuffer === 'object' && own._readBuffer !== null) own._readBuffer = new LineBuffer(STDIO_DEFAULT_MAX_BUFFER_SIZE);
     this.stderr?.on('data', (chunk: Buffer) => {
       if (mode === 'inherit') process.stderr.write(chunk);
       this.#collect(chunk.toString('utf8'), mode === 'log' ? onLine : undefined);
@@ -58,22 +70,55 @@ export class WatchedStdioTransport extends StdioClientTransport {
     child?.once('exit', (exitCode, signal) => {
       this.#exit = { exitCode, signal };
     });
+    this.#stdin = child?.stdin ?? undefined;
   }
 
   /**
-   * One write at a time, in order. The SDK's send() adds a `drain` listener to the pipe for
-   * every message written while it is full; the gateway forwards each item of a client's
-   * batch as its own send, so 10 000 of them would pile 10 000 listeners on one stream
-   * (and a MaxListenersExceededWarning in plain text among the JSON logs).
+   * Writes the message to the child's stdin, in order. Messages sent within one turn of the
+   * event loop — the requests of every client the gateway read in that turn, a client's
+   * batch — go to the pipe in one write: each write wakes the child, and under load those
+   * wake-ups cost more than the messages. The pipe is flushed at the end of the turn
+   * (setImmediate), before the event loop waits for anything.
+   *
+   * One `drain` listener however many messages wait for a full pipe: the SDK's send() adds
+   * one per message, and the gateway forwards each item of a client's batch as its own
+   * send, so 10 000 of them would pile 10 000 listeners on one stream (and a
+   * MaxListenersExceededWarning in plain text among the JSON logs).
    */
-  override send(...args: Parameters<StdioClientTransport['send']>): Promise<void> {
-    const sent = this.#writing.then(() => super.send(...args));
-    this.#writing = sent.catch(() => {});
-    return sent;
+  override send(message: JSONRPCMessage): Promise<void> {
+    const stdin = this.#stdin;
+    if (stdin === undefined || this.#stopping || stdin.destroyed || (this as unknown as { _process?: unknown })._process === undefined) {
+      if (stdin === undefined && !this.#stopping) return super.send(message);
+      return Promise.reject(new Error('Not connected'));
+    }
+    if (!this.#corked) {
+      this.#corked = true;
+      stdin.cork();
+      setImmediate(this.#flush);
+    }
+    if (stdin.write(`${JSON.stringify(message)}\n`)) return this.#drained ?? Promise.resolve();
+    this.#drained ??= new Promise<void>((resolve) => {
+      const done = () => {
+        stdin.off('drain', done);
+        stdin.off('close', done);
+        this.#drained = undefined;
+        resolve();
+      };
+      stdin.on('drain', done);
+      stdin.on('close', done);
+    });
+    return this.#drained;
   }
+
+  readonly #flush = () => {
+    this.#corked = false;
+    this.#stdin?.uncork();
+  };
 
   override async close(): Promise<void> {
     this.#stopping = true;
+    // What is still corked goes before stdin closes (MCP's stdio shutdown).
+    if (this.#corked) this.#flush();
     await super.close();
   }
 
@@ -99,6 +144,57 @@ export class WatchedStdioTransport extends StdioClientTransport {
   #clip(line: string): string {
     const clean = redactor.text(line);
     return clean.length > STDERR_LINE_CHARS ? `${clean.slice(0, STDERR_LINE_CHARS)}…` : clean;
+  }
+}
+
+/**
+ * The SDK's ReadBuffer interface (append, readMessage, clear) over newline-delimited JSON:
+ * chunks are kept as they came and joined only when a line spans them. What is not JSON
+ * throws from readMessage, which the SDK reports to onerror, as it reports its own
+ * buffer's failures; what is JSON goes to the core, which checks every message once.
+ */
+class LineBuffer {
+  readonly #max: number;
+  #chunks: Buffer[] = [];
+  #size = 0;
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  append(chunk: Buffer): void {
+    if (this.#size + chunk.length > this.#max) {
+      this.clear();
+      throw new Error(`ReadBuffer exceeded maximum size of ${this.#max} bytes`);
+    }
+    this.#chunks.push(chunk);
+    this.#size += chunk.length;
+  }
+
+  readMessage(): JSONRPCMessage | null {
+    const chunks = this.#chunks;
+    if (chunks.length === 0) return null;
+    let first = chunks[0] as Buffer;
+    let end = first.indexOf(0x0a);
+    if (end === -1) {
+      if (chunks.length === 1) return null;
+      first = Buffer.concat(chunks);
+      chunks.length = 0;
+      chunks.push(first);
+      end = first.indexOf(0x0a);
+      if (end === -1) return null;
+    }
+    const stop = end > 0 && first[end - 1] === 0x0d ? end - 1 : end;
+    const line = first.toString('utf8', 0, stop);
+    if (end + 1 === first.length) chunks.shift();
+    else chunks[0] = first.subarray(end + 1);
+    this.#size -= end + 1;
+    return JSON.parse(line) as JSONRPCMessage;
+  }
+
+  clear(): void {
+    this.#chunks = [];
+    this.#size = 0;
   }
 }
 

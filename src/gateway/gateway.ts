@@ -18,7 +18,6 @@ import { EventEmitter } from 'node:events';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
-import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import { Counter, Gauge, type Registry, Registry as PromRegistry, collectDefaultMetrics } from 'prom-client';
 import winston from 'winston';
 import type { DownstreamConfig, GatewayConfig } from './config/gateway.ts';
@@ -29,6 +28,7 @@ import { tryRequirePeer } from '../layer-kit/peer-deps.ts';
 import { EventBus } from '../core/events.ts';
 import { AuthenticationError, isLoopbackHost } from '../transports/guard.ts';
 import { McpHttpServer } from '../transports/http/server.ts';
+import { StreamableHttpSessionTransport } from '../transports/http/session.ts';
 import { answerClientError, pathOf } from '../transports/listen.ts';
 import { McpWebSocketServer } from '../transports/ws/server.ts';
 import type { Transport } from '../core/transport.ts';
@@ -187,7 +187,7 @@ export function checkGateway(loaded: LoadedConfig): string[] {
   };
   tryWrap('upstream', upstream.create('check'), sides[0][1], '');
   if (settings.transports.includes('http')) {
-    tryWrap('downstream', new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: randomUUID }), sides[1][1], 'served over Streamable HTTP');
+    tryWrap('downstream', new StreamableHttpSessionTransport({ sessionIdGenerator: randomUUID }), sides[1][1], 'served over Streamable HTTP');
   }
   void upstream.close();
   return problems;
@@ -503,8 +503,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   // --- sessions ------------------------------------------------------------------------
 
-  async #openHttpSession(req: IncomingMessage): Promise<Wrapped<WebStandardStreamableHTTPServerTransport>> {
-    const inner = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: randomUUID });
+  async #openHttpSession(req: IncomingMessage): Promise<Wrapped<StreamableHttpSessionTransport>> {
+    const inner = new StreamableHttpSessionTransport({ sessionIdGenerator: randomUUID });
     const downstream = wrap(inner, this.stacks.downstream.layers, { name: 'downstream', events: this.downstreamEvents });
     const session = this.#open('http', downstream, () => downstream.close());
     const res = this.#creating.get(req);

@@ -16,8 +16,9 @@
  *     downstream HTTP stream of the request it belongs to — by progress token when
  *     there is one, else the oldest request still in flight, else the session's
  *     standalone stream (stdio carries no such relation; docs/gateway.md); when there is
- *     no stream at all, hold it until one opens (the SDK's HTTP transport would drop it
- *     silently), and answer a server request that can never be delivered with an error;
+ *     no stream at all, hold it until one opens (an HTTP transport has nowhere to put it;
+ *     the SDK's drops it silently), and answer a server request that can never be
+ *     delivered with an error;
  *   - reclaim sessions nobody uses: idle, detached (an HTTP client holding no stream), or
  *     never spoken (a WebSocket that sends nothing) — each with its own timeout;
  *   - answer downstream requests itself when the upstream cannot (it failed to start,
@@ -47,7 +48,7 @@ import type { GatewayLogger } from './logger.ts';
 /** HTTP: how many server messages may wait for a stream to the client at once. */
 export const MAX_HELD_MESSAGES = 256;
 
-/** Protocol versions the SDK's HTTP server transport accepts in `Mcp-Protocol-Version` by default. */
+/** Protocol versions the downstream HTTP transport accepts in `Mcp-Protocol-Version` by default (the SDK's list). */
 const SDK_SUPPORTED_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05', '2024-10-07'];
 
 export type CloseReason =

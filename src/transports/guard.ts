@@ -96,7 +96,8 @@ export class Guard {
     this.#timeoutMs = durationOption(`${prefix}.authenticateTimeoutMs`, options.authenticateTimeoutMs, 10_000, 1);
   }
 
-  async admit(request: IncomingMessage): Promise<Admission> {
+  /** A promise only when there is an authenticate() hook to wait for. */
+  admit(request: IncomingMessage): Admission | Promise<Admission> {
     const hostRefusal = this.#hosts(request);
     if (hostRefusal !== undefined) return refuse(403, ErrorCode.Unauthorized, hostRefusal);
     const origin = request.headers.origin;
@@ -105,6 +106,10 @@ export class Guard {
     }
     const authenticate = this.#authenticate;
     if (authenticate === undefined) return { ok: true, authInfo: undefined };
+    return this.#authenticated(request, authenticate);
+  }
+
+  async #authenticated(request: IncomingMessage, authenticate: Authenticate): Promise<Admission> {
     let timer: NodeJS.Timeout | undefined;
     try {
       const verdict = await Promise.race([
@@ -148,9 +153,12 @@ type HostCheck = (request: IncomingMessage) => string | undefined;
 function hostCheck(option: string, allowed: GuardOptions['allowedHosts']): HostCheck {
   if (allowed === '*') return () => undefined;
   if (allowed === undefined) {
+    const admitted = admittedHosts();
     return (request) => {
       if (!isLoopbackAddress(request.socket.localAddress)) return undefined;
-      return checkHost(request.headers.host, (host) => isLoopbackHost(host.name), LOOPBACK_HOSTS_TEXT);
+      const header = request.headers.host;
+      if (header !== undefined && admitted.has(header)) return undefined;
+      return admitted.note(header, checkHost(header, (host) => isLoopbackHost(host.name), LOOPBACK_HOSTS_TEXT));
     };
   }
   if (!Array.isArray(allowed)) throw invalidOption(option, 'an array of host name patterns or "*"', allowed);
@@ -164,7 +172,28 @@ function hostCheck(option: string, allowed: GuardOptions['allowedHosts']): HostC
   const byName = globMatcher(nameOnly, option);
   const byNameAndPort = globMatcher(withPort, option);
   const listed = allowed.slice(0, 10).join(', ') + (allowed.length > 10 ? ', …' : '');
-  return (request) => checkHost(request.headers.host, (host) => byName(host.name) || (host.port !== '' && byNameAndPort(`${host.name}:${host.port}`)), listed);
+  const admitted = admittedHosts();
+  return (request) => {
+    const header = request.headers.host;
+    if (header !== undefined && admitted.has(header)) return undefined;
+    return admitted.note(header, checkHost(header, (host) => byName(host.name) || (host.port !== '' && byNameAndPort(`${host.name}:${host.port}`)), listed));
+  };
+}
+
+/**
+ * Host headers already admitted, so a client's every request is not parsed again (the
+ * same few values come back on every request). Only admissions are kept, and at most
+ * 64 of them: a refusal is always worked out, and nobody can grow the set.
+ */
+function admittedHosts(): { has(header: string): boolean; note(header: string | undefined, refusal: string | undefined): string | undefined } {
+  const seen = new Set<string>();
+  return {
+    has: (header) => seen.has(header),
+    note(header, refusal) {
+      if (refusal === undefined && header !== undefined && seen.size < 64) seen.add(header);
+      return refusal;
+    },
+  };
 }
 
 function checkHost(header: string | undefined, allowed: (host: { name: string; port: string }) => boolean, listed: string): string | undefined {

@@ -8,8 +8,13 @@ import type { Duplex } from 'node:stream';
 import { ErrorCode } from '../core/errors.ts';
 import { errorBody } from './guard.ts';
 
+/** A target the URL parser would return unchanged as its path: no query, dots, escapes, backslashes or leading `//`. */
+const PLAIN_PATH = /^\/(?![/])[\w\-/]*$/;
+
 /** The path of a request's target ('' when it cannot be read: then it matches no endpoint). */
 export function pathOf(req: IncomingMessage): string {
+  const target = req.url;
+  if (target !== undefined && PLAIN_PATH.test(target)) return target;
   try {
     return new URL(req.url ?? '/', 'http://localhost').pathname;
   } catch {

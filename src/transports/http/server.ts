@@ -34,6 +34,8 @@ import type { RequestId } from '../../core/jsonrpc.ts';
 import { classify } from '../../core/validate.ts';
 import { DISCARD_FACTOR, DISCARD_MS, discardRest, readBody } from './body.ts';
 import { addressOf, answerClientError, hostPort, listenOn, pathOf } from '../listen.ts';
+import { Responder } from './respond.ts';
+import { StreamableHttpSessionTransport } from './session.ts';
 
 /** What McpHttpServer needs of a transport: the SDK server transports have this shape. */
 export interface HttpServerTransportLike {
@@ -87,6 +89,7 @@ const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 const DEFAULT_RESPONSE_ENCODINGS: readonly Encoding[] = ['zstd', 'br', 'gzip'];
 
 type Target =
+  | { kind: 'native'; transport: HttpServerTransportLike; inner: StreamableHttpSessionTransport; created: boolean }
   | { kind: 'web'; call: FetchHandler; transport: HttpServerTransportLike | undefined; created: boolean }
   | { kind: 'node'; transport: HttpServerTransportLike; created: boolean }
   | { kind: 'refuse'; status: number; code: number; message: string };
@@ -215,8 +218,9 @@ export class McpHttpServer {
 
   /** Handles one request (also usable from your own router). Never rejects. */
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    req.on('error', () => {});
-    res.on('error', () => {});
+    // A router in front (the gateway's) may have added these already.
+    if (req.listenerCount('error') === 0) req.on('error', ignore);
+    if (res.listenerCount('error') === 0) res.on('error', ignore);
     try {
       await this.#handle(req, res);
     } catch (error) {
@@ -232,7 +236,8 @@ export class McpHttpServer {
     if (pathOf(req) !== this.#path) return reply(res, 404, ErrorCode.InvalidRequest, `Not Found: the MCP endpoint is ${this.#path}`);
     if (this.#closing !== undefined) return reply(res, 503, ErrorCode.ConnectionClosed, 'Service Unavailable: the server is shutting down');
     if (this.#decodings.length > 0) res.setHeader('accept-encoding', this.#decodings.join(', '));
-    const admission = await this.#guard.admit(req);
+    const admitted = this.#guard.admit(req);
+    const admission = admitted instanceof Promise ? await admitted : admitted;
     if (!admission.ok) {
       if (admission.cause !== undefined) this.#report(new Error(`${LABEL}: authenticate() threw; the request was refused with 401`, { cause: admission.cause }));
       return reply(res, admission.status, admission.code, admission.message, admission.headers);
@@ -251,21 +256,22 @@ export class McpHttpServer {
       const invalid = notJsonRpc(parsedBody);
       if (invalid !== undefined) return reply(res, 400, ErrorCode.InvalidRequest, `Invalid Request: ${invalid.problem}`, {}, invalid.id);
     }
-    const target = await this.#target(req);
+    const found = this.#target(req);
+    const target = found instanceof Promise ? await found : found;
     if (target.kind === 'refuse') return reply(res, target.status, target.code, target.message);
     const transport = target.transport;
     try {
+      if (target.kind === 'native') {
+        if (target.created) this.#adoptBeforeHeaders(target.transport, res);
+        const settings = httpServerWire.get(target.inner)?.settings ?? this.#compression;
+        const out = new Responder(req, res, settings, this.#fanoutFor(target.transport), (error) => this.#report(error));
+        target.inner.handleRequest(req, out, parsedBody, admission.authInfo);
+        if (target.created) this.#adopt(target.transport, res);
+        return;
+      }
       if (target.kind === 'node') {
         (req as IncomingMessage & { auth?: unknown }).auth = admission.authInfo;
-        if (target.created) {
-          // The session id exists once the response starts: register it before the client can use it.
-          const writeHead = res.writeHead;
-          res.writeHead = ((...args: Parameters<typeof writeHead>) => {
-            res.writeHead = writeHead;
-            this.#adopt(target.transport, res);
-            return writeHead.apply(res, args);
-          }) as typeof writeHead;
-        }
+        if (target.created) this.#adoptBeforeHeaders(target.transport, res);
         await (target.transport.handleRequest as unknown as (a: IncomingMessage, b: ServerResponse, c: unknown) => Promise<void>)(req, res, parsedBody);
         if (target.created) this.#adopt(target.transport, res);
         return;
@@ -285,29 +291,40 @@ export class McpHttpServer {
     }
   }
 
-  async #target(req: IncomingMessage): Promise<Target> {
+  /** Where the request goes; a promise only when a session is being created. */
+  #target(req: IncomingMessage): Target | Promise<Target> {
     if (this.#handler !== undefined) return { kind: 'web', call: this.#handler, transport: undefined, created: false };
-    let transport = this.#single;
-    let created = false;
-    if (transport === undefined) {
-      const id = req.headers['mcp-session-id'];
-      if (typeof id === 'string' && id !== '') {
-        transport = this.#sessions.get(id);
-        if (transport === undefined) {
-          return { kind: 'refuse', status: 404, code: -32001, message: 'Session not found: it expired or never existed; start a new session with initialize' };
-        }
-      } else {
-        if (this.#sessions.size >= this.#maxSessions) {
-          return { kind: 'refuse', status: 503, code: ErrorCode.LoadShed, message: `Service Unavailable: the server holds its limit of ${this.#maxSessions} sessions` };
-        }
-        transport = await (this.#factory as NonNullable<McpHttpServerOptions['sessions']>)(req);
-        created = true;
+    if (this.#single !== undefined) return this.#targetOf(this.#single, false);
+    const id = req.headers['mcp-session-id'];
+    if (typeof id === 'string' && id !== '') {
+      const transport = this.#sessions.get(id);
+      if (transport === undefined) {
+        return { kind: 'refuse', status: 404, code: -32001, message: 'Session not found: it expired or never existed; start a new session with initialize' };
       }
+      return this.#targetOf(transport, false);
     }
-    const t = transport;
+    if (this.#sessions.size >= this.#maxSessions) {
+      return { kind: 'refuse', status: 503, code: ErrorCode.LoadShed, message: `Service Unavailable: the server holds its limit of ${this.#maxSessions} sessions` };
+    }
+    return (async () => this.#targetOf(await (this.#factory as NonNullable<McpHttpServerOptions['sessions']>)(req), true))();
+  }
+
+  #targetOf(t: HttpServerTransportLike, created: boolean): Target {
+    const inner = innermost(t);
+    if (inner instanceof StreamableHttpSessionTransport) return { kind: 'native', transport: t, inner, created };
     if (isNodeStyle(t)) return { kind: 'node', transport: t, created };
     const call: FetchHandler = (request, extra) => (t.handleRequest as unknown as FetchHandler)(request, extra);
     return { kind: 'web', call, transport: t, created };
+  }
+
+  /** The session id exists once the response starts: register it before the client can use it. */
+  #adoptBeforeHeaders(transport: HttpServerTransportLike, res: ServerResponse): void {
+    const writeHead = res.writeHead;
+    res.writeHead = ((...args: Parameters<typeof writeHead>) => {
+      res.writeHead = writeHead;
+      this.#adopt(transport, res);
+      return writeHead.apply(res, args);
+    }) as typeof writeHead;
   }
 
   /** A transport made for this request: keep it by session id, or close it when its (stateless) response ends. */
@@ -376,19 +393,34 @@ export class McpHttpServer {
     const compressor = encoding === undefined ? undefined : createCompressor(encoding);
     let before = 0;
     let after = 0;
+    /** What the compressor writes once the stream is ending: sent with the end of the body. */
+    let tail: Buffer[] | undefined;
     compressor?.on('data', (chunk: Buffer) => {
       after += chunk.length;
-      res.write(chunk);
+      if (tail === undefined) res.write(chunk);
+      else tail.push(chunk);
     });
     compressor?.on('error', (error) => {
       this.#report(error);
       res.destroy();
     });
+    let last: Uint8Array | undefined;
     try {
+      let next = reader.read();
       for (;;) {
-        const { done, value } = await reader.read();
+        const { done, value } = await next;
         if (done) break;
         before += value.length;
+        next = reader.read();
+        // A transport ends a response's stream right after its last event (the SDK's do, in
+        // the same call): that event then goes out with the end of the body, in one write,
+        // and the client never holds an answer whose stream has not ended. A stream still
+        // open is not waited for: the read is already settled or it is not.
+        const ahead = await Promise.race([next, NOT_YET]);
+        if (ahead !== undefined && ahead.done) {
+          last = value;
+          break;
+        }
         if (compressor === undefined) {
           after += value.length;
           if (!res.write(value)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
@@ -404,10 +436,17 @@ export class McpHttpServer {
       // the client went away or the transport closed the stream
     } finally {
       if (compressor !== undefined) {
+        tail = [];
+        if (last !== undefined && !res.destroyed) compressor.write(last);
         compressor.end();
         if (!compressor.readableEnded && !compressor.destroyed) await Promise.race([once(compressor, 'end'), once(compressor, 'close')]).catch(() => {});
+        res.end(tail.length === 0 ? undefined : Buffer.concat(tail));
+      } else if (last !== undefined && !res.destroyed) {
+        after += last.length;
+        res.end(last);
+      } else {
+        res.end();
       }
-      res.end();
       if (encoding !== undefined && before > 0 && fanout.has('bytes-compressed')) fanout.emit('bytes-compressed', { encoding, direction: 'outbound', before, after });
       if (fanout.has('wire')) fanout.emit('wire', { direction: 'outbound', bytes: after, encoding: encoding ?? 'identity' });
     }
@@ -429,6 +468,11 @@ export class McpHttpServer {
     }
   }
 }
+
+function ignore(): void {}
+
+/** Settles a race at once: what has not settled by then is still pending. */
+const NOT_YET = Promise.resolve(undefined);
 
 /** Creates an McpHttpServer and starts listening (own server). */
 export async function listenHttp(options: McpHttpServerOptions): Promise<McpHttpServer> {

@@ -65,6 +65,7 @@ export class Channel {
   #pingSentAt = 0;
   #bytesWrittenMark = 0;
   #bytesReadMark = 0;
+  #deflate: boolean | undefined;
 
   constructor(socket: WebSocket, raw: Socket | undefined, settings: ChannelSettings, events: EventFanout, handlers: ChannelHandlers) {
     this.socket = socket;
@@ -84,9 +85,12 @@ export class Channel {
     }
   }
 
-  /** True when permessage-deflate was negotiated on this connection. */
+  /** True when permessage-deflate was negotiated on this connection (fixed once it is open; ws builds the list on every read). */
   get deflateNegotiated(): boolean {
-    return this.socket.extensions.includes('permessage-deflate');
+    if (this.#deflate !== undefined) return this.#deflate;
+    const negotiated = this.socket.extensions.includes('permessage-deflate');
+    if (this.socket.readyState === WebSocket.OPEN) this.#deflate = negotiated;
+    return negotiated;
   }
 
   get open(): boolean {
