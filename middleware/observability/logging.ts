@@ -23,6 +23,7 @@ import {
   exchangeOutcome,
   promptName,
   resourceUri,
+  settled,
   subscribeAll,
   traceIdsOf,
 } from './telemetry.ts';
@@ -291,15 +292,9 @@ export function logging(options?: LoggingOptions): Layer {
     return buildRedacted && typeof value === 'string' ? redactor.text(value) : value;
   }
 
-  async function handle(ctx: Context, next: Next): Promise<void> {
+  function handle(ctx: Context, next: Next): Promise<void> {
     const started = performance.now();
-    try {
-      await next();
-    } catch (error) {
-      logExchange(ctx, started, true, error);
-      throw error;
-    }
-    logExchange(ctx, started, false, undefined);
+    return settled(next, (failed, failure) => logExchange(ctx, started, failed, failure));
   }
 
   /** One record per event; `ctx` becomes the exchange's fields, the rest is copied in snake_case. */

@@ -31,6 +31,7 @@ import {
   inferNetwork,
   type NetworkInfo,
   promptName,
+  settled,
   subscribeAll,
   traceIdsOf,
   validateNetwork,
@@ -412,7 +413,8 @@ export function metrics(options?: MetricsOptions): Layer {
     return entry;
   }
 
-  async function handle(ctx: Context, next: Next): Promise<void> {
+  // Not an async function: `then` keeps no suspended frame, which halves what each call allocates.
+  function handle(ctx: Context, next: Next): Promise<void> {
     const started = performance.now();
     const method = ctx.kind === 'request' ? caps.method.value(ctx.method) : undefined;
     let counted: InFlightCount | undefined;
@@ -422,19 +424,12 @@ export function metrics(options?: MetricsOptions): Layer {
       if (counted !== undefined) counted.count++;
       else inFlight.inc((unbound = labels({ transport: ctx.session.name, direction: ctx.direction, mcp_method_name: method })));
     }
-    let failed = false;
-    let failure: unknown;
-    try {
-      await next();
-    } catch (error) {
-      failed = true;
-      failure = error;
-      throw error;
-    } finally {
+    const done = (failed: boolean, failure: unknown): void => {
       if (counted !== undefined) counted.count--;
       else if (unbound !== undefined) inFlight.dec(unbound);
       observeOperation(ctx, method, (performance.now() - started) / 1000, failed, failure);
-    }
+    };
+    return settled(next, done);
   }
 
   // --- events -------------------------------------------------------------------

@@ -42,6 +42,7 @@ import {
   promptName,
   resourceUri,
   SemConv,
+  settled,
   subscribeAll,
   TRACE_STATE,
   type TraceIds,
@@ -239,10 +240,16 @@ export function tracing(options?: TracingOptions): Layer {
     span.end();
   }
 
-  async function handle(ctx: Context, next: Next): Promise<void> {
+  function handle(ctx: Context, next: Next): Promise<void> {
     const open = spanOf(ctx);
     // Already traced further out (or by a forked attempt's sibling): stay in that span.
-    if (open !== undefined) return api.context.with(open.context, next);
+    if (open !== undefined) {
+      try {
+        return api.context.with(open.context, next);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     const active = api.context.active();
     const meta = ctx.params?._meta;
     let parent = active;
@@ -266,15 +273,13 @@ export function tracing(options?: TracingOptions): Layer {
     // Without an SDK, spans carry the invalid (all-zero) ids: nothing worth logging. The
     // span context is a TraceIds already (logs and exemplars read only its two ids).
     if (ids.traceId !== api.INVALID_TRACEID) ctx.state.set(TRACE_STATE, ids satisfies TraceIds);
-    try {
-      await api.context.with(spanContext, next);
-    } catch (error) {
-      record.open = false;
-      finish(ctx, record, true, error);
-      throw error;
-    }
-    record.open = false;
-    finish(ctx, record, false);
+    return settled(
+      () => api.context.with(spanContext, next),
+      (failed, failure) => {
+        record.open = false;
+        finish(ctx, record, failed, failure);
+      },
+    );
   }
 
   return {
