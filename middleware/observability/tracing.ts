@@ -142,7 +142,9 @@ export function tracing(options?: TracingOptions): Layer {
   }
 
   const listeners: { [K in keyof LayerEvents]?: (event: LayerEvents[K]) => void } = {
-    attempt: (e) => event(e.ctx, 'mcp_layers.attempt', { 'mcp_layers.attempt': e.attempt, [SemConv.JSONRPC_REQUEST_ID]: String(e.wireId) }),
+    // Every outbound request publishes one: attributes only for an open span, with literal
+    // keys (SemConv.JSONRPC_REQUEST_ID) so the object is built in one step.
+    attempt: (e) => spanOf(e.ctx)?.span.addEvent('mcp_layers.attempt', { 'mcp_layers.attempt': e.attempt, 'jsonrpc.request.id': String(e.wireId) }),
     retry: (e) => event(e.ctx, 'mcp_layers.retry', { 'mcp_layers.attempt': e.attempt, 'mcp_layers.delay_ms': e.delayMs, 'mcp_layers.reason': redactor.text(e.reason) }),
     'retry-budget-exhausted': (e) => event(e.ctx, 'mcp_layers.retry_budget_exhausted', { 'mcp_layers.reason': redactor.text(e.reason) }),
     'give-up': (e) => event(e.ctx, 'mcp_layers.give_up', { 'mcp_layers.attempts': e.attempts, 'mcp_layers.reason': redactor.text(e.reason) }),
