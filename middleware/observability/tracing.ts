@@ -163,8 +163,10 @@ export function tracing(options?: TracingOptions): Layer {
   };
   const subscriptions = new BusSubscriptions((host) => subscribeAll(host.events, listeners));
 
-  /** The parent of a new span, and the links it carries. */
-  /** The parent when `_meta` carries trace context (the common case, none, needs no span-context checks at all). */
+  /**
+   * The parent of a new span, and the links it carries, when `_meta` carries trace
+   * context (the common case, none, needs no span-context checks at all).
+   */
   function remoteParentOf(ctx: Context, active: OtelContext, meta: Record<string, unknown>): { parent: OtelContext; links: Link[] | undefined } {
     const remote = extractFrom(active, meta);
     if (remote === undefined) return { parent: active, links: undefined };
