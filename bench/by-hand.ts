@@ -20,7 +20,7 @@ import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import * as otel from '@opentelemetry/api';
 import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleAll, retry, timeout, TimeoutStrategy, wrap as policies } from 'cockatiel';
-import { Histogram, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type winston from 'winston';
 import { z } from 'zod';
 import { logging, metrics, tracing } from '#middleware/index.ts';
@@ -213,5 +213,56 @@ export async function primitives(quick: boolean): Promise<Primitive[]> {
   });
   await measure('winston JSON line to a null stream', (i) => logger.info({ message: 'mcp outbound tools/call echo: ok in 0.1 ms', method: 'tools/call', tool: 'echo', id: i, outcome: 'ok', duration_ms: 0.1 }));
   await measure('cockatiel wrap(timeout, retry, breaker).execute()', () => policy.execute(async () => 1));
+
+  // The same libraries doing the work our layers' records ask of them (the fields, labels
+  // and attributes the tests and dashboards rely on), so a layer can be set against both.
+  const version = '2025-06-18';
+  await measure('our shape: CLIENT span (5 attributes at start, an attempt event, attempts at end)', (i) => {
+    const span = tracer.startSpan('tools/call echo', {
+      kind: otel.SpanKind.CLIENT,
+      attributes: { 'mcp.method.name': 'tools/call', 'jsonrpc.request.id': String(i), 'gen_ai.tool.name': 'echo', 'gen_ai.operation.name': 'execute_tool', 'mcp.protocol.version': version },
+    });
+    span.addEvent('mcp_layers.attempt', { 'mcp_layers.attempt': 1, 'jsonrpc.request.id': String(i) });
+    span.setAttribute('mcp_layers.attempts', 1);
+    span.end();
+  });
+  await measure('our shape: SERVER span (5 attributes at start)', (i) =>
+    tracer
+      .startSpan('tools/call echo', {
+        kind: otel.SpanKind.SERVER,
+        attributes: { 'mcp.method.name': 'tools/call', 'jsonrpc.request.id': String(i), 'gen_ai.tool.name': 'echo', 'gen_ai.operation.name': 'execute_tool', 'mcp.protocol.version': version },
+      })
+      .end(),
+  );
+  const operations = new Histogram({
+    name: 'primitive_operation_duration_seconds',
+    help: 'operation duration',
+    labelNames: ['transport', 'mcp_method_name', 'gen_ai_tool_name', 'gen_ai_prompt_name', 'error_type', 'rpc_response_status_code', 'mcp_protocol_version', 'network_transport'],
+    buckets: [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300],
+    registers: [registry],
+  });
+  const operation = operations.labels({ transport: 'client', mcp_method_name: 'tools/call', gen_ai_tool_name: 'echo', mcp_protocol_version: version });
+  await measure('our shape: operation histogram observe (8 label names, 4 set), labels bound once', (i) => operation.observe(i % 7 === 0 ? 0.03 : 0.004));
+  const attempts = new Counter({ name: 'primitive_attempts_total', help: 'attempts', labelNames: ['transport', 'mcp_method_name', 'gen_ai_tool_name'], registers: [registry] });
+  const attempt = attempts.labels({ transport: 'client', mcp_method_name: 'tools/call', gen_ai_tool_name: 'echo' });
+  await measure('our shape: attempts counter inc, labels bound once', () => attempt.inc());
+  await measure('our shape: winston JSON line of an exchange record (14 fields)', (i) =>
+    logger.log({
+      level: 'info',
+      message: 'mcp outbound tools/call echo: ok in 0.1 ms',
+      event: 'exchange',
+      transport: 'client',
+      direction: 'outbound',
+      kind: 'request',
+      method: 'tools/call',
+      id: i,
+      tool: 'echo',
+      protocol_version: version,
+      outcome: 'ok',
+      duration_ms: 0.1,
+      attempts: 1,
+      wire_ids: [i],
+    }),
+  );
   return out;
 }

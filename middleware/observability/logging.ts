@@ -16,13 +16,14 @@ import type { Context } from '../../src/core/context.ts';
 import type { LayerEvents } from '../../src/core/events.ts';
 import type { Layer, LayerHost, Next } from '../../src/core/layer.ts';
 import { integerOption, invalidOption, optionProblem, optionsObject } from '../../src/core/options.ts';
-import { type RedactRule, Redactor } from './redact.ts';
+import { REDACTED, type RedactRule, Redactor } from './redact.ts';
 import {
   activeTraceIds,
   BusSubscriptions,
   exchangeOutcome,
   promptName,
   resourceUri,
+  settled,
   subscribeAll,
   traceIdsOf,
 } from './telemetry.ts';
@@ -103,6 +104,12 @@ const TRUSTED_FIELDS: ReadonlySet<string> = new Set([
   'level', 'event', 'transport', 'direction', 'kind', 'outcome', 'duration_ms', 'attempts', 'wire_ids', 'trace_id', 'span_id',
 ]);
 
+/** Every top-level field an exchange record may carry. */
+const EXCHANGE_FIELDS = [
+  'level', 'message', 'event', 'transport', 'direction', 'kind', 'method', 'id', 'tool', 'prompt', 'resource_uri', 'trace_id', 'span_id',
+  'session_id', 'protocol_version', 'outcome', 'duration_ms', 'attempts', 'wire_ids', 'error', 'params', 'result', 'headers',
+].filter((field) => !TRUSTED_FIELDS.has(field));
+
 /** Wire ids of an outbound exchange's attempts, collected from `attempt` events. */
 const WIRE_IDS = Symbol('mcp-layers.logging.wire-ids');
 
@@ -148,15 +155,40 @@ export function logging(options?: LoggingOptions): Layer {
   }
   const redactor = new Redactor(o.redact ?? [], 'logging.redact');
 
-  const enabled = (level: string | false): level is string => level !== false && (logger.isLevelEnabled?.(level) ?? true);
+  // A winston logger's answers, for as long as its own level stays what it was: a level
+  // it said was enabled is not asked again (the answer allocates). Were a transport's
+  // level raised meanwhile, winston still drops the record itself (each transport checks
+  // every record); a level found disabled is asked again every time, so a level lowered
+  // is never missed. Other sinks are asked every time.
+  const enabledLevels = new Set<string>();
+  let enabledFor: string | undefined;
+  const enabled = (level: string | false): level is string => {
+    if (level === false) return false;
+    const check = logger.isLevelEnabled;
+    if (check === undefined) return true;
+    const current = (logger as { level?: unknown }).level;
+    if (typeof current !== 'string') return check.call(logger, level);
+    if (current !== enabledFor) {
+      enabledLevels.clear();
+      enabledFor = current;
+    }
+    if (enabledLevels.has(level)) return true;
+    if (!check.call(logger, level)) return false;
+    enabledLevels.add(level);
+    return true;
+  };
 
   /** Payloads already redacted as they were added to a record. */
   const clean = new WeakSet<object>();
 
-  /** The only way out: every record is redacted here, before the logger sees it. */
+  /** The only way out for records built from events: redacted here, before the logger sees them. */
   function emit(record: LogRecord): void {
+    write(redactor.redactRecord(record, clean, TRUSTED_FIELDS));
+  }
+
+  function write(record: LogRecord): void {
     try {
-      logger.log(redactor.redactRecord(record, clean, TRUSTED_FIELDS));
+      logger.log(record);
     } catch {
       // A broken logger must not break the message path (and has nowhere to report).
     }
@@ -173,31 +205,29 @@ export function logging(options?: LoggingOptions): Layer {
     return redactor.text(`${text.slice(0, maxPayload)}… (${text.length - maxPayload} more characters)`);
   }
 
-  /** Fields that place a record in its exchange. */
-  function exchangeFields(ctx: Context): Record<string, unknown> {
-    const fields: Record<string, unknown> = {
-      transport: ctx.session.name,
-      direction: ctx.direction,
-      kind: ctx.kind,
-      method: ctx.method,
-    };
-    if (ctx.id !== undefined) fields['id'] = ctx.id;
+  /** Adds the fields that place a record in its exchange; `scrub` is applied to the strings that come from outside. */
+  function addExchangeFields(record: LogRecord, ctx: Context, scrub: (text: string) => string): void {
+    const id = ctx.id;
+    if (id !== undefined) record['id'] = typeof id === 'string' ? scrub(id) : id;
     const tool = ctx.tool;
-    if (tool !== undefined) fields['tool'] = tool;
+    if (tool !== undefined) record['tool'] = scrub(tool);
     const prompt = promptName(ctx);
-    if (prompt !== undefined) fields['prompt'] = prompt;
+    if (prompt !== undefined) record['prompt'] = scrub(prompt);
     const uri = resourceUri(ctx);
-    if (uri !== undefined) fields['resource_uri'] = uri;
+    if (uri !== undefined) record['resource_uri'] = scrub(uri);
     const ids = traceIdsOf(ctx) ?? activeTraceIds();
     if (ids !== undefined) {
-      fields['trace_id'] = ids.traceId;
-      fields['span_id'] = ids.spanId;
+      record['trace_id'] = ids.traceId;
+      record['span_id'] = ids.spanId;
     }
     const { sessionId, protocolVersion } = ctx.session;
-    if (sessionId !== undefined) fields['session_id'] = sessionId;
-    if (protocolVersion !== undefined) fields['protocol_version'] = protocolVersion;
-    return fields;
+    if (sessionId !== undefined) record['session_id'] = scrub(sessionId);
+    if (protocolVersion !== undefined) record['protocol_version'] = scrub(protocolVersion);
   }
+
+  /** Leaves strings as they are: for records `emit()` redacts whole. */
+  const asIs = (text: string): string => text;
+  const scrub = (text: string): string => redactor.text(text);
 
   function headersOf(ctx: Context): unknown {
     if (ctx.direction === 'outbound') return ctx.options?.headers;
@@ -205,20 +235,31 @@ export function logging(options?: LoggingOptions): Layer {
     return extra?.requestInfo?.headers ?? extra?.request?.headers;
   }
 
+  // Exchange records are redacted as they are built, field by field, with the rules
+  // redactRecord() applies (text scrubbed, payloads already redacted, fields named like a
+  // secret replaced), so the record is not walked again. Path rules need the whole record.
+  const buildRedacted = !redactor.hasPathRules;
+  const secretFields = EXCHANGE_FIELDS.filter((field) => redactor.isSecretKey(field));
+
   function logExchange(ctx: Context, started: number, failed: boolean, failure: unknown): void {
     const outcome = exchangeOutcome(ctx, failed, failure);
     const level = ctx.kind === 'notification' ? notificationLevel : outcome.outcome === 'ok' || outcome.outcome === 'cancelled' ? okLevel : failureLevel;
     if (!enabled(level)) return;
     const durationMs = Math.round((performance.now() - started) * 10) / 10;
     const target = ctx.target;
+    const text = buildRedacted ? scrub : asIs;
     const record: LogRecord = {
       level,
-      message: `mcp ${ctx.direction} ${ctx.method}${target === undefined ? '' : ` ${target}`}: ${outcome.outcome} in ${durationMs} ms`,
+      message: text(`mcp ${ctx.direction} ${ctx.method}${target === undefined ? '' : ` ${target}`}: ${outcome.outcome} in ${durationMs} ms`),
       event: 'exchange',
-      ...exchangeFields(ctx),
-      outcome: outcome.outcome,
-      duration_ms: durationMs,
+      transport: ctx.session.name,
+      direction: ctx.direction,
+      kind: ctx.kind,
+      method: text(ctx.method),
     };
+    addExchangeFields(record, ctx, text);
+    record['outcome'] = outcome.outcome;
+    record['duration_ms'] = durationMs;
     if (ctx.direction === 'outbound' && ctx.kind === 'request') {
       record['attempts'] = ctx.attempts;
       const wireIds = ctx.state.get(WIRE_IDS);
@@ -230,34 +271,39 @@ export function logging(options?: LoggingOptions): Layer {
       if (outcome.statusCode !== undefined) error['code'] = Number(outcome.statusCode);
       if (outcome.error !== undefined) Object.assign(error, { layer: outcome.error.layer, reason: outcome.error.reason });
       if (maxPayload > 0 && response !== undefined && 'error' in response && response.error.data !== undefined) error['data'] = payload(response.error.data);
-      record['error'] = error;
+      record['error'] = buildRedacted ? redactor.redact(error) : error;
     }
     if (maxPayload > 0) {
-      if (ctx.params !== undefined) record['params'] = payload(ctx.params);
-      if (response !== undefined && 'result' in response) record['result'] = payload(response.result);
+      if (ctx.params !== undefined) record['params'] = payloadField(payload(ctx.params));
+      if (response !== undefined && 'result' in response) record['result'] = payloadField(payload(response.result));
       const headers = headersOf(ctx);
-      if (headers !== undefined) record['headers'] = payload(headers);
+      if (headers !== undefined) record['headers'] = payloadField(payload(headers));
     }
-    emit(record);
+    if (!buildRedacted) {
+      emit(record);
+      return;
+    }
+    for (const field of secretFields) if (field in record) record[field] = REDACTED;
+    write(record);
   }
 
-  async function handle(ctx: Context, next: Next): Promise<void> {
+  /** What redactRecord() would leave of a payload: a string (cut) is scrubbed once more. */
+  function payloadField(value: unknown): unknown {
+    return buildRedacted && typeof value === 'string' ? redactor.text(value) : value;
+  }
+
+  function handle(ctx: Context, next: Next): Promise<void> {
     const started = performance.now();
-    try {
-      await next();
-    } catch (error) {
-      logExchange(ctx, started, true, error);
-      throw error;
-    }
-    logExchange(ctx, started, false, undefined);
+    return settled(next, (failed, failure) => logExchange(ctx, started, failed, failure));
   }
 
   /** One record per event; `ctx` becomes the exchange's fields, the rest is copied in snake_case. */
   function eventRecord<K extends EventName>(type: K, event: LayerEvents[K], transport: string): void {
     if (type === 'attempt') {
       const { ctx, wireId } = event as LayerEvents['attempt'];
-      const ids = (ctx.state.get(WIRE_IDS) as unknown[] | undefined) ?? [];
-      ctx.state.set(WIRE_IDS, [...ids, wireId]);
+      // A new array per attempt: a record already logged keeps the ids it was given.
+      const ids = ctx.state.get(WIRE_IDS) as unknown[] | undefined;
+      ctx.state.set(WIRE_IDS, ids === undefined ? [wireId] : [...ids, wireId]);
     }
     const chosen = eventLevels[type] as LevelFor<LayerEvents[K]>;
     const level = typeof chosen === 'function' ? chosen(event) : chosen;
@@ -267,8 +313,21 @@ export function logging(options?: LoggingOptions): Layer {
       level,
       message: ctx === undefined ? `mcp ${type}` : `mcp ${type}: ${ctx.method}${ctx.target === undefined ? '' : ` ${ctx.target}`}`,
       event: type,
-      ...(ctx === undefined ? { transport, ...traceFields() } : exchangeFields(ctx)),
     };
+    if (ctx === undefined) {
+      record['transport'] = transport;
+      const ids = activeTraceIds();
+      if (ids !== undefined) {
+        record['trace_id'] = ids.traceId;
+        record['span_id'] = ids.spanId;
+      }
+    } else {
+      record['transport'] = ctx.session.name;
+      record['direction'] = ctx.direction;
+      record['kind'] = ctx.kind;
+      record['method'] = ctx.method;
+      addExchangeFields(record, ctx, asIs);
+    }
     for (const [key, value] of Object.entries(event)) {
       if (key === 'ctx' || value === undefined) continue;
       const field = snake(key);
@@ -276,11 +335,6 @@ export function logging(options?: LoggingOptions): Layer {
       record[field in record ? `event_${field}` : field] = value instanceof Error ? { name: value.name, message: value.message } : value;
     }
     emit(record);
-  }
-
-  function traceFields(): Record<string, string> {
-    const ids = activeTraceIds();
-    return ids === undefined ? {} : { trace_id: ids.traceId, span_id: ids.spanId };
   }
 
   const subscriptions = new BusSubscriptions((host: LayerHost) => {

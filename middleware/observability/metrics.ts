@@ -31,6 +31,7 @@ import {
   inferNetwork,
   type NetworkInfo,
   promptName,
+  settled,
   subscribeAll,
   traceIdsOf,
   validateNetwork,
@@ -172,6 +173,109 @@ function labels(values: Record<string, string | undefined>): Labels {
   return out;
 }
 
+type Key = string | undefined;
+type Node = Map<Key, unknown>;
+
+/**
+ * Entries found by a fixed-length path of label values: nested maps, so that a lookup
+ * builds no key string and allocates nothing. The values are capped (`LabelCap`) so the
+ * sets are few by design; `limit` bounds them all the same, and past it `add` refuses and
+ * the caller takes the unbound path.
+ */
+class LabelTree<T extends object> {
+  readonly #root: Node = new Map();
+  readonly #depth: number;
+  readonly #limit: number;
+  #size = 0;
+
+  constructor(depth: number, limit: number) {
+    this.#depth = depth;
+    this.#limit = limit;
+  }
+
+  find(k0: Key, k1?: Key, k2?: Key, k3?: Key, k4?: Key, k5?: Key, k6?: Key): T | undefined {
+    const depth = this.#depth;
+    let node = this.#root.get(k0);
+    if (depth > 1 && node !== undefined) node = (node as Node).get(k1);
+    if (depth > 2 && node !== undefined) node = (node as Node).get(k2);
+    if (depth > 3 && node !== undefined) node = (node as Node).get(k3);
+    if (depth > 4 && node !== undefined) node = (node as Node).get(k4);
+    if (depth > 5 && node !== undefined) node = (node as Node).get(k5);
+    if (depth > 6 && node !== undefined) node = (node as Node).get(k6);
+    return node as T | undefined;
+  }
+
+  /** Stores `entry` under the path; false (nothing stored) once `limit` entries are held. */
+  add(entry: T, k0: Key, k1?: Key, k2?: Key, k3?: Key, k4?: Key, k5?: Key, k6?: Key): boolean {
+    if (this.#size >= this.#limit) return false;
+    const keys = [k0, k1, k2, k3, k4, k5, k6];
+    let node = this.#root;
+    for (let i = 0; i < this.#depth - 1; i++) {
+      let child = node.get(keys[i]) as Node | undefined;
+      if (child === undefined) {
+        child = new Map();
+        node.set(keys[i], child);
+      }
+      node = child;
+    }
+    node.set(keys[this.#depth - 1], entry);
+    this.#size++;
+    return true;
+  }
+
+  /** Every entry held. */
+  values(): Generator<T> {
+    return leaves<T>(this.#root);
+  }
+}
+
+function* leaves<T>(node: Node): Generator<T> {
+  for (const value of node.values()) {
+    if (value instanceof Map) yield* leaves<T>(value as Node);
+    else yield value as T;
+  }
+}
+
+/** Label sets bound per metrics() instance (and per in-flight gauge) before falling back to unbound calls. */
+const MAX_BOUND_LABEL_SETS = 4096;
+
+/** One operation-histogram label set, bound once. */
+interface BoundOperation {
+  readonly labels: Labels;
+  readonly observe: (seconds: number) => void;
+}
+
+/** One in-flight label set: the count lives here, and reaches the gauge when it is collected. */
+interface InFlightCount {
+  readonly labels: Labels;
+  count: number;
+}
+
+/**
+ * The requests in flight of every metrics() layer that shares a gauge (layers on one
+ * registry share families). An inc and a dec per request would hash the label set twice
+ * in prom-client; here they touch a counter, and the gauge is set from it each time it
+ * is collected (a scrape, `registry.metrics()`, `gauge.get()`), so every reading is the same.
+ */
+const inFlightTables = new WeakMap<Gauge, LabelTree<InFlightCount>>();
+
+function inFlightTable(gauge: Gauge): LabelTree<InFlightCount> {
+  let table = inFlightTables.get(gauge);
+  if (table === undefined) {
+    // transport, direction, mcp_method_name
+    const counts = new LabelTree<InFlightCount>(3, MAX_BOUND_LABEL_SETS);
+    inFlightTables.set(gauge, counts);
+    const withCollect = gauge as { collect?: () => unknown };
+    const before = withCollect.collect;
+    withCollect.collect = function (this: Gauge) {
+      for (const entry of counts.values()) gauge.set(entry.labels, entry.count);
+      return before?.call(this);
+    };
+    table = counts;
+  }
+  return table;
+}
+
 const KNOWN = ['registry', 'prefix', 'buckets', 'maxLabelValues', 'exemplars', 'network'];
 
 export function metrics(options?: MetricsOptions): Layer {
@@ -252,50 +356,105 @@ export function metrics(options?: MetricsOptions): Layer {
     };
   }
 
-  function observeOperation(ctx: Context, seconds: number, failed: boolean, failure: unknown): void {
+  // Label sets bound once: transport, network_transport, method, tool or prompt (a method
+  // has at most one of them), error_type, rpc_response_status_code, protocol version.
+  const clientBound = new LabelTree<BoundOperation>(7, MAX_BOUND_LABEL_SETS);
+  const serverBound = new LabelTree<BoundOperation>(7, MAX_BOUND_LABEL_SETS);
+  const inFlightCounts = inFlightTable(inFlight);
+
+  /** `requestMethod`: the capped method, when handle() took it already (requests). */
+  function observeOperation(ctx: Context, requestMethod: string | undefined, seconds: number, failed: boolean, failure: unknown): void {
     const outcome = exchangeOutcome(ctx, failed, failure);
-    const values = labels({
-      ...exchangeLabels(ctx),
-      gen_ai_prompt_name: caps.prompt.value(promptName(ctx)),
-      error_type: caps.code.value(outcome.errorType),
-      rpc_response_status_code: caps.code.value(outcome.statusCode),
-      mcp_protocol_version: caps.version.value(ctx.session.protocolVersion),
-      network_transport: networks.has(ctx.session) ? networks.get(ctx.session) : configuredTransport,
-    });
-    const target = ctx.direction === 'outbound' ? clientOperations : serverOperations;
+    // The caps see values in the order they always have: which values a full cap admits depends on it.
+    const method = requestMethod ?? caps.method.value(ctx.method);
+    const tool = caps.tool.value(ctx.tool);
+    const prompt = caps.prompt.value(promptName(ctx));
+    const errorType = caps.code.value(outcome.errorType);
+    const statusCode = caps.code.value(outcome.statusCode);
+    const version = caps.version.value(ctx.session.protocolVersion);
+    const transport = ctx.session.name;
+    const network = networks.has(ctx.session) ? networks.get(ctx.session) : configuredTransport;
+    const outbound = ctx.direction === 'outbound';
+    const target = outbound ? clientOperations : serverOperations;
+    const bound = outbound ? clientBound : serverBound;
+    const targetName = tool ?? prompt;
+    let entry = bound.find(transport, network, method, targetName, errorType, statusCode, version);
+    if (entry === undefined) {
+      const values = labels({
+        transport,
+        mcp_method_name: method,
+        gen_ai_tool_name: tool,
+        gen_ai_prompt_name: prompt,
+        error_type: errorType,
+        rpc_response_status_code: statusCode,
+        mcp_protocol_version: version,
+        network_transport: network,
+      });
+      const made: BoundOperation = { labels: values, observe: target.labels(values).observe };
+      entry = bound.add(made, transport, network, method, targetName, errorType, statusCode, version) ? made : { labels: values, observe: (v) => target.observe(values, v) };
+    }
     if (exemplars) {
       const ids = traceIdsOf(ctx) ?? activeTraceIds();
-      target.observe({ labels: values, value: seconds, ...(ids === undefined ? {} : { exemplarLabels: { trace_id: ids.traceId, span_id: ids.spanId } }) });
+      if (ids === undefined) target.observe({ labels: entry.labels, value: seconds });
+      else target.observe({ labels: entry.labels, value: seconds, exemplarLabels: { trace_id: ids.traceId, span_id: ids.spanId } });
     } else {
-      target.observe(values, seconds);
+      entry.observe(seconds);
     }
   }
 
-  async function handle(ctx: Context, next: Next): Promise<void> {
-    const started = performance.now();
-    const flight = ctx.kind === 'request' ? labels({ transport: ctx.session.name, direction: ctx.direction, mcp_method_name: caps.method.value(ctx.method) }) : undefined;
-    if (flight !== undefined) inFlight.inc(flight);
-    let failed = false;
-    let failure: unknown;
-    try {
-      await next();
-    } catch (error) {
-      failed = true;
-      failure = error;
-      throw error;
-    } finally {
-      if (flight !== undefined) inFlight.dec(flight);
-      observeOperation(ctx, (performance.now() - started) / 1000, failed, failure);
+  /** The in-flight count of this request's label set (undefined past the bound: then the gauge is used directly). */
+  function inFlightCount(ctx: Context, method: string | undefined): InFlightCount | undefined {
+    const transport = ctx.session.name;
+    let entry = inFlightCounts.find(transport, ctx.direction, method);
+    if (entry === undefined) {
+      const made: InFlightCount = { labels: labels({ transport, direction: ctx.direction, mcp_method_name: method }), count: 0 };
+      if (inFlightCounts.add(made, transport, ctx.direction, method)) entry = made;
     }
+    return entry;
+  }
+
+  // Not an async function: `then` keeps no suspended frame, which halves what each call allocates.
+  function handle(ctx: Context, next: Next): Promise<void> {
+    const started = performance.now();
+    const method = ctx.kind === 'request' ? caps.method.value(ctx.method) : undefined;
+    let counted: InFlightCount | undefined;
+    let unbound: Labels | undefined;
+    if (ctx.kind === 'request') {
+      counted = inFlightCount(ctx, method);
+      if (counted !== undefined) counted.count++;
+      else inFlight.inc((unbound = labels({ transport: ctx.session.name, direction: ctx.direction, mcp_method_name: method })));
+    }
+    const done = (failed: boolean, failure: unknown): void => {
+      if (counted !== undefined) counted.count--;
+      else if (unbound !== undefined) inFlight.dec(unbound);
+      observeOperation(ctx, method, (performance.now() - started) / 1000, failed, failure);
+    };
+    return settled(next, done);
   }
 
   // --- events -------------------------------------------------------------------
+  // Every outbound request publishes one: bound per (transport, method, tool).
+  const attempts = counter('mcp_layers_attempts_total');
+  const attemptsBound = new LabelTree<{ inc: () => void }>(3, MAX_BOUND_LABEL_SETS);
+  function countAttempt(ctx: Context): void {
+    const transport = ctx.session.name;
+    const method = caps.method.value(ctx.method);
+    const tool = caps.tool.value(ctx.tool);
+    let child = attemptsBound.find(transport, method, tool);
+    if (child === undefined) {
+      const values = labels({ transport, mcp_method_name: method, gen_ai_tool_name: tool });
+      const made = attempts.labels(values);
+      child = attemptsBound.add(made, transport, method, tool) ? made : { inc: () => attempts.inc(values) };
+    }
+    child.inc();
+  }
+
   function subscribe(host: LayerHost): () => void {
     // Events without an exchange are labelled with the transport whose bus carried them.
     const transport = host.session.name;
     const inc = (name: FamilyName, values: Record<string, string | undefined>, by = 1) => counter(name).inc(labels(values), by);
     const listeners: { [K in keyof LayerEvents]: ((event: LayerEvents[K]) => void) | null } = {
-      attempt: (e) => inc('mcp_layers_attempts_total', exchangeLabels(e.ctx)),
+      attempt: (e) => countAttempt(e.ctx),
       retry: (e) => inc('mcp_layers_retries_total', { ...exchangeLabels(e.ctx), reason: caps.reason.value(e.reason) }),
       'retry-budget-exhausted': (e) => inc('mcp_layers_retry_budget_exhausted_total', { transport: e.ctx.session.name, mcp_method_name: caps.method.value(e.ctx.method) }),
       'give-up': (e) => inc('mcp_layers_give_ups_total', { transport: e.ctx.session.name, mcp_method_name: caps.method.value(e.ctx.method), reason: caps.reason.value(e.reason) }),

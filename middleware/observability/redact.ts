@@ -94,7 +94,17 @@ export class Redactor {
 
   /** A redacted deep copy of `value`; the original is never touched. */
   redact(value: unknown): unknown {
-    return this.#copy(value, this.#paths.length === 0 ? undefined : [], 0, new WeakSet());
+    return this.#copy(value, this.#paths.length === 0 ? undefined : [], 0, []);
+  }
+
+  /** True when dotted-path rules were configured (they apply to a whole record, from its root). */
+  get hasPathRules(): boolean {
+    return this.#paths.length > 0;
+  }
+
+  /** True when a value under `key` is always replaced, wherever it is. */
+  isSecretKey(key: string): boolean {
+    return this.#keys.has(normalize(key));
   }
 
   /**
@@ -125,18 +135,22 @@ export class Redactor {
     return out;
   }
 
-  /** `path` is tracked only when path rules exist (it costs an array per key). */
-  #copy(value: unknown, path: string[] | undefined, depth: number, seen: WeakSet<object>): unknown {
+  /**
+   * `path` is tracked only when path rules exist (it costs an array per key). `seen`
+   * holds the objects above this one (never more than MAX_DEPTH), to tell a cycle from
+   * an object that merely appears twice.
+   */
+  #copy(value: unknown, path: string[] | undefined, depth: number, seen: object[]): unknown {
     if (typeof value === 'string') return this.text(value);
     if (typeof value === 'bigint') return value.toString();
     if (typeof value === 'function' || typeof value === 'symbol') return undefined;
     if (typeof value !== 'object' || value === null) return value;
-    if (seen.has(value)) return '[Circular]';
+    if (seen.includes(value)) return '[Circular]';
     if (depth >= MAX_DEPTH) return '[Truncated]';
     if (value instanceof Error) return { name: value.name, message: this.text(value.message) };
     if (value instanceof Date) return value.toISOString();
     if (ArrayBuffer.isView(value)) return `[${value.byteLength} bytes]`;
-    seen.add(value);
+    seen.push(value);
     try {
       if (Array.isArray(value)) return value.map((item, i) => this.#copy(item, path && [...path, String(i)], depth + 1, seen));
       const out: Record<string, unknown> = {};
@@ -146,7 +160,7 @@ export class Redactor {
       }
       return out;
     } finally {
-      seen.delete(value);
+      seen.pop();
     }
   }
 

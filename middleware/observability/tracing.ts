@@ -20,6 +20,7 @@ import type {
   Context as OtelContext,
   Link,
   Span,
+  SpanOptions,
   TextMapGetter,
   TextMapPropagator,
   TextMapSetter,
@@ -41,6 +42,7 @@ import {
   promptName,
   resourceUri,
   SemConv,
+  settled,
   subscribeAll,
   TRACE_STATE,
   type TraceIds,
@@ -76,6 +78,9 @@ interface ExchangeSpan {
   readonly context: OtelContext;
   /** False once the exchange ended: later events no longer touch the span. */
   open: boolean;
+  /** The session's id and protocol version as the span started with them: set again at the end only if they changed. */
+  readonly sessionId: string | undefined;
+  readonly protocolVersion: string | undefined;
 }
 
 const metaGetter: TextMapGetter<Record<string, unknown>> = {
@@ -114,8 +119,8 @@ export function tracing(options?: TracingOptions): Layer {
   const maxCapture = integerOption('tracing.maxCaptureLength', o.maxCaptureLength, DEFAULT_CAPTURE_LENGTH, 16);
   const redactor = new Redactor(o.redact ?? [], 'tracing.redact');
   const configured = validateNetwork(o.network, 'tracing.network');
-  const configuredAttributes = networkAttributes(configured);
-  const networks = new WeakMap<Session, Attributes>();
+  const configuredNetwork = networkSides(networkAttributes(configured));
+  const networks = new WeakMap<Session, NetworkSides>();
 
   const capture = (value: unknown): string => {
     const text = JSON.stringify(redactor.redact(value)) ?? 'null';
@@ -137,7 +142,9 @@ export function tracing(options?: TracingOptions): Layer {
   }
 
   const listeners: { [K in keyof LayerEvents]?: (event: LayerEvents[K]) => void } = {
-    attempt: (e) => event(e.ctx, 'mcp_layers.attempt', { 'mcp_layers.attempt': e.attempt, [SemConv.JSONRPC_REQUEST_ID]: String(e.wireId) }),
+    // Every outbound request publishes one: attributes only for an open span, with literal
+    // keys (SemConv.JSONRPC_REQUEST_ID) so the object is built in one step.
+    attempt: (e) => spanOf(e.ctx)?.span.addEvent('mcp_layers.attempt', { 'mcp_layers.attempt': e.attempt, 'jsonrpc.request.id': String(e.wireId) }),
     retry: (e) => event(e.ctx, 'mcp_layers.retry', { 'mcp_layers.attempt': e.attempt, 'mcp_layers.delay_ms': e.delayMs, 'mcp_layers.reason': redactor.text(e.reason) }),
     'retry-budget-exhausted': (e) => event(e.ctx, 'mcp_layers.retry_budget_exhausted', { 'mcp_layers.reason': redactor.text(e.reason) }),
     'give-up': (e) => event(e.ctx, 'mcp_layers.give_up', { 'mcp_layers.attempts': e.attempts, 'mcp_layers.reason': redactor.text(e.reason) }),
@@ -156,12 +163,12 @@ export function tracing(options?: TracingOptions): Layer {
   };
   const subscriptions = new BusSubscriptions((host) => subscribeAll(host.events, listeners));
 
-  /** The parent of a new span, and the links it carries. */
-  function parentOf(ctx: Context): { parent: OtelContext; links: Link[] | undefined } {
-    const active = api.context.active();
-    const meta = ctx.params?._meta;
-    // The common case — no trace context in _meta — needs no span-context checks at all.
-    const remote = meta === undefined || meta === null || typeof meta['traceparent'] !== 'string' ? undefined : extractFrom(active, meta);
+  /**
+   * The parent of a new span, and the links it carries, when `_meta` carries trace
+   * context (the common case, none, needs no span-context checks at all).
+   */
+  function remoteParentOf(ctx: Context, active: OtelContext, meta: Record<string, unknown>): { parent: OtelContext; links: Link[] | undefined } {
+    const remote = extractFrom(active, meta);
     if (remote === undefined) return { parent: active, links: undefined };
     const ambient = api.trace.getSpanContext(active);
     const hasAmbient = ambient !== undefined && api.isSpanContextValid(ambient);
@@ -188,8 +195,9 @@ export function tracing(options?: TracingOptions): Layer {
     return target === undefined ? ctx.method : `${ctx.method} ${target}`;
   }
 
-  function startAttributes(ctx: Context): Attributes {
-    const attributes: Attributes = { [SemConv.MCP_METHOD_NAME]: ctx.method };
+  function startAttributes(ctx: Context, sessionId: string | undefined, protocolVersion: string | undefined): Attributes {
+    // A literal key (SemConv.MCP_METHOD_NAME) keeps the object's shape built in one step.
+    const attributes: Attributes = { 'mcp.method.name': ctx.method };
     if (ctx.id !== undefined) attributes[SemConv.JSONRPC_REQUEST_ID] = String(ctx.id);
     const tool = ctx.tool;
     if (tool !== undefined) {
@@ -201,73 +209,81 @@ export function tracing(options?: TracingOptions): Layer {
     if (prompt !== undefined) attributes[SemConv.GEN_AI_PROMPT_NAME] = prompt;
     const uri = resourceUri(ctx);
     if (uri !== undefined) attributes[SemConv.MCP_RESOURCE_URI] = uri;
-    const { sessionId, protocolVersion } = ctx.session;
     if (sessionId !== undefined) attributes[SemConv.MCP_SESSION_ID] = sessionId;
     if (protocolVersion !== undefined) attributes[SemConv.MCP_PROTOCOL_VERSION] = protocolVersion;
-    const network = networks.get(ctx.session) ?? configuredAttributes;
-    for (const key in network) {
-      // server.* describe the peer we call: CLIENT spans only.
-      if (ctx.direction === 'inbound' && key.startsWith('server.')) continue;
-      attributes[key] = network[key];
-    }
+    const sides = networks.get(ctx.session) ?? configuredNetwork;
+    // server.* describe the peer we call: CLIENT spans only.
+    const network = ctx.direction === 'outbound' ? sides.client : sides.server;
+    for (const key in network) attributes[key] = network[key];
     return attributes;
   }
 
-  function finish(ctx: Context, span: Span, failed: boolean, failure?: unknown): void {
+  function finish(ctx: Context, record: ExchangeSpan, failed: boolean, failure?: unknown): void {
+    const span = record.span;
     if (!span.isRecording()) {
       span.end();
       return;
     }
-    const attributes: Attributes = {};
     const { sessionId, protocolVersion } = ctx.session;
     // initialize learns both only from its own response.
-    if (sessionId !== undefined) attributes[SemConv.MCP_SESSION_ID] = sessionId;
-    if (protocolVersion !== undefined) attributes[SemConv.MCP_PROTOCOL_VERSION] = protocolVersion;
-    if (ctx.direction === 'outbound' && ctx.kind === 'request') attributes['mcp_layers.attempts'] = ctx.attempts;
+    if (sessionId !== undefined && sessionId !== record.sessionId) span.setAttribute(SemConv.MCP_SESSION_ID, sessionId);
+    if (protocolVersion !== undefined && protocolVersion !== record.protocolVersion) span.setAttribute(SemConv.MCP_PROTOCOL_VERSION, protocolVersion);
+    if (ctx.direction === 'outbound' && ctx.kind === 'request') span.setAttribute('mcp_layers.attempts', ctx.attempts);
     const outcome = exchangeOutcome(ctx, failed, failure);
     if (outcome.errorType !== undefined) {
-      attributes[SemConv.ERROR_TYPE] = outcome.errorType;
-      if (outcome.statusCode !== undefined) attributes[SemConv.RPC_RESPONSE_STATUS_CODE] = outcome.statusCode;
+      span.setAttribute(SemConv.ERROR_TYPE, outcome.errorType);
+      if (outcome.statusCode !== undefined) span.setAttribute(SemConv.RPC_RESPONSE_STATUS_CODE, outcome.statusCode);
       if (outcome.error !== undefined) {
-        attributes['mcp_layers.error.layer'] = outcome.error.layer;
-        attributes['mcp_layers.error.reason'] = outcome.error.reason;
+        span.setAttribute('mcp_layers.error.layer', outcome.error.layer);
+        span.setAttribute('mcp_layers.error.reason', outcome.error.reason);
       }
       span.setStatus({ code: api.SpanStatusCode.ERROR, ...(outcome.message === undefined ? {} : { message: redactor.text(outcome.message) }) });
     } else if (captureResults && ctx.method === 'tools/call' && ctx.response !== undefined && 'result' in ctx.response) {
-      attributes[SemConv.GEN_AI_TOOL_CALL_RESULT] = capture(ctx.response.result);
+      span.setAttribute(SemConv.GEN_AI_TOOL_CALL_RESULT, capture(ctx.response.result));
     }
-    span.setAttributes(attributes);
     span.end();
   }
 
-  async function handle(ctx: Context, next: Next): Promise<void> {
+  function handle(ctx: Context, next: Next): Promise<void> {
     const open = spanOf(ctx);
     // Already traced further out (or by a forked attempt's sibling): stay in that span.
-    if (open !== undefined) return api.context.with(open.context, next);
-    const { parent, links } = parentOf(ctx);
-    const kind = ctx.direction === 'outbound' ? api.SpanKind.CLIENT : api.SpanKind.SERVER;
-    const span = tracerNow().startSpan(spanName(ctx), { kind, attributes: startAttributes(ctx), ...(links === undefined ? {} : { links }) }, parent);
+    if (open !== undefined) {
+      try {
+        return api.context.with(open.context, next);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    const active = api.context.active();
+    const meta = ctx.params?._meta;
+    let parent = active;
+    let links: Link[] | undefined;
+    if (meta !== undefined && meta !== null && typeof meta['traceparent'] === 'string') ({ parent, links } = remoteParentOf(ctx, active, meta));
+    const outbound = ctx.direction === 'outbound';
+    const { sessionId, protocolVersion } = ctx.session;
+    const options: SpanOptions = { kind: outbound ? api.SpanKind.CLIENT : api.SpanKind.SERVER, attributes: startAttributes(ctx, sessionId, protocolVersion) };
+    if (links !== undefined) options.links = links;
+    const span = tracerNow().startSpan(spanName(ctx), options, parent);
     const spanContext = api.trace.setSpan(parent, span);
-    if (ctx.direction === 'outbound') {
+    if (outbound) {
       const carrier: Record<string, string> = {};
       propagator.inject(spanContext, carrier, metaSetter);
       // A copy of the application's message carries the context on the wire (SEP-414).
-      if (Object.keys(carrier).length > 0) ctx.message = withMeta(ctx.message, carrier);
+      if (hasEntries(carrier)) ctx.message = withMeta(ctx.message, carrier);
     }
-    const record: ExchangeSpan = { span, context: spanContext, open: true };
+    const record: ExchangeSpan = { span, context: spanContext, open: true, sessionId, protocolVersion };
     ctx.state.set(SPAN, record);
     const ids = span.spanContext();
-    // Without an SDK, spans carry the invalid (all-zero) ids: nothing worth logging.
-    if (ids.traceId !== api.INVALID_TRACEID) ctx.state.set(TRACE_STATE, { traceId: ids.traceId, spanId: ids.spanId } satisfies TraceIds);
-    try {
-      await api.context.with(spanContext, next);
-    } catch (error) {
-      record.open = false;
-      finish(ctx, span, true, error);
-      throw error;
-    }
-    record.open = false;
-    finish(ctx, span, false);
+    // Without an SDK, spans carry the invalid (all-zero) ids: nothing worth logging. The
+    // span context is a TraceIds already (logs and exemplars read only its two ids).
+    if (ids.traceId !== api.INVALID_TRACEID) ctx.state.set(TRACE_STATE, ids satisfies TraceIds);
+    return settled(
+      () => api.context.with(spanContext, next),
+      (failed, failure) => {
+        record.open = false;
+        finish(ctx, record, failed, failure);
+      },
+    );
   }
 
   return {
@@ -275,7 +291,7 @@ export function tracing(options?: TracingOptions): Layer {
     handle,
     attach(host: LayerHost) {
       const inferred = inferNetwork(host.inner);
-      networks.set(host.session, networkAttributes({ ...inferred, ...configured }));
+      networks.set(host.session, networkSides(networkAttributes({ ...inferred, ...configured })));
       return subscriptions.attach(host);
     },
   };
@@ -287,6 +303,23 @@ function resolveTracer(given: Tracer | TracerProvider): Tracer {
     if (typeof (given as TracerProvider).getTracer === 'function') return (given as TracerProvider).getTracer('mcp-layers');
   }
   throw invalidOption('tracing.tracer', 'an OpenTelemetry Tracer or TracerProvider', given);
+}
+
+/** A session's network attributes, as CLIENT spans carry them and as SERVER spans do (no `server.*`: that is the peer we call). */
+interface NetworkSides {
+  readonly client: Attributes;
+  readonly server: Attributes;
+}
+
+function networkSides(all: Attributes): NetworkSides {
+  const server: Attributes = {};
+  for (const key in all) if (!key.startsWith('server.')) server[key] = all[key];
+  return { client: all, server };
+}
+
+function hasEntries(carrier: Record<string, string>): boolean {
+  for (const _ in carrier) return true;
+  return false;
 }
 
 function networkAttributes(info: NetworkInfo): Attributes {

@@ -8,6 +8,7 @@ import winston from 'winston';
 import { z } from 'zod';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { logging } from '#middleware/observability/logging.ts';
+import { Redactor } from '#middleware/observability/redact.ts';
 import { tracing } from '#middleware/observability/tracing.ts';
 import type { LayerEvents } from '#core/events.ts';
 import type { JSONRPCMessage, JSONRPCRequest } from '#core/jsonrpc.ts';
@@ -253,6 +254,46 @@ describe('logging: secrets never reach a log line', () => {
       params: { arguments: { ssn: '[REDACTED]', note: 'password=[REDACTED]; token [REDACTED]' } },
     });
     await client.close();
+  });
+});
+
+describe('logging: records redacted as they are built', () => {
+  it('leave nothing a whole-record pass would change, for every field that comes from outside', async () => {
+    const rules = ['ssn', /sk-[a-z0-9]+/g];
+    const log = captureLogger('silly');
+    // No path rule: exchange records are redacted field by field as they are built.
+    const layer = logging({ logger: log.logger, payloads: { maxLength: 64 }, redact: rules });
+    const [a, b] = InMemoryTransport.createLinkedPair();
+    const peer = wrap(b, [layer], { name: 'peer' });
+    peer.onmessage = (message) => {
+      const request = message as JSONRPCRequest;
+      const error = { code: -32001, message: 'refresh_token=rt-ERR-1 rejected', data: { ssn: '078-05-1120', note: 'sk-errdata' } };
+      void peer.send(request.method === 'ping' ? { jsonrpc: '2.0', id: request.id, result: { token: 'tk-RESULT-2', text: 'key sk-result' } } : { jsonrpc: '2.0', id: request.id, error });
+    };
+    await peer.start();
+    const client = wrap(a, [layer], { name: 'raw-client' });
+    client.onmessage = () => {};
+    await client.start();
+    const long = `Bearer abc.def.ghi ${'x'.repeat(80)} password=pw-LONG-3`;
+    await client.send({ jsonrpc: '2.0', id: 'Bearer id-SECRET-4', method: 'ping', params: { note: long, ssn: '1', sk: 'sk-param' } }, { headers: { 'x-api-key': 'ak-HEADER-5', other: 'sk-header' } });
+    await client.send({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'api_key=ak-TOOL-6', arguments: {} } });
+    await client.send({ jsonrpc: '2.0', id: 3, method: 'prompts/get', params: { name: 'sk-prompt' } });
+    await client.send({ jsonrpc: '2.0', id: 4, method: 'resources/read', params: { uri: 'https://x.example/?token=tk-URI-7' } });
+    await client.send({ jsonrpc: '2.0', id: 5, method: 'vendor/password=pw-METHOD-8' });
+    await settle();
+    await settle();
+    const records = log.records().filter((r) => r['event'] === 'exchange');
+    expect(records.length).toBeGreaterThanOrEqual(10);
+    for (const line of log.lines) expect(line).not.toMatch(/SECRET|RESULT|LONG|HEADER|TOOL|URI|METHOD|ERR-1|078-05|sk-[a-z]/);
+    const whole = new Redactor(rules);
+    for (const record of records) expect(whole.redactRecord(structuredClone(record))).toEqual(record);
+    expect(exchange(records, (r) => r['method'] === 'ping' && r['direction'] === 'outbound')).toMatchObject({
+      id: 'Bearer [REDACTED]',
+      headers: { 'x-api-key': '[REDACTED]', other: '[REDACTED]' },
+      result: { token: '[REDACTED]', text: 'key [REDACTED]' },
+    });
+    await client.close();
+    await peer.close();
   });
 });
 
