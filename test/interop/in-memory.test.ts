@@ -12,30 +12,10 @@
  * are all zero (invariant 5).
  */
 import { describe, expect, it } from 'vitest';
-import { createV1Client, createV2Client } from '../support/clients.ts';
 import { FAIL_MESSAGE } from '../support/fixture.ts';
-import { MODES, type Pairing, type RunRecord, runPairing, ZERO_STATS } from '../support/run.ts';
+import { SDK_PAIRINGS } from '../support/pairings.ts';
+import { MODES, type RunRecord, runPairing, ZERO_STATS } from '../support/run.ts';
 import { normalizePeerIds } from '../support/tap.ts';
-
-const pairings: Pairing[] = [
-  { name: 'SDK v1 Client ↔ SDK v1 McpServer', client: createV1Client, server: 'v1', era: 'legacy', link: 'v1' },
-  { name: 'SDK v2 Client ↔ SDK v2 McpServer, 2025 era (connect)', client: () => createV2Client(), server: 'v2', era: 'legacy', link: 'v2' },
-  {
-    name: 'SDK v2 Client ↔ SDK v2 McpServer, 2026-07-28 era (server/discover, serveStdio entry)',
-    client: () => createV2Client({ negotiation: 'auto' }),
-    server: 'v2-entry',
-    era: 'modern',
-    link: 'v2',
-  },
-  { name: 'SDK v1 Client ↔ SDK v2 McpServer (serveStdio entry)', client: createV1Client, server: 'v2-entry', era: 'legacy', link: 'v1' },
-  {
-    name: 'SDK v2 Client (auto negotiation) ↔ SDK v1 McpServer: the probe falls back to initialize',
-    client: () => createV2Client({ negotiation: 'auto' }),
-    server: 'v1',
-    era: 'legacy',
-    link: 'v2',
-  },
-];
 
 /** What must be identical between runs. */
 function comparable(record: RunRecord) {
@@ -55,7 +35,7 @@ function step(record: RunRecord, name: string): unknown {
   return found.value;
 }
 
-describe.each(pairings)('$name', (pairing) => {
+describe.each(SDK_PAIRINGS)('$name', (pairing) => {
   it('sees the same results unwrapped, with zero layers and with observing layers, and leaves nothing pending', async () => {
     const [baseline, zero, observed] = [await runPairing(pairing, MODES[0]!), await runPairing(pairing, MODES[1]!), await runPairing(pairing, MODES[2]!)];
 

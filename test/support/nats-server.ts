@@ -25,17 +25,21 @@ export interface NatsServerOptions {
   maxPayload?: number;
 }
 
-export interface NatsServer {
+/** A broker server started for a suite, NATS or Redis (test/support/redis-server.ts). */
+export interface BrokerServer {
   readonly url: string;
   readonly port: number;
   /** Lines the server logged (for a failing test's message). */
   readonly log: string[];
   /** SIGKILL, as a crash: connections drop without a goodbye. Resolves when the process is gone. */
   kill(): Promise<void>;
-  /** Starts it again on the same port and store directory. */
-  restart(): Promise<void>;
   /** Stops it (SIGTERM, then SIGKILL after 5 s) and removes its directory. */
   stop(): Promise<void>;
+}
+
+export interface NatsServer extends BrokerServer {
+  /** Starts it again on the same port and store directory. */
+  restart(): Promise<void>;
 }
 
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {

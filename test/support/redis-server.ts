@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { findBinary, freePort } from './nats-server.ts';
+import { type BrokerServer, findBinary, freePort } from './nats-server.ts';
 
 /** The redis-server binary: on PATH, or where Debian puts it. */
 export const REDIS_SERVER: string | undefined = findBinary('redis-server');
@@ -19,16 +19,7 @@ export const REDIS_SERVER: string | undefined = findBinary('redis-server');
 /** Logged once by a suite that is skipped because the binary is missing. */
 export const REDIS_SKIP_MESSAGE = 'SKIPPED — `redis-server` is not installed (CI installs it: .ci/system-packages; locally: apt-get install redis-server)';
 
-export interface RedisServer {
-  readonly url: string;
-  readonly port: number;
-  /** Lines the server logged (for a failing test's message). */
-  readonly log: string[];
-  /** SIGKILL, as a crash: connections drop without a goodbye. Resolves when the process is gone. */
-  kill(): Promise<void>;
-  /** Stops it (SIGTERM, then SIGKILL after 5 s) and removes its directory. */
-  stop(): Promise<void>;
-}
+export type RedisServer = BrokerServer;
 
 export async function startRedisServer(): Promise<RedisServer> {
   if (REDIS_SERVER === undefined) throw new Error(`startRedisServer: ${REDIS_SKIP_MESSAGE}`);

@@ -12,7 +12,7 @@ import { wrap } from '#core/wrap.ts';
 import { RedisClientTransport, type RedisEvents } from '#mcp-layers/redis';
 import { createV1Client, textOf } from '../../support/clients.ts';
 import { REDIS_SERVER, REDIS_SKIP_MESSAGE, type RedisServer, startRedisServer } from '../../support/redis-server.ts';
-import { fixtureWorker, uniqueService } from '../../support/redis.ts';
+import { fixtureWorker, REDIS, uniqueService } from '../../support/brokers.ts';
 
 if (REDIS_SERVER === undefined) console.warn(`test/transports/redis/streams.test.ts: ${REDIS_SKIP_MESSAGE}`);
 
@@ -35,7 +35,7 @@ describe.skipIf(REDIS_SERVER === undefined)('mcp-layers/redis: what stays on the
 
   it('deletes what it answered, gives a session stream a time to live, and refuses a second publish of one wire id', async () => {
     const service = uniqueService('streams');
-    const served = await fixtureWorker(broker!.url, service, 'v1', { sessionIdleMs: 60_000 });
+    const served = await fixtureWorker(REDIS, broker!.url, service, 'v1', { sessionIdleMs: 60_000 });
     cleanup.push(() => served.close());
     const transport = new RedisClientTransport({ servers: broker!.url, service });
     const client = createV1Client();
@@ -95,10 +95,10 @@ describe.skipIf(REDIS_SERVER === undefined)('mcp-layers/redis: what stays on the
     await redis!.sendCommand(['XREADGROUP', 'GROUP', 'workers', 'dead-worker', 'COUNT', '10', 'STREAMS', requests, '>']);
     expect(((await redis!.sendCommand(['XPENDING', requests, 'workers'])) as unknown[])[0]).toBe(2);
 
-    const served = await fixtureWorker(broker!.url, service, 'v1', { ackWaitMs: 200 });
+    const served = await fixtureWorker(REDIS, broker!.url, service, 'v1', { ackWaitMs: 200 });
     cleanup.push(() => served.close());
     const redelivered: Array<RedisEvents['redelivered']> = [];
-    served.worker.redisEvents.on('redelivered', (event) => void redelivered.push(event));
+    REDIS.events(served.worker).on('redelivered', (event) => void redelivered.push(event));
     await both.promise;
 
     expect(answers.get(1)).toMatchObject({ id: 1, result: {} });

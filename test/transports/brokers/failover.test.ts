@@ -1,5 +1,5 @@
 /**
- * A worker killed under load (SIGKILL of its process, with requests in hand): the
+ * On each broker, a worker killed under load (SIGKILL of its process, with requests in hand): the
  * client notices (its probes meet "no responders"), re-establishes the session on the
  * other worker by replaying its handshake under the same session id, and the broker
  * redelivers what the dead worker held. Idempotent requests run again there and succeed;
@@ -9,28 +9,23 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { wrap } from '#core/wrap.ts';
-import { RedisClientTransport } from '#mcp-layers/redis';
 import { LineChild } from '../../support/child.ts';
+import { BROKER_WORKER_CHILD, type BrokerServer, describeEachBroker, uniqueService } from '../../support/brokers.ts';
 import { createV1Client, textOf } from '../../support/clients.ts';
-import { REDIS_SERVER, REDIS_SKIP_MESSAGE, type RedisServer, startRedisServer } from '../../support/redis-server.ts';
-import { uniqueService } from '../../support/redis.ts';
 import { captureOutcome } from '../../support/scenarios.ts';
 import { tap } from '../../support/tap.ts';
 
-if (REDIS_SERVER === undefined) console.warn(`test/transports/redis/failover.test.ts: ${REDIS_SKIP_MESSAGE}`);
-
-const SCRIPT = new URL('../../support/redis-worker-child.ts', import.meta.url).pathname;
 const KEYS = 6;
 
-describe.skipIf(REDIS_SERVER === undefined)('mcp-layers/redis: a worker killed with requests in hand', () => {
-  let broker: RedisServer | undefined;
+describeEachBroker('test/transports/brokers/failover.test.ts', (b) => `mcp-layers/${b.name}: a worker killed with requests in hand`, (kind) => {
+  let broker: BrokerServer | undefined;
   let dir = '';
   const children: LineChild[] = [];
   beforeAll(async () => {
-    broker = await startRedisServer();
-    dir = mkdtempSync(join(tmpdir(), 'mcp-layers-redis-failover-'));
+    broker = await kind.start();
+    dir = mkdtempSync(join(tmpdir(), `mcp-layers-${kind.name}-failover-`));
   });
   afterAll(async () => {
     await Promise.all(children.map((c) => c.kill()));
@@ -41,11 +36,11 @@ describe.skipIf(REDIS_SERVER === undefined)('mcp-layers/redis: a worker killed w
   it('redelivers the idempotent ones to the other worker, answers the others with one error, and keeps the session', async () => {
     const service = uniqueService('failover');
     const runs = join(dir, 'runs.log');
-    const victim = new LineChild(SCRIPT, [broker!.url, service, 'victim', '1', runs]);
+    const victim = new LineChild(BROKER_WORKER_CHILD, [kind.name, broker!.url, service, 'victim', '1', runs]);
     children.push(victim);
     await victim.waitFor('READY');
 
-    const transport = new RedisClientTransport({ servers: broker!.url, service, heartbeat: { intervalMs: 100, timeoutMs: 500 } });
+    const transport = kind.client({ servers: broker!.url, service, heartbeat: { intervalMs: 100, timeoutMs: 500 } });
     const wrapped = wrap(transport, [], { events: transport.events });
     const log = tap(wrapped);
     const client = createV1Client();
@@ -55,7 +50,7 @@ describe.skipIf(REDIS_SERVER === undefined)('mcp-layers/redis: a worker killed w
     // tools/list teaches the client which tools are idempotent (readOnlyHint): its requests say so.
     await client.listTools();
 
-    const survivor = new LineChild(SCRIPT, [broker!.url, service, 'survivor', '0', runs]);
+    const survivor = new LineChild(BROKER_WORKER_CHILD, [kind.name, broker!.url, service, 'survivor', '0', runs]);
     children.push(survivor);
     await survivor.waitFor('READY');
 
@@ -76,7 +71,7 @@ describe.skipIf(REDIS_SERVER === undefined)('mcp-layers/redis: a worker killed w
     await replayed;
     expect(read).toEqual(keys.map((key) => ({ ok: expect.objectContaining({ content: [{ type: 'text', text: `read ${key} on survivor` }] }) })));
     for (const outcome of wrote) {
-      expect(outcome).toMatchObject({ error: { code: -32054, data: { layer: 'redis', reason: 'worker-lost' }, message: expect.stringContaining('it was not run again') } });
+      expect(outcome).toMatchObject({ error: { code: -32054, data: { layer: kind.name, reason: 'worker-lost' }, message: expect.stringContaining('it was not run again') } });
     }
 
     // What really ran, where: each write once (on the dead worker), each read twice.

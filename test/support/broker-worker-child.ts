@@ -1,8 +1,8 @@
 /**
- * A real worker process for the NATS failover tests: SDK v1 McpServer per session, over
- * mcp-layers/nats.
+ * A real worker process for the broker failover tests: SDK v1 McpServer per session, over
+ * mcp-layers/nats or mcp-layers/redis (test/support/brokers.ts).
  *
- *   node test/support/nats-worker-child.ts <nats url> <service> <worker id> <hold: 0|1> <count-file>
+ *   node test/support/broker-worker-child.ts <nats|redis> <broker url> <service> <worker id> <hold: 0|1> <count-file>
  *
  * Prints `READY <id>` once serving and `RAN <tool> <key>` when a tool starts. Every run is
  * appended to <count-file> (`<id> <tool> <key>`) before anything else happens, so the test
@@ -16,13 +16,14 @@ import { appendFileSync } from 'node:fs';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import { wrap } from '#core/index.ts';
-import { serveNats } from '#mcp-layers/nats';
+import { brokerNamed } from './brokers.ts';
 
-const [url, service, id, holdArg, countFile] = process.argv.slice(2);
-if (url === undefined || service === undefined || id === undefined || countFile === undefined) {
-  console.error('usage: nats-worker-child.ts <nats url> <service> <worker id> <hold: 0|1> <count-file>');
+const [name, url, service, id, holdArg, countFile] = process.argv.slice(2);
+if (name === undefined || url === undefined || service === undefined || id === undefined || countFile === undefined) {
+  console.error('usage: broker-worker-child.ts <nats|redis> <broker url> <service> <worker id> <hold: 0|1> <count-file>');
   process.exit(2);
 }
+const broker = brokerNamed(name);
 const hold = holdArg === '1';
 const never = new Promise<never>(() => {});
 
@@ -31,11 +32,10 @@ function ran(tool: string, key: string): void {
   process.stdout.write(`RAN ${tool} ${key}\n`);
 }
 
-const worker = await serveNats({
+const worker = await broker.serve({
   servers: url,
   service,
   id,
-  storage: 'memory',
   // Short, so that a killed worker's requests move within a test's patience.
   ackWaitMs: 1_000,
   onsession: async (transport) => {
