@@ -21,13 +21,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, expect, it } from 'vitest';
 import { CLI } from '../support/gateway.ts';
+import { freePort } from '../support/local.ts';
 
 const require = createRequire(import.meta.url);
 const CONFORMANCE = join(dirname(require.resolve('@modelcontextprotocol/conformance/package.json')), 'dist', 'index.js');
@@ -68,14 +68,6 @@ function waitForOutput(child: ChildProcess, pattern: RegExp): Promise<RegExpMatc
     child.stderr?.on('data', onData);
     child.once('exit', (code) => reject(new Error(`exited (${code}) before printing ${pattern}:\n${text}`)));
   });
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  return port;
 }
 
 /** Runs the active suite against `url`; returns `scenario/check → status`. */

@@ -8,11 +8,11 @@
  * port and store.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { findBinary, freePort } from './local.ts';
 
 /** The nats-server binary: on PATH, or where Debian puts it (/usr/sbin is not on every user's PATH). */
 export const NATS_SERVER: string | undefined = findBinary('nats-server');
@@ -100,30 +100,4 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       rmSync(dir, { recursive: true, force: true });
     },
   };
-}
-
-/** A binary on PATH, or in the sbin folders Debian puts daemons in. */
-export function findBinary(command: string): string | undefined {
-  const dirs = [...(process.env['PATH'] ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin'];
-  for (const dir of dirs) {
-    if (dir === '') continue;
-    const candidate = join(dir, command);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // Not in this directory.
-    }
-  }
-  return undefined;
-}
-
-/** A port nothing listens on now, on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
 }

@@ -11,7 +11,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { type BrokerServer, findBinary, freePort } from './nats-server.ts';
+import { findBinary, freePort } from './local.ts';
+import type { BrokerServer } from './nats-server.ts';
 
 /** The redis-server binary: on PATH, or where Debian puts it. */
 export const REDIS_SERVER: string | undefined = findBinary('redis-server');

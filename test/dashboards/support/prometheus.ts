@@ -5,34 +5,12 @@
  * must run in afterAll, even when a test failed.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, constants, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { delimiter, join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { findBinary as onPath, freePort } from '../../support/local.ts';
+import { join } from 'node:path';
 import { stringify } from 'yaml';
 
-/** The full path of an executable on PATH, or undefined. */
-export function onPath(command: string): string | undefined {
-  for (const dir of (process.env['PATH'] ?? '').split(delimiter)) {
-    if (dir === '') continue;
-    const candidate = join(dir, command);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // Not in this directory.
-    }
-  }
-  return undefined;
-}
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
+export { findBinary as onPath, freePort } from '../../support/local.ts';
 
 /** Calls `check` until it returns a value other than undefined, at most `timeoutMs`; the last failure explains a timeout. */
 export async function poll<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, intervalMs = 250): Promise<T> {
