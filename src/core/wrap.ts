@@ -11,6 +11,7 @@
  *     notification  ─► layers ─► wire          notification  ─► layers ─► application
  *     response      ─► inbound.ts (answer)     response      ─► outbound.ts (correlate)
  */
+import { deliverTo, reportTo } from './callbacks.ts';
 import { type ComposedLayer, compose } from './compose.ts';
 import { Context, type Session } from './context.ts';
 import { asError, ConnectionClosedError, InvalidMessageError } from './errors.ts';
@@ -419,27 +420,16 @@ export class LayeredTransport implements Transport {
   }
 
   #deliver(message: JSONRPCMessage, extra: MessageExtraInfo | undefined): void {
-    const onmessage = this.onmessage;
-    if (onmessage === undefined) return;
+    if (this.onmessage === undefined) return;
     if (!this.#notified && 'method' in message && !('id' in message)) {
       this.#notified = true;
       queueMicrotask(this.#clearNotified);
     }
-    try {
-      onmessage(message, extra);
-    } catch (error) {
-      this.#report(error);
-    }
+    deliverTo(this, message, extra);
   }
 
   #report(error: unknown): void {
-    const onerror = this.onerror;
-    if (onerror === undefined) return;
-    try {
-      onerror(asError(error));
-    } catch {
-      // An onerror that throws has nowhere left to report to.
-    }
+    reportTo(this, error);
   }
 
   #onInnerClose(): void {

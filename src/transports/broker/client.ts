@@ -34,6 +34,7 @@ import { cancelledRequestId, decode, describeMessage, encode, type HeaderValues,
 import type { BrokerEvents } from './events.ts';
 import { Header, requestKey } from './names.ts';
 import type { ClientPolicies } from './options.ts';
+import { deliverTo, reportTo } from '../../core/callbacks.ts';
 
 export type ClientState = 'idle' | 'starting' | 'open' | 'recovering' | 'closing' | 'closed';
 
@@ -338,19 +339,11 @@ export abstract class BrokerClientTransport<V extends string> implements Transpo
   }
 
   #deliver(message: JSONRPCMessage): void {
-    try {
-      this.onmessage?.(message);
-    } catch (error) {
-      this.report(error);
-    }
+    deliverTo(this, message);
   }
 
   protected report(error: unknown): void {
-    try {
-      this.onerror?.(asError(error));
-    } catch {
-      // nowhere left to report
-    }
+    reportTo(this, error);
   }
 
   // ── the broker's connection ──────────────────────────────────────────────────

@@ -6,11 +6,12 @@
  * Every request it delivers stays unacknowledged on the broker until the application's
  * response to it is published: a worker that dies holding it leaves it to be redelivered.
  */
-import { asError, ConnectionClosedError } from '../../core/errors.ts';
+import { ConnectionClosedError } from '../../core/errors.ts';
 import type { EventBus } from '../../core/events.ts';
 import { isRequest, type JSONRPCMessage, type RequestId } from '../../core/jsonrpc.ts';
 import type { MessageExtraInfo, Transport, TransportSendOptions } from '../../core/transport.ts';
 import { type EventFanout, WIRE_CONTROL, type WireControl } from '../../core/wire.ts';
+import { deliverTo, reportTo } from '../../core/callbacks.ts';
 
 /** The broker's message that carried a request to this worker, and what the worker may do with it. */
 export interface Delivery {
@@ -155,18 +156,10 @@ export class BrokerServerTransport implements Transport {
   }
 
   #handOver(message: JSONRPCMessage, extra: MessageExtraInfo | undefined): void {
-    try {
-      this.onmessage?.(message, extra);
-    } catch (error) {
-      this.#report(error);
-    }
+    deliverTo(this, message, extra);
   }
 
   #report(error: unknown): void {
-    try {
-      this.onerror?.(asError(error));
-    } catch {
-      // nowhere left to report
-    }
+    reportTo(this, error);
   }
 }

@@ -20,6 +20,7 @@ import type { BrokerEvents } from './events.ts';
 import { Header, isInbox, isName, requestKey } from './names.ts';
 import type { WorkerPolicies } from './options.ts';
 import { type BrokerServerTransport, deliver, type Delivery, end, type Held, held, type ServerTransportInit, type WorkerLink } from './session.ts';
+import { reportTo } from '../../core/callbacks.ts';
 
 /** A message the broker handed to this worker: its bytes, its headers, and the delivery to acknowledge. */
 export interface Arrival extends Delivery {
@@ -634,10 +635,6 @@ export abstract class BrokerWorker<T extends BrokerServerTransport, D extends Ar
   }
 
   protected report(error: unknown): void {
-    try {
-      this.onerror?.(asError(error));
-    } catch {
-      // nowhere left to report
-    }
+    reportTo(this, error);
   }
 }

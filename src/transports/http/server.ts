@@ -23,7 +23,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
-import { asError, ErrorCode } from '../../core/errors.ts';
+import { ErrorCode } from '../../core/errors.ts';
 import { EventBus } from '../../core/events.ts';
 import { AVAILABLE_ENCODINGS, encodingsOption } from '../../core/wire.ts';
 import { compressBuffer, createCompressor, negotiateEncoding } from '../encoding.ts';
@@ -36,6 +36,7 @@ import { DISCARD_FACTOR, DISCARD_MS, discardRest, readBody } from './body.ts';
 import { addressOf, answerClientError, hostPort, listenOn, pathOf } from '../listen.ts';
 import { Responder } from './respond.ts';
 import { StreamableHttpSessionTransport } from './session.ts';
+import { reportTo } from '../../core/callbacks.ts';
 
 /** What McpHttpServer needs of a transport: the SDK server transports have this shape. */
 export interface HttpServerTransportLike {
@@ -461,11 +462,7 @@ export class McpHttpServer {
   }
 
   #report(error: unknown): void {
-    try {
-      this.onerror?.(asError(error));
-    } catch {
-      // nowhere left to report
-    }
+    reportTo(this, error);
   }
 }
 

@@ -38,6 +38,7 @@ import { isJsonContentType } from '@modelcontextprotocol/sdk/shared/mediaType.js
 import { CANCELLED, type JSONRPCMessage, type RequestId } from '../../core/jsonrpc.ts';
 import type { MessageExtraInfo, TransportSendOptions } from '../../core/transport.ts';
 import type { EventStream, Responder } from './respond.ts';
+import { deliverTo, reportTo } from '../../core/callbacks.ts';
 
 /** The SDK's transports refuse longer batches (MAX_BATCH_SIZE). */
 const MAX_BATCH = 100;
@@ -153,7 +154,7 @@ export class StreamableHttpSessionTransport {
     if (requests === 0) {
       for (const message of messages) {
         if ('method' in message && message.method === CANCELLED) this.#cancelled(message.params?.['requestId'] as RequestId | undefined);
-        this.onmessage?.(message, extra);
+        deliverTo(this, message, extra);
       }
       return out.whole(202, {}, undefined);
     }
@@ -161,7 +162,7 @@ export class StreamableHttpSessionTransport {
     const exchange: Exchange = { out, pending: requests, answers: [], events: undefined, at: performance.now() };
     for (const message of messages) if (isRequest(message)) this.#exchanges.set(message.id, exchange);
     this.#pulse ??= this.#startPulse();
-    for (const message of messages) this.onmessage?.(message, extra);
+    for (const message of messages) deliverTo(this, message, extra);
   }
 
   #get(req: IncomingMessage, out: Responder): void {
@@ -310,11 +311,7 @@ export class StreamableHttpSessionTransport {
   }
 
   #report(message: string): void {
-    try {
-      this.onerror?.(new Error(message));
-    } catch {
-      // a throwing handler must not break the request
-    }
+    reportTo(this, new Error(message));
   }
 }
 

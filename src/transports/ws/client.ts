@@ -49,6 +49,7 @@ import { booleanOption, durationOption, functionOption, integerOption, invalidOp
 import { type CompressionSettings, EventFanout, WIRE_CONTROL, type WireControl } from '../../core/wire.ts';
 import { Channel, CloseCode, encode } from './channel.ts';
 import { COMMON_OPTIONS, resolveCommon, SUBPROTOCOL, type WebSocketCommonOptions, wsDeflateOptions } from './options.ts';
+import { deliverTo, reportTo } from '../../core/callbacks.ts';
 
 export interface ReconnectOptions {
   /** Connection attempts after a drop (retries: the lost connection was the first) before the transport gives up and closes. Default 20; `Infinity` never gives up. */
@@ -645,19 +646,11 @@ export class WebSocketClientTransport implements Transport {
   }
 
   #deliver(message: JSONRPCMessage): void {
-    try {
-      this.onmessage?.(message);
-    } catch (error) {
-      this.#report(error);
-    }
+    deliverTo(this, message);
   }
 
   #report(error: unknown): void {
-    try {
-      this.onerror?.(asError(error));
-    } catch {
-      // nowhere left to report
-    }
+    reportTo(this, error);
   }
 
   // ── what happens to messages around a drop ─────────────────────────────────────

@@ -19,7 +19,7 @@ import type https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer as WsServer, type WebSocket } from 'ws';
-import { asError, ConnectionClosedError, ErrorCode } from '../../core/errors.ts';
+import { ConnectionClosedError, ErrorCode } from '../../core/errors.ts';
 import type { EventBus } from '../../core/events.ts';
 import type { JSONRPCMessage } from '../../core/jsonrpc.ts';
 import type { MessageExtraInfo, Transport, TransportSendOptions } from '../../core/transport.ts';
@@ -29,6 +29,7 @@ import { type CompressionSettings, EventFanout, WIRE_CONTROL, type WireControl }
 import { Channel, type ChannelSettings, CloseCode, encode } from './channel.ts';
 import { COMMON_OPTIONS, resolveCommon, SUBPROTOCOL, type WebSocketCommonOptions, wsDeflateOptions } from './options.ts';
 import { addressOf, answerClientError, hostPort, listenOn, pathOf } from '../listen.ts';
+import { deliverTo, reportTo } from '../../core/callbacks.ts';
 
 export interface WebSocketServerOptions extends WebSocketCommonOptions, GuardOptions {
   /** Called once per accepted connection with its transport (not started yet: `connect()` starts it). */
@@ -233,11 +234,7 @@ export class McpWebSocketServer {
   }
 
   #report(error: unknown): void {
-    try {
-      this.onerror?.(asError(error));
-    } catch {
-      // nowhere left to report
-    }
+    reportTo(this, error);
   }
 
   /** For tests and diagnostics: the options this server was built with. */
@@ -360,19 +357,11 @@ export class WebSocketServerTransport implements Transport {
   }
 
   #deliver(message: JSONRPCMessage): void {
-    try {
-      this.onmessage?.(message, this.#extra);
-    } catch (error) {
-      this.#report(error);
-    }
+    deliverTo(this, message, this.#extra);
   }
 
   #report(error: unknown): void {
-    try {
-      this.onerror?.(asError(error));
-    } catch {
-      // nowhere left to report
-    }
+    reportTo(this, error);
   }
 }
 
