@@ -231,9 +231,10 @@ export class RedisWorker extends BrokerWorker<RedisServerTransport, RedisArrival
         this.#unblocking = false;
       }
       if (!Array.isArray(reply)) continue;
-      // Pub/sub arrives on another connection: a cancellation published before a request was added lands in the same turn,
-      // and waiting one turn lets it be handled first, as it was sent (docs/scale-out.md says this is not a guarantee).
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      // Pub/sub arrives on another connection. A client publishes a cancellation and then adds a request on one
+      // connection, so Redis wrote the cancellation to our subscriber before the entry existed: the answer to a PING
+      // on that connection comes after it, and the cancellation is handled before the request, as it was sent.
+      await this.#sub?.sendCommand(['PING']).catch(() => {});
       for (const [stream, entries] of reply as Array<[unknown, Array<[unknown, unknown]>]>) {
         for (const [id, fields] of entries) this.#arrive(text(stream), text(id), readEntry(fields), 1);
       }
