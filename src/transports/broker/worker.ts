@@ -608,8 +608,9 @@ export abstract class BrokerWorker<T extends BrokerServerTransport, D extends Ar
     if (this.#sessions.get(record.id) === record) this.#sessions.delete(record.id);
     this.unbind(record, how.forGood);
     this.#settleHeld(record.transport, how.handBack);
-    record.transport[end]();
+    // Published before the transport ends: the layers of its wrap detach when it does.
     if (this.brokerEvents.has('broker-session')) this.brokerEvents.emit('broker-session', { state: 'closed', sessionId: record.id, reason });
+    record.transport[end]();
     this.freed();
   }
 
