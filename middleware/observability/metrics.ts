@@ -4,9 +4,9 @@
  * - The semconv MCP histograms under their Prometheus names — operation durations
  *   (`mcp_client_operation_duration_seconds`, `mcp_server_operation_duration_seconds`)
  *   and session durations — with the semconv bucket advice.
- * - A counter or gauge for every event the core and the other layers publish (retries,
- *   timeouts, breaker state, shedding, hedges, chaos, reconnects, token refreshes, wire
- *   bytes, batch sizes...). `METRIC_FAMILIES` lists them all; docs/metrics.md documents them.
+ * - A counter or gauge for every event the core, the transports and the other layers
+ *   publish (retries, timeouts, breaker state, shedding, hedges, chaos, reconnects, token
+ *   refreshes, wire bytes, batch sizes, broker redeliveries...). `METRIC_FAMILIES` lists them all; docs/metrics.md documents them.
  * - Bounded cardinality: each peer- or layer-supplied label (method, tool, prompt, error
  *   type, reason...) keeps at most `maxLabelValues` distinct values, then reads `_other`.
  * - Exemplars (`trace_id`, `span_id`) on the operation histograms when the registry
