@@ -1,4 +1,4 @@
-/** mcp-transport.json: bytes, compression, batching, connections, reconnects and heartbeats. */
+/** mcp-transport.json: bytes, compression, batching, connections, reconnects, heartbeats, and the broker transports' traffic, workers and sessions. */
 import type { DashboardSpec } from './grafana.ts';
 import { quantile, rate, sel, sum } from './query.ts';
 
@@ -7,7 +7,7 @@ const BYTES = 'mcp_layers_compression_bytes_total';
 export const transport: DashboardSpec = {
   uid: 'mcp-layers-transport',
   title: 'MCP / Transport',
-  description: 'mcp-layers: what crosses the wire — bytes, compression, JSON-RPC batches — and the connections under the transports (mcp-layers/ws, mcp-layers/http). docs/observability.md explains each panel.',
+  description: 'mcp-layers: what crosses the wire — bytes, compression, JSON-RPC batches — the connections under the transports (mcp-layers/ws, mcp-layers/http), and what the broker transports (mcp-layers/nats, mcp-layers/redis) publish, redeliver and drop. docs/observability.md explains each panel.',
   rows: [
     {
       title: 'Bytes',
@@ -117,6 +117,60 @@ export const transport: DashboardSpec = {
             { expr: quantile(0.95, 'mcp_layers_heartbeat_rtt_seconds', ['transport']), legend: 'p95 {{transport}}' },
             { expr: quantile(0.99, 'mcp_layers_heartbeat_rtt_seconds', ['transport']), legend: 'p99 {{transport}}' },
           ],
+        },
+      ],
+    },
+    {
+      title: 'Brokers',
+      panels: [
+        {
+          title: 'Broker messages published',
+          description: 'Messages per second the broker transports (mcp-layers/nats, mcp-layers/redis) published, by transport and path: stream (requests, stored by the broker until a worker acknowledges them) or core / pubsub (answers and notifications to a client\'s inbox, fire and forget). A client transport publishes its requests; a worker its answers.',
+          unit: 'ops',
+          queries: [{ expr: sum(['transport', 'via'], rate('mcp_layers_broker_messages_published_total')), legend: '{{transport}} {{via}}' }],
+        },
+        {
+          title: 'Broker bytes published',
+          description: 'Bytes per second the broker transports published, headers included, by transport and path. Divided by the messages: the mean message size, to hold against the payload limit (NATS max_payload, the Redis service\'s maxPayload; 1 MiB by default).',
+          unit: 'binBps',
+          queries: [{ expr: sum(['transport', 'via'], rate('mcp_layers_broker_published_bytes_total')), legend: '{{transport}} {{via}}' }],
+        },
+        {
+          width: 8,
+          title: 'Redeliveries',
+          description: 'Requests per second a worker received again because the worker that took them stopped before answering: delivered (idempotent, run again) or refused (not known to be idempotent: answered with one worker-lost error, -32054, never run twice). Any: a worker died or lost the broker with requests in hand; refused ones failed for their callers.',
+          unit: 'ops',
+          colorSeries: [{ match: '.*refused.*', color: 'red' }],
+          queries: [{ expr: sum(['transport', 'outcome'], rate('mcp_layers_broker_redeliveries_total')), legend: '{{transport}} {{outcome}}' }],
+        },
+        {
+          width: 8,
+          title: 'Duplicates dropped',
+          description: 'Duplicates dropped per second, by where: stream (the broker refused a second publish of one request within its window), worker (a request it had answered or holds, delivered again), client (a second answer to one request, after a redelivery). Each request still ran and was answered once.',
+          unit: 'ops',
+          queries: [{ expr: sum(['transport', 'where'], rate('mcp_layers_broker_deduplicated_total')), legend: '{{transport}} {{where}}' }],
+        },
+        {
+          width: 8,
+          title: 'Garbage on the broker',
+          description: 'Messages per second on the service\'s subjects, streams or channels that were not ours: dropped (and answered -32600 when the request could be identified). Any: a foreign publisher, or a client of another version, writes where the workers read; the broker-garbage log record names the subject and the problem.',
+          unit: 'ops',
+          colorSeries: [{ match: '.*', color: 'red' }],
+          queries: [{ expr: sum(['transport'], rate('mcp_layers_broker_garbage_total')), legend: '{{transport}}' }],
+        },
+        {
+          title: 'Workers joining and leaving',
+          description: 'Workers joining or leaving per second: a worker as it starts or closes, and left as a client reports the worker holding its session lost (no responders, or missed probes). Left from clients without a matching close: workers are crashing; their sessions are replayed on others (see Sessions on workers).',
+          unit: 'eps',
+          colorSeries: [{ match: '.*left.*', color: 'orange' }],
+          queries: [{ expr: sum(['transport', 'state'], rate('mcp_layers_broker_workers_total')), legend: '{{transport}} {{state}}' }],
+        },
+        {
+          title: 'Sessions on workers',
+          description: 'Sessions per second opened on a worker, replayed there (re-established under the same session id after its worker was lost: what that worker held in memory for it is gone) and closed. Replayed rising: workers are dying or losing the broker.',
+          unit: 'eps',
+          colorSeries: [{ match: '.*replayed.*', color: 'orange' }],
+          queries: [{ expr: sum(['transport', 'state'], rate('mcp_layers_broker_sessions_total')), legend: '{{transport}} {{state}}' }],
         },
       ],
     },

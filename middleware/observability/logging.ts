@@ -93,6 +93,15 @@ const EVENT_LEVELS: { [K in EventName]: LevelFor<LayerEvents[K]> } = {
   'batch-flushed': 'debug',
   'bytes-compressed': 'debug',
   wire: 'debug',
+  // The broker transports: a message per publish is detail; a worker lost (its requests
+  // redelivered, its sessions replayed elsewhere) and a foreign publisher are not.
+  'broker-published': 'debug',
+  'broker-redelivered': 'warn',
+  'broker-deduplicated': 'info',
+  // A worker leaving on its own (its close) says no reason; a client that lost its worker says how.
+  'broker-worker': (e) => (e.state === 'left' && e.reason !== undefined ? 'warn' : 'info'),
+  'broker-session': (e) => (e.state === 'replayed' ? 'warn' : 'info'),
+  'broker-garbage': 'warn',
 };
 
 /**

@@ -4,9 +4,9 @@
  * - The semconv MCP histograms under their Prometheus names — operation durations
  *   (`mcp_client_operation_duration_seconds`, `mcp_server_operation_duration_seconds`)
  *   and session durations — with the semconv bucket advice.
- * - A counter or gauge for every event the core and the other layers publish (retries,
- *   timeouts, breaker state, shedding, hedges, chaos, reconnects, token refreshes, wire
- *   bytes, batch sizes...). `METRIC_FAMILIES` lists them all; docs/metrics.md documents them.
+ * - A counter or gauge for every event the core, the transports and the other layers
+ *   publish (retries, timeouts, breaker state, shedding, hedges, chaos, reconnects, token
+ *   refreshes, wire bytes, batch sizes, broker redeliveries...). `METRIC_FAMILIES` lists them all; docs/metrics.md documents them.
  * - Bounded cardinality: each peer- or layer-supplied label (method, tool, prompt, error
  *   type, reason...) keeps at most `maxLabelValues` distinct values, then reads `_other`.
  * - Exemplars (`trace_id`, `span_id`) on the operation histograms when the registry
@@ -102,6 +102,13 @@ export const METRIC_FAMILIES = [
   { name: 'mcp_layers_wire_bytes_total', type: 'counter', labels: ['transport', 'direction', 'encoding'], help: 'Bytes on the wire, by direction (outbound: sent) and content encoding.' },
   { name: 'mcp_layers_compression_bytes_total', type: 'counter', labels: ['transport', 'direction', 'encoding', 'stage'], help: 'Bytes before and after compression (stage), by direction and encoding.' },
   { name: 'mcp_layers_batch_size', type: 'histogram', labels: ['transport'], help: 'Messages per JSON-RPC batch written by the batching layer.' },
+  { name: 'mcp_layers_broker_messages_published_total', type: 'counter', labels: ['transport', 'via'], help: 'Messages a broker transport (mcp-layers/nats, mcp-layers/redis) published: via the broker\'s durable path (stream) or its fire-and-forget one (core on NATS, pubsub on Redis).' },
+  { name: 'mcp_layers_broker_published_bytes_total', type: 'counter', labels: ['transport', 'via'], help: 'Bytes of the messages a broker transport published, headers included, as they count against the broker\'s payload limit.' },
+  { name: 'mcp_layers_broker_redeliveries_total', type: 'counter', labels: ['transport', 'mcp_method_name', 'outcome'], help: 'Requests a worker received again because their first worker stopped before answering: delivered (idempotent: run again) or refused (answered with one worker-lost error).' },
+  { name: 'mcp_layers_broker_deduplicated_total', type: 'counter', labels: ['transport', 'where'], help: 'Duplicates dropped: a second publish of one request refused by the broker (stream), a request a worker had answered or holds (worker), a second answer to one request (client).' },
+  { name: 'mcp_layers_broker_workers_total', type: 'counter', labels: ['transport', 'state'], help: 'Workers joining or leaving a service: a worker as it starts or closes, or a client that lost its worker (left).' },
+  { name: 'mcp_layers_broker_sessions_total', type: 'counter', labels: ['transport', 'state'], help: 'Sessions on a worker: opened, replayed (re-established after their worker was lost) or closed.' },
+  { name: 'mcp_layers_broker_garbage_total', type: 'counter', labels: ['transport'], help: 'Messages on a service\'s subjects, streams or channels that were not ours (a foreign publisher): dropped, and answered when the request could be identified.' },
 ] as const satisfies readonly MetricFamily[];
 
 type FamilyName = (typeof METRIC_FAMILIES)[number]['name'];
@@ -449,6 +456,21 @@ export function metrics(options?: MetricsOptions): Layer {
     child.inc();
   }
 
+  // Every message a broker transport publishes publishes one: bound per (transport, via).
+  const published = { messages: counter('mcp_layers_broker_messages_published_total'), bytes: counter('mcp_layers_broker_published_bytes_total') };
+  const publishedBound = new LabelTree<{ messages: { inc: () => void }; bytes: { inc: (by: number) => void } }>(2, MAX_BOUND_LABEL_SETS);
+  function countPublished(transport: string, event: LayerEvents['broker-published']): void {
+    const via = caps.other.value(event.via);
+    let child = publishedBound.find(transport, via);
+    if (child === undefined) {
+      const values = labels({ transport, via });
+      const made = { messages: published.messages.labels(values), bytes: published.bytes.labels(values) };
+      child = publishedBound.add(made, transport, via) ? made : { messages: { inc: () => published.messages.inc(values) }, bytes: { inc: (by) => published.bytes.inc(values, by) } };
+    }
+    child.messages.inc();
+    child.bytes.inc(event.bytes);
+  }
+
   function subscribe(host: LayerHost): () => void {
     // Events without an exchange are labelled with the transport whose bus carried them.
     const transport = host.session.name;
@@ -500,6 +522,13 @@ export function metrics(options?: MetricsOptions): Layer {
         inc('mcp_layers_compression_bytes_total', { ...base, stage: 'after' }, e.after);
       },
       wire: (e) => inc('mcp_layers_wire_bytes_total', { transport, direction: e.direction, encoding: caps.encoding.value(e.encoding) }, e.bytes),
+      // No session ids, subjects or worker ids in labels: they are unbounded (the logs have them).
+      'broker-published': (e) => countPublished(transport, e),
+      'broker-redelivered': (e) => inc('mcp_layers_broker_redeliveries_total', { transport, mcp_method_name: caps.method.value(e.method), outcome: e.outcome }),
+      'broker-deduplicated': (e) => inc('mcp_layers_broker_deduplicated_total', { transport, where: e.where }),
+      'broker-worker': (e) => inc('mcp_layers_broker_workers_total', { transport, state: e.state }),
+      'broker-session': (e) => inc('mcp_layers_broker_sessions_total', { transport, state: e.state }),
+      'broker-garbage': () => inc('mcp_layers_broker_garbage_total', { transport }),
     };
     const active: { [K in keyof LayerEvents]?: (event: LayerEvents[K]) => void } = {};
     for (const type of Object.keys(listeners) as Array<keyof LayerEvents>) {

@@ -47,6 +47,37 @@ export interface LayerEvents {
   heartbeat: { outcome: 'ok' | 'missed'; rttMs?: number };
   'bytes-compressed': { encoding: string; direction: Direction; before: number; after: number };
   wire: { direction: Direction; bytes: number; encoding: string };
+
+  // The broker transports (mcp-layers/nats, mcp-layers/redis) publish these too, the same
+  // on either broker: a client transport on its bus, a worker on its bus and on every
+  // session's. docs/scale-out.md ("Events") says who publishes which.
+  /**
+   * A message went to the broker: `via` its durable path (`stream`: stored, acknowledged
+   * to the publisher) or its fire-and-forget one (`core` on NATS, `pubsub` on Redis).
+   * `method` is the message's (undefined for a response).
+   */
+  'broker-published': { subject: string; via: string; bytes: number; method: string | undefined };
+  /**
+   * A worker received a request the broker had delivered before (its previous worker
+   * stopped before acknowledging it): `delivered` again when idempotent (invariant 3),
+   * else `refused` with one error response.
+   */
+  'broker-redelivered': { id: RequestId; method: string; deliveryCount: number; outcome: 'delivered' | 'refused' };
+  /**
+   * A duplicate was dropped: the broker's window refused a second publish of the same
+   * client and wire id (`stream`), a worker dropped a request it had answered or holds
+   * (`worker`), or a client dropped a second answer to one request (`client`).
+   */
+  'broker-deduplicated': { where: 'stream' | 'worker' | 'client'; id: RequestId | undefined };
+  /**
+   * A worker joined or left the service: the worker itself says so as it starts and closes
+   * (no `reason`); a client that lost its worker says `left` with the reason it counts it gone.
+   */
+  'broker-worker': { state: 'joined' | 'left'; worker: string; reason?: string };
+  /** A session opened on a worker (a first initialize, or a replayed one after its worker was lost), or closed there. */
+  'broker-session': { state: 'opened' | 'replayed' | 'closed'; sessionId: string; reason?: string };
+  /** Bytes on a subject or key that are not one of our messages: dropped, and answered when the request could be identified. */
+  'broker-garbage': { subject: string; problem: string; answered: boolean };
 }
 
 export type EventListener<T> = (event: T) => void;

@@ -192,6 +192,8 @@ describe('dashboards ⇄ code: the metric families', () => {
     expect(problems).toEqual([]);
     // Each kind of alert the project promises is there.
     expect(rules.flatMap(({ rule }) => (rule.alert === undefined ? [] : [rule.alert])).toSorted()).toEqual([
+      'MCPBrokerGarbage',
+      'MCPBrokerRedeliveriesRefused',
       'MCPCircuitBreakerOpen',
       'MCPErrorBudgetBurnFast',
       'MCPErrorBudgetBurnSlow',

@@ -8,8 +8,8 @@
  * matches no series (a wrong label value hidden behind `or vector(0)` would otherwise
  * pass).
  *
- * Needs the `prometheus` binary (CI installs Debian's package: .ci/system-packages);
- * without it on PATH the suite is skipped, saying so.
+ * Needs the `prometheus` binary, and `nats-server` for the broker families (CI installs
+ * Debian's packages: .ci/system-packages); without either the suite is skipped, saying so.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,6 +23,7 @@ import { interpolate, type Interpolation } from './support/interpolate.ts';
 import { GATEWAY_JOB, type Load, startLoad } from './support/load.ts';
 import { analyze, resolve } from './support/promql.ts';
 import { onPath, poll, type Prometheus, startPrometheus } from './support/prometheus.ts';
+import { NATS_SERVER, NATS_SKIP_MESSAGE } from '../support/nats-server.ts';
 
 const PROMETHEUS = onPath('prometheus');
 
@@ -41,9 +42,12 @@ const SCRAPE_INTERVAL = 1;
 
 if (PROMETHEUS === undefined) {
   console.warn('test/dashboards/prometheus.test.ts: SKIPPED — `prometheus` is not on PATH (CI installs it: .ci/system-packages; locally: apt-get install prometheus)');
+} else if (NATS_SERVER === undefined) {
+  // The load driver's broker scenario feeds the broker families.
+  console.warn(`test/dashboards/prometheus.test.ts: ${NATS_SKIP_MESSAGE}`);
 }
 
-describe.skipIf(PROMETHEUS === undefined)('dashboards against a real Prometheus scraping the demo load', () => {
+describe.skipIf(PROMETHEUS === undefined || NATS_SERVER === undefined)('dashboards against a real Prometheus scraping the demo load', () => {
   let dir: string | undefined;
   let load: Load | undefined;
   let prometheus: Prometheus | undefined;

@@ -12,12 +12,10 @@
  * unwrapped in-memory run (invariant 6).
  */
 import { describe } from 'vitest';
-import type { EventBus } from '#core/events.ts';
 import type { Transport } from '#core/transport.ts';
 import { wrap } from '#core/wrap.ts';
 import { NatsClientTransport, type NatsServerTransport, type NatsWorker, serveNats } from '#mcp-layers/nats';
 import { RedisClientTransport, type RedisServerTransport, type RedisWorker, serveRedis } from '#mcp-layers/redis';
-import type { BrokerEvents } from '#transports/broker/events.ts';
 import type { BrokerClientOptions, BrokerWorkerOptions } from '#transports/broker/options.ts';
 import { Ledger } from './ledger.ts';
 import { type BrokerServer, NATS_SERVER, NATS_SKIP_MESSAGE, startNatsServer } from './nats-server.ts';
@@ -63,8 +61,6 @@ export interface Broker {
   start(): Promise<BrokerServer>;
   client(options: ClientOptions): BrokerClientTransport;
   serve(options: WorkerOptions): Promise<BrokerWorker>;
-  /** The broker's own event bus (`natsEvents`, `redisEvents`) of a client transport or a worker. */
-  events(of: BrokerClientTransport | BrokerWorker): EventBus<BrokerEvents>;
 }
 
 /** The worker child process of the failover tests: node <script> <broker name> <url> <service> <id> <hold: 0|1> <count-file>. */
@@ -81,7 +77,6 @@ export const NATS: Broker = {
   start: () => startNatsServer(),
   client: ({ quickReconnect = false, ...options }) => new NatsClientTransport({ ...options, ...(quickReconnect ? { connectOptions: { reconnectTimeWait: 50 } } : {}) }),
   serve: (options) => serveNats({ storage: 'memory', ...options }),
-  events: (of) => (of as NatsClientTransport | NatsWorker).natsEvents as EventBus<BrokerEvents>,
 };
 
 export const REDIS: Broker = {
@@ -95,7 +90,6 @@ export const REDIS: Broker = {
   start: () => startRedisServer(),
   client: ({ quickReconnect = false, ...options }) => new RedisClientTransport({ ...options, ...(quickReconnect ? { connectOptions: { socket: { reconnectStrategy: 50 } } } : {}) }),
   serve: (options) => serveRedis(options),
-  events: (of) => (of as RedisClientTransport | RedisWorker).redisEvents as EventBus<BrokerEvents>,
 };
 
 export const BROKERS: readonly Broker[] = [NATS, REDIS];

@@ -42,6 +42,12 @@ export function everyEvent(ctx: Context): EveryEvent {
     'batch-flushed': { size: 4, bytes: 900 },
     'bytes-compressed': { encoding: 'gzip', direction: 'outbound', before: 1000, after: 300 },
     wire: { direction: 'outbound', bytes: 300, encoding: 'gzip' },
+    'broker-published': { subject: 'mcp.tools.req', via: 'stream', bytes: 180, method: 'tools/call' },
+    'broker-redelivered': { id: 41, method: 'tools/call', deliveryCount: 2, outcome: 'refused' },
+    'broker-deduplicated': { where: 'stream', id: 41 },
+    'broker-worker': { state: 'left', worker: 'worker-a', reason: 'no responders' },
+    'broker-session': { state: 'replayed', sessionId: 'session-1' },
+    'broker-garbage': { subject: 'mcp.tools.req', problem: 'a message that is not valid JSON', answered: false },
   } satisfies Record<keyof LayerEvents, object>;
   return events as unknown as EveryEvent;
 }

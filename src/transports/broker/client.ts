@@ -31,7 +31,7 @@ import { type MessageExtraInfo, STATELESS_PROTOCOL_VERSION, type Transport, type
 import { EventFanout, WIRE_CONTROL, type WireControl } from '../../core/wire.ts';
 import { sleep, unref } from '../../layer-kit/sleep.ts';
 import { cancelledRequestId, decode, describeMessage, encode, type HeaderValues, toolOf, withTrace } from './codec.ts';
-import type { BrokerEvents } from './events.ts';
+import { type BrokerEventSink, brokerEventsOn } from './events.ts';
 import { Header, requestKey } from './names.ts';
 import type { ClientPolicies } from './options.ts';
 import { deliverTo, reportTo } from '../../core/callbacks.ts';
@@ -96,7 +96,8 @@ export abstract class BrokerClientTransport<V extends string> implements Transpo
   readonly [WIRE_CONTROL]: WireControl;
 
   protected readonly kind: ClientKind;
-  protected readonly brokerEvents: EventBus<BrokerEvents<V>>;
+  /** The fanout, for the broker events (`broker-published`...). */
+  protected readonly brokerEvents: BrokerEventSink<V>;
   protected readonly fanout: EventFanout;
   protected readonly policies: ClientPolicies;
   protected readonly stop = new AbortController();
@@ -119,13 +120,13 @@ export abstract class BrokerClientTransport<V extends string> implements Transpo
   #protocolVersion: string | undefined;
   #closed: Promise<void> | undefined;
 
-  constructor(kind: ClientKind, clientId: string, policies: ClientPolicies, events: EventBus, brokerEvents: EventBus<BrokerEvents<V>>, idempotency: IdempotencyOptions) {
+  constructor(kind: ClientKind, clientId: string, policies: ClientPolicies, events: EventBus, idempotency: IdempotencyOptions) {
     this.kind = kind;
     this.clientId = clientId;
     this.policies = policies;
     this.events = events;
-    this.brokerEvents = brokerEvents;
     this.fanout = new EventFanout(events);
+    this.brokerEvents = brokerEventsOn<V>(this.fanout);
     this.#idempotency = new Idempotency({ idempotentTools: idempotency.idempotentTools, nonIdempotentTools: idempotency.nonIdempotentTools });
     this.#dropped.promise.catch(() => {});
     this[WIRE_CONTROL] = {
@@ -246,8 +247,8 @@ export abstract class BrokerClientTransport<V extends string> implements Transpo
       if (request !== undefined) this.#inflight.delete(request.id);
       throw error;
     }
-    if (published.duplicate && this.brokerEvents.has('deduplicated')) this.brokerEvents.emit('deduplicated', { where: 'stream', id: request?.id });
-    if (this.brokerEvents.has('published')) this.brokerEvents.emit('published', { subject: published.subject, via: published.via, bytes: published.bytes, method: 'method' in message ? message.method : undefined });
+    if (published.duplicate && this.brokerEvents.has('broker-deduplicated')) this.brokerEvents.emit('broker-deduplicated', { where: 'stream', id: request?.id });
+    if (this.brokerEvents.has('broker-published')) this.brokerEvents.emit('broker-published', { subject: published.subject, via: published.via, bytes: published.bytes, method: 'method' in message ? message.method : undefined });
   }
 
   async close(): Promise<void> {
@@ -310,7 +311,7 @@ export abstract class BrokerClientTransport<V extends string> implements Transpo
       const entry = id === undefined ? undefined : this.#inflight.get(id);
       if (entry === undefined) {
         // A second answer (a redelivered request answered twice), or one to a request given up on.
-        if (this.brokerEvents.has('deduplicated')) this.brokerEvents.emit('deduplicated', { where: 'client', id });
+        if (this.brokerEvents.has('broker-deduplicated')) this.brokerEvents.emit('broker-deduplicated', { where: 'client', id });
         return;
       }
       this.#inflight.delete(id as RequestId);
@@ -335,7 +336,7 @@ export abstract class BrokerClientTransport<V extends string> implements Transpo
   protected garbage(subject: string, problem: string): void {
     if (this.#state === 'closed' || this.#state === 'closing') return;
     this.report(new InvalidMessageError(`${this.kind.label}: dropped ${problem} from the inbox ${subject}`, 'inbound', { layer: this.kind.layer, reason: 'garbage' }));
-    if (this.brokerEvents.has('garbage')) this.brokerEvents.emit('garbage', { subject, problem, answered: false });
+    if (this.brokerEvents.has('broker-garbage')) this.brokerEvents.emit('broker-garbage', { subject, problem, answered: false });
   }
 
   #deliver(message: JSONRPCMessage): void {
@@ -435,7 +436,7 @@ export abstract class BrokerClientTransport<V extends string> implements Transpo
 
   #workerLost(worker: string, reason: string): void {
     this.#missed = 0;
-    if (this.brokerEvents.has('worker')) this.brokerEvents.emit('worker', { state: 'left', worker, reason });
+    if (this.brokerEvents.has('broker-worker')) this.brokerEvents.emit('broker-worker', { state: 'left', worker, reason });
     const session = this.#session;
     if (session === undefined) return;
     session.worker = undefined;

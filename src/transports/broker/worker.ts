@@ -16,7 +16,7 @@ import type { MessageExtraInfo } from '../../core/transport.ts';
 import { EventFanout } from '../../core/wire.ts';
 import { sleep, unref } from '../../layer-kit/sleep.ts';
 import { decode, describeMessage, encode, type HeaderValues, type PayloadLimit, responseOverMaxPayload, overMaxPayload, toolOf, withTrace } from './codec.ts';
-import type { BrokerEvents } from './events.ts';
+import { type BrokerEventSink, brokerEventsOn } from './events.ts';
 import { Header, isInbox, isName, requestKey } from './names.ts';
 import type { WorkerPolicies } from './options.ts';
 import { type BrokerServerTransport, deliver, type Delivery, end, type Held, held, type ServerTransportInit, type WorkerLink } from './session.ts';
@@ -70,7 +70,8 @@ export abstract class BrokerWorker<T extends BrokerServerTransport, D extends Ar
 
   protected readonly kind: BrokerKind;
   protected readonly policies: WorkerPolicies<T>;
-  protected readonly brokerEvents: EventBus<BrokerEvents<V>>;
+  /** The fanout, for the broker events (`broker-published`...). */
+  protected readonly brokerEvents: BrokerEventSink<V>;
   protected readonly fanout: EventFanout;
   protected readonly link: WorkerLink;
   protected readonly stop = new AbortController();
@@ -93,13 +94,13 @@ export abstract class BrokerWorker<T extends BrokerServerTransport, D extends Ar
   #clientCheck: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
 
-  constructor(kind: BrokerKind, policies: WorkerPolicies<T>, id: string, events: EventBus, brokerEvents: EventBus<BrokerEvents<V>>, idempotency: { idempotentTools?: readonly string[] | undefined; nonIdempotentTools?: readonly string[] | undefined }, vetoOption: string) {
+  constructor(kind: BrokerKind, policies: WorkerPolicies<T>, id: string, events: EventBus, idempotency: { idempotentTools?: readonly string[] | undefined; nonIdempotentTools?: readonly string[] | undefined }, vetoOption: string) {
     this.kind = kind;
     this.policies = policies;
     this.id = id;
     this.events = events;
-    this.brokerEvents = brokerEvents;
     this.fanout = new EventFanout(events);
+    this.brokerEvents = brokerEventsOn<V>(this.fanout);
     this.#idempotency = new Idempotency(idempotency);
     this.#veto = globMatcher(idempotency.nonIdempotentTools ?? [], vetoOption);
     this.link = {
@@ -285,7 +286,7 @@ export abstract class BrokerWorker<T extends BrokerServerTransport, D extends Ar
     } catch (error) {
       this.report(error);
     }
-    if (this.brokerEvents.has('worker')) this.brokerEvents.emit('worker', { state, worker: this.id });
+    if (this.brokerEvents.has('broker-worker')) this.brokerEvents.emit('broker-worker', { state, worker: this.id });
   }
 
   // ── what arrives ─────────────────────────────────────────────────────────────
@@ -348,7 +349,7 @@ export abstract class BrokerWorker<T extends BrokerServerTransport, D extends Ar
     if (!decoded.ok || client === undefined || client === '') {
       const problem = decoded.ok ? `${describeMessage(decoded.message)} without the ${Header.Client} header` : decoded.problem;
       this.report(new InvalidMessageError(`${this.kind.label}: dropped ${problem} on ${subject}`, 'inbound', { layer: this.kind.layer, reason: 'garbage' }));
-      if (this.brokerEvents.has('garbage')) this.brokerEvents.emit('garbage', { subject, problem, answered: false });
+      if (this.brokerEvents.has('broker-garbage')) this.brokerEvents.emit('broker-garbage', { subject, problem, answered: false });
       return;
     }
     const message = decoded.message;
@@ -406,7 +407,7 @@ export abstract class BrokerWorker<T extends BrokerServerTransport, D extends Ar
       this.#publishRaw(inbox, { jsonrpc: '2.0', id, error: { code: ErrorCode.InvalidRequest, message: `Invalid request: ${problem}`, data: { layer: this.kind.layer, reason: 'invalid-message', attempts: 1 } } }, undefined, undefined);
     }
     this.report(new InvalidMessageError(`${this.kind.label}: dropped ${problem} on ${arrival.subject}${answerable ? ' (answered with -32600)' : ''}`, 'inbound', { layer: this.kind.layer, reason: 'garbage' }));
-    if (this.brokerEvents.has('garbage')) this.brokerEvents.emit('garbage', { subject: arrival.subject, problem, answered: answerable });
+    if (this.brokerEvents.has('broker-garbage')) this.brokerEvents.emit('broker-garbage', { subject: arrival.subject, problem, answered: answerable });
   }
 
   /** True for an inbox this broker's clients could have: a worker answers nowhere else. */
@@ -420,12 +421,12 @@ export abstract class BrokerWorker<T extends BrokerServerTransport, D extends Ar
     if (inHand !== undefined) {
       // Delivered again while in hand (its keep-alive came late): the newest delivery is the one to acknowledge.
       inHand.delivery = arrival;
-      if (this.brokerEvents.has('deduplicated')) this.brokerEvents.emit('deduplicated', { where: 'worker', id: request.id });
+      if (this.brokerEvents.has('broker-deduplicated')) this.brokerEvents.emit('broker-deduplicated', { where: 'worker', id: request.id });
       return true;
     }
     if (this.#answered.has(key) || this.#cancelled.has(key)) {
       arrival.ack();
-      if (this.brokerEvents.has('deduplicated')) this.brokerEvents.emit('deduplicated', { where: 'worker', id: request.id });
+      if (this.brokerEvents.has('broker-deduplicated')) this.brokerEvents.emit('broker-deduplicated', { where: 'worker', id: request.id });
       return true;
     }
     return false;
@@ -441,7 +442,7 @@ export abstract class BrokerWorker<T extends BrokerServerTransport, D extends Ar
     const vetoed = tool !== undefined && this.#veto(tool);
     const again = !vetoed && (arrival.header(Header.Idempotent) === '1' || this.#idempotency.isIdempotent({ method: request.method, tool }));
     const deliveryCount = arrival.deliveryCount;
-    if (this.brokerEvents.has('redelivered')) this.brokerEvents.emit('redelivered', { id: request.id, method: request.method, deliveryCount, outcome: again ? 'delivered' : 'refused' });
+    if (this.brokerEvents.has('broker-redelivered')) this.brokerEvents.emit('broker-redelivered', { id: request.id, method: request.method, deliveryCount, outcome: again ? 'delivered' : 'refused' });
     if (again) return true;
     const error = new TransportError(
       `${this.kind.label}: ${request.method}${tool === undefined ? '' : ` of ${tool}`} was taken by a worker that stopped before answering it; it is not known to be idempotent (docs/architecture.md#invariant-3), so it was not run again: it may or may not have run`,
@@ -572,7 +573,7 @@ export abstract class BrokerWorker<T extends BrokerServerTransport, D extends Ar
         this.#release(record, 'its initialize was refused', { forGood: false, handBack: false });
       } else {
         if (record.replay === 'initialized') transport[deliver]({ jsonrpc: '2.0', method: 'notifications/initialized' }, undefined);
-        if (this.brokerEvents.has('session')) this.brokerEvents.emit('session', { state: record.replay === undefined ? 'opened' : 'replayed', sessionId: record.id });
+        if (this.brokerEvents.has('broker-session')) this.brokerEvents.emit('broker-session', { state: record.replay === undefined ? 'opened' : 'replayed', sessionId: record.id });
         this.bind(record).then(
           () => {
             record.bound = true;
@@ -607,8 +608,9 @@ export abstract class BrokerWorker<T extends BrokerServerTransport, D extends Ar
     if (this.#sessions.get(record.id) === record) this.#sessions.delete(record.id);
     this.unbind(record, how.forGood);
     this.#settleHeld(record.transport, how.handBack);
+    // Published before the transport ends: the layers of its wrap detach when it does.
+    if (this.brokerEvents.has('broker-session')) this.brokerEvents.emit('broker-session', { state: 'closed', sessionId: record.id, reason });
     record.transport[end]();
-    if (this.brokerEvents.has('session')) this.brokerEvents.emit('session', { state: 'closed', sessionId: record.id, reason });
     this.freed();
   }
 

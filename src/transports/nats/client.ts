@@ -15,13 +15,11 @@
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { createInbox, Empty, type Msg, type NatsConnection, nuid, type Subscription } from '@nats-io/transport-node';
 import { McpLayersError, TransportError } from '../../core/errors.ts';
-import type { EventBus } from '../../core/events.ts';
 import { optionsObject } from '../../core/options.ts';
 import { BrokerClientTransport, type ProbeResult, type Published, type Route } from '../broker/client.ts';
 import { overMaxPayload } from '../broker/codec.ts';
 import { type BrokerClientOptions, CLIENT_OPTIONS, type HeartbeatOptions, type RecoverOptions, resolveClientPolicies } from '../broker/options.ts';
 import { headersFor, NATS_LIMIT, wireSize } from './codec.ts';
-import type { NatsEvents } from './events.ts';
 import { isNoResponders, isTimeout, openConnection, type ResolvedCommon, resolveCommon } from './connection.ts';
 import { COMMON_OPTIONS, type NatsCommonOptions } from './options.ts';
 import { clientMessages, clientProbe, Header } from './subjects.ts';
@@ -34,9 +32,6 @@ export interface NatsClientTransportOptions extends NatsCommonOptions, BrokerCli
 const LABEL = 'mcp-layers/nats client';
 
 export class NatsClientTransport extends BrokerClientTransport<'stream' | 'core'> {
-  /** Where `published`, `deduplicated` and `worker` are published. */
-  readonly natsEvents: EventBus<NatsEvents>;
-
   readonly #common: ResolvedCommon;
   #nc: NatsConnection | undefined;
   #owned = false;
@@ -48,9 +43,8 @@ export class NatsClientTransport extends BrokerClientTransport<'stream' | 'core'
     optionsObject(options, 'NatsClientTransport', [...COMMON_OPTIONS, ...CLIENT_OPTIONS]);
     const common = resolveCommon('NatsClientTransport', options);
     const policies = resolveClientPolicies('NatsClientTransport', options);
-    super({ layer: 'nats', label: LABEL, broker: 'NATS server', unit: 'NATS message' }, nuid.next(), policies, common.events, common.natsEvents, options);
+    super({ layer: 'nats', label: LABEL, broker: 'NATS server', unit: 'NATS message' }, nuid.next(), policies, common.events, options);
     this.#common = common;
-    this.natsEvents = common.natsEvents;
   }
 
   /** The service's name on the broker. */

@@ -4,7 +4,6 @@ import { TransportError } from '../../core/errors.ts';
 import type { EventBus } from '../../core/events.ts';
 import { invalidOption } from '../../core/options.ts';
 import { busOption, resolveNames } from '../broker/options.ts';
-import type { NatsEvents } from './events.ts';
 import type { NatsCommonOptions } from './options.ts';
 import { type Subjects, subjectsFor } from './subjects.ts';
 
@@ -14,7 +13,6 @@ export interface ResolvedCommon {
   readonly connection: NatsConnection | undefined;
   readonly connectOptions: NodeConnectionOptions;
   readonly events: EventBus;
-  readonly natsEvents: EventBus<NatsEvents>;
 }
 
 export function resolveCommon(prefix: string, options: NatsCommonOptions): ResolvedCommon {
@@ -35,7 +33,6 @@ export function resolveCommon(prefix: string, options: NatsCommonOptions): Resol
     connection,
     connectOptions,
     events: busOption(`${prefix}.events`, options.events),
-    natsEvents: busOption<NatsEvents>(`${prefix}.natsEvents`, options.natsEvents),
   };
 }
 

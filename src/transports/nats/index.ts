@@ -10,4 +10,3 @@ export { NatsClientTransport, type NatsClientTransportOptions, type NatsHeartbea
 export { NatsWorker, serveNats, type NatsWorkerOptions } from './worker.ts';
 export { NatsServerTransport } from './session.ts';
 export type { NatsCommonOptions, NatsConnectionLike, NatsConnectOptions } from './options.ts';
-export type { NatsEvents } from './events.ts';

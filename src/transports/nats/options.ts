@@ -3,7 +3,6 @@
  * stay out of what a consumer compiles (connection.ts uses them).
  */
 import type { EventBus } from '../../core/events.ts';
-import type { NatsEvents } from './events.ts';
 
 /**
  * The connection the transports accept, by shape: a NatsConnection from
@@ -52,8 +51,6 @@ export interface NatsCommonOptions {
   prefix?: string;
   /** Where `connection`, `reconnect` and `heartbeat` are published (default: a bus of its own, `events`). */
   events?: EventBus;
-  /** Where the NATS events (`published`, `redelivered`, `deduplicated`, `worker`, `session`, `garbage`) are published. */
-  natsEvents?: EventBus<NatsEvents>;
 }
 
-export const COMMON_OPTIONS = ['service', 'servers', 'connection', 'connectOptions', 'prefix', 'events', 'natsEvents'] as const;
+export const COMMON_OPTIONS = ['service', 'servers', 'connection', 'connectOptions', 'prefix', 'events'] as const;

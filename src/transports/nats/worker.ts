@@ -34,14 +34,12 @@ import {
 } from '@nats-io/jetstream';
 import { Empty, nanos, type NatsConnection, nuid, type Subscription } from '@nats-io/transport-node';
 import { TransportError } from '../../core/errors.ts';
-import type { EventBus } from '../../core/events.ts';
 import { choiceOption, optionsObject } from '../../core/options.ts';
 import { sleep } from '../../layer-kit/sleep.ts';
 import { type BrokerWorkerOptions, resolveWorkerPolicies, WORKER_OPTIONS } from '../broker/options.ts';
 import { type ServerTransportInit, type WorkerLink } from '../broker/session.ts';
 import { type Arrival, BrokerWorker, type SessionRecord } from '../broker/worker.ts';
 import { headerRecord, headersFor, NATS_LIMIT, wireSize } from './codec.ts';
-import type { NatsEvents } from './events.ts';
 import { isNoResponders, openConnection, type ResolvedCommon, resolveCommon } from './connection.ts';
 import { COMMON_OPTIONS, type NatsCommonOptions } from './options.ts';
 import { NatsServerTransport } from './session.ts';
@@ -90,9 +88,6 @@ export async function serveNats(options: NatsWorkerOptions): Promise<NatsWorker>
 }
 
 export class NatsWorker extends BrokerWorker<NatsServerTransport, NatsArrival, Consuming, 'stream' | 'core'> {
-  /** `published`, `redelivered`, `deduplicated`, `worker`, `session`, `garbage`. */
-  readonly natsEvents: EventBus<NatsEvents>;
-
   readonly #common: ResolvedCommon;
   readonly #storage: 'file' | 'memory';
 
@@ -114,11 +109,9 @@ export class NatsWorker extends BrokerWorker<NatsServerTransport, NatsArrival, C
       policies,
       policies.id ?? nuid.next(),
       common.events,
-      common.natsEvents,
       options,
       'serveNats.nonIdempotentTools',
     );
-    this.natsEvents = common.natsEvents;
     this.#common = common;
     this.#storage = storage;
   }
@@ -330,7 +323,7 @@ export class NatsWorker extends BrokerWorker<NatsServerTransport, NatsArrival, C
     const subject = clientMessages(inbox);
     nc.publish(subject, data, { headers: headersFor(headers) });
     ack?.ack();
-    if (this.natsEvents.has('published')) this.natsEvents.emit('published', { subject, via: 'core', bytes: this.sizeOf(data, headers), method });
+    if (this.brokerEvents.has('broker-published')) this.brokerEvents.emit('broker-published', { subject, via: 'core', bytes: this.sizeOf(data, headers), method });
   }
 
   protected override sizeOf(data: Uint8Array, headers: Array<[string, string]>): number {

@@ -14,7 +14,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { McpLayersError, TransportError } from '../../core/errors.ts';
-import type { EventBus } from '../../core/events.ts';
 import { optionsObject } from '../../core/options.ts';
 import { unref } from '../../layer-kit/sleep.ts';
 import { BrokerClientTransport, type ProbeResult, type Published, type Route } from '../broker/client.ts';
@@ -23,7 +22,6 @@ import { Header } from '../broker/names.ts';
 import { type BrokerClientOptions, CLIENT_OPTIONS, resolveClientPolicies } from '../broker/options.ts';
 import { entryFields, entrySize, frame, readFrame, REDIS_LIMIT } from './codec.ts';
 import { type Conn, isOffline, offline, openConnection, openDuplicate, quit, type ResolvedCommon, resolveCommon, text } from './connection.ts';
-import type { RedisEvents } from './events.ts';
 import { HOLDS_HEADER, PROBE_HEADER } from './keys.ts';
 import { COMMON_OPTIONS, type RedisCommonOptions } from './options.ts';
 import { PUBLISH, run } from './scripts.ts';
@@ -33,9 +31,6 @@ export interface RedisClientTransportOptions extends RedisCommonOptions, BrokerC
 const LABEL = 'mcp-layers/redis client';
 
 export class RedisClientTransport extends BrokerClientTransport<'stream' | 'pubsub'> {
-  /** Where `published`, `deduplicated` and `worker` are published. */
-  readonly redisEvents: EventBus<RedisEvents>;
-
   readonly #common: ResolvedCommon;
   #conn: Conn | undefined;
   #owned = false;
@@ -50,9 +45,8 @@ export class RedisClientTransport extends BrokerClientTransport<'stream' | 'pubs
     optionsObject(options, 'RedisClientTransport', [...COMMON_OPTIONS, ...CLIENT_OPTIONS]);
     const common = resolveCommon('RedisClientTransport', options);
     const policies = resolveClientPolicies('RedisClientTransport', options);
-    super({ layer: 'redis', label: LABEL, broker: 'Redis server', unit: 'stream entry' }, randomBytes(12).toString('base64url'), policies, common.events, common.redisEvents, options);
+    super({ layer: 'redis', label: LABEL, broker: 'Redis server', unit: 'stream entry' }, randomBytes(12).toString('base64url'), policies, common.events, options);
     this.#common = common;
-    this.redisEvents = common.redisEvents;
   }
 
   /** The service's name on the broker. */

@@ -13,7 +13,6 @@ import { ConnectionClosedError, TransportError } from '../../core/errors.ts';
 import type { EventBus } from '../../core/events.ts';
 import { invalidOption } from '../../core/options.ts';
 import { busOption, resolveNames } from '../broker/options.ts';
-import type { RedisEvents } from './events.ts';
 import { type Keys, keysFor } from './keys.ts';
 import type { RedisCommonOptions, RedisConnectOptions } from './options.ts';
 
@@ -37,7 +36,6 @@ export interface ResolvedCommon {
   readonly connection: Conn | undefined;
   readonly connectOptions: RedisConnectOptions;
   readonly events: EventBus;
-  readonly redisEvents: EventBus<RedisEvents>;
 }
 
 export function resolveCommon(prefix: string, options: RedisCommonOptions): ResolvedCommon {
@@ -56,7 +54,6 @@ export function resolveCommon(prefix: string, options: RedisCommonOptions): Reso
     connection,
     connectOptions,
     events: busOption(`${prefix}.events`, options.events),
-    redisEvents: busOption<RedisEvents>(`${prefix}.redisEvents`, options.redisEvents),
   };
 }
 

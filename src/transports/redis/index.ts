@@ -11,5 +11,4 @@ export { RedisClientTransport, type RedisClientTransportOptions } from './client
 export { RedisWorker, serveRedis, type RedisWorkerOptions } from './worker.ts';
 export { RedisServerTransport } from './session.ts';
 export type { RedisCommonOptions, RedisConnectionLike, RedisConnectOptions } from './options.ts';
-export type { RedisEvents } from './events.ts';
 export type { HeartbeatOptions as RedisHeartbeatOptions, RecoverOptions as RedisRecoverOptions } from '../broker/options.ts';

@@ -3,7 +3,6 @@
  * stay out of what a consumer compiles (connection.ts uses them).
  */
 import type { EventBus } from '../../core/events.ts';
-import type { RedisEvents } from './events.ts';
 
 /**
  * The connection the transports accept, by shape: a client from `@redis/client` (or the
@@ -41,8 +40,6 @@ export interface RedisCommonOptions {
   prefix?: string;
   /** Where `connection`, `reconnect` and `heartbeat` are published (default: a bus of its own, `events`). */
   events?: EventBus;
-  /** Where the Redis events (`published`, `redelivered`, `deduplicated`, `worker`, `session`, `garbage`) are published. */
-  redisEvents?: EventBus<RedisEvents>;
 }
 
-export const COMMON_OPTIONS = ['service', 'servers', 'connection', 'connectOptions', 'prefix', 'events', 'redisEvents'] as const;
+export const COMMON_OPTIONS = ['service', 'servers', 'connection', 'connectOptions', 'prefix', 'events'] as const;

@@ -18,7 +18,6 @@
  * are claimed (XAUTOCLAIM) once idle for `ackWaitMs`, and run again only if idempotent.
  */
 import { TransportError } from '../../core/errors.ts';
-import type { EventBus } from '../../core/events.ts';
 import { integerOption, optionsObject } from '../../core/options.ts';
 import { sleep, unref } from '../../layer-kit/sleep.ts';
 import { Header, isInbox } from '../broker/names.ts';
@@ -27,7 +26,6 @@ import { held, type ServerTransportInit, type WorkerLink } from '../broker/sessi
 import { type Arrival, BrokerWorker, type SessionRecord } from '../broker/worker.ts';
 import { DEFAULT_MAX_PAYLOAD, type Entry, frame, frameSize, headerRecord, readEntry, readFrame, REDIS_LIMIT } from './codec.ts';
 import { type Conn, isOffline, openConnection, openDuplicate, quit, type ResolvedCommon, resolveCommon, text } from './connection.ts';
-import type { RedisEvents } from './events.ts';
 import { GROUP, HOLDS_HEADER, PROBE_HEADER } from './keys.ts';
 import { COMMON_OPTIONS, type RedisCommonOptions } from './options.ts';
 import { RedisServerTransport } from './session.ts';
@@ -59,9 +57,6 @@ export async function serveRedis(options: RedisWorkerOptions): Promise<RedisWork
 }
 
 export class RedisWorker extends BrokerWorker<RedisServerTransport, RedisArrival, string, 'stream' | 'pubsub'> {
-  /** `published`, `redelivered`, `deduplicated`, `worker`, `session`, `garbage`. */
-  readonly redisEvents: EventBus<RedisEvents>;
-
   readonly #common: ResolvedCommon;
   readonly #maxPayload: number;
   #conn: Conn | undefined;
@@ -89,11 +84,9 @@ export class RedisWorker extends BrokerWorker<RedisServerTransport, RedisArrival
       policies,
       policies.id ?? randomId(),
       common.events,
-      common.redisEvents,
       options,
       'serveRedis.nonIdempotentTools',
     );
-    this.redisEvents = common.redisEvents;
     this.#common = common;
     this.#maxPayload = maxPayload;
   }
@@ -431,7 +424,7 @@ export class RedisWorker extends BrokerWorker<RedisServerTransport, RedisArrival
       if (isOffline(error)) throw new TransportError(`${LABEL}: cannot send: the connection to the Redis server is closed`, { layer: 'redis', reason: 'connection-closed', neverSent: true, cause: error });
       throw error;
     }
-    if (this.redisEvents.has('published')) this.redisEvents.emit('published', { subject: inbox, via: 'pubsub', bytes: payload.length, method });
+    if (this.brokerEvents.has('broker-published')) this.brokerEvents.emit('broker-published', { subject: inbox, via: 'pubsub', bytes: payload.length, method });
   }
 
   protected override sizeOf(data: Uint8Array, headers: Array<[string, string]>): number {

@@ -16,16 +16,24 @@
  *            a message that is not JSON-RPC.
  *   gateway  a small gateway (maxSessions 1) in front of main's server, its registry this
  *            one: sessions open, refused and closed.
+ *   broker   mcp-layers/nats against a real nats-server: a worker and a client calling it,
+ *            and, every few seconds, a worker process killed (SIGKILL) under a session's
+ *            requests — the client loses it and replays the session on a worker of ours,
+ *            which gets the requests redelivered (the idempotent one runs, the other is
+ *            refused) — plus garbage from a foreign publisher and a request published twice.
  *
- *   node test/dashboards/support/load-driver.ts [--scenarios main,auth,peer,gateway] [--max-ms 90000]
+ *   node test/dashboards/support/load-driver.ts [--scenarios main,auth,peer,gateway,broker] [--max-ms 90000]
  *
  * Prints one JSON line on stdout, `{"metrics":"http://127.0.0.1:PORT/metrics"}`, once
  * everything runs; stops on SIGTERM/SIGINT or after --max-ms, closing everything it opened.
  * Every loop is bounded (a few workers, a pause between calls): this is a fault demo,
  * not a benchmark.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -33,6 +41,8 @@ import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { Client as ClientV2 } from '@modelcontextprotocol/client';
+import { jetstream } from '@nats-io/jetstream';
+import { connect as connectNats } from '@nats-io/transport-node';
 import { Registry } from 'prom-client';
 import { z } from 'zod';
 import {
@@ -48,16 +58,20 @@ import {
   timeout,
   type TokenStore,
 } from '#middleware/index.ts';
-import { type Layer, type Transport, when, wrap } from '#core/index.ts';
+import { EventBus, type Layer, type Transport, when, wrap } from '#core/index.ts';
 import { validateConfig } from '#gateway/config/load.ts';
 import { Gateway } from '#gateway/gateway.ts';
 import { createGatewayLogger } from '#gateway/logger.ts';
 import { createFetch } from '#transports/http/index.ts';
+import { NatsClientTransport, type NatsServerTransport, serveNats } from '#transports/nats/index.ts';
 import { listenWebSocket, WebSocketClientTransport } from '#transports/ws/index.ts';
+import { BROKER_WORKER_CHILD } from '../../support/brokers.ts';
+import { LineChild } from '../../support/child.ts';
 import { SCOPE, startIdentityProvider } from '../../support/identity-provider.ts';
+import { startNatsServer } from '../../support/nats-server.ts';
 import { serveHttp } from '../../support/protected-mcp.ts';
 
-const SCENARIOS = ['main', 'auth', 'peer', 'gateway'] as const;
+const SCENARIOS = ['main', 'auth', 'peer', 'gateway', 'broker'] as const;
 
 const { values: args } = parseArgs({
   options: {
@@ -308,6 +322,94 @@ async function startGateway(upstream: string): Promise<void> {
   });
 }
 
+// --- broker: mcp-layers/nats, with a worker killed under a session every few seconds -----
+
+async function startBroker(): Promise<void> {
+  const nats = await startNatsServer();
+  cleanups.push(() => nats.stop());
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-layers-dashboards-broker-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  // One bus for every worker of the process, and every session wrapped on it (as
+  // docs/scale-out.md shows): a worker's own events — joining and leaving, garbage —
+  // reach the layers as long as one session of any of them is wrapped.
+  const workerBus = new EventBus();
+  const serve = (service: string, server: () => McpServer) =>
+    serveNats({
+      servers: nats.url,
+      service,
+      storage: 'memory',
+      events: workerBus,
+      // As the killed worker's (broker-worker-child.ts): its requests move within a second.
+      ackWaitMs: 1_000,
+      onsession: async (transport: NatsServerTransport) => {
+        await server().connect(wrap(transport, [observe], { name: 'broker-worker', events: transport.events }) as Transport as never);
+      },
+    });
+  const connectClient = async (service: string, name: string) => {
+    const client = new Client({ name, version: '1.0.0' });
+    const transport = new NatsClientTransport({ servers: nats.url, service, heartbeat: { intervalMs: 200, timeoutMs: 200 } });
+    await client.connect(wrap(transport, [observe], { name: 'broker-client' }) as Transport as never);
+    return client;
+  };
+
+  // Steady traffic: requests on the stream, answers on the client's inbox.
+  const steady = await serve('dashboards', demoServer);
+  cleanups.push(() => steady.close());
+  const client = await connectClient('dashboards', 'broker-steady');
+  cleanups.push(() => client.close());
+  let n = 0;
+  loop(50, () => client.callTool({ name: 'lookup', arguments: { key: `broker-${n++ % 7}` } }));
+
+  // A worker process killed with requests in hand, on a service of its own each time (so
+  // that it is the only worker when the session opens).
+  let cycle = 0;
+  loop(2_000, async () => {
+    const service = `dashboards-failover-${++cycle}`;
+    const victim = new LineChild(BROKER_WORKER_CHILD, ['nats', nats.url, service, `victim-${cycle}`, '1', join(dir, 'runs.log')]);
+    const opened: Array<{ close(): Promise<unknown> }> = [];
+    try {
+      await victim.waitFor('READY');
+      const caller = await connectClient(service, 'broker-failover');
+      opened.push(caller);
+      await caller.listTools(); // teaches the client that read is idempotent
+      const survivor = await serve(service, failoverServer);
+      opened.push(survivor);
+      const calls = [caller.callTool({ name: 'read', arguments: { key: 'k' } }), caller.callTool({ name: 'write', arguments: { key: 'k' } })];
+      await Promise.all([victim.waitFor('RAN read'), victim.waitFor('RAN write')]);
+      await victim.kill('SIGKILL');
+      // read is redelivered and runs on the survivor; write is refused with one error.
+      await Promise.allSettled(calls);
+
+      // A foreign publisher's bytes on the service's requests subject.
+      const foreign = await connectNats({ servers: nats.url });
+      await jetstream(foreign).publish(`mcp.${service}.req`, '{"truncated": ');
+      await foreign.close();
+
+      // One request published twice with one wire id: the stream's window drops the second.
+      const bare = new NatsClientTransport({ servers: nats.url, service, heartbeat: false });
+      const wrapped = wrap(bare, [observe], { name: 'broker-client' });
+      await wrapped.start();
+      opened.push(wrapped);
+      bare.onmessage = () => {}; // its answer is ours, not the wrap's: it sent nothing
+      const twice = { jsonrpc: '2.0', id: `twice-${cycle}`, method: 'tools/call', params: { name: 'read', arguments: { key: 'twice' } } } as const;
+      await bare.send(twice);
+      await bare.send(twice);
+    } finally {
+      await victim.kill('SIGKILL');
+      for (const c of opened.reverse()) await c.close().catch(() => {});
+    }
+  });
+}
+
+/** The tools of broker-worker-child.ts, answering at once: the survivor of a killed worker. */
+function failoverServer(): McpServer {
+  const server = new McpServer({ name: 'dashboards-failover', version: '1.0.0' });
+  const text = (value: string) => ({ content: [{ type: 'text' as const, text: value }] });
+  server.registerTool('write', { inputSchema: { key: z.string() } }, async ({ key }) => text(`wrote ${key}`));
+  server.registerTool('read', { inputSchema: { key: z.string() }, annotations: { readOnlyHint: true } }, async ({ key }) => text(`read ${key}`));
+  return server;
+}
+
 // --- peer: a misbehaving peer on an in-memory link --------------------------------------
 
 async function startPeer(): Promise<void> {
@@ -372,6 +474,7 @@ process.on('unhandledRejection', () => {});
 const upstream = scenarios.has('main') ? await startMain() : undefined;
 if (scenarios.has('auth')) await startAuth();
 if (scenarios.has('peer')) await startPeer();
+if (scenarios.has('broker')) await startBroker();
 if (scenarios.has('gateway')) {
   if (upstream === undefined) throw new Error('--scenarios: gateway needs main (its upstream)');
   await startGateway(upstream);

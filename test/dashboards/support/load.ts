@@ -9,7 +9,8 @@
  * - load-driver.ts runs beside it as `mcp-layers-extras`, for what a gateway demo does not
  *   produce on its own: token refreshes against a real authorization server, heartbeats
  *   and reconnects, batching, shedding and cancellations, a misbehaving peer, a gateway
- *   refusing sessions over its maxSessions.
+ *   refusing sessions over its maxSessions, the broker transports over a real nats-server
+ *   (a worker killed under a session's requests: redeliveries, a replayed session).
  *
  * The test reads only `targets`.
  */

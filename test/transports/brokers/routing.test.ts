@@ -11,10 +11,9 @@ import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
 import { createClient } from '@redis/client';
 import * as z from 'zod';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import type { EventBus } from '#core/events.ts';
+import type { EventBus, LayerEvents } from '#core/events.ts';
 import { wrap } from '#core/wrap.ts';
 import type { JSONRPCMessage } from '#core/jsonrpc.ts';
-import type { BrokerEvents } from '#transports/broker/events.ts';
 import { type Broker, type BrokerServer, describeEachBroker, type FixtureWorker, type FixtureWorkerOptions, fixtureWorker, uniqueService } from '../../support/brokers.ts';
 import { createV1Client, textOf } from '../../support/clients.ts';
 import { Ledger } from '../../support/ledger.ts';
@@ -43,7 +42,7 @@ async function rawClient(broker: Broker, url: string, service: string) {
   };
 }
 
-function nextEvent<K extends keyof BrokerEvents>(bus: EventBus<BrokerEvents>, type: K, match: (event: BrokerEvents[K]) => boolean = () => true): Promise<BrokerEvents[K]> {
+function nextEvent<K extends keyof LayerEvents>(bus: EventBus, type: K, match: (event: LayerEvents[K]) => boolean = () => true): Promise<LayerEvents[K]> {
   return new Promise((resolve) => {
     const off = bus.on(type, (event) => {
       if (!match(event)) return;
@@ -60,8 +59,8 @@ interface GarbageTarget {
   sessionId: string;
   /** The client transport's inbox (a subject prefix on NATS, a channel on Redis). */
   inbox: string;
-  workerEvents: EventBus<BrokerEvents>;
-  clientEvents: EventBus<BrokerEvents>;
+  workerEvents: EventBus;
+  clientEvents: EventBus;
   cleanup: Array<() => Promise<unknown>>;
 }
 
@@ -77,7 +76,7 @@ async function natsGarbage({ url, service, sessionId, inbox: clientInbox, worker
   const subjects = { requests: `mcp.${service}.req`, session: `mcp.${service}.s.${sessionId}` };
 
   // Not JSON, on the shared subject: reported, dropped.
-  const onShared = nextEvent(workerEvents, 'garbage', (e) => e.subject === subjects.requests);
+  const onShared = nextEvent(workerEvents, 'broker-garbage', (e) => e.subject === subjects.requests);
   await js.publish(subjects.requests, new Uint8Array([0xff, 0xfe, 0x00]));
   expect(await onShared).toEqual({ subject: subjects.requests, problem: 'a message that is not UTF-8 text', answered: false });
 
@@ -94,15 +93,15 @@ async function natsGarbage({ url, service, sessionId, inbox: clientInbox, worker
   expect(await answer).toMatchObject({ jsonrpc: '2.0', id: 7, error: { code: -32600, message: expect.stringContaining('"jsonrpc" must be "2.0"') } });
 
   // On the session's own subject and on the client's inbox.
-  const onSession = nextEvent(workerEvents, 'garbage', (e) => e.subject === subjects.session);
+  const onSession = nextEvent(workerEvents, 'broker-garbage', (e) => e.subject === subjects.session);
   await js.publish(subjects.session, '{"truncated": ');
   expect(await onSession).toMatchObject({ subject: subjects.session, problem: 'a message that is not valid JSON' });
-  const onInbox = nextEvent(clientEvents, 'garbage');
+  const onInbox = nextEvent(clientEvents, 'broker-garbage');
   foreign.publish(`${clientInbox}.m`, '[1,2,3]');
   expect(await onInbox).toMatchObject({ problem: expect.stringContaining('a JSON array'), answered: false });
 
   // A control message without its header: reported, dropped.
-  const onControl = nextEvent(workerEvents, 'garbage', (e) => e.subject === `mcp.${service}.ctl`);
+  const onControl = nextEvent(workerEvents, 'broker-garbage', (e) => e.subject === `mcp.${service}.ctl`);
   foreign.publish(`mcp.${service}.ctl`, JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 1 } }));
   expect(await onControl).toMatchObject({ problem: expect.stringContaining('without the Mcp-Client header') });
   // No read-back of what the stream kept (the NATS suite has none).
@@ -116,7 +115,7 @@ async function redisGarbage({ url, service, sessionId, inbox: clientInbox, worke
   const keys = { requests: `mcp:{${service}}:req`, session: `mcp:{${service}}:s:${sessionId}`, control: `mcp:{${service}}:ctl` };
 
   // Not UTF-8, on the shared stream: reported, acknowledged, dropped.
-  const onShared = nextEvent(workerEvents, 'garbage', (e) => e.subject === keys.requests);
+  const onShared = nextEvent(workerEvents, 'broker-garbage', (e) => e.subject === keys.requests);
   await foreign.sendCommand(['XADD', keys.requests, '*', 'm', Buffer.from([0xff, 0xfe, 0x00])]);
   expect(await onShared).toEqual({ subject: keys.requests, problem: 'a message that is not UTF-8 text', answered: false });
 
@@ -131,15 +130,15 @@ async function redisGarbage({ url, service, sessionId, inbox: clientInbox, worke
   expect(await answer.promise).toMatchObject({ jsonrpc: '2.0', id: 7, error: { code: -32600, message: expect.stringContaining('"jsonrpc" must be "2.0"') } });
 
   // On the session's own stream (an entry without our message field), and on the client's channel.
-  const onSession = nextEvent(workerEvents, 'garbage', (e) => e.subject === keys.session);
+  const onSession = nextEvent(workerEvents, 'broker-garbage', (e) => e.subject === keys.session);
   await foreign.sendCommand(['XADD', keys.session, '*', 'garbage', '{"truncated": ']);
   expect(await onSession).toMatchObject({ subject: keys.session, problem: 'an empty message' });
-  const onInbox = nextEvent(clientEvents, 'garbage');
+  const onInbox = nextEvent(clientEvents, 'broker-garbage');
   await foreign.sendCommand(['PUBLISH', clientInbox, '[1,2,3]']);
   expect(await onInbox).toMatchObject({ problem: expect.stringContaining('a JSON array'), answered: false });
 
   // A control message without its header: reported, dropped.
-  const onControl = nextEvent(workerEvents, 'garbage', (e) => e.subject === keys.control);
+  const onControl = nextEvent(workerEvents, 'broker-garbage', (e) => e.subject === keys.control);
   await foreign.sendCommand(['PUBLISH', keys.control, JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 1 } })]);
   expect(await onControl).toMatchObject({ problem: expect.stringContaining('without the Mcp-Client header') });
   return async () => {
@@ -288,8 +287,8 @@ describeEachBroker('test/transports/brokers/routing.test.ts', (b) => `mcp-layers
       service,
       sessionId: transport.sessionId!,
       inbox: transport.inbox,
-      workerEvents: kind.events(served.worker),
-      clientEvents: kind.events(transport),
+      workerEvents: served.worker.events,
+      clientEvents: transport.events,
       cleanup,
     });
 

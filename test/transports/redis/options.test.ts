@@ -15,7 +15,7 @@ describe('mcp-layers/redis options', () => {
     [{ service: 'ok', heartbeat: { intervalMs: 0 } }, 'RedisClientTransport.heartbeat.intervalMs: expected a duration in milliseconds >= 1, got 0'],
     [{ service: 'ok', recover: { maxRetries: 0 } }, 'RedisClientTransport.recover.maxRetries: expected an integer >= 1, got 0'],
     [{ service: 'ok', servers: 'nats://127.0.0.1:4222' }, 'RedisClientTransport.servers: expected a redis:// or rediss:// URL, got "nats://127.0.0.1:4222"'],
-    [{ service: 'ok', natsEvents: {} }, 'RedisClientTransport.natsEvents: expected one of the known options'],
+    [{ service: 'ok', redisEvents: {} }, 'RedisClientTransport.redisEvents: expected one of the known options'],
   ])('RedisClientTransport(%j) throws at construction', (options, message) => {
     const make = () => new RedisClientTransport(options as never);
     expect(make).toThrow(InvalidOptionError);

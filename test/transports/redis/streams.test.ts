@@ -9,7 +9,8 @@ import { createClient } from '@redis/client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { JSONRPCMessage } from '#core/jsonrpc.ts';
 import { wrap } from '#core/wrap.ts';
-import { RedisClientTransport, type RedisEvents } from '#mcp-layers/redis';
+import type { LayerEvents } from '#core/events.ts';
+import { RedisClientTransport } from '#mcp-layers/redis';
 import { createV1Client, textOf } from '../../support/clients.ts';
 import { REDIS_SERVER, REDIS_SKIP_MESSAGE, type RedisServer, startRedisServer } from '../../support/redis-server.ts';
 import { fixtureWorker, REDIS, uniqueService } from '../../support/brokers.ts';
@@ -59,8 +60,8 @@ describe.skipIf(REDIS_SERVER === undefined)('mcp-layers/redis: what stays on the
       answers.push(message);
       answered.resolve();
     };
-    const dropped: Array<RedisEvents['deduplicated']> = [];
-    bare.redisEvents.on('deduplicated', (event) => void dropped.push(event));
+    const dropped: Array<LayerEvents['broker-deduplicated']> = [];
+    bare.events.on('broker-deduplicated', (event) => void dropped.push(event));
     await bare.start();
     cleanup.push(() => bare.close());
     const call: JSONRPCMessage = { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'once' } } };
@@ -97,8 +98,8 @@ describe.skipIf(REDIS_SERVER === undefined)('mcp-layers/redis: what stays on the
 
     const served = await fixtureWorker(REDIS, broker!.url, service, 'v1', { ackWaitMs: 200 });
     cleanup.push(() => served.close());
-    const redelivered: Array<RedisEvents['redelivered']> = [];
-    REDIS.events(served.worker).on('redelivered', (event) => void redelivered.push(event));
+    const redelivered: Array<LayerEvents['broker-redelivered']> = [];
+    served.worker.events.on('broker-redelivered', (event) => void redelivered.push(event));
     await both.promise;
 
     expect(answers.get(1)).toMatchObject({ id: 1, result: {} });
