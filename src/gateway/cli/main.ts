@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `mcp-layers` command: gateway, check, schema (help.ts says what each does).
+ * The `mcp-layers` command: gateway, worker, check, schema (help.ts says what each does).
  *
  * Exit codes: 0 done; 1 failed while running; 2 invalid arguments or configuration —
  * reported before anything starts.
@@ -10,9 +10,12 @@ import { z } from 'zod';
 import { gatewayConfig } from '../config/gateway.ts';
 import { ConfigError, loadConfigFile } from '../config/load.ts';
 import { checkGateway } from '../gateway.ts';
+import { workerSettingsOf } from '../worker/settings.ts';
+import { checkWorker } from '../worker/worker.ts';
 import { gatewayCommand } from './gateway.ts';
 import { HELP, MAIN_HELP } from './help.ts';
 import { parse, UsageError } from './usage.ts';
+import { workerCommand } from './worker.ts';
 
 export const EXIT_FAILED = 1;
 export const EXIT_INVALID = 2;
@@ -40,12 +43,14 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     case 'gateway':
       return gatewayCommand(rest);
+    case 'worker':
+      return workerCommand(rest);
     case 'check':
       return checkCommand(rest);
     case 'schema':
       return schemaCommand(rest);
     default:
-      throw new UsageError(`unknown command "${command}"; expected gateway, check, schema or help`);
+      throw new UsageError(`unknown command "${command}"; expected gateway, worker, check, schema or help`);
   }
 }
 
@@ -59,12 +64,14 @@ function checkCommand(argv: readonly string[]): number {
   const file = (values['config'] as string | undefined) ?? positionals[0];
   if (file === undefined) throw new UsageError('expected a config file: mcp-layers check --config FILE', 'check');
   const loaded = loadConfigFile(file);
-  const problems = checkGateway(loaded);
+  // A file with a worker section is checked for the worker too (its upstream must then be a stdio command).
+  const worker = loaded.config.worker;
+  const problems = worker === undefined ? checkGateway(loaded) : checkWorker(loaded);
   if (problems.length > 0) throw new ConfigError(file, problems);
   if (values['quiet'] !== true) {
     const { config } = loaded;
     const upstream = config.upstream.command !== undefined ? `stdio (${config.upstream.command})` : (config.upstream.url as string).split('?')[0];
-    process.stdout.write(`${file}: valid — upstream ${upstream}\n`);
+    process.stdout.write(`${file}: valid — upstream ${upstream}${worker === undefined ? '' : `, worker ${workerSettingsOf(config).address.description}`}\n`);
   }
   return 0;
 }
@@ -75,7 +82,7 @@ function schemaCommand(argv: readonly string[]): number {
     process.stdout.write(HELP['schema'] as string);
     return 0;
   }
-  const schema = { ...z.toJSONSchema(gatewayConfig, { io: 'input', unrepresentable: 'any' }), title: 'mcp-layers gateway configuration' };
+  const schema = { ...z.toJSONSchema(gatewayConfig, { io: 'input', unrepresentable: 'any' }), title: 'mcp-layers gateway and worker configuration' };
   process.stdout.write(`${JSON.stringify(schema, null, 2)}\n`);
   return 0;
 }
