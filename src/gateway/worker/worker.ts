@@ -28,8 +28,10 @@ import { optionsAt } from '../../core/options.ts';
 import type { Transport } from '../../core/transport.ts';
 import { EventFanout } from '../../core/wire.ts';
 import { type LayeredTransport, wrap } from '../../core/wrap.ts';
-import { BrokerServerTransport } from '../../transports/broker/session.ts';
+import type { BrokerServerTransport } from '../../transports/broker/session.ts';
+import { NatsServerTransport } from '../../transports/nats/session.ts';
 import { NatsWorker, type NatsWorkerOptions } from '../../transports/nats/worker.ts';
+import { RedisServerTransport } from '../../transports/redis/session.ts';
 import { RedisWorker, type RedisWorkerOptions } from '../../transports/redis/worker.ts';
 import type { GatewayConfig } from '../config/gateway.ts';
 import type { LayerEntry } from '../config/layers.ts';
@@ -98,11 +100,12 @@ export function checkWorker(loaded: LoadedConfig): string[] {
   }
   if (stack !== undefined) {
     // Layers that refuse a transport (batching: the broker carries one message per entry) say so when attached.
-    const transport = new BrokerServerTransport({ publish: () => {}, answer: () => {}, closed: () => {} }, { sessionId: undefined, clientId: 'check', inbox: 'check', fanout: new EventFanout(new EventBus()), layer: settings.address.broker, label: 'check' });
+    const ServerTransport = settings.address.broker === 'nats' ? NatsServerTransport : RedisServerTransport;
+    const transport = new ServerTransport({ publish: () => {}, answer: () => {}, closed: () => {} }, { sessionId: undefined, clientId: 'check', inbox: 'check', fanout: new EventFanout(new EventBus()), layer: settings.address.broker, label: 'check' });
     try {
       void wrap(transport, stack.layers, { name: 'downstream' }).close().catch(() => {});
     } catch (error) {
-      problems.push(`worker.layers: ${(error as Error).message} (served over ${settings.address.broker === 'nats' ? 'NATS' : 'Redis'})`);
+      problems.push(`worker.layers: ${(error as Error).message}`);
     }
   }
   try {
