@@ -107,6 +107,18 @@ describeEachBroker('test/gateway/worker-transcript.test.ts', (b) => `mcp-layers 
     expect(cli.logs.filter((r) => r['level'] === 'error')).toEqual([]);
   });
 
+  it('a negotiating v2 client in front of a 2025-only server falls back to a session', async () => {
+    const { service } = workers.get('v1')!;
+    const c = createV2Client({ negotiation: 'auto' });
+    await c.connect(kind.client({ servers: broker!.url, service }));
+    try {
+      expect(c.era()).toBe('legacy');
+      expect(textOf(await c.callTool('echo', { text: 'fell back' }))).toBe('fell back');
+    } finally {
+      await c.close();
+    }
+  });
+
   it('/metrics shows the worker gauges and the stacks\' families; /healthz and /readyz answer 200', async () => {
     const { cli, service } = workers.get('v1')!;
     const transport = kind.client({ servers: broker!.url, service });

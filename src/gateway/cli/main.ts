@@ -11,11 +11,9 @@ import { gatewayConfig } from '../config/gateway.ts';
 import { ConfigError, loadConfigFile } from '../config/load.ts';
 import { checkGateway } from '../gateway.ts';
 import { workerSettingsOf } from '../worker/settings.ts';
-import { checkWorker } from '../worker/worker.ts';
 import { gatewayCommand } from './gateway.ts';
 import { HELP, MAIN_HELP } from './help.ts';
 import { parse, UsageError } from './usage.ts';
-import { workerCommand } from './worker.ts';
 
 export const EXIT_FAILED = 1;
 export const EXIT_INVALID = 2;
@@ -44,7 +42,8 @@ async function main(argv: readonly string[]): Promise<number> {
     case 'gateway':
       return gatewayCommand(rest);
     case 'worker':
-      return workerCommand(rest);
+      // Loaded on demand: the broker clients are not the gateway's to load.
+      return (await import('./worker.ts')).workerCommand(rest);
     case 'check':
       return checkCommand(rest);
     case 'schema':
@@ -54,7 +53,7 @@ async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-function checkCommand(argv: readonly string[]): number {
+async function checkCommand(argv: readonly string[]): Promise<number> {
   const { values, positionals } = parse(argv, { config: { type: 'string', short: 'c' }, quiet: { type: 'boolean', short: 'q' }, help: { type: 'boolean', short: 'h' } }, 'check', true);
   if (values['help'] === true) {
     process.stdout.write(HELP['check'] as string);
@@ -65,8 +64,8 @@ function checkCommand(argv: readonly string[]): number {
   if (file === undefined) throw new UsageError('expected a config file: mcp-layers check --config FILE', 'check');
   const loaded = loadConfigFile(file);
   // A file with a worker section is checked for the worker too (its upstream must then be a stdio command).
-  const worker = loaded.config.worker;
-  const problems = worker === undefined ? checkGateway(loaded) : checkWorker(loaded);
+  const worker = loaded.config.worker === undefined ? undefined : await import('../worker/worker.ts');
+  const problems = worker === undefined ? checkGateway(loaded) : worker.checkWorker(loaded);
   if (problems.length > 0) throw new ConfigError(file, problems);
   if (values['quiet'] !== true) {
     const { config } = loaded;
