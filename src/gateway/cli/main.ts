@@ -13,10 +13,7 @@ import { checkGateway } from '../gateway.ts';
 import { workerSettingsOf } from '../worker/settings.ts';
 import { gatewayCommand } from './gateway.ts';
 import { HELP, MAIN_HELP } from './help.ts';
-import { parse, UsageError } from './usage.ts';
-
-export const EXIT_FAILED = 1;
-export const EXIT_INVALID = 2;
+import { EXIT_FAILED, EXIT_INVALID, parse, UsageError } from './usage.ts';
 
 async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;

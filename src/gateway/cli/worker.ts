@@ -11,7 +11,7 @@ import type { LogFormat, LogLevel } from '../logger.ts';
 import { serveWorker } from '../worker/serve.ts';
 import { HELP } from './help.ts';
 import { numeric, Overrides, parseListen } from './overrides.ts';
-import { parse, UsageError } from './usage.ts';
+import { EXIT_FAILED, parse, UsageError } from './usage.ts';
 
 const OPTIONS = {
   config: { type: 'string', short: 'c' },
@@ -37,9 +37,6 @@ const FLAG_PATHS: Record<string, string> = {
   '--log-level': 'observability.logs.level',
   '--log-format': 'observability.logs.format',
 };
-
-/** Exit code when the worker could not start for a reason of the world (the broker unreachable), not of the config. */
-const EXIT_FAILED = 1;
 
 export async function workerCommand(argv: readonly string[]): Promise<number> {
   const split = argv.indexOf('--');
@@ -95,7 +92,7 @@ export async function workerCommand(argv: readonly string[]): Promise<number> {
       ...(values['log-format'] === undefined ? {} : { logFormat: values['log-format'] as LogFormat }),
     });
   } catch (error) {
-    // The broker unreachable, its stream set up otherwise: said in one line, not a stack.
+    // The world, not the config (the broker unreachable, its stream set up otherwise): said in one line, not a stack.
     if (!(error instanceof McpLayersError) || error instanceof ConfigError) throw error;
     process.stderr.write(`mcp-layers worker: ${error.message}\n`);
     return EXIT_FAILED;

@@ -43,7 +43,7 @@ import { ProxySession } from '../proxy.ts';
 import { type BuiltStack, buildStack, StackProblemsError } from '../stack.ts';
 import { createUpstream, type Upstream } from '../upstream.ts';
 import { Endpoints, type EndpointUrls } from './endpoints.ts';
-import { libraryOptions, type WorkerSettings, workerSettingsOf } from './settings.ts';
+import { libraryOptions, WORKER_DEFAULTS, type WorkerSettings, workerSettingsOf } from './settings.ts';
 
 /** The worker's own metric families (beside the layers'); docs/gateway.md "Worker". */
 export const WORKER_METRIC_FAMILIES = [
@@ -174,7 +174,8 @@ export class StdioWorker {
     };
     const { config } = loaded;
     const stacks = { upstream: build(config.upstream.layers ?? defaultLayers('upstream'), 'upstream', 'upstream'), worker: build(workerEntries(config), 'downstream', 'worker') };
-    const upstream = createUpstream(config.upstream, { baseDir: loaded.baseDir, oauth: undefined, logger: runtime.logger, maxSessions: 1 });
+    // A stdio upstream: no connection pool to size, no oauth (checkWorker refused a URL).
+    const upstream = createUpstream(config.upstream, { baseDir: loaded.baseDir, oauth: undefined, logger: runtime.logger, maxSessions: (config.worker as WorkerConfig).maxSessions ?? WORKER_DEFAULTS.maxSessions });
     const worker = new StdioWorker(loaded, { logger: runtime.logger, registry }, stacks, upstream);
     await worker.#start();
     return worker;
