@@ -62,7 +62,7 @@ const GATEWAY_DEFAULTS = {
  * optional peer dependency); without it there is no span to make or context to carry, so
  * the default leaves it out rather than refuse to start.
  */
-function defaultLayers(side: 'upstream' | 'downstream'): LayerEntry[] {
+export function defaultLayers(side: 'upstream' | 'downstream'): LayerEntry[] {
   const layers = side === 'upstream' ? GATEWAY_DEFAULTS.upstreamLayers : GATEWAY_DEFAULTS.downstreamLayers;
   return tryRequirePeer('@opentelemetry/api') === undefined ? layers.filter((entry) => !('tracing' in entry)) : layers;
 }

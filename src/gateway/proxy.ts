@@ -62,10 +62,17 @@ export type CloseReason =
   | 'evicted'
   | 'shutdown';
 
+/**
+ * What carries the downstream side: the gateway's listeners, or a worker's broker
+ * (mcp-layers worker: one session per 2025-era broker session, or per sessionless
+ * request). Only `http` has streams to put messages on and session ids to retire.
+ */
+export type Listener = 'http' | 'websocket' | 'nats' | 'redis';
+
 export interface ProxySessionOptions {
   /** A label for logs (the downstream session id once known, else a local one). */
   readonly id: string;
-  readonly listener: 'http' | 'websocket';
+  readonly listener: Listener;
   readonly downstream: LayeredTransport;
   /**
    * Makes the upstream transport, wrapped — called when the session first has something
@@ -99,7 +106,7 @@ interface DownstreamRequest {
 type UpstreamState = 'idle' | 'starting' | 'ready' | 'failed' | 'closed';
 
 export class ProxySession {
-  readonly listener: 'http' | 'websocket';
+  readonly listener: Listener;
   readonly downstream: LayeredTransport;
   readonly openedAt = Date.now();
 

@@ -1,6 +1,7 @@
 /**
  * Runs a gateway the way the CLI does — logger, trace export, banner, signals — for
- * `mcp-layers gateway`, `npm start` and the demo alike.
+ * `mcp-layers gateway`, `npm start` and the demo alike. The parts are exported for
+ * `mcp-layers worker` (src/gateway/worker/serve.ts), which runs the same way.
  *
  * SIGTERM / SIGINT: graceful shutdown (stop accepting, drain up to the deadline, close
  * sessions and children, flush traces); `stopped` resolves and the process may end with
@@ -43,20 +44,9 @@ const LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'http', 'verbose',
 
 export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): Promise<Served> {
   const env = options.env ?? process.env;
-  const logs = loaded.config.observability?.logs;
-  const envLevel = env['LOG_LEVEL']?.toLowerCase() as LogLevel | undefined;
-  const level = options.logLevel ?? logs?.level ?? (envLevel !== undefined && LEVELS.includes(envLevel) ? envLevel : 'info');
-  const stream = options.logStream ?? process.stderr;
-  const format = options.logFormat ?? logs?.format ?? ((stream as { isTTY?: boolean }).isTTY === true ? 'pretty' : 'json');
-  const logger = createGatewayLogger({ level, format, stream });
-
+  const logger = serveLogger(loaded, options);
   // The SDK is registered before any traffic, so the first spans are exported.
-  let traces: TraceExport | undefined;
-  try {
-    traces = await startTraceExport(loaded.config.observability?.tracing, env);
-  } catch (error) {
-    throw error instanceof TraceExportUnavailableError ? new ConfigError(loaded.source, [`observability.tracing: ${error.message}`]) : error;
-  }
+  const traces = await startTraces(loaded, env);
   let gateway: Gateway;
   try {
     gateway = await Gateway.start(loaded, { logger });
@@ -64,15 +54,42 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     await traces?.shutdown().catch(() => {});
     throw error;
   }
+  const { stopped, stop } = stopper(logger, traces, () => gateway.shutdown());
+  if (options.signals !== false) stopOnSignals(logger, stop, () => gateway.stopped);
+  // Only now say we are up: a supervisor that signals as soon as it reads this gets a drain, not a kill.
+  logger.info('gateway listening', { event: 'listening', ...gateway.urls, upstream: `${gateway.upstream.kind}: ${gateway.upstream.description}`, traces: traces?.description ?? 'off' });
+  if (options.banner !== false) (options.banner ?? process.stdout).write(banner(gateway, traces));
+  return { gateway, logger, traces, stopped, stop };
+}
 
+/** The logger of a served process: the options, else the config's observability.logs, else LOG_LEVEL; JSON unless stderr is a terminal. */
+export function serveLogger(loaded: LoadedConfig, options: Pick<ServeOptions, 'logLevel' | 'logFormat' | 'logStream' | 'env'>): GatewayLogger {
+  const env = options.env ?? process.env;
+  const logs = loaded.config.observability?.logs;
+  const envLevel = env['LOG_LEVEL']?.toLowerCase() as LogLevel | undefined;
+  const level = options.logLevel ?? logs?.level ?? (envLevel !== undefined && LEVELS.includes(envLevel) ? envLevel : 'info');
+  const stream = options.logStream ?? process.stderr;
+  const format = options.logFormat ?? logs?.format ?? ((stream as { isTTY?: boolean }).isTTY === true ? 'pretty' : 'json');
+  return createGatewayLogger({ level, format, stream });
+}
+
+/** The config's trace export, started (undefined when off); a missing SDK is a ConfigError. */
+export async function startTraces(loaded: LoadedConfig, env: NodeJS.ProcessEnv): Promise<TraceExport | undefined> {
+  try {
+    return await startTraceExport(loaded.config.observability?.tracing, env);
+  } catch (error) {
+    throw error instanceof TraceExportUnavailableError ? new ConfigError(loaded.source, [`observability.tracing: ${error.message}`]) : error;
+  }
+}
+
+/** stop() runs `shutdown` once, then flushes the traces; `stopped` resolves after both. */
+export function stopper(logger: GatewayLogger, traces: TraceExport | undefined, shutdown: () => Promise<void>): { stopped: Promise<void>; stop: () => Promise<void> } {
   let stopping: Promise<void> | undefined;
-  let signalledAt: number | undefined;
-  let resolveStopped!: () => void;
-  const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
+  const { promise: stopped, resolve: resolveStopped } = Promise.withResolvers<void>();
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       try {
-        await gateway.shutdown();
+        await shutdown();
       } finally {
         await traces?.shutdown().catch((error: unknown) => logger.warn(`trace export did not flush: ${(error as Error).message}`));
         resolveStopped();
@@ -80,6 +97,16 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     })();
     return stopping;
   };
+  return { stopped, stop };
+}
+
+/**
+ * SIGTERM / SIGINT call `stop` (a graceful shutdown); another signal more than
+ * DUPLICATE_SIGNAL_MS later, before `isStopped()`, ends the process at once (code 1).
+ * The handlers stay installed: a signal that arrives as the process ends must not kill it with 130.
+ */
+export function stopOnSignals(logger: GatewayLogger, stop: () => Promise<void>, isStopped: () => boolean): void {
+  let signalledAt: number | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
     const now = performance.now();
     if (signalledAt === undefined) {
@@ -90,19 +117,12 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     }
     // The terminal and a supervisor (npm start forwards Ctrl-C) deliver one Ctrl-C twice, at
     // once: a repeat within the window is the same request. After the shutdown, ignore them all.
-    if (now - signalledAt < DUPLICATE_SIGNAL_MS || gateway.stopped) return;
+    if (now - signalledAt < DUPLICATE_SIGNAL_MS || isStopped()) return;
     logger.warn(`${signal} again: stopping now`, { event: 'forced-exit' });
     process.exit(1);
   };
-  if (options.signals !== false) {
-    // Left installed: a signal that arrives as the process ends must not kill it with 130.
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-  }
-  // Only now say we are up: a supervisor that signals as soon as it reads this gets a drain, not a kill.
-  logger.info('gateway listening', { event: 'listening', ...gateway.urls, upstream: `${gateway.upstream.kind}: ${gateway.upstream.description}`, traces: traces?.description ?? 'off' });
-  if (options.banner !== false) (options.banner ?? process.stdout).write(banner(gateway, traces));
-  return { gateway, logger, traces, stopped, stop };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
 }
 
 /** What a person needs to use the gateway: where it listens and how to connect. */

@@ -43,6 +43,8 @@ import {
 
 export interface StackContext {
   readonly side: Side;
+  /** The config section that holds the stack, for the paths problems name (default: the side; `worker` for the worker's). */
+  readonly section?: string;
   /** The logger `logging` entries write to. */
   readonly logger: LogSink;
   /** The registry `metrics` entries register in (served at /metrics). */
@@ -118,7 +120,7 @@ export function buildStack(entries: readonly LayerEntry[], context: StackContext
     return layers;
   };
 
-  const layers = buildList(entries, [context.side, 'layers'], false);
+  const layers = buildList(entries, [context.section ?? context.side, 'layers'], false);
   if (problems.length > 0) throw new StackProblemsError(problems);
   return { layers, oauth: found, instances };
 }

@@ -51,7 +51,7 @@ describe('--help', () => {
 
   it('no command, an unknown command, an unknown option: exit 2 and a pointer to --help', async () => {
     expect(await cli([])).toMatchObject({ code: 2, stdout: '', stderr: expect.stringContaining('Usage:') });
-    expect(await cli(['serve'])).toMatchObject({ code: 2, stderr: 'mcp-layers: unknown command "serve"; expected gateway, check, schema or help\nRun `mcp-layers --help` for usage.\n' });
+    expect(await cli(['serve'])).toMatchObject({ code: 2, stderr: 'mcp-layers: unknown command "serve"; expected gateway, worker, check, schema or help\nRun `mcp-layers --help` for usage.\n' });
     expect(await cli(['gateway', '--port', '80'])).toMatchObject({ code: 2, stderr: expect.stringMatching(/^mcp-layers gateway: Unknown option '--port'\nRun `mcp-layers gateway --help` for usage\.\n$/) });
     expect(await cli(['check'])).toMatchObject({ code: 2, stderr: expect.stringContaining('expected a config file: mcp-layers check --config FILE') });
   });
@@ -94,7 +94,7 @@ describe('check and gateway refuse a bad config with exit code 2, before anythin
     ['a bad URL', 'upstream:\n  url: localhost:3000/mcp\n', 'upstream.url: expected an absolute upstream URL (http://, https://, ws://, wss://), got "localhost:3000/mcp" (line 2)'],
     ['no upstream command or URL', 'upstream:\n  args: [server.js]\n', 'upstream: expected exactly one of command (a stdio server to start) or url (http(s):// or ws(s)://), got neither (line 2)'],
     ['a command that does not exist', 'upstream:\n  command: mcp-server-that-is-not-installed\n', 'upstream.command: "mcp-server-that-is-not-installed" was not found on PATH'],
-    ['an option in the wrong place', `${valid}listen: 8080\n`, 'listen: unknown option (expected one of upstream, downstream, shutdown, observability)'],
+    ['an option in the wrong place', `${valid}listen: 8080\n`, 'listen: unknown option (expected one of upstream, downstream, shutdown, observability, worker)'],
     ['a rule only the layer knows', valid.replace('maxAttempts: 3', 'backoff: { initialDelayMs: 500, maxDelayMs: 100 }'), 'upstream.layers[0].retry.backoff.maxDelayMs: expected at least retry.backoff.initialDelayMs (500), got 100'],
     ['a layer the transport cannot carry', valid.replace('- retry: { maxAttempts: 3 }', '- batching: {}'), 'upstream.layers: batching: StdioClientTransport cannot carry JSON-RPC batches'],
     ['YAML that does not parse', 'upstream:\n  command: node\n   args: [x\n', 'line 2, column 12: '],

@@ -26,7 +26,7 @@ const SURFACE: Record<string, string[]> = {
   './http': ['AuthenticationError', 'createFetch', 'listenHttp', 'McpHttpServer'],
   './nats': ['NatsClientTransport', 'NatsServerTransport', 'NatsWorker', 'serveNats'],
   './redis': ['RedisClientTransport', 'RedisServerTransport', 'RedisWorker', 'serveRedis'],
-  './gateway': ['ConfigError', 'createGatewayLogger', 'Gateway', 'GATEWAY_METRIC_FAMILIES', 'loadConfigFile', 'parseConfigText', 'serve', 'validateConfig'],
+  './gateway': ['ConfigError', 'createGatewayLogger', 'Gateway', 'GATEWAY_METRIC_FAMILIES', 'loadConfigFile', 'parseConfigText', 'serve', 'serveWorker', 'StdioWorker', 'validateConfig', 'WORKER_METRIC_FAMILIES'],
 };
 
 const root = new URL('../../', import.meta.url);

@@ -6,9 +6,10 @@
  *   mcp-layers gateway: --max-sessions: expected an integer >= 1, got "lots"
  */
 import type { GatewayConfig } from '../config/gateway.ts';
-import { ConfigError, type LoadedConfig, loadConfigFile, validateConfig } from '../config/load.ts';
+import { type LoadedConfig, loadConfigFile } from '../config/load.ts';
 import type { LogFormat, LogLevel } from '../logger.ts';
 import { HELP } from './help.ts';
+import { numeric, Overrides, parseListen } from './overrides.ts';
 import { serve } from '../serve.ts';
 import { parse, UsageError } from './usage.ts';
 
@@ -55,13 +56,9 @@ export async function gatewayCommand(argv: readonly string[]): Promise<number> {
   }
 
   const base: LoadedConfig | undefined = file === undefined ? undefined : loadConfigFile(file);
-  const config = structuredClone((base?.config ?? { upstream: {} }) as Record<string, unknown>) as Record<string, Record<string, unknown>>;
-  const section = (name: string): Record<string, unknown> => (config[name] ??= {});
-  const flagged = new Map<string, string>();
-  const set = (flag: string, target: Record<string, unknown>, key: string, value: unknown) => {
-    target[key] = value;
-    flagged.set(FLAG_PATHS[flag] as string, flag);
-  };
+  const overrides = new Overrides(base);
+  const section = (name: string) => overrides.section(name);
+  const set = (flag: string, target: Record<string, unknown>, key: string, value: unknown) => overrides.set(flag, FLAG_PATHS[flag] as string, target, key, value);
 
   const upstream = section('upstream');
   if (command.length > 0 || upstreamUrl !== undefined) {
@@ -83,10 +80,7 @@ export async function gatewayCommand(argv: readonly string[]): Promise<number> {
   if (transports !== undefined) {
     set('--transports', section('downstream'), 'transports', transports.split(',').map((t) => (t.trim() === 'ws' ? 'websocket' : t.trim())));
   }
-  const number = (flag: string) => {
-    const raw = values[flag.slice(2)] as string | undefined;
-    return raw === undefined ? undefined : /^-?\d+(\.\d+)?$/.test(raw.trim()) ? Number(raw) : raw;
-  };
+  const number = (flag: string) => numeric(values[flag.slice(2)] as string | undefined);
   const maxSessions = number('--max-sessions');
   if (maxSessions !== undefined) set('--max-sessions', section('downstream'), 'maxSessions', maxSessions);
   const idle = number('--idle-timeout');
@@ -97,33 +91,13 @@ export async function gatewayCommand(argv: readonly string[]): Promise<number> {
   if (values['log-level'] !== undefined) set('--log-level', logs(), 'level', values['log-level']);
   if (values['log-format'] !== undefined) set('--log-format', logs(), 'format', values['log-format']);
 
-  const source = file ?? 'the command-line options';
-  let loaded: LoadedConfig;
-  try {
-    loaded = validateConfig(config, source, { baseDir: base?.baseDir ?? process.cwd(), substitute: false });
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    // Name the option, not the config path it set.
-    const problems = error.problems.map((problem) => {
-      for (const [path, flag] of flagged) if (problem.startsWith(`${path}:`) || problem.startsWith(`${path}[`)) return `${flag}${problem.slice(path.length)}`;
-      return problem;
-    });
-    throw new ConfigError(source, problems);
-  }
+  const loaded = overrides.validate(file ?? 'the command-line options', base?.baseDir ?? process.cwd());
   const served = await serve(loaded, {
     ...(values['log-level'] === undefined ? {} : { logLevel: values['log-level'] as LogLevel }),
     ...(values['log-format'] === undefined ? {} : { logFormat: values['log-format'] as LogFormat }),
   });
   await served.stopped;
   return 0;
-}
-
-/** `8080`, `:8080`, `0.0.0.0:8080`, `[::1]:8080`, `localhost:0`. */
-function parseListen(value: string): { host: string | undefined; port: number | string } {
-  const match = /^(?:\[([^\]]+)\]|([^:]*)):(.+)$/.exec(value.trim());
-  const host = match === null ? undefined : (match[1] ?? (match[2] === '' ? undefined : match[2]));
-  const rawPort = match === null ? value.trim() : (match[3] as string);
-  return { host, port: /^\d+$/.test(rawPort) ? Number(rawPort) : rawPort };
 }
 
 export type { GatewayConfig };

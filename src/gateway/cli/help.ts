@@ -9,6 +9,8 @@ Usage:
 Commands:
   gateway   serve an MCP server (stdio command, http(s) or ws(s) URL) over Streamable HTTP
             and WebSocket, through the layer stacks of a config file
+  worker    serve a stdio MCP server to the clients of a broker (NATS or Redis), a child
+            process per session, for as many machines as you run workers on
   check     validate a config file without starting anything
   schema    print the JSON Schema of config files (for editors)
   help      show the help of a command
@@ -20,11 +22,59 @@ Options:
 Examples:
   mcp-layers gateway -- npx -y @modelcontextprotocol/server-everything
   mcp-layers gateway --config mcp-layers.yaml
+  mcp-layers worker --upstream nats://127.0.0.1:4222/tools -- node ./my-server.js
   mcp-layers check --config mcp-layers.yaml
   mcp-layers schema > mcp-layers.schema.json
 
 Exit codes: 0 done, 1 failed while running, 2 invalid arguments or configuration
-(nothing was started). Docs: docs/gateway.md.
+(nothing was started). Docs: docs/gateway.md, docs/scale-out.md.
+`;
+
+export const WORKER_HELP = `mcp-layers worker — serve a stdio MCP server to the clients of a broker.
+
+Usage:
+  mcp-layers worker [options] --upstream <broker-url> -- <command> [args...]
+  mcp-layers worker --config FILE [options]
+
+The broker URL names the broker and the service: nats://HOST:PORT/SERVICE (JetStream;
+tls:// for TLS) or redis://[USER:PASSWORD@]HOST:PORT/SERVICE (Redis Streams; rediss://
+for TLS). Clients reach the service with NatsClientTransport / RedisClientTransport
+(mcp-layers/nats, mcp-layers/redis) or a gateway in front of the broker; every worker of
+the service shares its load. Each session gets its own child process (a 2026-07-28
+request without a session: a child for that request). /metrics, /healthz and /readyz are
+served on a port of their own (default 127.0.0.1:9464). SIGTERM or SIGINT (Ctrl-C) stops
+taking work, lets the requests in hand finish (up to --drain-timeout), hands the rest
+back to the broker, then stops the children; a second signal stops at once.
+
+Options:
+  -c, --config FILE          YAML or JSON config: upstream (the stdio server and its stack),
+                             worker (the broker, its stack, the options below); see
+                             \`mcp-layers schema\`, docs/gateway.md "Worker"
+  -u, --upstream URL         the broker URL (worker.broker)
+  -l, --listen [HOST:]PORT   the metrics and health listener (default 127.0.0.1:9464; 0: a free port)
+      --max-in-flight N      requests held at once (default 64)
+      --max-sessions N       sessions held at once, a child each (default 64)
+      --drain-timeout MS     on shutdown, how long requests in hand may take (default 10000)
+      --id ID                this worker's id on the broker (default a random one)
+      --log-level LEVEL      error, warn, info (default), debug
+      --log-format FORMAT    json or pretty (default: pretty on a terminal, else json)
+  -h, --help                 show this help
+
+Options given on the command line override the config file; a command after -- replaces
+the config's upstream command (its layers stay).
+
+Examples:
+  # a stdio server for the service "tools", on a local NATS server (nats-server -js)
+  mcp-layers worker --upstream nats://127.0.0.1:4222/tools -- node ./my-server.js
+
+  # the same over Redis, the password from the environment
+  mcp-layers worker --upstream "redis://default:\${REDIS_PASSWORD}@redis.internal:6379/tools" -- node ./my-server.js
+
+  # policies and limits from a file, metrics on another port
+  mcp-layers worker --config worker.yaml --listen 127.0.0.1:9465
+
+  # then, from any MCP client (mcp-layers/nats):
+  #   new NatsClientTransport({ servers: 'nats://127.0.0.1:4222', service: 'tools' })
 `;
 
 export const GATEWAY_HELP = `mcp-layers gateway — serve an MCP server through layer stacks.
@@ -73,7 +123,7 @@ Examples:
   #   new WebSocketClientTransport('ws://127.0.0.1:8080/mcp')       (mcp-layers/ws)
 `;
 
-export const CHECK_HELP = `mcp-layers check — validate a gateway config without starting anything.
+export const CHECK_HELP = `mcp-layers check — validate a gateway or worker config without starting anything.
 
 Usage:
   mcp-layers check --config FILE
@@ -81,7 +131,8 @@ Usage:
 
 Checks the file's shape (every option of every layer: names, types, ranges), builds each
 layer (the rules that span options, e.g. backoff.maxDelayMs >= initialDelayMs), looks
-the stdio command up on PATH and refuses layers the transports cannot carry. Each problem
+the stdio command up on PATH and refuses layers the transports cannot carry; a file with
+a worker section is checked for the worker too (its broker URL, its stack). Each problem
 is printed with its path, what was expected, what was found and its line:
 
   upstream.layers[2].retry.maxAttempts: expected an integer >= 1, got "three" (line 14)
@@ -100,7 +151,7 @@ Examples:
   CLIENT_SECRET=x mcp-layers check examples/gateway/remote-oauth.yaml
 `;
 
-export const SCHEMA_HELP = `mcp-layers schema — print the JSON Schema of gateway config files.
+export const SCHEMA_HELP = `mcp-layers schema — print the JSON Schema of gateway and worker config files.
 
 Usage:
   mcp-layers schema
@@ -122,4 +173,4 @@ Examples:
   mcp-layers schema | jq '.properties.upstream.properties | keys'
 `;
 
-export const HELP: Record<string, string> = { gateway: GATEWAY_HELP, check: CHECK_HELP, schema: SCHEMA_HELP };
+export const HELP: Record<string, string> = { gateway: GATEWAY_HELP, worker: WORKER_HELP, check: CHECK_HELP, schema: SCHEMA_HELP };

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `mcp-layers` command: gateway, check, schema (help.ts says what each does).
+ * The `mcp-layers` command: gateway, worker, check, schema (help.ts says what each does).
  *
  * Exit codes: 0 done; 1 failed while running; 2 invalid arguments or configuration —
  * reported before anything starts.
@@ -10,12 +10,10 @@ import { z } from 'zod';
 import { gatewayConfig } from '../config/gateway.ts';
 import { ConfigError, loadConfigFile } from '../config/load.ts';
 import { checkGateway } from '../gateway.ts';
+import { workerSettingsOf } from '../worker/settings.ts';
 import { gatewayCommand } from './gateway.ts';
 import { HELP, MAIN_HELP } from './help.ts';
-import { parse, UsageError } from './usage.ts';
-
-export const EXIT_FAILED = 1;
-export const EXIT_INVALID = 2;
+import { EXIT_FAILED, EXIT_INVALID, parse, UsageError } from './usage.ts';
 
 async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -40,16 +38,19 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     case 'gateway':
       return gatewayCommand(rest);
+    case 'worker':
+      // Loaded on demand: the broker clients are not the gateway's to load.
+      return (await import('./worker.ts')).workerCommand(rest);
     case 'check':
       return checkCommand(rest);
     case 'schema':
       return schemaCommand(rest);
     default:
-      throw new UsageError(`unknown command "${command}"; expected gateway, check, schema or help`);
+      throw new UsageError(`unknown command "${command}"; expected gateway, worker, check, schema or help`);
   }
 }
 
-function checkCommand(argv: readonly string[]): number {
+async function checkCommand(argv: readonly string[]): Promise<number> {
   const { values, positionals } = parse(argv, { config: { type: 'string', short: 'c' }, quiet: { type: 'boolean', short: 'q' }, help: { type: 'boolean', short: 'h' } }, 'check', true);
   if (values['help'] === true) {
     process.stdout.write(HELP['check'] as string);
@@ -59,12 +60,14 @@ function checkCommand(argv: readonly string[]): number {
   const file = (values['config'] as string | undefined) ?? positionals[0];
   if (file === undefined) throw new UsageError('expected a config file: mcp-layers check --config FILE', 'check');
   const loaded = loadConfigFile(file);
-  const problems = checkGateway(loaded);
+  // A file with a worker section is checked for the worker too (its upstream must then be a stdio command).
+  const worker = loaded.config.worker === undefined ? undefined : await import('../worker/worker.ts');
+  const problems = worker === undefined ? checkGateway(loaded) : worker.checkWorker(loaded);
   if (problems.length > 0) throw new ConfigError(file, problems);
   if (values['quiet'] !== true) {
     const { config } = loaded;
     const upstream = config.upstream.command !== undefined ? `stdio (${config.upstream.command})` : (config.upstream.url as string).split('?')[0];
-    process.stdout.write(`${file}: valid — upstream ${upstream}\n`);
+    process.stdout.write(`${file}: valid — upstream ${upstream}${worker === undefined ? '' : `, worker ${workerSettingsOf(config).address.description}`}\n`);
   }
   return 0;
 }
@@ -75,7 +78,7 @@ function schemaCommand(argv: readonly string[]): number {
     process.stdout.write(HELP['schema'] as string);
     return 0;
   }
-  const schema = { ...z.toJSONSchema(gatewayConfig, { io: 'input', unrepresentable: 'any' }), title: 'mcp-layers gateway configuration' };
+  const schema = { ...z.toJSONSchema(gatewayConfig, { io: 'input', unrepresentable: 'any' }), title: 'mcp-layers gateway and worker configuration' };
   process.stdout.write(`${JSON.stringify(schema, null, 2)}\n`);
   return 0;
 }

@@ -2,6 +2,10 @@ import { parseArgs } from 'node:util';
 import { brand } from '../../core/brand.ts';
 import { McpLayersError, SetupErrorCode, type SetupErrorCodeValue } from '../../core/errors.ts';
 
+/** Exit codes of every command: failed while running; invalid arguments or configuration (nothing was started). */
+export const EXIT_FAILED = 1;
+export const EXIT_INVALID = 2;
+
 /** A mistake on the command line: printed with the command's name, exit code 2. */
 export class UsageError extends McpLayersError<SetupErrorCodeValue> {
   static {

@@ -17,6 +17,7 @@
 import { z } from 'zod';
 import { boolean, choice, duration, integer, names, options, stringMap, text, url } from './fields.ts';
 import { layerList } from './layers.ts';
+import { workerConfig } from './worker.ts';
 
 export const UPSTREAM_SCHEMES = ['http', 'https', 'ws', 'wss'] as const;
 
@@ -156,6 +157,7 @@ export const gatewayConfig = options(
       drainTimeoutMs: duration(0).optional().meta({ description: 'On SIGTERM/SIGINT: how long in-flight requests may take to finish before they are answered with an error (default 10 000).' }),
     }).optional(),
     observability: observabilityConfig.optional(),
+    worker: workerConfig.optional(),
   },
   'mcp-layers gateway configuration.',
 );

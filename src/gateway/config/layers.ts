@@ -292,8 +292,16 @@ export interface UnlessEntry {
 /** Entry kinds besides the layers themselves. */
 export const CONDITIONAL_ENTRIES = ['when', 'unless'] as const;
 
-/** The stack of one side: `[{ retry: {...} }, { when: {...}, layers: [...] }]`. */
+const lists = new Map<Side, z.ZodType<LayerEntry[]>>();
+
+/**
+ * The stack of one side: `[{ retry: {...} }, { when: {...}, layers: [...] }]`. One schema
+ * per side, however many sections hold a stack of it (the gateway's downstream, the
+ * worker's): the JSON Schema names it once (`$defs.downstreamLayers`).
+ */
 export function layerList(side: Side): z.ZodType<LayerEntry[]> {
+  const known = lists.get(side);
+  if (known !== undefined) return known;
   const branches: z.ZodType[] = layerNamesFor(side).map((name) =>
     z.strictObject({ [name]: LAYER_OPTIONS[name] }).meta({ title: name, description: LAYER_OPTIONS[name].description }),
   );
@@ -315,5 +323,6 @@ export function layerList(side: Side): z.ZodType<LayerEntry[]> {
     ]),
     { error: 'a list of layers' },
   ).meta({ id: `${side}Layers`, description: `The ${side === 'upstream' ? 'client-side' : 'server-side'} stack, first = outermost: one { <layer>: <options> } per entry, or { when, layers } / { unless, layers }.` }) as unknown as z.ZodType<LayerEntry[]>;
+  lists.set(side, list);
   return list;
 }

@@ -100,7 +100,8 @@ export function validateConfig(value: unknown, source = 'the configuration', opt
     problems.push(
       ...formatIssues(result.error.issues, {
         input: substituted,
-        entryBranches: (side) => [...layerNamesFor(side === 'downstream' ? 'downstream' : 'upstream'), 'when', 'unless'],
+        // A stack's side is its section's: the client-side upstream, or a server-side one (downstream, worker).
+        entryBranches: (section) => [...layerNamesFor(section === 'upstream' ? 'upstream' : 'downstream'), 'when', 'unless'],
         knownKeys: (path) => keysAt(gatewayConfig, path, substituted),
         fromEnvironment: (path) => {
           const name = fromEnvironment.get(formatPath(path));
