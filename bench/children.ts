@@ -5,7 +5,7 @@
  *     (its own word that it is serving, not a delay; at most `readyMs`), or rejects with
  *     the end of its output if it exits first or is late. `stop()` sends SIGTERM, then
  *     SIGKILL after 3 s, and resolves once it is gone. Every child still running when the
- *     bench exits (a failure included) is killed.
+ *     bench exits (a failure, SIGINT or SIGTERM included) is killed.
  *   - `cpuMs(pid)`: a process's user + system CPU time so far, from /proc (Linux), and
  *     `machineCpuMs()`: the busy CPU time of the whole machine, every process counted —
  *     what tells our share of the two cores from other people's.
@@ -27,6 +27,8 @@ const running = new Set<ChildProcess>();
 process.once('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
+// Interrupted (Ctrl-C, a time limit's SIGTERM): exit, so that the line above runs; Node would otherwise die without it.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(128 + (signal === 'SIGINT' ? 2 : 15)));
 
 /** The full path of `command` on PATH or in the sbin folders Debian puts daemons in (as test/support/local.ts finds it). */
 export function findBinary(command: string): string {

@@ -4,12 +4,15 @@
  *
  *   node bench/scale-out-server.ts stdio                       MCP on stdin/stdout
  *   node bench/scale-out-server.ts ws                          mcp-layers/ws on a free 127.0.0.1 port
- *   node bench/scale-out-server.ts nats  <url> <service> <id> [memory]  a worker: serveNats (JetStream file storage, the default, or memory)
+ *   node bench/scale-out-server.ts nats  <url> <service> <id> [flags]  a worker: serveNats
  *   node bench/scale-out-server.ts redis <url> <service> <id>  a worker: serveRedis
  *
- * Tools: `echo { text }` returns the text; `burn { ms }` keeps the CPU busy for `ms`
- * milliseconds (a loop on performance.now(), synchronous like real CPU-bound work, so one
- * Node process runs one call at a time). Except over stdio it prints `READY <url or id>`
+ * NATS flags, comma-separated: `memory` (the stream in memory rather than in files, the
+ * default), `no-async-traces` (the client library's connect option `noAsyncTraces`).
+ *
+ * Tools: `echo { text }` returns the text; `burn { rounds }` does a fixed amount of CPU
+ * work (bench/burn.ts; the bench calibrates `rounds` to 2 ms), synchronously like real
+ * CPU-bound work, so one Node process runs one call at a time. Except over stdio it prints `READY <url or id>`
  * once serving; it stops on SIGTERM (a worker closes first: it hands back what it holds)
  * and when its stdin closes (the bench is gone).
  */
@@ -20,18 +23,16 @@ import type { Transport } from '#mcp-layers';
 import { serveNats } from '#mcp-layers/nats';
 import { serveRedis } from '#mcp-layers/redis';
 import { listenWebSocket } from '#mcp-layers/ws';
+import { burn } from './burn.ts';
 
-const [kind, url, service, id, storage] = process.argv.slice(2);
+const [kind, url, service, id, flags = ''] = process.argv.slice(2);
 
 function newServer(): McpServer {
   const server = new McpServer({ name: 'bench-scale-out', version: '1.0.0' });
   server.registerTool('echo', { inputSchema: { text: z.string() }, annotations: { readOnlyHint: true } }, async ({ text }) => ({ content: [{ type: 'text', text }] }));
-  server.registerTool('burn', { inputSchema: { ms: z.number().min(0).max(1_000) }, annotations: { readOnlyHint: true } }, async ({ ms }) => {
-    const until = performance.now() + ms;
-    let spins = 0;
-    while (performance.now() < until) spins++;
-    return { content: [{ type: 'text', text: String(spins) }] };
-  });
+  server.registerTool('burn', { inputSchema: { rounds: z.number().int().min(0).max(1e9) }, annotations: { readOnlyHint: true } }, async ({ rounds }) => ({
+    content: [{ type: 'text', text: String(burn(rounds)) }],
+  }));
   return server;
 }
 
@@ -48,7 +49,15 @@ if (kind === 'stdio') {
   process.stdout.write(`READY ${server.url}\n`);
 } else if ((kind === 'nats' || kind === 'redis') && url !== undefined && service !== undefined && id !== undefined) {
   const options = { servers: url, service, id, onsession: (transport: Transport) => connect(transport) };
-  const worker = kind === 'nats' ? await serveNats({ ...options, ...(storage === 'memory' ? { storage } : {}) }) : await serveRedis(options);
+  const nats = flags.split(',');
+  const worker =
+    kind === 'nats'
+      ? await serveNats({
+          ...options,
+          ...(nats.includes('memory') ? { storage: 'memory' as const } : {}),
+          ...(nats.includes('no-async-traces') ? { connectOptions: { noAsyncTraces: true } } : {}),
+        })
+      : await serveRedis(options);
   worker.onerror = (error) => console.error(`bench worker ${id}: ${error.message}`);
   close = () => worker.close();
   process.stdout.write(`READY ${id}\n`);

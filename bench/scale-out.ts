@@ -31,6 +31,7 @@ import { RedisClientTransport } from '#mcp-layers/redis';
 import { WebSocketClientTransport } from '#mcp-layers/ws';
 import { type BenchBroker, startNats, startRedis } from './brokers.ts';
 import { type Child, cpuMs, machineCpuMs, startChild, stopAll } from './children.ts';
+import { calibrate } from './burn.ts';
 import { timeRun, type Variant } from './harness.ts';
 import { measurePeers, peerTable, type PeerResult } from './peers.ts';
 
@@ -47,7 +48,9 @@ type Via = 'stdio' | 'ws' | 'nats' | 'redis';
 type Call = { name: string; arguments: Record<string, unknown> };
 
 const ECHO: Call = { name: 'echo', arguments: { text: 'bench' } };
-const BURN: Call = { name: 'burn', arguments: { ms: BURN_MS } };
+/** Calibrated once per run, in this process (the workers run the same code on the same machine). */
+let burnCall: Call | undefined;
+const BURN = (): Call => (burnCall ??= { name: 'burn', arguments: { rounds: calibrate(BURN_MS) } });
 
 interface Instance {
   exchange(i: number): Promise<void>;
@@ -72,9 +75,11 @@ interface Shape {
   sessions?: number;
   /** NATS: the stream's storage, when not the default (file). */
   storage?: 'memory';
+  /** NATS: `connectOptions: { noAsyncTraces: true }` on both sides (the library then builds no Error per request for its stack). */
+  noAsyncTraces?: boolean;
 }
 
-function variant(name: string, via: Via, { call, broker, workers = 1, sessions = 1, storage }: Shape): ScaleVariant {
+function variant(name: string, via: Via, { call, broker, workers = 1, sessions = 1, storage, noAsyncTraces = false }: Shape): ScaleVariant {
   return {
     name,
     async setup() {
@@ -100,11 +105,15 @@ function variant(name: string, via: Via, { call, broker, workers = 1, sessions =
           if (broker === undefined) throw new Error(`${name}: no broker`);
           // A service of its own: the variants measured side by side never share workers.
           const service = `bench-${workers}-${randomUUID().slice(0, 8)}`;
-          const args = (i: number) => [SERVER, via, broker.url, service, `w${i + 1}`, ...(storage === undefined ? [] : [storage])];
+          const flags = [...(storage === undefined ? [] : [storage]), ...(noAsyncTraces ? ['no-async-traces'] : [])].join(',');
+          const args = (i: number) => [SERVER, via, broker.url, service, `w${i + 1}`, flags];
           const started = await Promise.all(Array.from({ length: workers }, (_, i) => startChild(`${via} worker w${i + 1}`, process.execPath, args(i), /^READY /)));
           children.push(...started);
           serverPids.push(...started.map((c) => c.pid));
-          transport = via === 'nats' ? () => new NatsClientTransport({ servers: broker.url, service }) : () => new RedisClientTransport({ servers: broker.url, service });
+          transport =
+            via === 'nats'
+              ? () => new NatsClientTransport({ servers: broker.url, service, ...(noAsyncTraces ? { connectOptions: { noAsyncTraces } } : {}) })
+              : () => new RedisClientTransport({ servers: broker.url, service });
         }
         // One after the other, as clients arrive: each initialize goes to whichever worker pulls it.
         for (let s = 0; s < sessions; s++) {
@@ -144,13 +153,14 @@ const echoVariants = (nats: BenchBroker, redis: BenchBroker): ScaleVariant[] => 
   variant('direct over stdio (StdioClientTransport, the server a child process)', 'stdio', { call: ECHO }),
   variant('mcp-layers/ws (WebSocketClientTransport ↔ McpWebSocketServer, its own process)', 'ws', { call: ECHO }),
   variant('mcp-layers/nats (NatsClientTransport ↔ 1 serveNats worker)', 'nats', { call: ECHO, broker: nats }),
+  variant('mcp-layers/nats, connectOptions: { noAsyncTraces: true } both sides', 'nats', { call: ECHO, broker: nats, noAsyncTraces: true }),
   variant('mcp-layers/redis (RedisClientTransport ↔ 1 serveRedis worker)', 'redis', { call: ECHO, broker: redis }),
 ];
 
 const scalingVariants = (broker: BenchBroker, counts: number[], storage?: 'memory'): ScaleVariant[] =>
   counts.map((workers) =>
     variant(`${workers} worker${workers === 1 ? '' : 's'}${storage === undefined ? '' : `, ${storage} storage`}`, broker.name === 'NATS' ? 'nats' : 'redis', {
-      call: BURN,
+      call: BURN(),
       broker,
       workers,
       sessions: SESSIONS,
@@ -240,7 +250,7 @@ function profileTable(title: string, rows: Profile[]): string {
         `| ${r.name} | ${r.callsPerSecond.toLocaleString('en-US')} | ${f(r.client)} | ${r.workers.map(f).join(' · ')} (${r.placement ?? '?'}) | ${f(r.broker)} | ${f(r.ours)} | ${f(r.machine)} |`,
     ),
     '',
-    `A call's CPU, all processes: ${rows.map((r) => `${r.name} ${f(total(r))} ms`).join(', ')} (the tool itself: ${BURN_MS} ms).`,
+    `A call's CPU, all processes: ${rows.map((r) => `${r.name} ${f(total(r))} ms`).join(', ')} (the tool itself: ${BURN_MS} ms, ${String(BURN().arguments['rounds'])} rounds of xorshift calibrated in the bench process).`,
     ...(one === undefined
       ? []
       : [
