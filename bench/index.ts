@@ -70,6 +70,12 @@ if (only === undefined || 'Memory'.startsWith(only)) {
   }
 }
 
+// Issue 14: MCP over NATS and Redis Streams beside stdio and WebSocket, and workers scaling out; every broker and worker a process started and stopped here.
+if (only === undefined || 'ScaleOut'.startsWith(only)) {
+  const { scaleOutSections } = await import('./scale-out.ts');
+  for (const text of await scaleOutSections({ quick })) sections.push(text);
+}
+
 // Each worker installs the OpenTelemetry SDK (and its global context manager) for itself.
 await run('Observability: SDK Client → McpServer tools/call, client side wrapped', () => isolated('observability', { count: scale(5_000) }));
 
