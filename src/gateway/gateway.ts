@@ -23,7 +23,7 @@ import winston from 'winston';
 import type { DownstreamConfig, GatewayConfig } from './config/gateway.ts';
 import type { LayerEntry } from './config/layers.ts';
 import { ConfigError, type LoadedConfig } from './config/load.ts';
-import { ErrorCode } from '../core/errors.ts';
+import { asError, ErrorCode } from '../core/errors.ts';
 import { tryRequirePeer } from '../layer-kit/peer-deps.ts';
 import { EventBus } from '../core/events.ts';
 import { AuthenticationError, isLoopbackHost } from '../transports/guard.ts';
@@ -299,6 +299,13 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       downstream: build('downstream', loaded.config.downstream?.layers ?? defaultLayers('downstream')),
     };
     const upstream = createUpstream(loaded.config.upstream, { baseDir: loaded.baseDir, oauth: stacks.upstream.oauth, logger: runtime.logger, maxSessions: settingsOf(loaded.config).maxSessions });
+    try {
+      await upstream.open?.();
+    } catch (error) {
+      // The cause, not the transport's message: that one names the URL as written, credentials included.
+      const cause = asError((error as Error).cause ?? error);
+      throw new ConfigError(loaded.source, [`upstream.url: could not connect to the broker at ${upstream.description}: ${cause.message}`]);
+    }
     const gateway = new Gateway(loaded, { ...runtime, registry }, stacks, upstream);
     try {
       await gateway.#listen();
@@ -536,7 +543,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       listener,
       downstream,
       openUpstream: () =>
-        wrap(this.upstream.create(id), this.stacks.upstream.layers, {
+        // The downstream session's id, when it has one, names the broker session too (docs/gateway.md, "Replicas").
+        wrap(this.upstream.create(id, { sessionId: downstream.sessionId }), this.stacks.upstream.layers, {
           name: 'upstream',
           events: this.upstreamEvents,
           ...(upstreamConfig.idempotentTools === undefined ? {} : { idempotentTools: upstreamConfig.idempotentTools }),

@@ -209,7 +209,7 @@ export abstract class BrokerClientTransport<V extends string> implements Transpo
     let route: Route;
     let sessionId = this.#session?.id;
     if (request?.method === 'initialize') {
-      sessionId = randomUUID();
+      sessionId = this.policies.sessionId ?? randomUUID();
       route = { to: 'shared' };
     } else if (sessionId !== undefined) {
       route = { to: 'session', sessionId };

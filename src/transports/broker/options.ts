@@ -55,14 +55,21 @@ export interface BrokerClientOptions extends IdempotencyOptions {
   recover?: false | RecoverOptions;
   /** How long a publish waits for the broker to store it. Default 5 000 ms. */
   publishTimeoutMs?: number;
+  /**
+   * The id a 2025-era `initialize` opens the session under. Default a random UUID. The
+   * gateway passes its downstream `Mcp-Session-Id`, so that every replica finds the
+   * session on the broker from the header alone.
+   */
+  sessionId?: string;
 }
 
-export const CLIENT_OPTIONS = ['heartbeat', 'recover', 'publishTimeoutMs', 'idempotentTools', 'nonIdempotentTools'] as const;
+export const CLIENT_OPTIONS = ['heartbeat', 'recover', 'publishTimeoutMs', 'sessionId', 'idempotentTools', 'nonIdempotentTools'] as const;
 
 export interface ClientPolicies {
   readonly heartbeat: Required<HeartbeatOptions> | undefined;
   readonly recover: Required<RecoverOptions> | undefined;
   readonly publishTimeoutMs: number;
+  readonly sessionId: string | undefined;
 }
 
 export function resolveClientPolicies(label: string, options: BrokerClientOptions): ClientPolicies {
@@ -87,7 +94,8 @@ export function resolveClientPolicies(label: string, options: BrokerClientOption
       timeoutMs: durationOption(`${label}.recover.timeoutMs`, r['timeoutMs'], 10_000, 1),
     };
   }
-  return { heartbeat, recover, publishTimeoutMs: durationOption(`${label}.publishTimeoutMs`, options.publishTimeoutMs, 5_000, 1) };
+  if (options.sessionId !== undefined && !isName(options.sessionId)) throw invalidOption(`${label}.sessionId`, NAME_RULE, options.sessionId);
+  return { heartbeat, recover, publishTimeoutMs: durationOption(`${label}.publishTimeoutMs`, options.publishTimeoutMs, 5_000, 1), sessionId: options.sessionId };
 }
 
 export interface BrokerWorkerOptions<T> extends IdempotencyOptions {
