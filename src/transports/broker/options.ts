@@ -61,15 +61,22 @@ export interface BrokerClientOptions extends IdempotencyOptions {
    * session on the broker from the header alone.
    */
   sessionId?: string;
+  /**
+   * Joins the session of this id, which another client opened, instead of opening one:
+   * start() fails (`session-unknown`) when the broker keeps no handshake for it. A
+   * gateway replica joins a session another replica opened (docs/scale-out.md, "Sessions").
+   */
+  join?: string;
 }
 
-export const CLIENT_OPTIONS = ['heartbeat', 'recover', 'publishTimeoutMs', 'sessionId', 'idempotentTools', 'nonIdempotentTools'] as const;
+export const CLIENT_OPTIONS = ['heartbeat', 'recover', 'publishTimeoutMs', 'sessionId', 'join', 'idempotentTools', 'nonIdempotentTools'] as const;
 
 export interface ClientPolicies {
   readonly heartbeat: Required<HeartbeatOptions> | undefined;
   readonly recover: Required<RecoverOptions> | undefined;
   readonly publishTimeoutMs: number;
   readonly sessionId: string | undefined;
+  readonly join: string | undefined;
 }
 
 export function resolveClientPolicies(label: string, options: BrokerClientOptions): ClientPolicies {
@@ -95,7 +102,8 @@ export function resolveClientPolicies(label: string, options: BrokerClientOption
     };
   }
   if (options.sessionId !== undefined && !isName(options.sessionId)) throw invalidOption(`${label}.sessionId`, NAME_RULE, options.sessionId);
-  return { heartbeat, recover, publishTimeoutMs: durationOption(`${label}.publishTimeoutMs`, options.publishTimeoutMs, 5_000, 1), sessionId: options.sessionId };
+  if (options.join !== undefined && !isName(options.join)) throw invalidOption(`${label}.join`, NAME_RULE, options.join);
+  return { heartbeat, recover, publishTimeoutMs: durationOption(`${label}.publishTimeoutMs`, options.publishTimeoutMs, 5_000, 1), sessionId: options.sessionId, join: options.join };
 }
 
 export interface BrokerWorkerOptions<T> extends IdempotencyOptions {

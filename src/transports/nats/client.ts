@@ -18,7 +18,7 @@ import { McpLayersError, TransportError } from '../../core/errors.ts';
 import type { EventBus } from '../../core/events.ts';
 import { optionsObject } from '../../core/options.ts';
 import { BrokerClientTransport, type ProbeResult, type Published, type Route } from '../broker/client.ts';
-import { overMaxPayload } from '../broker/codec.ts';
+import { decodeHandshake, type Handshake, overMaxPayload } from '../broker/codec.ts';
 import { type BrokerClientOptions, CLIENT_OPTIONS, type HeartbeatOptions, type RecoverOptions, resolveClientPolicies } from '../broker/options.ts';
 import { headersFor, NATS_LIMIT, wireSize } from './codec.ts';
 import type { NatsEvents } from './events.ts';
@@ -163,7 +163,7 @@ export class NatsClientTransport extends BrokerClientTransport<'stream' | 'core'
       this.garbage(msg.subject, `a message on an unexpected subject (${msg.subject})`);
       return;
     }
-    this.arrived(msg.data, msg.headers?.get(Header.Worker) || undefined, msg.subject);
+    this.arrived(msg.data, (name) => msg.headers?.get(name) || undefined, msg.subject);
   }
 
   // ── the broker's connection ──────────────────────────────────────────────────
@@ -181,6 +181,19 @@ export class NatsClientTransport extends BrokerClientTransport<'stream' | 'core'
   }
 
   // ── the session's worker ─────────────────────────────────────────────────────
+
+  protected override async loadHandshake(sessionId: string): Promise<Handshake | undefined> {
+    const { subjects } = this.#common;
+    const jsm = await (this.#js as JetStreamClient).jetstreamManager(false);
+    try {
+      const stored = await jsm.streams.getMessage(subjects.handshakes, { last_by_subj: subjects.handshake(sessionId) });
+      return decodeHandshake(stored?.data);
+    } catch (error) {
+      // No such message, or no such stream (no worker of this version ever started): the session is unknown.
+      if (/not found|no message/i.test((error as Error)?.message ?? '')) return undefined;
+      throw new TransportError(`${LABEL}: could not read session ${sessionId}'s handshake from ${subjects.handshakes}: ${(error as Error).message}`, { layer: 'nats', reason: 'handshake-unreadable', cause: error });
+    }
+  }
 
   protected override async probeWorker(worker: string, sessionId: string, timeoutMs: number): Promise<ProbeResult> {
     const nc = this.#nc as NatsConnection;

@@ -18,7 +18,7 @@ import type { EventBus } from '../../core/events.ts';
 import { invalidOption, optionsObject } from '../../core/options.ts';
 import { unref } from '../../layer-kit/sleep.ts';
 import { BrokerClientTransport, type ProbeResult, type Published, type Route } from '../broker/client.ts';
-import { overMaxPayload } from '../broker/codec.ts';
+import { decodeHandshake, type Handshake, overMaxPayload } from '../broker/codec.ts';
 import { Header } from '../broker/names.ts';
 import { type BrokerClientOptions, CLIENT_OPTIONS, resolveClientPolicies } from '../broker/options.ts';
 import { entryFields, entrySize, frame, readFrame, REDIS_LIMIT } from './codec.ts';
@@ -226,10 +226,19 @@ export class RedisClientTransport extends BrokerClientTransport<'stream' | 'pubs
       this.#probeWaiters.get(probe)?.({ holds: holds === '1' ? true : holds === '0' ? false : undefined });
       return;
     }
-    this.arrived(data, headers.get(Header.Worker), channel);
+    this.arrived(data, (name) => headers.get(name), channel);
   }
 
   // ── the session's worker ─────────────────────────────────────────────────────
+
+  protected override async loadHandshake(sessionId: string): Promise<Handshake | undefined> {
+    try {
+      return decodeHandshake((await (this.#conn as Conn).sendCommand<Buffer | null>(['GET', this.#common.keys.handshake(sessionId)])) ?? undefined);
+    } catch (error) {
+      if (isOffline(error)) throw offline(LABEL, `the lookup of session ${sessionId}`, error);
+      throw new TransportError(`${LABEL}: could not read session ${sessionId}'s handshake: ${(error as Error).message}`, { layer: 'redis', reason: 'handshake-unreadable', cause: error });
+    }
+  }
 
   protected override async probeWorker(worker: string, sessionId: string, timeoutMs: number): Promise<ProbeResult> {
     const conn = this.#conn as Conn;
