@@ -301,7 +301,7 @@ export abstract class BrokerWorker<T extends BrokerServerTransport, D extends Ar
     }
     for (const record of records) {
       if (this.#sessions.get(record.id) !== record) continue;
-      for (const inbox of [...record.clients.keys()]) if (gone.has(inbox)) this.#forgetClient(record, inbox);
+      for (const inbox of record.clients.keys()) if (gone.has(inbox)) this.#forgetClient(record, inbox);
       if (record.clients.size === 0) this.#release(record, 'its client is gone (no responders on its inbox)', { forGood: true, handBack: false });
     }
   }

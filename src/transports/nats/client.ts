@@ -24,7 +24,7 @@ import { headersFor, NATS_LIMIT, wireSize } from './codec.ts';
 import type { NatsEvents } from './events.ts';
 import { isNoResponders, isTimeout, openConnection, type ResolvedCommon, resolveCommon } from './connection.ts';
 import { COMMON_OPTIONS, type NatsCommonOptions } from './options.ts';
-import { clientMessages, clientProbe, Header } from './subjects.ts';
+import { clientMessages, clientProbe } from './subjects.ts';
 
 export type NatsHeartbeatOptions = HeartbeatOptions;
 export type NatsRecoverOptions = RecoverOptions;

@@ -19,7 +19,6 @@ import { invalidOption, optionsObject } from '../../core/options.ts';
 import { unref } from '../../layer-kit/sleep.ts';
 import { BrokerClientTransport, type ProbeResult, type Published, type Route } from '../broker/client.ts';
 import { decodeHandshake, type Handshake, overMaxPayload } from '../broker/codec.ts';
-import { Header } from '../broker/names.ts';
 import { type BrokerClientOptions, CLIENT_OPTIONS, resolveClientPolicies } from '../broker/options.ts';
 import { entryFields, entrySize, frame, readFrame, REDIS_LIMIT } from './codec.ts';
 import { type Conn, isOffline, offline, openConnection, openDuplicate, quit, type ResolvedCommon, resolveCommon, text } from './connection.ts';
