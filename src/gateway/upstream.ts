@@ -38,6 +38,8 @@ export type UpstreamKind = 'stdio' | 'http' | 'websocket' | 'broker';
 export interface SessionInit {
   /** The downstream session's id (HTTP `Mcp-Session-Id`): a broker session is opened under the same id. */
   readonly sessionId?: string | undefined;
+  /** A broker upstream: join this session, which another gateway replica opened, instead of opening one. */
+  readonly join?: string | undefined;
 }
 
 export interface Upstream {
@@ -178,7 +180,7 @@ function brokerUpstream(config: UpstreamConfig, url: URL): Upstream {
     kind: 'broker',
     description: redactUrl(url),
     create(_session, init = {}) {
-      const sessionId = init.sessionId === undefined ? {} : { sessionId: init.sessionId };
+      const sessionId = init.join !== undefined ? { join: init.join } : init.sessionId === undefined ? {} : { sessionId: init.sessionId };
       if (nats) {
         return new NatsClientTransport({
           ...client,

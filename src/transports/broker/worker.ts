@@ -373,12 +373,13 @@ export abstract class BrokerWorker<T extends BrokerServerTransport, D extends Ar
 
   #refreshHandshakes(): void {
     if (this.state !== 'serving' || !this.connected) return;
-    for (const record of this.#sessions.values()) if (record.bound) this.#saveHandshake(record);
+    for (const record of this.#sessions.values()) if (record.bound) void this.#saveHandshake(record);
   }
 
-  #saveHandshake(record: SessionRecord<T, B>): void {
+  /** Never rejects: a handshake not kept is reported (only the client that opened the session can then re-establish it). */
+  async #saveHandshake(record: SessionRecord<T, B>): Promise<void> {
     if (record.protocolVersion === undefined) return;
-    this.saveHandshake(record.id, { params: record.params, protocolVersion: record.protocolVersion, worker: this.id }).catch((error: unknown) => {
+    await this.saveHandshake(record.id, { params: record.params, protocolVersion: record.protocolVersion, worker: this.id }).catch((error: unknown) => {
       this.report(new TransportError(`${this.kind.label}: could not keep session ${record.id}'s handshake on the broker (only the client that opened it can re-establish it elsewhere): ${asError(error).message}`, { layer: this.kind.layer, reason: 'handshake-not-kept', cause: error }));
     });
   }
@@ -699,6 +700,13 @@ export abstract class BrokerWorker<T extends BrokerServerTransport, D extends Ar
 
   /** The application answered a held request: the answer is published, then the request acknowledged. */
   async #answer(transport: T, entry: Held<D>, response: JSONRPCMessage): Promise<void> {
+    const opening = transport.sessionId === undefined ? undefined : this.#sessions.get(transport.sessionId);
+    if (opening !== undefined && opening.transport === transport && !opening.bound && 'result' in response && response.id === opening.initializeId) {
+      const version = response.result['protocolVersion'];
+      if (typeof version === 'string') opening.protocolVersion = version;
+      // Kept before the client learns the session exists: its next request may reach another gateway replica, which looks it up.
+      await this.#saveHandshake(opening);
+    }
     try {
       await this.#publishRaw(entry.reply, response, transport.sessionId, entry.delivery);
     } finally {
@@ -716,13 +724,10 @@ export abstract class BrokerWorker<T extends BrokerServerTransport, D extends Ar
       } else {
         if (record.replay === 'initialized') transport[deliver]({ jsonrpc: '2.0', method: 'notifications/initialized' }, undefined);
         if (this.brokerEvents.has('session')) this.brokerEvents.emit('session', { state: record.replay === undefined ? 'opened' : 'replayed', sessionId: record.id });
-        const version = 'result' in response ? response.result['protocolVersion'] : undefined;
-        if (typeof version === 'string') record.protocolVersion = version;
         this.bind(record).then(
           () => {
             record.bound = true;
             if (this.#sessions.get(record.id) !== record) this.unbind(record, false);
-            else this.#saveHandshake(record);
           },
           (error: unknown) => {
             this.report(new TransportError(`${this.kind.label}: could not read session ${record.id}; its client will re-establish it: ${asError(error).message}`, { layer: this.kind.layer, reason: 'bind-failed', cause: error }));
@@ -752,7 +757,7 @@ export abstract class BrokerWorker<T extends BrokerServerTransport, D extends Ar
   #release(record: SessionRecord<T, B>, reason: string, how: { forGood: boolean; handBack: boolean }): void {
     if (this.#sessions.get(record.id) === record) this.#sessions.delete(record.id);
     this.unbind(record, how.forGood);
-    if (how.forGood && record.bound) this.dropHandshake(record.id);
+    if (how.forGood && record.protocolVersion !== undefined) this.dropHandshake(record.id);
     this.#settleHeld(record.transport, how.handBack);
     record.transport[end]();
     if (this.brokerEvents.has('session')) this.brokerEvents.emit('session', { state: 'closed', sessionId: record.id, reason });
