@@ -39,7 +39,7 @@ describeEachBroker('test/gateway/replicas.test.ts', (b) => `two gateway replicas
     readonly service: string;
   }
 
-  async function setup(serverSdk: Sdk): Promise<Setup> {
+  async function setup(serverSdk: Sdk, broker_: Record<string, unknown> = {}): Promise<Setup> {
     const service = uniqueService('replicas');
     const workers: FixtureWorker[] = [];
     for (let i = 0; i < 2; i++) {
@@ -49,7 +49,7 @@ describeEachBroker('test/gateway/replicas.test.ts', (b) => `two gateway replicas
     }
     const gateways: TestGateway[] = [];
     for (let i = 0; i < 2; i++) {
-      const gw = await startTestGateway({ upstream: { url: `${broker!.url}/${service}` } });
+      const gw = await startTestGateway({ upstream: { url: `${broker!.url}/${service}`, ...(Object.keys(broker_).length === 0 ? {} : { broker: broker_ }) } });
       cleanups.push(() => gw.stop(0));
       gateways.push(gw);
     }
@@ -128,6 +128,26 @@ describeEachBroker('test/gateway/replicas.test.ts', (b) => `two gateway replicas
     expect(await c.callTool('sample', { prompt: 'still there?' })).toMatchObject({ content: [{ type: 'text' }] });
     expect(sessionsHeld(workers)).toBe(1);
     expect(workers.reduce((n, w) => n + w.instances, 0)).toBe(1);
+  });
+
+  it('the session\'s worker goes away: both replicas notice, one replays the handshake, and the client goes on through both', async () => {
+    const { gateways, workers } = await setup('v1', { heartbeat: { intervalMs: 100, timeoutMs: 500 } });
+    const balancer = roundRobinFetch(gateways.map(origin));
+    const c = createV1Client();
+    await c.connect(makeClientTransport('v1', gateways[0]!.http, balancer.fetch));
+    cleanups.push(() => c.close());
+    for (let i = 0; i < 2; i++) expect(await c.callTool('echo', { text: `before ${i}` })).toMatchObject({ content: [{ type: 'text', text: `before ${i}` }] });
+    const holder = workers.findIndex((w) => w.worker.sessions === 1);
+    const other = workers[1 - holder]!;
+    const replayed = new Promise<void>((resolve) => {
+      const off = kind.events(other.worker).on('session', (e) => void (e.state === 'replayed' && (off(), resolve())));
+    });
+    await workers[holder]!.close();
+    await replayed;
+    for (let i = 0; i < 4; i++) expect(await c.callTool('echo', { text: `after ${i}` })).toMatchObject({ content: [{ type: 'text', text: `after ${i}` }] });
+    // One replay for the two replicas: one new server instance, on the other worker.
+    expect(other.instances).toBe(1);
+    expect(other.worker.sessions).toBe(1);
   });
 
   it('a session id the broker does not know is 404 on every replica, and the client\'s new session works through both', async () => {
