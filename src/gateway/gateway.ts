@@ -23,11 +23,12 @@ import winston from 'winston';
 import type { DownstreamConfig, GatewayConfig } from './config/gateway.ts';
 import type { LayerEntry } from './config/layers.ts';
 import { ConfigError, type LoadedConfig } from './config/load.ts';
-import { ErrorCode } from '../core/errors.ts';
+import { asError, ErrorCode } from '../core/errors.ts';
 import { tryRequirePeer } from '../layer-kit/peer-deps.ts';
 import { EventBus } from '../core/events.ts';
 import { AuthenticationError, isLoopbackHost } from '../transports/guard.ts';
 import { McpHttpServer } from '../transports/http/server.ts';
+import type { Adopted } from '../transports/http/server.ts';
 import { StreamableHttpSessionTransport } from '../transports/http/session.ts';
 import { answerClientError, pathOf } from '../transports/listen.ts';
 import { McpWebSocketServer } from '../transports/ws/server.ts';
@@ -35,7 +36,7 @@ import type { Transport } from '../core/transport.ts';
 import { type LayeredTransport, type Wrapped, wrap } from '../core/wrap.ts';
 import { metricsHandler } from '../../middleware/observability/metrics.ts';
 import type { GatewayLogger } from './logger.ts';
-import { type CloseReason, ProxySession } from './proxy.ts';
+import { type CloseReason, ProxySession, type ProxySessionOptions } from './proxy.ts';
 import { type BuiltStack, buildStack, StackProblemsError } from './stack.ts';
 import { createUpstream, findCommand, type Upstream } from './upstream.ts';
 
@@ -222,8 +223,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   readonly #sessions = new Set<ProxySession>();
   /** Sessions by their Mcp-Session-Id (HTTP), filled as requests name them. */
   readonly #byMcpSessionId = new Map<string, ProxySession>();
-  /** The response of each request that is creating an HTTP session (the factory sees only the request). */
+  /** The response of each request that is creating (or adopting) an HTTP session (the factory sees only the request). */
   readonly #creating = new WeakMap<IncomingMessage, ServerResponse>();
+  /** Sessions being adopted from the broker, by Mcp-Session-Id: concurrent requests for one share the adoption. */
+  readonly #adopting = new Map<string, Promise<{ downstream: Wrapped<StreamableHttpSessionTransport>; session: ProxySession } | Adopted>>();
   readonly #authenticate: ((request: IncomingMessage) => object) | undefined;
   readonly #metricsHandler: (req: IncomingMessage, res: ServerResponse) => void;
   readonly #metrics: { sessions: Gauge; refused: Counter; closes: Counter };
@@ -253,6 +256,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     if (transports.includes('http')) {
       this.#http = new McpHttpServer({
         sessions: (req) => this.#openHttpSession(req),
+        // Over a broker, any replica serves any session: one it does not hold is adopted.
+        ...(upstream.kind === 'broker' ? { adopt: (req: IncomingMessage, sessionId: string) => this.#adoptHttpSession(req, sessionId) } : {}),
         ...(authenticate === undefined ? {} : { authenticate }),
         path,
         // The gateway admits sessions itself (#refusal); this only backs it up, with room for sessions still closing.
@@ -299,6 +304,13 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       downstream: build('downstream', loaded.config.downstream?.layers ?? defaultLayers('downstream')),
     };
     const upstream = createUpstream(loaded.config.upstream, { baseDir: loaded.baseDir, oauth: stacks.upstream.oauth, logger: runtime.logger, maxSessions: settingsOf(loaded.config).maxSessions });
+    try {
+      await upstream.open?.();
+    } catch (error) {
+      // The cause, not the transport's message: that one names the URL as written, credentials included.
+      const cause = asError((error as Error).cause ?? error);
+      throw new ConfigError(loaded.source, [`upstream.url: could not connect to the broker at ${upstream.description}: ${cause.message}`]);
+    }
     const gateway = new Gateway(loaded, { ...runtime, registry }, stacks, upstream);
     try {
       await gateway.#listen();
@@ -431,7 +443,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         }
         this.#creating.set(req, res);
       } else if (typeof sessionId === 'string') {
-        this.#sessionNamed(sessionId)?.attachResponse(res, req.method === 'GET');
+        const known = this.#sessionNamed(sessionId);
+        if (known !== undefined) known.attachResponse(res, req.method === 'GET');
+        else if (this.upstream.kind === 'broker') this.#creating.set(req, res);
       }
       void this.#http.handle(req, res);
       return;
@@ -513,6 +527,64 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     return downstream;
   }
 
+  /**
+   * A request names a session this replica does not hold, over a broker upstream: another
+   * replica opened it (or held it and went away). Its upstream joins it on the broker —
+   * which refuses when it keeps no handshake for it: the session is over, and 404 tells
+   * the client to initialize again — and its downstream side starts initialized.
+   */
+  async #adoptHttpSession(req: IncomingMessage, sessionId: string): Promise<Adopted> {
+    let adopting = this.#adopting.get(sessionId);
+    if (adopting === undefined) {
+      adopting = this.#adopt(sessionId, req).finally(() => this.#adopting.delete(sessionId));
+      this.#adopting.set(sessionId, adopting);
+    }
+    const adopted = await adopting;
+    if (adopted === undefined || !('session' in adopted)) return adopted;
+    const res = this.#creating.get(req);
+    if (res !== undefined) adopted.session.attachResponse(res, req.method === 'GET');
+    return adopted.downstream;
+  }
+
+  async #adopt(sessionId: string, req: IncomingMessage): Promise<{ downstream: Wrapped<StreamableHttpSessionTransport>; session: ProxySession } | Adopted> {
+    const refusal = this.#refusal(true);
+    if (refusal !== undefined) {
+      this.#metrics.refused.inc({ listener: 'http', reason: refusal.reason });
+      return { refuse: { status: 503, code: ErrorCode.LoadShed, message: refusal.message } };
+    }
+    const id = `local-${this.#nextLocalId++}`;
+    const upstream = this.#wrapUpstream(this.upstream.create(id, { join: sessionId }));
+    try {
+      await upstream.start();
+    } catch (error) {
+      await upstream.close().catch(() => {});
+      if ((error as { reason?: unknown }).reason === 'session-unknown') {
+        this.#log.debug(`session ${sessionId} is not on the broker: 404, the client initializes again`, { event: 'session-unknown', mcp_session_id: sessionId });
+        return undefined;
+      }
+      this.#log.warn(`could not adopt session ${sessionId} from the broker: ${asError(error).message}`, { event: 'adopt-failed', mcp_session_id: sessionId });
+      return { refuse: { status: 503, code: ErrorCode.ConnectionClosed, message: 'Service Unavailable: the session could not be reached on the broker; try again' } };
+    }
+    const header = req.headers['mcp-protocol-version'];
+    const protocolVersion = (upstream.inner as { protocolVersion?: string }).protocolVersion ?? (typeof header === 'string' ? header : undefined);
+    const inner = new StreamableHttpSessionTransport({ sessionIdGenerator: randomUUID, adopt: sessionId });
+    const downstream = wrap(inner, this.stacks.downstream.layers, { name: 'downstream', events: this.downstreamEvents });
+    const session = this.#open('http', downstream, () => downstream.close(), id, { upstream, protocolVersion });
+    this.#log.debug('session adopted from the broker', { event: 'session-adopted', session: id, mcp_session_id: sessionId });
+    await downstream.start();
+    return { downstream, session };
+  }
+
+  #wrapUpstream(transport: Transport): LayeredTransport {
+    const upstreamConfig = this.#config.upstream;
+    return wrap(transport, this.stacks.upstream.layers, {
+      name: 'upstream',
+      events: this.upstreamEvents,
+      ...(upstreamConfig.idempotentTools === undefined ? {} : { idempotentTools: upstreamConfig.idempotentTools }),
+      ...(upstreamConfig.nonIdempotentTools === undefined ? {} : { nonIdempotentTools: upstreamConfig.nonIdempotentTools }),
+    });
+  }
+
   async #openWebSocketSession(transport: Transport & { close(code?: number, reason?: string): Promise<void> }): Promise<void> {
     const downstream = this.#wrapDownstream(transport);
     this.#open('websocket', downstream, (reason) => {
@@ -528,20 +600,22 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     return wrap(inner, this.stacks.downstream.layers, { name: 'downstream', events: this.downstreamEvents });
   }
 
-  #open(listener: 'http' | 'websocket', downstream: LayeredTransport, closeDownstream: (reason: CloseReason) => Promise<void>): ProxySession {
-    const id = `local-${this.#nextLocalId++}`;
-    const upstreamConfig = this.#config.upstream;
+  #open(
+    listener: 'http' | 'websocket',
+    downstream: LayeredTransport,
+    closeDownstream: (reason: CloseReason) => Promise<void>,
+    id = `local-${this.#nextLocalId++}`,
+    adopted?: ProxySessionOptions['adopted'],
+  ): ProxySession {
     const session = new ProxySession({
       id,
       listener,
       downstream,
-      openUpstream: () =>
-        wrap(this.upstream.create(id), this.stacks.upstream.layers, {
-          name: 'upstream',
-          events: this.upstreamEvents,
-          ...(upstreamConfig.idempotentTools === undefined ? {} : { idempotentTools: upstreamConfig.idempotentTools }),
-          ...(upstreamConfig.nonIdempotentTools === undefined ? {} : { nonIdempotentTools: upstreamConfig.nonIdempotentTools }),
-        }),
+      // The downstream session's id, when it has one, names the broker session too (docs/gateway.md, "Replicas").
+      openUpstream: () => this.#wrapUpstream(this.upstream.create(id, { sessionId: downstream.sessionId })),
+      // Over a broker, other replicas may serve an HTTP session too; a WebSocket session lives on its connection.
+      shared: listener === 'http' && this.upstream.kind === 'broker',
+      ...(adopted === undefined ? {} : { adopted }),
       logger: this.#log,
       closeDownstream,
       idleTimeoutMs: this.settings.idleTimeoutMs,

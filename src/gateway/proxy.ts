@@ -25,7 +25,13 @@
  *     it closed, the gateway is shutting down), so no request is lost silently;
  *   - end a session whose initialize failed (HTTP: its session id must not stay usable);
  *   - say why an upstream child ended (exit code or signal, last stderr lines: child.ts);
- *   - end both sides together, flushing answers first.
+ *   - end both sides together, flushing answers first;
+ *   - HTTP over a broker upstream (`shared`): other gateway replicas serve the same session
+ *     (docs/gateway.md, "Replicas"). The server's requests and the client's answers travel
+ *     past both stacks under the server's own ids, since the answer may reach any replica;
+ *     a cancellation of a request another replica holds is relayed to it; the replica
+ *     holding the GET stream tells the worker so; only the client's DELETE ends the
+ *     session on the broker — reclaiming or shutting down ends this replica's part of it.
  */
 import type { ServerResponse } from 'node:http';
 import { asError, ConnectionClosedError, ErrorCode, McpLayersError, toErrorObject, TransportError } from '../core/errors.ts';
@@ -96,7 +102,27 @@ export interface ProxySessionOptions {
    */
   readonly heldMessageTimeoutMs?: number;
   readonly onclose: (session: ProxySession, reason: CloseReason) => void;
+  /** HTTP over a broker upstream: other gateway replicas may serve this session too. */
+  readonly shared?: boolean;
+  /**
+   * A session another replica opened, adopted here: its upstream has joined it on the
+   * broker already (started), and the downstream side starts initialized, at this version.
+   */
+  readonly adopted?: { readonly upstream: LayeredTransport; readonly protocolVersion: string | undefined };
 }
+
+/** What a broker client transport (the upstream of a shared session) offers the session, beyond Transport. */
+interface SharedUpstream {
+  divert?: (message: JSONRPCMessage) => boolean;
+  onpeer?: (message: JSONRPCMessage) => void;
+  send(message: JSONRPCMessage): Promise<void>;
+  relay(message: JSONRPCMessage): Promise<void>;
+  listen(holding: boolean): Promise<void>;
+  leave(): Promise<void>;
+}
+
+/** Why a shared session closes when it is the client or the server that ended it: the session ends on the broker too. */
+const ENDS_THE_SESSION: ReadonlySet<CloseReason> = new Set(['downstream-closed', 'upstream-closed', 'upstream-failed', 'initialize-failed']);
 
 interface DownstreamRequest {
   readonly method: string;
@@ -140,6 +166,11 @@ export class ProxySession {
   /** HTTP: server messages that had no stream to go on, oldest first. */
   #awaitingStream: Array<{ message: JSONRPCRequest | JSONRPCNotification; at: number }> = [];
   #heldTimer: NodeJS.Timeout | undefined;
+  readonly #shared: boolean;
+  /** Shared: the client's answers that came before the upstream was ready. */
+  #rawHeld: JSONRPCMessage[] = [];
+  /** Shared: whether this replica holds the client's GET stream, as last told to the worker. */
+  #listening = false;
 
   constructor(options: ProxySessionOptions) {
     this.#options = options;
@@ -147,10 +178,22 @@ export class ProxySession {
     this.listener = options.listener;
     this.downstream = options.downstream;
     this.#log = options.logger.child({ session: options.id });
+    this.#shared = options.shared === true;
     const { downstream } = options;
     downstream.onmessage = (message) => this.#fromDownstream(message);
     downstream.onerror = (error) => this.#log.debug(`downstream: ${error.message}`, { event: 'downstream-error' });
     downstream.onclose = () => void this.close('downstream-closed');
+    // The client's answers to the server's requests go straight to the broker, past both stacks.
+    if (this.#shared) (downstream.inner as { divert?: (message: JSONRPCMessage) => boolean }).divert = (message) => this.#fromClientRaw(message);
+    const adopted = options.adopted;
+    if (adopted !== undefined) {
+      // Its client initialized it through another replica: it has spoken, and the upstream is there.
+      this.#spoke = true;
+      this.#attachUpstream(adopted.upstream);
+      this.#upstreamState = 'ready';
+      this.#upstreamAnswered = true;
+      this.#negotiated(adopted.protocolVersion);
+    }
     this.#armIdleTimer();
   }
 
@@ -194,6 +237,7 @@ export class ProxySession {
         const written = writeHead.apply(res, args);
         if (res.statusCode === 200 && !this.closed) {
           this.#standalone = res;
+          this.#listen(true);
           this.#deliverAwaiting(undefined);
         }
         return written;
@@ -201,7 +245,10 @@ export class ProxySession {
     }
     res.once('close', () => {
       this.#responses--;
-      if (this.#standalone === res) this.#standalone = undefined;
+      if (this.#standalone === res) {
+        this.#standalone = undefined;
+        this.#listen(false);
+      }
       this.#touch();
       if (this.closed || this.#responses > 0) return;
       // The response that created the session ended and no initialize reached us: a layer refused it.
@@ -209,6 +256,14 @@ export class ProxySession {
       this.#log.debug('the client holds no stream open: the session is detached', { event: 'session-detached', ...(this.sessionId === undefined ? {} : { mcp_session_id: this.sessionId }) });
       this.#rearmIdleTimer();
     });
+  }
+
+  /**
+   * Something is in flight. A shared session's server requests do not count: the client
+   * may answer them through another replica, and reclaiming this one loses nothing.
+   */
+  get #busy(): boolean {
+    return this.#inFlight.size > 0 || (!this.#shared && this.#serverRequests.size > 0);
   }
 
   /** When the client or the upstream last did something (performance.now()). */
@@ -221,7 +276,7 @@ export class ProxySession {
    * flight, and a client that either never spoke or (HTTP) holds no stream open.
    */
   get evictable(): boolean {
-    if (this.closed || this.#inFlight.size > 0 || this.#serverRequests.size > 0) return false;
+    if (this.closed || this.#busy) return false;
     return !this.#spoke || (this.listener === 'http' && this.#responses === 0);
   }
 
@@ -269,15 +324,17 @@ export class ProxySession {
       if (this.#upstreamState !== 'ready') this.#failHeld(new ConnectionClosedError('The session closed before the upstream server was reached', { layer: 'gateway', reason, neverSent: true }));
       this.#upstreamState = 'closed';
       await this.#flush(2_000);
-      await Promise.allSettled([this.#options.closeDownstream(reason), this.#closeUpstream()]);
+      await Promise.allSettled([this.#options.closeDownstream(reason), this.#closeUpstream(reason)]);
       this.#options.onclose(this, reason);
     })();
     return this.#closed;
   }
 
-  async #closeUpstream(): Promise<void> {
+  async #closeUpstream(reason: CloseReason): Promise<void> {
     const upstream = this.#upstream;
     if (upstream === undefined) return;
+    // Reclaimed or shut down here: the session goes on through the other replicas.
+    if (this.#shared && !ENDS_THE_SESSION.has(reason)) await this.#sharedUpstream?.leave().catch(() => {});
     // A remote upstream session is ended politely (HTTP DELETE), then the transport closed.
     const terminate = (upstream as unknown as { terminateSession?: () => Promise<void> }).terminateSession;
     if (typeof terminate === 'function' && upstream.sessionId !== undefined && !upstream.session.closed) {
@@ -307,6 +364,11 @@ export class ProxySession {
       if (message.id !== undefined) this.#serverRequests.delete(message.id);
     } else if (message.method === CANCELLED) {
       const id = message.params?.['requestId'] as RequestId | undefined;
+      if (this.#shared && id !== undefined && !this.#inFlight.has(id)) {
+        // Not a request of this replica's: the one that holds it gets the cancellation.
+        this.#whenUpstream((upstream) => upstream.relay(message));
+        return;
+      }
       // The downstream transport ended the request already; no answer will be sent for it.
       if (id !== undefined) this.#settled(id);
     }
@@ -343,14 +405,7 @@ export class ProxySession {
     const started = performance.now();
     try {
       const upstream = this.#options.openUpstream();
-      this.#upstream = upstream;
-      upstream.onmessage = (message) => this.#fromUpstream(message);
-      upstream.onerror = (error) => this.#log.warn(`upstream: ${error.message}`, { event: 'upstream-error' });
-      upstream.onclose = () => {
-        // While starting, the failed start() says why; a close right after it is reported there.
-        if (this.#upstreamState === 'starting') this.#closedWhileStarting = true;
-        else void this.close(this.#upstreamState === 'ready' && this.#upstreamAnswered ? 'upstream-closed' : 'upstream-failed');
-      };
+      this.#attachUpstream(upstream);
       await upstream.start();
     } catch (error) {
       if (this.closed) return;
@@ -381,6 +436,97 @@ export class ProxySession {
     const held = this.#held;
     this.#held = [];
     for (const message of held) this.#sendUpstream(message);
+    this.#upstreamReady();
+  }
+
+  #attachUpstream(upstream: LayeredTransport): void {
+    this.#upstream = upstream;
+    upstream.onmessage = (message) => this.#fromUpstream(message);
+    upstream.onerror = (error) => this.#log.warn(`upstream: ${error.message}`, { event: 'upstream-error' });
+    upstream.onclose = () => {
+      // While starting, the failed start() says why; a close right after it is reported there.
+      if (this.#upstreamState === 'starting') this.#closedWhileStarting = true;
+      else void this.close(this.#upstreamState === 'ready' && this.#upstreamAnswered ? 'upstream-closed' : 'upstream-failed');
+    };
+    const shared = this.#sharedUpstream;
+    if (shared === undefined) return;
+    // The server's requests, and its cancellations of them, go straight to the client, past both stacks.
+    shared.divert = (message) => this.#fromServerRaw(message);
+    shared.onpeer = (message) => this.#fromPeer(message);
+  }
+
+  /** The broker client under a shared session's upstream stack. */
+  get #sharedUpstream(): SharedUpstream | undefined {
+    return this.#shared ? (this.#upstream?.inner as unknown as SharedUpstream | undefined) : undefined;
+  }
+
+  /** Shared: what waited for the upstream. */
+  #upstreamReady(): void {
+    const raw = this.#rawHeld;
+    this.#rawHeld = [];
+    for (const message of raw) this.#rawToServer(message);
+    if (this.#listening) this.#whenUpstream((upstream) => upstream.listen(true));
+  }
+
+  /** Shared: runs `act` on the broker client once the upstream is ready (now, if it is). */
+  #whenUpstream(act: (upstream: SharedUpstream) => Promise<void>): void {
+    const upstream = this.#sharedUpstream;
+    if (upstream === undefined || this.#upstreamState !== 'ready') return;
+    act(upstream).catch((error: unknown) => this.#log.debug(`could not reach the broker: ${asError(error).message}`, { event: 'forward-failed' }));
+  }
+
+  /** Shared: this replica holds (or no longer holds) the client's GET stream; the worker sends what answers no request to it. */
+  #listen(holding: boolean): void {
+    if (!this.#shared || this.#listening === holding) return;
+    this.#listening = holding;
+    this.#whenUpstream((upstream) => upstream.listen(holding));
+  }
+
+  /** Shared: a client's answer to a server request, which any replica may receive. */
+  #fromClientRaw(message: JSONRPCMessage): boolean {
+    if ('method' in message) return false;
+    this.#touch();
+    this.#spoke = true;
+    if (message.id !== undefined) this.#serverRequests.delete(message.id);
+    if (this.#upstreamState === 'ready') this.#rawToServer(message);
+    else if (this.#upstreamState === 'idle' || this.#upstreamState === 'starting') this.#rawHeld.push(message);
+    return true;
+  }
+
+  #rawToServer(message: JSONRPCMessage): void {
+    this.#sharedUpstream?.send(message).catch((error: unknown) => this.#log.debug(`could not forward ${describe(message)} upstream: ${asError(error).message}`, { event: 'forward-failed' }));
+  }
+
+  /** Shared: the server's request (or its cancellation of one), under its own id. */
+  #fromServerRaw(message: JSONRPCMessage): boolean {
+    if (!('method' in message) || (!isRequest(message) && message.method !== CANCELLED)) return false;
+    if (this.closed) return true;
+    this.#touch();
+    const options = this.#relatedOptions(message);
+    if (isRequest(message)) {
+      this.#serverRequests.set(message.id, options?.relatedRequestId);
+      // Answered through another replica, it is never removed here: the oldest go first.
+      if (this.#serverRequests.size > MAX_HELD_MESSAGES) this.#serverRequests.delete(this.#serverRequests.keys().next().value as RequestId);
+    } else {
+      this.#serverRequests.delete(message.params?.['requestId'] as RequestId);
+    }
+    if (options === undefined && this.#standalone === undefined) this.#awaitStream(message);
+    else this.#write(this.#toClient(message, options), message);
+    return true;
+  }
+
+  /** Shared: a message another replica relayed: a cancellation of one of this replica's requests, as if its client had sent it here. */
+  #fromPeer(message: JSONRPCMessage): void {
+    if (!('method' in message) || message.method !== CANCELLED) return;
+    const id = message.params?.['requestId'] as RequestId | undefined;
+    if (id === undefined || !this.#inFlight.has(id)) return;
+    (this.downstream.inner as { receive?: (message: JSONRPCMessage) => void }).receive?.(message);
+  }
+
+  /** Sends to the client: a shared session's server requests and their cancellations past the downstream stack, the rest through it. */
+  #toClient(message: JSONRPCMessage, options: TransportSendOptions | undefined): Promise<void> {
+    if (this.#shared && 'method' in message && (isRequest(message) || message.method === CANCELLED)) return this.downstream.inner.send(message, options);
+    return this.downstream.send(message, options);
   }
 
   #failHeld(error: Error): void {
@@ -456,7 +602,7 @@ export class ProxySession {
     const options = relatedRequestId === undefined ? undefined : { relatedRequestId };
     for (const { message } of awaiting) {
       if (isRequest(message)) this.#serverRequests.set(message.id, relatedRequestId);
-      this.#write(this.downstream.send(message, options), message);
+      this.#write(this.#toClient(message, options), message);
     }
   }
 
@@ -492,7 +638,9 @@ export class ProxySession {
       this.#serverRequests.delete(message.id);
       const error = new TransportError(`The gateway could not deliver ${message.method} to the client: ${why}`, { layer: 'gateway', reason: 'no-client-stream' });
       this.#log.warn(error.message, { event: 'deliver-failed', method: message.method });
-      this.#upstream?.send({ jsonrpc: '2.0', id: message.id, error: toErrorObject(error, 0) }).catch(() => {});
+      const answer: JSONRPCResponse = { jsonrpc: '2.0', id: message.id, error: toErrorObject(error, 0) };
+      // A shared session's server request came past the stacks: its answer goes back the same way.
+      (this.#shared ? this.#sharedUpstream?.send(answer) : this.#upstream?.send(answer))?.catch(() => {});
     }
     if (this.#awaitingStream.length === 0) {
       clearTimeout(this.#heldTimer);
@@ -611,7 +759,7 @@ export class ProxySession {
     if (limit === undefined) return;
     const quiet = performance.now() - this.#lastActivity;
     // Busy is not idle: a long tool call keeps its session whatever the timeout.
-    if (this.#inFlight.size > 0 || this.#serverRequests.size > 0) return this.#armIdleTimer(limit);
+    if (this.#busy) return this.#armIdleTimer(limit);
     if (quiet >= limit) {
       void this.close(reason);
       return;

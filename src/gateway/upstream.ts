@@ -6,6 +6,9 @@
  *   http    a new Streamable HTTP session per session, over one pooled undici Agent
  *           (createFetch) that every session shares
  *   ws      a new WebSocket connection per session (WebSocketClientTransport)
+ *   broker  a new broker session per session with a service's workers
+ *           (NatsClientTransport, RedisClientTransport), over one broker connection
+ *           every session shares (opened by open(), closed by close())
  *
  * An `oauth` layer in the upstream stack is wired in here: its fetch authorizes every
  * HTTP request, its WebSocket options authorize every handshake.
@@ -13,8 +16,15 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { UpstreamConfig } from './config/gateway.ts';
+import { BROKER_SCHEMES, serviceOf, type UpstreamConfig } from './config/gateway.ts';
 import type { Transport } from '../core/transport.ts';
+import type { BrokerClientOptions } from '../transports/broker/options.ts';
+import { NatsClientTransport } from '../transports/nats/client.ts';
+import { openConnection as openNats, resolveCommon as resolveNats } from '../transports/nats/connection.ts';
+import type { NatsConnectionLike, NatsConnectOptions } from '../transports/nats/options.ts';
+import { RedisClientTransport } from '../transports/redis/client.ts';
+import { type Conn, openConnection as openRedis, openDuplicate, quit, resolveCommon as resolveRedis } from '../transports/redis/connection.ts';
+import type { RedisConnectOptions } from '../transports/redis/options.ts';
 import { createFetch, type McpFetch } from '../transports/http/fetch.ts';
 import { WebSocketClientTransport, type WebSocketClientTransportOptions } from '../transports/ws/client.ts';
 import { redactUrl } from '../transports/redact-url.ts';
@@ -22,15 +32,25 @@ import type { OAuthLayer } from '../../middleware/oauth/oauth.ts';
 import { WatchedStdioTransport } from './child.ts';
 import type { GatewayLogger } from './logger.ts';
 
-export type UpstreamKind = 'stdio' | 'http' | 'websocket';
+export type UpstreamKind = 'stdio' | 'http' | 'websocket' | 'broker';
+
+/** What the gateway knows of a session when it makes its upstream transport. */
+export interface SessionInit {
+  /** The downstream session's id (HTTP `Mcp-Session-Id`): a broker session is opened under the same id. */
+  readonly sessionId?: string | undefined;
+  /** A broker upstream: join this session, which another gateway replica opened, instead of opening one. */
+  readonly join?: string | undefined;
+}
 
 export interface Upstream {
   readonly kind: UpstreamKind;
   /** For logs and the banner: the command line, or the URL without credentials or query. */
   readonly description: string;
   /** A new, unstarted transport for one session. */
-  create(session: string): Transport;
-  /** Releases what sessions share (the HTTP connection pool). */
+  create(session: string, init?: SessionInit): Transport;
+  /** Opens what sessions share before the first one starts (the broker connection); throws when it cannot. */
+  open?(): Promise<void>;
+  /** Releases what sessions share (the HTTP connection pool, the broker connection). */
   close(): Promise<void>;
 }
 
@@ -55,6 +75,7 @@ export function defaultConnections(maxSessions: number): number {
 export function createUpstream(config: UpstreamConfig, options: UpstreamOptions): Upstream {
   if (config.command !== undefined) return stdioUpstream(config, config.command, options);
   const url = new URL(config.url as string);
+  if (BROKER_SCHEMES.includes(url.protocol)) return brokerUpstream(config, url);
   return url.protocol === 'ws:' || url.protocol === 'wss:' ? webSocketUpstream(config, url, options) : httpUpstream(config, url, options);
 }
 
@@ -124,6 +145,85 @@ function webSocketUpstream(config: UpstreamConfig, url: URL, { oauth }: Upstream
       return new WebSocketClientTransport(url, options);
     },
     close: async () => {},
+  };
+}
+
+/**
+ * A service's workers on a broker: `nats://HOST:PORT/SERVICE` or `redis(s)://HOST:PORT/SERVICE`
+ * (the path is the service; config/gateway.ts checks it). Every session's client transport
+ * uses the one connection open() makes — over Redis, one command connection and one
+ * subscriber connection, on which each session subscribes its own channel — so a gateway
+ * holds two or three connections to the broker whatever its number of sessions. Before
+ * open() (`mcp-layers check`), create() makes transports that would connect on their own:
+ * their options are checked all the same.
+ */
+function brokerUpstream(config: UpstreamConfig, url: URL): Upstream {
+  const nats = url.protocol === 'nats:';
+  const service = serviceOf(url) as string;
+  const servers = `${url.protocol}//${url.username === '' ? '' : `${url.username}${url.password === '' ? '' : `:${url.password}`}@`}${url.host}`;
+  const broker = config.broker ?? {};
+  const client: BrokerClientOptions & { service: string; prefix?: string } = {
+    service,
+    ...(broker.prefix === undefined ? {} : { prefix: broker.prefix }),
+    ...(broker.heartbeat === undefined ? {} : { heartbeat: broker.heartbeat }),
+    ...(broker.recover === undefined ? {} : { recover: broker.recover }),
+    ...(broker.publishTimeoutMs === undefined ? {} : { publishTimeoutMs: broker.publishTimeoutMs }),
+    ...(config.idempotentTools === undefined ? {} : { idempotentTools: config.idempotentTools }),
+    ...(config.nonIdempotentTools === undefined ? {} : { nonIdempotentTools: config.nonIdempotentTools }),
+  };
+  const connectOptions = broker.connectOptions ?? {};
+  const label = 'upstream.broker';
+  let shared: { close(): Promise<void> } | undefined;
+  let natsConnection: NatsConnectionLike | undefined;
+  let redis: { connection: Conn; subscriber: Conn } | undefined;
+  return {
+    kind: 'broker',
+    description: redactUrl(url),
+    create(_session, init = {}) {
+      const sessionId = init.join !== undefined ? { join: init.join } : init.sessionId === undefined ? {} : { sessionId: init.sessionId };
+      if (nats) {
+        return new NatsClientTransport({
+          ...client,
+          ...sessionId,
+          ...(natsConnection === undefined ? { servers, connectOptions: connectOptions as NatsConnectOptions } : { connection: natsConnection }),
+        });
+      }
+      return new RedisClientTransport({
+        ...client,
+        ...sessionId,
+        ...(redis === undefined ? { servers, connectOptions: connectOptions as RedisConnectOptions } : { connection: redis.connection, subscriber: redis.subscriber }),
+      });
+    },
+    async open() {
+      if (shared !== undefined) return;
+      if (nats) {
+        const common = resolveNats(label, { service, servers, connectOptions: connectOptions as NatsConnectOptions });
+        const { nc } = await openNats(common, 'mcp-layers gateway', `mcp-layers gateway ${service}`);
+        natsConnection = nc;
+        shared = { close: () => nc.close().catch(() => {}) };
+        return;
+      }
+      const common = resolveRedis(label, { service, servers, connectOptions: connectOptions as RedisConnectOptions });
+      const { conn } = await openRedis(common, 'mcp-layers gateway', `mcp-layers-gateway-${service}`);
+      let subscriber: Conn;
+      try {
+        subscriber = await openDuplicate(common, conn, true, 'mcp-layers gateway', `mcp-layers-gateway-${service}-pubsub`);
+      } catch (error) {
+        conn.destroy();
+        throw error;
+      }
+      // Every session watches the two connections: as many listeners as sessions is expected, not a leak.
+      for (const c of [conn, subscriber]) (c as unknown as { setMaxListeners(n: number): void }).setMaxListeners(0);
+      redis = { connection: conn, subscriber };
+      shared = { close: async () => void (await Promise.all([quit(subscriber), quit(conn)])) };
+    },
+    async close() {
+      const opened = shared;
+      shared = undefined;
+      natsConnection = undefined;
+      redis = undefined;
+      await opened?.close();
+    },
   };
 }
 

@@ -15,14 +15,57 @@
  * docs/gateway.md is the reference; `mcp-layers schema` prints this as JSON Schema.
  */
 import { z } from 'zod';
+import { isName, NAME_RULE } from '../../transports/broker/names.ts';
 import { boolean, choice, duration, integer, names, options, stringMap, text, url } from './fields.ts';
 import { layerList } from './layers.ts';
 import { workerConfig } from './worker.ts';
 
 export const UPSTREAM_SCHEMES = ['http', 'https', 'ws', 'wss'] as const;
+/** The schemes whose upstream is a service's workers on a broker (mcp-layers/nats, mcp-layers/redis). */
+export const BROKER_SCHEMES: readonly string[] = ['nats:', 'redis:', 'rediss:'];
 
 const STDIO_ONLY = ['args', 'env', 'cwd', 'stderr'] as const;
-const REMOTE_ONLY = ['headers', 'http', 'websocket'] as const;
+const REMOTE_ONLY = ['headers', 'http', 'websocket', 'broker'] as const;
+/** What only an MCP server reached over HTTP or WebSocket takes. */
+const DIRECT_ONLY = ['headers', 'http', 'websocket'] as const;
+
+/** The service a broker URL names: its path, one name (`nats://HOST:PORT/SERVICE`). */
+export function serviceOf(url: URL): string | undefined {
+  const service = decodeURIComponent(url.pathname.slice(1));
+  return isName(service) ? service : undefined;
+}
+
+/**
+ * An MCP server's URL, or a broker's. The message names the MCP servers' schemes, as it
+ * always has (scripts and tests match it); the field's description names the brokers'.
+ */
+function upstreamUrl() {
+  const accepted: readonly string[] = [...UPSTREAM_SCHEMES.map((s) => `${s}:`), ...BROKER_SCHEMES];
+  const expected = `an absolute upstream URL (${UPSTREAM_SCHEMES.map((s) => `${s}://`).join(', ')})`;
+  return z.string({ error: expected }).refine((value) => URL.canParse(value) && accepted.includes(new URL(value).protocol), { error: expected, params: { expected: true } });
+}
+
+const brokerOptions = options(
+  {
+    heartbeat: z
+      .union([z.literal(false), options({ intervalMs: duration(1).optional(), timeoutMs: duration(1).optional(), maxMissed: integer(1).optional() })], { error: 'heartbeat options, or false' })
+      .optional()
+      .meta({ description: "Probes of each session's worker (default every 5 000 ms, 2 000 ms to answer, gone after 2 missed; false: off)." }),
+    recover: z
+      .union(
+        [z.literal(false), options({ maxRetries: integer(1).optional(), initialDelayMs: duration().optional(), maxDelayMs: duration().optional(), timeoutMs: duration(1).optional() })],
+        { error: 'recover options, or false' },
+      )
+      .optional()
+      .meta({ description: 'Re-establishing a session on another worker when its worker is gone, by replaying its handshake (default on; false: the session closes).' }),
+    publishTimeoutMs: duration(1).optional().meta({ description: 'How long a publish waits for the broker to store it (default 5 000).' }),
+    prefix: text('a name').refine(isName, { error: NAME_RULE }).optional().meta({ description: 'The first part of every subject, stream and key (default mcp); the same as the workers\'.' }),
+    connectOptions: z.record(z.string(), z.unknown(), { error: 'an object of the client library\'s connect options' }).optional().meta({
+      description: "Passed to the client library as they are: @nats-io/transport-node's connect() (user, pass, token, tls, reconnectTimeWait…) or @redis/client's createClient() (username, password, database, socket…). Use ${ENV_VAR} for secrets.",
+    }),
+  },
+  'The broker client of a nats:// or redis:// upstream (NatsClientTransport, RedisClientTransport options).',
+);
 
 export const upstreamConfig = options(
   {
@@ -31,7 +74,12 @@ export const upstreamConfig = options(
     env: stringMap('environment value').optional().meta({ description: 'Environment of the child, added to HOME, LOGNAME, PATH, SHELL, TERM and USER (the SDK passes only those on).' }),
     cwd: text('a directory').optional().meta({ description: 'Working directory of the child (relative to the config file). Default: the gateway\'s.' }),
     stderr: choice(['inherit', 'ignore', 'log']).optional().meta({ description: 'The child\'s stderr: inherit (default, to the gateway\'s stderr), ignore, or log (one log record per line).' }),
-    url: url(UPSTREAM_SCHEMES, 'upstream URL').optional().meta({ description: 'A remote MCP server: http(s):// (Streamable HTTP, pooled connections) or ws(s):// (WebSocket, one connection per session).' }),
+    url: upstreamUrl()
+      .optional()
+      .meta({
+        description:
+          'A remote MCP server: http(s):// (Streamable HTTP, pooled connections) or ws(s):// (WebSocket, one connection per session); or a service\'s workers on a broker: nats://HOST:PORT/SERVICE or redis(s)://HOST:PORT/SERVICE (one broker connection for every session).',
+      }),
     headers: stringMap('header value').optional().meta({ description: 'Extra HTTP headers for every request / the WebSocket handshake (use ${ENV_VAR} for secrets).' }),
     http: options(
       {
@@ -55,6 +103,7 @@ export const upstreamConfig = options(
       },
       'WebSocketClientTransport options.',
     ).optional(),
+    broker: brokerOptions.optional(),
     idempotentTools: names('tool name or glob').optional().meta({ description: 'Tools safe to send twice (retried, hedged), besides those annotated readOnlyHint/idempotentHint.' }),
     nonIdempotentTools: names('tool name or glob').optional().meta({ description: 'Tools never sent twice, whatever their annotations say.' }),
     layers: layerList('upstream').optional().meta({ description: 'The client-side stack, first = outermost. Default: tracing, metrics, logging.' }),
@@ -77,7 +126,20 @@ export const upstreamConfig = options(
     }
   }
   if (upstream.url !== undefined && URL.canParse(upstream.url)) {
-    const scheme = new URL(upstream.url).protocol;
+    const url = new URL(upstream.url);
+    const scheme = url.protocol;
+    if (BROKER_SCHEMES.includes(scheme)) {
+      if (serviceOf(url) === undefined) {
+        const example = `${scheme}//${url.host || 'HOST:PORT'}/SERVICE`;
+        ctx.addIssue({ code: 'custom', message: `a ${scheme.slice(0, -1)}:// upstream names the service its workers serve as the URL's path (${example}; the service is ${NAME_RULE}), got ${JSON.stringify(url.pathname)}`, path: ['url'] });
+      }
+      if (url.search !== '' || url.hash !== '') ctx.addIssue({ code: 'custom', message: `a ${scheme.slice(0, -1)}:// upstream takes no query or fragment (options go in upstream.broker)`, path: ['url'] });
+      for (const key of DIRECT_ONLY) {
+        if (upstream[key] !== undefined) ctx.addIssue({ code: 'custom', message: 'applies only to an http(s) or ws(s) upstream', path: [key] });
+      }
+      return;
+    }
+    if (upstream.broker !== undefined) ctx.addIssue({ code: 'custom', message: 'applies only to a nats:// or redis(s):// upstream', path: ['broker'] });
     if (upstream.http !== undefined && (scheme === 'ws:' || scheme === 'wss:')) ctx.addIssue({ code: 'custom', message: 'applies only to an http(s) upstream', path: ['http'] });
     if (upstream.websocket !== undefined && (scheme === 'http:' || scheme === 'https:')) ctx.addIssue({ code: 'custom', message: 'applies only to a ws(s) upstream', path: ['websocket'] });
   }

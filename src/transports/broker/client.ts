@@ -17,6 +17,12 @@
  *   - The broker unreachable: requests in flight fail at once with a retryable
  *     ConnectionClosedError (through `onconnectionlost` when wrapped, or as a synthesized
  *     error response when bare), and sends fail until it is back.
+ *   - A session may have several clients (gateway replicas): one opens it, the others
+ *     `join` it by id (the handshake the worker keeps on the broker says it exists and how
+ *     to re-establish it); each gets the answers to its own requests, the one holding the
+ *     downstream client's stream says so (`listen`), `relay` reaches the others, `leave`
+ *     ends one client's part without ending the session, and a close by any of them ends
+ *     it for all (the worker tells the others).
  *
  * A broker's client (NatsClientTransport, RedisClientTransport) says how to connect,
  * publish, probe and listen.
@@ -30,9 +36,9 @@ import { isRequest, type JSONRPCMessage, type JSONRPCRequest, type JSONRPCRespon
 import { type MessageExtraInfo, STATELESS_PROTOCOL_VERSION, type Transport, type TransportSendOptions } from '../../core/transport.ts';
 import { EventFanout, WIRE_CONTROL, type WireControl } from '../../core/wire.ts';
 import { sleep, unref } from '../../layer-kit/sleep.ts';
-import { cancelledRequestId, decode, describeMessage, encode, type HeaderValues, toolOf, withTrace } from './codec.ts';
+import { cancelledRequestId, decode, describeMessage, encode, type Handshake, type HeaderValues, toolOf, withTrace } from './codec.ts';
 import { type BrokerEventSink, brokerEventsOn } from './events.ts';
-import { Header, requestKey } from './names.ts';
+import { Header, type ListenValue, requestKey } from './names.ts';
 import type { ClientPolicies } from './options.ts';
 import { deliverTo, reportTo } from '../../core/callbacks.ts';
 
@@ -86,7 +92,15 @@ export abstract class BrokerClientTransport<V extends string> implements Transpo
   onerror?: (error: Error) => void;
   onmessage?: (message: JSONRPCMessage, extra?: MessageExtraInfo) => void;
   onconnectionlost?: (error: Error) => void;
-  /** The session's id once a 2025-era `initialize` succeeded; kept across workers. */
+  /**
+   * Sees each message from the broker before `onmessage` (the wrapped stack) does; a
+   * message it returns true for is its own and goes no further. The gateway takes the
+   * server's requests this way, past both stacks (docs/gateway.md, "Replicas").
+   */
+  divert?: (message: JSONRPCMessage) => boolean;
+  /** A message another client of the session passed on with relay(). */
+  onpeer?: (message: JSONRPCMessage) => void;
+  /** The session's id once a 2025-era `initialize` succeeded (or at once, joining); kept across workers. */
   sessionId?: string | undefined = undefined;
 
   /** Where `connection`, `reconnect` and `heartbeat` are published. */
@@ -119,6 +133,10 @@ export abstract class BrokerClientTransport<V extends string> implements Transpo
   #presenceAt = -Infinity;
   #protocolVersion: string | undefined;
   #closed: Promise<void> | undefined;
+  /** What close() tells the session's worker: `close` ends the session, `leave` only this client's part, `none`: it ended already. */
+  #farewell: 'close' | 'leave' | 'none' = 'close';
+  /** The session was opened by another client (join): its handshake is read from the broker. */
+  #joined = false;
 
   constructor(kind: ClientKind, clientId: string, policies: ClientPolicies, events: EventBus, idempotency: IdempotencyOptions) {
     this.kind = kind;
@@ -170,6 +188,8 @@ export abstract class BrokerClientTransport<V extends string> implements Transpo
   protected abstract checkSize(data: Uint8Array, headers: Array<[string, string]>, what: string): number;
   /** Asks the session's worker whether it is there and holds the session. */
   protected abstract probeWorker(worker: string, sessionId: string, timeoutMs: number): Promise<ProbeResult>;
+  /** The handshake the broker keeps for a session (undefined: none, the session is unknown); throws when the broker cannot say. */
+  protected abstract loadHandshake(sessionId: string): Promise<Handshake | undefined>;
   /** Tells the session's worker the client closed it (best effort), then closes what is ours. */
   protected abstract closeBroker(closeSession: (() => Promise<void>) | undefined): Promise<void>;
 
@@ -184,6 +204,18 @@ export abstract class BrokerClientTransport<V extends string> implements Transpo
     } catch (error) {
       this.#state = 'closed';
       throw error;
+    }
+    const join = this.policies.join;
+    if (join !== undefined) {
+      try {
+        await this.#join(join);
+      } catch (error) {
+        this.#state = 'closing';
+        this.stop.abort();
+        await this.closeBroker(undefined).catch(() => {});
+        this.#state = 'closed';
+        throw error;
+      }
     }
     this.#state = 'open';
     this.fanout.emit('connection', { state: 'open', transport: this.kind.layer, url });
@@ -210,7 +242,7 @@ export abstract class BrokerClientTransport<V extends string> implements Transpo
     let route: Route;
     let sessionId = this.#session?.id;
     if (request?.method === 'initialize') {
-      sessionId = randomUUID();
+      sessionId = this.policies.sessionId ?? randomUUID();
       route = { to: 'shared' };
     } else if (sessionId !== undefined) {
       route = { to: 'session', sessionId };
@@ -260,16 +292,70 @@ export abstract class BrokerClientTransport<V extends string> implements Transpo
       clearInterval(this.#probeTimer);
       this.#replay?.reject(new ConnectionClosedError(`${this.kind.label}: closed`, { layer: this.kind.layer }));
       const session = this.#session;
+      // Closing tells the worker to release the session now rather than when it notices this client is gone;
+      // leaving tells it that this client is gone, and the session goes on for its other clients.
+      const farewell = this.#farewell;
+      const notice: HeaderValues | undefined = session === undefined || !this.connected || farewell === 'none' ? undefined : farewell === 'leave' ? { [Header.Listen]: 'leave' } : { [Header.Close]: '1' };
       const closeSession =
-        session !== undefined && this.connected
-          ? // Tells the worker to release the session now rather than when it notices this client is gone.
-            () => bounded(this.publishTo({ to: 'session', sessionId: session.id }, new Uint8Array(0), this.headersOf({ [Header.Session]: session.id, [Header.Close]: '1' }), undefined, 'the close'), CLOSE_TIMEOUT_MS)
+        session !== undefined && notice !== undefined
+          ? () => bounded(this.publishTo({ to: 'session', sessionId: session.id }, new Uint8Array(0), this.headersOf({ [Header.Session]: session.id, ...notice }), undefined, `the ${farewell}`), CLOSE_TIMEOUT_MS)
           : undefined;
       if (wasStarted) await this.closeBroker(closeSession);
       if (wasStarted) this.#finish();
       else this.#state = 'closed';
     })();
     return this.#closed;
+  }
+
+  /**
+   * Closes this transport without ending the session: its other clients (gateway
+   * replicas) go on, and a client that comes back joins it again. (close() ends it for all.)
+   */
+  leave(): Promise<void> {
+    if (this.#closed === undefined) this.#farewell = 'leave';
+    return this.close();
+  }
+
+  /**
+   * Tells the session's worker whether this client holds the downstream client's stream,
+   * where what answers no request (list_changed, logs, requests of the server's own) should go.
+   */
+  async listen(holding: boolean): Promise<void> {
+    await this.#notice(holding ? 'stream' : 'none');
+  }
+
+  /** Passes a message on to the session's other clients (not to the server), through its worker. */
+  async relay(message: JSONRPCMessage): Promise<void> {
+    const session = this.#session;
+    if (session === undefined || this.#state !== 'open' || !this.connected) return;
+    const data = encode(message);
+    const headers = this.headersOf({ [Header.Session]: session.id, [Header.Relay]: '1' }, message);
+    this.checkSize(data, headers, 'the relayed message');
+    await this.publishTo({ to: 'session', sessionId: session.id }, data, headers, undefined, 'the relayed message');
+  }
+
+  async #notice(value: ListenValue): Promise<void> {
+    const session = this.#session;
+    if (session === undefined || (this.#state !== 'open' && this.#state !== 'starting') || !this.connected) return;
+    await this.publishTo({ to: 'session', sessionId: session.id }, new Uint8Array(0), this.headersOf({ [Header.Session]: session.id, [Header.Listen]: value }), undefined, `the ${value} notice`);
+  }
+
+  /** Joins a session another client opened: known to the broker by its handshake, or refused as unknown. */
+  async #join(sessionId: string): Promise<void> {
+    const handshake = await this.loadHandshake(sessionId);
+    if (handshake === undefined) {
+      throw new TransportError(`${this.kind.label}: session ${sessionId} is unknown to the ${this.kind.broker}: no worker keeps its handshake (it ended, or expired); start a new session`, {
+        layer: this.kind.layer,
+        reason: 'session-unknown',
+        neverSent: true,
+        retryable: false,
+      });
+    }
+    this.#joined = true;
+    // A client joins a session its downstream client already initialized: the handshake is complete.
+    this.#session = { id: sessionId, params: handshake.params, protocolVersion: handshake.protocolVersion, worker: handshake.worker, initializedSent: true };
+    this.sessionId = sessionId;
+    await this.#notice('join');
   }
 
   /** Our headers on everything a client publishes: who sent it and where to answer. */
@@ -292,15 +378,31 @@ export abstract class BrokerClientTransport<V extends string> implements Transpo
 
   // ── reading ──────────────────────────────────────────────────────────────────
 
-  /** Something arrived on the inbox: `worker` is the `Mcp-Worker` header. */
-  protected arrived(data: Uint8Array, worker: string | undefined, subject: string): void {
+  /** Something arrived on the inbox; `header` reads its headers (`Mcp-Worker`, and the worker's notices). */
+  protected arrived(data: Uint8Array, header: (name: string) => string | undefined, subject: string): void {
     if (this.#state === 'closed' || this.#state === 'closing') return;
+    const worker = header(Header.Worker) || undefined;
+    if (header(Header.Close) === '1' && this.#session !== undefined && header(Header.Session) === this.#session.id) {
+      // Another client of the session (a gateway replica answering the downstream client's DELETE) closed it.
+      this.#farewell = 'none';
+      this.report(new ConnectionClosedError(`${this.kind.label}: session ${this.#session.id} was closed by another of its clients`, { layer: this.kind.layer, reason: 'session-closed' }));
+      void this.close();
+      return;
+    }
     const decoded = decode(data, this.kind.unit);
     if (!decoded.ok) {
       this.garbage(subject, decoded.problem);
       return;
     }
     const message = decoded.message;
+    if (header(Header.Relay) === '1') {
+      try {
+        this.onpeer?.(message);
+      } catch (error) {
+        this.report(error);
+      }
+      return;
+    }
     if (!('method' in message)) {
       const id = message.id;
       const replay = this.#replay;
@@ -340,6 +442,14 @@ export abstract class BrokerClientTransport<V extends string> implements Transpo
   }
 
   #deliver(message: JSONRPCMessage): void {
+    if (this.divert !== undefined) {
+      try {
+        if (this.divert(message)) return;
+      } catch (error) {
+        this.report(error);
+        return;
+      }
+    }
     deliverTo(this, message);
   }
 
@@ -447,7 +557,7 @@ export abstract class BrokerClientTransport<V extends string> implements Transpo
       void this.close();
       return;
     }
-    void this.#recoverSession(session, recover, reason);
+    void this.#recoverSession(session, recover, reason, worker);
   }
 
   /**
@@ -456,7 +566,7 @@ export abstract class BrokerClientTransport<V extends string> implements Transpo
    * where what the client sent meanwhile waits. Requests the dead worker held go to the
    * new one through the broker. The replayed answer is ours, not the application's.
    */
-  async #recoverSession(session: Session, policy: NonNullable<ClientPolicies['recover']>, why: string): Promise<void> {
+  async #recoverSession(session: Session, policy: NonNullable<ClientPolicies['recover']>, why: string, deadWorker: string): Promise<void> {
     this.#state = 'recovering';
     let lastError: Error | undefined;
     for (let attempt = 1; attempt <= policy.maxRetries; attempt++) {
@@ -467,7 +577,7 @@ export abstract class BrokerClientTransport<V extends string> implements Transpo
         if (!this.connected) throw new ConnectionClosedError(`${this.kind.label}: the ${this.kind.broker} is unreachable`, { layer: this.kind.layer, reason: 'disconnected' });
         this.#presenceAt = -Infinity;
         await this.#ensurePresence('the replayed initialize');
-        const worker = await this.#replayHandshake(session, policy.timeoutMs);
+        const worker = await this.#replayHandshake(session, policy, requestKey(session.id, `replay.${deadWorker}.${attempt}`));
         if (this.#state !== 'recovering') return;
         session.worker = worker;
         this.#state = 'open';
@@ -477,7 +587,7 @@ export abstract class BrokerClientTransport<V extends string> implements Transpo
         if (this.#state !== 'recovering') return;
         lastError = asError(error);
         this.fanout.emit('reconnect', { attempt, delayMs, outcome: 'failed', error: lastError });
-        if (lastError instanceof HandshakeRejectedError) break;
+        if (lastError instanceof HandshakeRejectedError || lastError instanceof SessionGoneError) break;
       }
     }
     if (this.#state !== 'recovering') return;
@@ -489,9 +599,23 @@ export abstract class BrokerClientTransport<V extends string> implements Transpo
     await this.close();
   }
 
-  async #replayHandshake(session: Session, timeoutMs: number): Promise<string | undefined> {
+  /**
+   * One replay. Several clients of one session (gateway replicas) notice the same dead
+   * worker: their replays share one deduplication key (the session, the dead worker, the
+   * attempt), so the broker keeps the first, and the others wait for the worker the
+   * handshake on the broker names to hold the session. A client that joined the session
+   * replays the handshake the broker keeps; when there is none the session is over.
+   */
+  async #replayHandshake(session: Session, policy: NonNullable<ClientPolicies['recover']>, key: string): Promise<string | undefined> {
+    const timeoutMs = policy.timeoutMs;
     const id = `mcp-layers-replay-${++this.#replays}`;
     const { label, layer } = this.kind;
+    let params = session.params;
+    if (this.#joined) {
+      const kept = await this.loadHandshake(session.id);
+      if (kept === undefined) throw new SessionGoneError(layer, `${label}: session ${session.id} is over: the ${this.kind.broker} keeps no handshake for it any more`);
+      params = kept.params;
+    }
     const answered = new Promise<{ message: JSONRPCResponse; worker: string | undefined }>((resolve, reject) => {
       this.#replay = { id, resolve, reject };
     });
@@ -501,8 +625,12 @@ export abstract class BrokerClientTransport<V extends string> implements Transpo
     unref(timer);
     try {
       const headers = this.headersOf({ [Header.Session]: session.id, [Header.Replay]: session.initializedSent ? 'initialized' : 'initialize' });
-      const message: JSONRPCRequest = { jsonrpc: '2.0', id, method: 'initialize', params: session.params };
-      await this.publishTo({ to: 'shared' }, encode(message), headers, requestKey(this.clientId, id), 'the replayed initialize');
+      const message: JSONRPCRequest = { jsonrpc: '2.0', id, method: 'initialize', params };
+      const published = await this.publishTo({ to: 'shared' }, encode(message), headers, key, 'the replayed initialize');
+      if (published.duplicate) {
+        this.#replay = undefined;
+        return await this.#awaitReplayOfAnother(session, policy);
+      }
       const { message: response, worker } = await answered;
       if ('error' in response) {
         throw new HandshakeRejectedError(layer, `${label}: the worker refused the replayed initialize (${response.error.code} ${response.error.message}); the session cannot be restored`);
@@ -516,6 +644,20 @@ export abstract class BrokerClientTransport<V extends string> implements Transpo
       clearTimeout(timer);
       this.#replay = undefined;
     }
+  }
+
+  /** Another client of the session replayed it: the worker its handshake names will hold it. */
+  async #awaitReplayOfAnother(session: Session, policy: NonNullable<ClientPolicies['recover']>): Promise<string> {
+    const deadline = performance.now() + policy.timeoutMs;
+    const probeMs = this.policies.heartbeat?.timeoutMs ?? 2_000;
+    for (let wait = Math.max(10, policy.initialDelayMs); performance.now() < deadline; wait = Math.min(wait * 2, 1_000)) {
+      await sleep(wait, this.stop.signal);
+      const kept = await this.loadHandshake(session.id).catch(() => undefined);
+      if (kept === undefined) continue;
+      const probe = await this.probeWorker(kept.worker, session.id, probeMs);
+      if (probe.outcome === 'alive' && probe.holds !== false) return kept.worker;
+    }
+    throw new TransportError(`${this.kind.label}: another client of session ${session.id} replayed its handshake, and no worker held the session within ${policy.timeoutMs} ms`, { layer: this.kind.layer, reason: 'replay-timeout' });
   }
 
   #finish(): void {
@@ -543,6 +685,17 @@ async function bounded(work: Promise<unknown>, ms: number): Promise<void> {
   unref(t);
   await Promise.race([work.catch(() => {}), timer.promise]);
   clearTimeout(t);
+}
+
+/** The session ended meanwhile (its handshake is gone from the broker): recovering stops. */
+class SessionGoneError extends McpLayersError<number> {
+  static {
+    brand(this, 'error.BrokerSessionGoneError');
+  }
+
+  constructor(layer: string, message: string) {
+    super(ErrorCode.ConnectionClosed, message, { layer, reason: 'session-gone' });
+  }
 }
 
 /** The new worker refused to restore the session: recovering stops. */

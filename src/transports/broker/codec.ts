@@ -6,7 +6,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { TransportError } from '../../core/errors.ts';
-import { CANCELLED, type JSONRPCMessage, type RequestId } from '../../core/jsonrpc.ts';
+import { CANCELLED, type JSONRPCMessage, type JSONRPCRequest, type RequestId } from '../../core/jsonrpc.ts';
 import { classify } from '../../core/validate.ts';
 import { Header } from './names.ts';
 
@@ -69,6 +69,37 @@ export function cancelledRequestId(message: JSONRPCMessage): RequestId | undefin
   if (!('method' in message) || message.method !== CANCELLED) return undefined;
   const id = message.params?.['requestId'];
   return typeof id === 'string' || typeof id === 'number' ? id : undefined;
+}
+
+/**
+ * What any client of a session needs to re-establish it on another worker, kept on the
+ * broker by the worker that holds the session: the `initialize` params, the protocol
+ * version it negotiated, and that worker (its probe subject). Its presence is also what
+ * says the session exists: a gateway replica adopts a session it does not hold only when
+ * the broker still keeps its handshake.
+ */
+export interface Handshake {
+  readonly params: JSONRPCRequest['params'];
+  readonly protocolVersion: string;
+  readonly worker: string;
+}
+
+export function encodeHandshake(handshake: Handshake): Uint8Array {
+  return encoder.encode(JSON.stringify(handshake));
+}
+
+/** A handshake as stored, or undefined for anything else (a foreign writer's bytes are no handshake). */
+export function decodeHandshake(data: Uint8Array | string | null | undefined): Handshake | undefined {
+  if (data === null || data === undefined || data.length === 0) return undefined;
+  try {
+    const value = JSON.parse(typeof data === 'string' ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8')) as Partial<Handshake> | null;
+    if (typeof value !== 'object' || value === null) return undefined;
+    if (typeof value.protocolVersion !== 'string' || typeof value.worker !== 'string') return undefined;
+    if (value.params !== undefined && (typeof value.params !== 'object' || value.params === null || Array.isArray(value.params))) return undefined;
+    return { params: value.params, protocolVersion: value.protocolVersion, worker: value.worker };
+  } catch {
+    return undefined;
+  }
 }
 
 /** How a broker's message size limit is named in errors, and how to raise it. */

@@ -27,13 +27,31 @@ export const Header = {
   Idempotent: 'Mcp-Idempotent',
   /** The worker that published a message to a client. */
   Worker: 'Mcp-Worker',
-  /** On the session's own subject or stream: the client closed the session. */
+  /**
+   * On the session's own subject or stream: the client closed the session. From a worker to
+   * a session's other clients: another client closed it.
+   */
   Close: 'Mcp-Close',
+  /**
+   * On the session's own subject or stream, a message with no body that tells the worker
+   * about this client (docs/scale-out.md, "Sessions"): `join` (it serves the session too),
+   * `stream` (it holds the client's stream for what answers no request), `none` (no longer),
+   * `leave` (it stopped serving the session; the session goes on).
+   */
+  Listen: 'Mcp-Listen',
+  /** A message for the session's other clients, not for the server: the worker passes it on to them. */
+  Relay: 'Mcp-Relay',
   /** JetStream's own deduplication key. */
   MsgId: 'Nats-Msg-Id',
   TraceParent: 'traceparent',
   TraceState: 'tracestate',
 } as const;
+
+export type ListenValue = 'join' | 'stream' | 'none' | 'leave';
+
+export function isListenValue(value: unknown): value is ListenValue {
+  return value === 'join' || value === 'stream' || value === 'none' || value === 'leave';
+}
 
 /** The deduplication key of a request: client and wire id (`1` and `"1"` differ). */
 export function requestKey(client: string, id: string | number): string {

@@ -55,14 +55,28 @@ export interface BrokerClientOptions extends IdempotencyOptions {
   recover?: false | RecoverOptions;
   /** How long a publish waits for the broker to store it. Default 5 000 ms. */
   publishTimeoutMs?: number;
+  /**
+   * The id a 2025-era `initialize` opens the session under. Default a random UUID. The
+   * gateway passes its downstream `Mcp-Session-Id`, so that every replica finds the
+   * session on the broker from the header alone.
+   */
+  sessionId?: string;
+  /**
+   * Joins the session of this id, which another client opened, instead of opening one:
+   * start() fails (`session-unknown`) when the broker keeps no handshake for it. A
+   * gateway replica joins a session another replica opened (docs/scale-out.md, "Sessions").
+   */
+  join?: string;
 }
 
-export const CLIENT_OPTIONS = ['heartbeat', 'recover', 'publishTimeoutMs', 'idempotentTools', 'nonIdempotentTools'] as const;
+export const CLIENT_OPTIONS = ['heartbeat', 'recover', 'publishTimeoutMs', 'sessionId', 'join', 'idempotentTools', 'nonIdempotentTools'] as const;
 
 export interface ClientPolicies {
   readonly heartbeat: Required<HeartbeatOptions> | undefined;
   readonly recover: Required<RecoverOptions> | undefined;
   readonly publishTimeoutMs: number;
+  readonly sessionId: string | undefined;
+  readonly join: string | undefined;
 }
 
 export function resolveClientPolicies(label: string, options: BrokerClientOptions): ClientPolicies {
@@ -87,7 +101,9 @@ export function resolveClientPolicies(label: string, options: BrokerClientOption
       timeoutMs: durationOption(`${label}.recover.timeoutMs`, r['timeoutMs'], 10_000, 1),
     };
   }
-  return { heartbeat, recover, publishTimeoutMs: durationOption(`${label}.publishTimeoutMs`, options.publishTimeoutMs, 5_000, 1) };
+  if (options.sessionId !== undefined && !isName(options.sessionId)) throw invalidOption(`${label}.sessionId`, NAME_RULE, options.sessionId);
+  if (options.join !== undefined && !isName(options.join)) throw invalidOption(`${label}.join`, NAME_RULE, options.join);
+  return { heartbeat, recover, publishTimeoutMs: durationOption(`${label}.publishTimeoutMs`, options.publishTimeoutMs, 5_000, 1), sessionId: options.sessionId, join: options.join };
 }
 
 export interface BrokerWorkerOptions<T> extends IdempotencyOptions {

@@ -1,10 +1,16 @@
 /**
  * The server transport a worker gives the application — one per 2025-era session, or
  * one per sessionless (2026-07-28) request. The worker feeds it what the broker delivers
- * and publishes what it sends to the client's inbox.
+ * and publishes what it sends to a client's inbox.
  *
  * Every request it delivers stays unacknowledged on the broker until the application's
  * response to it is published: a worker that dies holding it leaves it to be redelivered.
+ *
+ * A session may have several clients (gateway replicas that each serve some of the
+ * downstream client's requests): what answers a request — its response, and whatever the
+ * application sends with `relatedRequestId` naming it (progress, logs, sampling) — goes
+ * to the inbox of the client that sent that request; anything else goes to `inbox`, the
+ * session's listener (worker.ts decides which client that is).
  */
 import { ConnectionClosedError } from '../../core/errors.ts';
 import type { EventBus } from '../../core/events.ts';
@@ -30,12 +36,16 @@ export interface Held<D extends Delivery = Delivery> {
   readonly method: string;
   /** The deduplication key (client and wire id). */
   readonly key: string;
+  /** The inbox of the client that sent it: its answer, and what relates to it, go there. */
+  readonly reply: string;
+  /** The id its client sent it under, when the application sees another (a second client's request). */
+  readonly wireId?: RequestId;
 }
 
 /** What a transport asks of its worker. */
 export interface WorkerLink {
-  /** Publishes to the client; a response too large for the broker is replaced by an error that says so. */
-  publish(transport: BrokerServerTransport, message: JSONRPCMessage): void | Promise<void>;
+  /** Publishes to a client's inbox; a response too large for the broker is replaced by an error that says so. */
+  publish(transport: BrokerServerTransport, message: JSONRPCMessage, inbox: string): void | Promise<void>;
   /** The application answered a held request: publish the answer, then acknowledge the request. */
   answer(transport: BrokerServerTransport, held: Held, response: JSONRPCMessage): void | Promise<void>;
   /** The application closed the transport. */
@@ -64,10 +74,10 @@ export class BrokerServerTransport implements Transport {
   onmessage?: (message: JSONRPCMessage, extra?: MessageExtraInfo) => void;
   /** The session's id (chosen by the client, kept across workers); undefined for a sessionless request. */
   sessionId: string | undefined;
-  /** The client transport on the other side (`Mcp-Client`). */
+  /** The client transport that opened the session (`Mcp-Client`). */
   readonly clientId: string;
-  /** Where this transport's messages go. */
-  readonly inbox: string;
+  /** The session's listener: where what answers no request goes (the client that opened the session, until worker.ts moves it). */
+  inbox: string;
   /** The worker's bus: `connection` and whatever layers publish through the wire control. */
   readonly events: EventBus;
   readonly [WIRE_CONTROL]: WireControl;
@@ -114,15 +124,16 @@ export class BrokerServerTransport implements Transport {
     for (const [message, extra] of buffered) this.#handOver(message, extra);
   }
 
-  async send(message: JSONRPCMessage, _options?: TransportSendOptions): Promise<void> {
+  async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
     if (this.#closed) throw new ConnectionClosedError(`${this.#label}: cannot send: the session is closed`, { neverSent: true, layer: this.#layer });
     const entry = 'method' in message || message.id === undefined ? undefined : this.#held.get(message.id);
     if (entry === undefined) {
-      await this.#link.publish(this, message);
+      const related = options?.relatedRequestId === undefined ? undefined : this.#held.get(options.relatedRequestId);
+      await this.#link.publish(this, message, related?.reply ?? this.inbox);
       return;
     }
     this.#held.delete((message as { id: RequestId }).id);
-    await this.#link.answer(this, entry, message);
+    await this.#link.answer(this, entry, entry.wireId === undefined ? message : ({ ...message, id: entry.wireId } as JSONRPCMessage));
   }
 
   async close(): Promise<void> {

@@ -15,9 +15,9 @@ import { CANCELLED, isRequest, type JSONRPCMessage, type JSONRPCRequest, type Re
 import type { MessageExtraInfo } from '../../core/transport.ts';
 import { EventFanout } from '../../core/wire.ts';
 import { sleep, unref } from '../../layer-kit/sleep.ts';
-import { decode, describeMessage, encode, type HeaderValues, type PayloadLimit, responseOverMaxPayload, overMaxPayload, toolOf, withTrace } from './codec.ts';
+import { decode, describeMessage, encode, type Handshake, type HeaderValues, type PayloadLimit, responseOverMaxPayload, overMaxPayload, toolOf, withTrace } from './codec.ts';
 import { type BrokerEventSink, brokerEventsOn } from './events.ts';
-import { Header, isInbox, isName, requestKey } from './names.ts';
+import { Header, isInbox, isListenValue, isName, requestKey } from './names.ts';
 import type { WorkerPolicies } from './options.ts';
 import { type BrokerServerTransport, deliver, type Delivery, end, type Held, held, type ServerTransportInit, type WorkerLink } from './session.ts';
 import { reportTo } from '../../core/callbacks.ts';
@@ -39,6 +39,17 @@ export interface SessionRecord<T extends BrokerServerTransport, B> {
   readonly transport: T;
   readonly initializeId: RequestId;
   readonly replay: 'initialize' | 'initialized' | undefined;
+  /** The initialize's params, and the version it negotiated once answered: the handshake kept on the broker. */
+  readonly params: JSONRPCRequest['params'];
+  protocolVersion: string | undefined;
+  /**
+   * The session's clients, inbox → client id, the one heard from last at the end: the
+   * client that opened it, and any other that sent something on the session's subject or
+   * stream (gateway replicas). The session is over when all of them are gone.
+   */
+  readonly clients: Map<string, string>;
+  /** The listener (`transport.inbox`) holds the client's stream (`Mcp-Listen: stream`): it stays the listener whoever speaks. */
+  sticky: boolean;
   /** The broker's handle on the session's own subject or stream, once bound. */
   binding: B | undefined;
   bound: boolean;
@@ -58,6 +69,8 @@ export interface BrokerKind {
 
 /** Bound on the worker's memory of answered and cancelled requests, whatever the window. */
 const MAX_REMEMBERED = 100_000;
+/** Bound on the clients remembered per session (gateway replicas): the oldest heard from is forgotten first. */
+const MAX_CLIENTS = 64;
 /** How long the instance of a cancelled sessionless request lives on, to wind its handler down. */
 const CANCEL_GRACE_MS = 1_000;
 
@@ -92,6 +105,7 @@ export abstract class BrokerWorker<T extends BrokerServerTransport, D extends Ar
   #drainedWaiter: PromiseWithResolvers<void> | undefined;
   #keepAlive: NodeJS.Timeout | undefined;
   #clientCheck: NodeJS.Timeout | undefined;
+  #handshakes: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(kind: BrokerKind, policies: WorkerPolicies<T>, id: string, events: EventBus, idempotency: { idempotentTools?: readonly string[] | undefined; nonIdempotentTools?: readonly string[] | undefined }, vetoOption: string) {
@@ -104,7 +118,7 @@ export abstract class BrokerWorker<T extends BrokerServerTransport, D extends Ar
     this.#idempotency = new Idempotency(idempotency);
     this.#veto = globMatcher(idempotency.nonIdempotentTools ?? [], vetoOption);
     this.link = {
-      publish: (transport, message) => this.#publishTo(transport as T, message),
+      publish: (transport, message, inbox) => this.#publishRaw(inbox, message, transport.sessionId, undefined),
       answer: (transport, entry, response) => this.#answer(transport as T, entry as Held<D>, response),
       closed: (transport) => this.#transportClosed(transport as T),
     };
@@ -144,6 +158,10 @@ export abstract class BrokerWorker<T extends BrokerServerTransport, D extends Ar
   /** Which of these client inboxes are gone (nobody listens on them). */
   protected abstract clientsGone(inboxes: string[]): Promise<Set<string>>;
   protected abstract announce(state: 'joined' | 'left'): void;
+  /** Keeps (or refreshes) a session's handshake on the broker, for `sessionIdleMs`; every client of the session may read it. */
+  protected abstract saveHandshake(sessionId: string, handshake: Handshake): Promise<void>;
+  /** The session is over: its handshake goes. */
+  protected abstract dropHandshake(sessionId: string): void;
   protected abstract newTransport(link: WorkerLink, init: ServerTransportInit): T;
 
   // ── life ─────────────────────────────────────────────────────────────────────
@@ -164,6 +182,9 @@ export abstract class BrokerWorker<T extends BrokerServerTransport, D extends Ar
       this.#clientCheck = setInterval(() => void this.#checkClients(), this.policies.clientCheckMs);
       unref(this.#clientCheck);
     }
+    // A handshake lives sessionIdleMs on the broker: the sessions held here keep theirs.
+    this.#handshakes = setInterval(() => this.#refreshHandshakes(), Math.max(1_000, this.policies.sessionIdleMs / 3));
+    unref(this.#handshakes);
     this.#announce('joined');
     this.fanout.emit('connection', { state: 'open', transport: this.kind.layer, url });
     this.startReading();
@@ -191,6 +212,7 @@ export abstract class BrokerWorker<T extends BrokerServerTransport, D extends Ar
       for (const transport of this.#requests.values()) this.#releaseRequest(transport, { handBack: true });
       clearInterval(this.#keepAlive);
       clearInterval(this.#clientCheck);
+      clearInterval(this.#handshakes);
       this.#announce('left');
       await this.disconnect();
       this.state = 'closed';
@@ -266,18 +288,101 @@ export abstract class BrokerWorker<T extends BrokerServerTransport, D extends Ar
     if (window.size > MAX_REMEMBERED) window.delete(window.keys().next().value as string);
   }
 
+  /** Forgets the clients that are gone; a session none of whose clients is left is over. */
   async #checkClients(): Promise<void> {
     if (this.state !== 'serving' || !this.connected || this.#sessions.size === 0) return;
     const records = [...this.#sessions.values()];
+    const inboxes = new Set<string>();
+    for (const record of records) for (const inbox of record.clients.keys()) inboxes.add(inbox);
     let gone: Set<string>;
     try {
-      gone = await this.clientsGone([...new Set(records.map((r) => r.transport.inbox))]);
+      gone = await this.clientsGone([...inboxes]);
     } catch {
       return; // no answer is no proof of absence
     }
     for (const record of records) {
-      if (gone.has(record.transport.inbox) && this.#sessions.get(record.id) === record) this.#release(record, 'its client is gone (no responders on its inbox)', { forGood: true, handBack: false });
+      if (this.#sessions.get(record.id) !== record) continue;
+      for (const inbox of record.clients.keys()) if (gone.has(inbox)) this.#forgetClient(record, inbox);
+      if (record.clients.size === 0) this.#release(record, 'its client is gone (no responders on its inbox)', { forGood: true, handBack: false });
     }
+  }
+
+  /**
+   * A client of the session is gone or left: if it was the listener, the client heard
+   * from last takes over (unless none is left: the session then ends at the next check).
+   */
+  #forgetClient(record: SessionRecord<T, B>, inbox: string): void {
+    record.clients.delete(inbox);
+    if (record.transport.inbox !== inbox) return;
+    const last = [...record.clients.keys()].at(-1);
+    if (last !== undefined) record.transport.inbox = last;
+    record.sticky = false;
+  }
+
+  /**
+   * Who sent a message on the session's subject or stream: remembered as one of its
+   * clients (the last heard from at the end). A message without our headers (a foreign
+   * publisher) names nobody.
+   */
+  #heard(record: SessionRecord<T, B>, arrival: D): { client: string; reply: string } | undefined {
+    const client = arrival.header(Header.Client);
+    const reply = arrival.header(Header.Reply);
+    if (client === undefined || client === '' || reply === undefined || !isInbox(reply) || !this.isClientInbox(reply)) return undefined;
+    record.clients.delete(reply);
+    record.clients.set(reply, client);
+    if (record.clients.size > MAX_CLIENTS) {
+      for (const inbox of record.clients.keys()) {
+        if (inbox === record.transport.inbox) continue;
+        record.clients.delete(inbox);
+        break;
+      }
+    }
+    return { client, reply };
+  }
+
+  /**
+   * `Mcp-Listen`: a client tells where what answers no request should go. The client
+   * holding the downstream client's stream (`stream`) is the listener until it says
+   * `none` or leaves; without one, the client heard from last is.
+   */
+  #listen(record: SessionRecord<T, B>, value: string, reply: string): void {
+    if (!isListenValue(value)) return;
+    if (value === 'stream') {
+      record.transport.inbox = reply;
+      record.sticky = true;
+    } else if (value === 'none') {
+      if (record.transport.inbox === reply) record.sticky = false;
+    } else if (value === 'leave') {
+      this.#forgetClient(record, reply);
+    }
+    // `join` only makes the client known (#heard): it is told when the session ends.
+  }
+
+  /** Sends a message, or a bare notice (`data` empty), to every client of the session but `except`. */
+  #tellClients(record: SessionRecord<T, B>, except: string | undefined, message: JSONRPCMessage | undefined, values: HeaderValues): void {
+    for (const inbox of record.clients.keys()) {
+      if (inbox === except) continue;
+      const headers = { [Header.Worker]: this.id, [Header.Session]: record.id, ...values };
+      try {
+        const published = message === undefined ? this.publish(inbox, new Uint8Array(0), withTrace(headers), undefined, undefined) : this.#publishRaw(inbox, message, record.id, undefined, values);
+        void this.#settle(published);
+      } catch (error) {
+        this.report(error);
+      }
+    }
+  }
+
+  #refreshHandshakes(): void {
+    if (this.state !== 'serving' || !this.connected) return;
+    for (const record of this.#sessions.values()) if (record.bound) void this.#saveHandshake(record);
+  }
+
+  /** Never rejects: a handshake not kept is reported (only the client that opened the session can then re-establish it). */
+  async #saveHandshake(record: SessionRecord<T, B>): Promise<void> {
+    if (record.protocolVersion === undefined) return;
+    await this.saveHandshake(record.id, { params: record.params, protocolVersion: record.protocolVersion, worker: this.id }).catch((error: unknown) => {
+      this.report(new TransportError(`${this.kind.label}: could not keep session ${record.id}'s handshake on the broker (only the client that opened it can re-establish it elsewhere): ${asError(error).message}`, { layer: this.kind.layer, reason: 'handshake-not-kept', cause: error }));
+    });
   }
 
   #announce(state: 'joined' | 'left'): void {
@@ -312,31 +417,63 @@ export abstract class BrokerWorker<T extends BrokerServerTransport, D extends Ar
   }
 
   /** From a session's own subject or stream: whatever its client sends. */
+  /**
+   * From a session's own subject or stream: whatever its clients send. A session may have
+   * several clients (gateway replicas): the ids of any but the one that opened it are made
+   * the application's own (`<client>.<id>`, requestKey), so that two clients' requests
+   * never share an id in the server's session, and given back on the way out.
+   */
   protected onSession(record: SessionRecord<T, B>, arrival: D): void {
     try {
       const { transport } = record;
       if (transport.closed) return; // left unacknowledged: the session's next worker gets it
+      const heard = this.#heard(record, arrival);
+      const reply = heard?.reply ?? transport.inbox;
       if (arrival.header(Header.Close) === '1') {
         arrival.ack();
         this.#release(record, 'the client closed the session', { forGood: true, handBack: false });
+        // Its other clients (gateway replicas) end their part of it now, rather than at their next probe.
+        this.#tellClients(record, reply, undefined, { [Header.Close]: '1' });
+        return;
+      }
+      const listen = arrival.header(Header.Listen);
+      if (listen !== undefined) {
+        arrival.ack();
+        if (heard !== undefined) this.#listen(record, listen, heard.reply);
         return;
       }
       const decoded = decode(arrival.data, this.kind.unit);
       if (!decoded.ok) {
-        this.#garbage(arrival, decoded.problem, decoded.id, transport.inbox);
+        this.#garbage(arrival, decoded.problem, decoded.id, reply);
         return;
       }
       const message = decoded.message;
+      if (heard !== undefined && !record.sticky) transport.inbox = heard.reply;
+      if (arrival.header(Header.Relay) === '1') {
+        // For the session's other clients (a cancellation that reached a replica which does not hold its request).
+        arrival.ack();
+        this.#tellClients(record, reply, message, { [Header.Relay]: '1' });
+        return;
+      }
+      const client = heard?.client ?? transport.clientId;
+      const foreign = client !== transport.clientId;
       if (isRequest(message)) {
-        const key = requestKey(transport.clientId, message.id);
-        if (this.#skip(arrival, key, message, transport)) return;
-        if (arrival.redelivered && !this.#refuseUnlessIdempotent(arrival, message, transport.inbox, transport)) return;
+        const key = requestKey(client, message.id);
+        const local = foreign ? { ...message, id: key } : message;
+        if (this.#skip(arrival, key, local, transport)) return;
+        if (arrival.redelivered && !this.#refuseUnlessIdempotent(arrival, message, reply, transport)) return;
         this.#inFlight++;
-        transport[deliver](message, this.#extra(arrival), { delivery: arrival, method: message.method, key });
+        transport[deliver](local, this.#extra(arrival), { delivery: arrival, method: message.method, key, reply, ...(foreign ? { wireId: message.id } : {}) });
         return;
       }
       arrival.ack();
-      if ('method' in message && message.method === CANCELLED) this.#cancelHeld(transport, message.params?.['requestId']);
+      if ('method' in message && message.method === CANCELLED) {
+        const requestId = message.params?.['requestId'];
+        const local = foreign && (typeof requestId === 'string' || typeof requestId === 'number') ? requestKey(client, requestId) : requestId;
+        this.#cancelHeld(transport, local);
+        transport[deliver](local === requestId ? message : { ...message, params: { ...message.params, requestId: local } }, this.#extra(arrival));
+        return;
+      }
       transport[deliver](message, this.#extra(arrival));
     } catch (error) {
       this.report(error);
@@ -467,7 +604,18 @@ export abstract class BrokerWorker<T extends BrokerServerTransport, D extends Ar
     // The client re-established a session this worker still holds (it missed our probes): the new handshake wins.
     if (existing !== undefined) this.#release(existing, 'the client re-established the session', { forGood: false, handBack: false });
     const transport = this.#transport(sessionId, client, inbox);
-    const record: SessionRecord<T, B> = { id: sessionId, transport, initializeId: initialize.id, replay, binding: undefined, bound: false };
+    const record: SessionRecord<T, B> = {
+      id: sessionId,
+      transport,
+      initializeId: initialize.id,
+      replay,
+      params: initialize.params,
+      protocolVersion: undefined,
+      clients: new Map([[inbox, client]]),
+      sticky: false,
+      binding: undefined,
+      bound: false,
+    };
     this.#sessions.set(sessionId, record);
     this.#inFlight++;
     if (!(await this.#handOver(transport, arrival, initialize))) {
@@ -502,7 +650,7 @@ export abstract class BrokerWorker<T extends BrokerServerTransport, D extends Ar
       transport[end]();
       return false;
     }
-    transport[deliver](request, this.#extra(arrival), { delivery: arrival, method: request.method, key: requestKey(transport.clientId, request.id) });
+    transport[deliver](request, this.#extra(arrival), { delivery: arrival, method: request.method, key: requestKey(transport.clientId, request.id), reply: transport.inbox });
     return true;
   }
 
@@ -524,13 +672,9 @@ export abstract class BrokerWorker<T extends BrokerServerTransport, D extends Ar
 
   // ── what goes out ────────────────────────────────────────────────────────────
 
-  #publishTo(transport: T, message: JSONRPCMessage): void | Promise<void> {
-    return this.#publishRaw(transport.inbox, message, transport.sessionId, undefined);
-  }
-
   /** Publishes to an inbox (then acknowledges `ack`); a response over the limit is replaced by one that says so. */
-  #publishRaw(inbox: string, message: JSONRPCMessage, sessionId: string | undefined, ack: D | undefined): void | Promise<void> {
-    const values: HeaderValues = { [Header.Worker]: this.id, [Header.Session]: sessionId };
+  #publishRaw(inbox: string, message: JSONRPCMessage, sessionId: string | undefined, ack: D | undefined, extra?: HeaderValues): void | Promise<void> {
+    const values: HeaderValues = { [Header.Worker]: this.id, [Header.Session]: sessionId, ...extra };
     let data = encode(message);
     let headers = withTrace(values, message);
     const maxPayload = this.maxPayload();
@@ -557,8 +701,15 @@ export abstract class BrokerWorker<T extends BrokerServerTransport, D extends Ar
 
   /** The application answered a held request: the answer is published, then the request acknowledged. */
   async #answer(transport: T, entry: Held<D>, response: JSONRPCMessage): Promise<void> {
+    const opening = transport.sessionId === undefined ? undefined : this.#sessions.get(transport.sessionId);
+    if (opening !== undefined && opening.transport === transport && !opening.bound && 'result' in response && response.id === opening.initializeId) {
+      const version = response.result['protocolVersion'];
+      if (typeof version === 'string') opening.protocolVersion = version;
+      // Kept before the client learns the session exists: its next request may reach another gateway replica, which looks it up.
+      await this.#saveHandshake(opening);
+    }
     try {
-      await this.#publishRaw(transport.inbox, response, transport.sessionId, entry.delivery);
+      await this.#publishRaw(entry.reply, response, transport.sessionId, entry.delivery);
     } finally {
       // Published or not, it is out of our hands: unacknowledged, the broker gives it to the next worker.
       this.#inFlight--;
@@ -607,6 +758,7 @@ export abstract class BrokerWorker<T extends BrokerServerTransport, D extends Ar
   #release(record: SessionRecord<T, B>, reason: string, how: { forGood: boolean; handBack: boolean }): void {
     if (this.#sessions.get(record.id) === record) this.#sessions.delete(record.id);
     this.unbind(record, how.forGood);
+    if (how.forGood && record.protocolVersion !== undefined) this.dropHandshake(record.id);
     this.#settleHeld(record.transport, how.handBack);
     // Published before the transport ends: the layers of its wrap detach when it does.
     if (this.brokerEvents.has('broker-session')) this.brokerEvents.emit('broker-session', { state: 'closed', sessionId: record.id, reason });

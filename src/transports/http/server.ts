@@ -13,7 +13,8 @@
  *   - client errors of its own listener (431 for oversized headers, 408, 400) in JSON;
  *   - sessions: `sessions: (req) => transport` creates a transport for each new session
  *     and routes later requests by Mcp-Session-Id (404 for unknown ids, so clients
- *     re-initialize); stateless transports (no session id) are closed after their response.
+ *     re-initialize, unless `adopt` serves a session that lives elsewhere — another
+ *     gateway replica's); stateless transports (no session id) are closed after their response.
  *
  * Web-standard transports (`handleRequest(Request, { parsedBody, authInfo }) → Response`,
  * v1 and v2) get everything above. The v1 Node transport (`handleRequest(req, res, body)`)
@@ -53,6 +54,9 @@ export interface HandlerExtra {
 
 export type FetchHandler = (request: Request, extra: HandlerExtra) => Response | Promise<Response>;
 
+/** What `adopt` may answer: a transport that serves the session from now on, a refusal, or undefined (404: the session is unknown). */
+export type Adopted = HttpServerTransportLike | { refuse: { status: number; code: number; message: string } } | undefined;
+
 export interface HttpCompressionOptions {
   /** Response codings, most preferred first. Default zstd, br, gzip (those this Node has). */
   encodings?: readonly Encoding[];
@@ -65,6 +69,12 @@ export interface McpHttpServerOptions extends GuardOptions {
   transport?: HttpServerTransportLike;
   /** Creates the transport (and connects your McpServer to it) for each new session. */
   sessions?: (request: IncomingMessage) => HttpServerTransportLike | Promise<HttpServerTransportLike>;
+  /**
+   * With `sessions`: a request names a session this server does not hold. Return a
+   * transport that serves it from now on (a session that lives on a broker, which any
+   * gateway replica can serve), or undefined for the usual 404.
+   */
+  adopt?: (request: IncomingMessage, sessionId: string) => Adopted | Promise<Adopted>;
   /** Or a fetch-style handler (e.g. a 2026-07-28 per-request handler). */
   handler?: FetchHandler;
   /** Attach to this server instead of listening: McpHttpServer handles its `request` events for `path`. */
@@ -114,6 +124,7 @@ export class McpHttpServer {
   readonly #fanout: EventFanout;
   readonly #single: HttpServerTransportLike | undefined;
   readonly #factory: McpHttpServerOptions['sessions'];
+  readonly #adoptSession: McpHttpServerOptions['adopt'];
   readonly #handler: FetchHandler | undefined;
   readonly #sessions = new Map<string, HttpServerTransportLike>();
   readonly #adopted = new WeakSet<HttpServerTransportLike>();
@@ -128,6 +139,7 @@ export class McpHttpServer {
       ...GUARD_OPTIONS,
       'transport',
       'sessions',
+      'adopt',
       'handler',
       'server',
       'port',
@@ -145,6 +157,8 @@ export class McpHttpServer {
     }
     this.#single = options.transport;
     this.#factory = functionOption('McpHttpServer.sessions', options.sessions);
+    this.#adoptSession = functionOption('McpHttpServer.adopt', options.adopt);
+    if (this.#adoptSession !== undefined && this.#factory === undefined) throw invalidOption('McpHttpServer.adopt', 'used with sessions', 'adopt without sessions');
     this.#handler = functionOption('McpHttpServer.handler', options.handler);
     this.#guard = new Guard('McpHttpServer', options);
     this.#path = stringOption('McpHttpServer.path', options.path, '/mcp');
@@ -300,7 +314,8 @@ export class McpHttpServer {
     if (typeof id === 'string' && id !== '') {
       const transport = this.#sessions.get(id);
       if (transport === undefined) {
-        return { kind: 'refuse', status: 404, code: -32001, message: 'Session not found: it expired or never existed; start a new session with initialize' };
+        if (this.#adoptSession !== undefined) return this.#adoptNamed(req, id, this.#adoptSession);
+        return SESSION_NOT_FOUND;
       }
       return this.#targetOf(transport, false);
     }
@@ -308,6 +323,20 @@ export class McpHttpServer {
       return { kind: 'refuse', status: 503, code: ErrorCode.LoadShed, message: `Service Unavailable: the server holds its limit of ${this.#maxSessions} sessions` };
     }
     return (async () => this.#targetOf(await (this.#factory as NonNullable<McpHttpServerOptions['sessions']>)(req), true))();
+  }
+
+  async #adoptNamed(req: IncomingMessage, id: string, adopt: NonNullable<McpHttpServerOptions['adopt']>): Promise<Target> {
+    const adopted = await adopt(req, id);
+    if (adopted === undefined) return SESSION_NOT_FOUND;
+    if ('refuse' in adopted) return { kind: 'refuse', ...adopted.refuse };
+    // Another request may have adopted it meanwhile: the first one serves the session.
+    const existing = this.#sessions.get(id);
+    if (existing !== undefined && existing !== adopted) {
+      void adopted.close().catch(() => {});
+      return this.#targetOf(existing, false);
+    }
+    this.#register(adopted, id);
+    return this.#targetOf(adopted, false);
   }
 
   #targetOf(t: HttpServerTransportLike, created: boolean): Target {
@@ -339,6 +368,11 @@ export class McpHttpServer {
       else res.once('close', close);
       return;
     }
+    this.#register(transport, id);
+  }
+
+  #register(transport: HttpServerTransportLike, id: string): void {
+    this.#adopted.add(transport);
     this.#sessions.set(id, transport);
     const previous = transport.onclose;
     transport.onclose = () => {
@@ -467,6 +501,8 @@ export class McpHttpServer {
 }
 
 function ignore(): void {}
+
+const SESSION_NOT_FOUND: Target = { kind: 'refuse', status: 404, code: -32001, message: 'Session not found: it expired or never existed; start a new session with initialize' };
 
 /** Settles a race at once: what has not settled by then is still pending. */
 const NOT_YET = Promise.resolve(undefined);

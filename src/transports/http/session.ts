@@ -49,6 +49,12 @@ const KEEP_ALIVE = ': keepalive\n\n';
 export interface StreamableHttpSessionOptions {
   /** The session's Mcp-Session-Id, made when initialize arrives. */
   sessionIdGenerator: () => string;
+  /**
+   * A session initialized elsewhere, served here from its next request on: the transport
+   * starts initialized under this id (a gateway replica adopting a session another one
+   * opened; `setSupportedProtocolVersions` adds its version when the SDK's list lacks it).
+   */
+  adopt?: string;
   /** Between keep-alive comments on event streams. Default 15 000. */
   keepAliveMs?: number;
 }
@@ -76,6 +82,12 @@ export class StreamableHttpSessionTransport {
   onmessage?: ((message: JSONRPCMessage, extra?: MessageExtraInfo) => void) | undefined;
   onclose?: (() => void) | undefined;
   onerror?: ((error: Error) => void) | undefined;
+  /**
+   * Sees each message a client POSTs before `onmessage` (the wrapped stack) does; a
+   * message it returns true for is its own and goes no further (the gateway takes the
+   * client's answers to server requests this way: docs/gateway.md, "Replicas").
+   */
+  divert?: ((message: JSONRPCMessage) => boolean) | undefined;
 
   readonly #generate: () => string;
   readonly #keepAliveMs: number;
@@ -92,6 +104,17 @@ export class StreamableHttpSessionTransport {
   constructor(options: StreamableHttpSessionOptions) {
     this.#generate = options.sessionIdGenerator;
     this.#keepAliveMs = options.keepAliveMs ?? KEEP_ALIVE_MS;
+    if (options.adopt !== undefined) {
+      this.sessionId = options.adopt;
+      this.#initialized = true;
+    }
+  }
+
+  /** Delivers a message as if the client had POSTed it (a notification another gateway replica received for this session). */
+  receive(message: JSONRPCMessage): void {
+    if (this.#closed) return;
+    if ('method' in message && message.method === CANCELLED) this.#cancelled(message.params?.['requestId'] as RequestId | undefined);
+    deliverTo(this, message);
   }
 
   async start(): Promise<void> {
@@ -154,7 +177,7 @@ export class StreamableHttpSessionTransport {
     if (requests === 0) {
       for (const message of messages) {
         if ('method' in message && message.method === CANCELLED) this.#cancelled(message.params?.['requestId'] as RequestId | undefined);
-        deliverTo(this, message, extra);
+        this.#hand(message, extra);
       }
       return out.whole(202, {}, undefined);
     }
@@ -162,7 +185,20 @@ export class StreamableHttpSessionTransport {
     const exchange: Exchange = { out, pending: requests, answers: [], events: undefined, at: performance.now() };
     for (const message of messages) if (isRequest(message)) this.#exchanges.set(message.id, exchange);
     this.#pulse ??= this.#startPulse();
-    for (const message of messages) deliverTo(this, message, extra);
+    for (const message of messages) this.#hand(message, extra);
+  }
+
+  #hand(message: JSONRPCMessage, extra: MessageExtraInfo): void {
+    const divert = this.divert;
+    if (divert !== undefined) {
+      try {
+        if (divert(message)) return;
+      } catch (error) {
+        reportTo(this, error);
+        return;
+      }
+    }
+    deliverTo(this, message, extra);
   }
 
   #get(req: IncomingMessage, out: Responder): void {

@@ -17,12 +17,12 @@ import { createInbox, Empty, type Msg, type NatsConnection, nuid, type Subscript
 import { McpLayersError, TransportError } from '../../core/errors.ts';
 import { optionsObject } from '../../core/options.ts';
 import { BrokerClientTransport, type ProbeResult, type Published, type Route } from '../broker/client.ts';
-import { overMaxPayload } from '../broker/codec.ts';
+import { decodeHandshake, type Handshake, overMaxPayload } from '../broker/codec.ts';
 import { type BrokerClientOptions, CLIENT_OPTIONS, type HeartbeatOptions, type RecoverOptions, resolveClientPolicies } from '../broker/options.ts';
 import { headersFor, NATS_LIMIT, wireSize } from './codec.ts';
 import { isNoResponders, isTimeout, openConnection, type ResolvedCommon, resolveCommon } from './connection.ts';
 import { COMMON_OPTIONS, type NatsCommonOptions } from './options.ts';
-import { clientMessages, clientProbe, Header } from './subjects.ts';
+import { clientMessages, clientProbe } from './subjects.ts';
 
 export type NatsHeartbeatOptions = HeartbeatOptions;
 export type NatsRecoverOptions = RecoverOptions;
@@ -157,7 +157,7 @@ export class NatsClientTransport extends BrokerClientTransport<'stream' | 'core'
       this.garbage(msg.subject, `a message on an unexpected subject (${msg.subject})`);
       return;
     }
-    this.arrived(msg.data, msg.headers?.get(Header.Worker) || undefined, msg.subject);
+    this.arrived(msg.data, (name) => msg.headers?.get(name) || undefined, msg.subject);
   }
 
   // ── the broker's connection ──────────────────────────────────────────────────
@@ -175,6 +175,19 @@ export class NatsClientTransport extends BrokerClientTransport<'stream' | 'core'
   }
 
   // ── the session's worker ─────────────────────────────────────────────────────
+
+  protected override async loadHandshake(sessionId: string): Promise<Handshake | undefined> {
+    const { subjects } = this.#common;
+    const jsm = await (this.#js as JetStreamClient).jetstreamManager(false);
+    try {
+      const stored = await jsm.streams.getMessage(subjects.handshakes, { last_by_subj: subjects.handshake(sessionId) });
+      return decodeHandshake(stored?.data);
+    } catch (error) {
+      // No such message, or no such stream (no worker of this version ever started): the session is unknown.
+      if (/not found|no message/i.test((error as Error)?.message ?? '')) return undefined;
+      throw new TransportError(`${LABEL}: could not read session ${sessionId}'s handshake from ${subjects.handshakes}: ${(error as Error).message}`, { layer: 'nats', reason: 'handshake-unreadable', cause: error });
+    }
+  }
 
   protected override async probeWorker(worker: string, sessionId: string, timeoutMs: number): Promise<ProbeResult> {
     const nc = this.#nc as NatsConnection;

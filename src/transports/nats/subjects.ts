@@ -12,6 +12,10 @@
  *   <prefix>.<service>.presence     core request, queue group: is any worker serving?
  *   <prefix>.<service>.w.<worker>   core request: one worker's liveness probe
  *   <prefix>.<service>.workers      core: workers announce that they joined or left
+ *   <prefix>.<service>.h.<session>  JetStream, stream <prefix>_<service>_handshakes (the last
+ *                                    message per subject, for sessionIdleMs): a session's
+ *                                    handshake, kept by the worker holding it, read by any
+ *                                    client of the session
  *   <client inbox>.m / .p           core: messages to one client / probes of its liveness
  */
 
@@ -25,8 +29,12 @@ export interface Subjects {
   readonly control: string;
   readonly presence: string;
   readonly announcements: string;
+  /** The stream of the sessions' handshakes, and the subjects it stores. */
+  readonly handshakes: string;
+  readonly handshakesWildcard: string;
   session(id: string): string;
   worker(id: string): string;
+  handshake(id: string): string;
 }
 
 export function subjectsFor(prefix: string, service: string): Subjects {
@@ -39,8 +47,11 @@ export function subjectsFor(prefix: string, service: string): Subjects {
     control: `${base}.ctl`,
     presence: `${base}.presence`,
     announcements: `${base}.workers`,
+    handshakes: `${prefix}_${service}_handshakes`,
+    handshakesWildcard: `${base}.h.*`,
     session: (id) => `${base}.s.${id}`,
     worker: (id) => `${base}.w.${id}`,
+    handshake: (id) => `${base}.h.${id}`,
   };
 }
 

@@ -23,6 +23,7 @@
 import {
   AckPolicy,
   type Consumer,
+  DiscardPolicy,
   type ConsumerMessages,
   type JetStreamClient,
   type JetStreamManager,
@@ -36,6 +37,7 @@ import { Empty, nanos, type NatsConnection, nuid, type Subscription } from '@nat
 import { TransportError } from '../../core/errors.ts';
 import { choiceOption, optionsObject } from '../../core/options.ts';
 import { sleep } from '../../layer-kit/sleep.ts';
+import { encodeHandshake, type Handshake } from '../broker/codec.ts';
 import { type BrokerWorkerOptions, resolveWorkerPolicies, WORKER_OPTIONS } from '../broker/options.ts';
 import { type ServerTransportInit, type WorkerLink } from '../broker/session.ts';
 import { type Arrival, BrokerWorker, type SessionRecord } from '../broker/worker.ts';
@@ -136,6 +138,7 @@ export class NatsWorker extends BrokerWorker<NatsServerTransport, NatsArrival, C
       this.#jsm = await jetstreamManager(nc);
       this.#js = jetstream(nc);
       await this.#ensureStream(this.#jsm);
+      await this.#ensureHandshakes(this.#jsm);
       await this.#ensureConsumer(this.#jsm, {
         durable_name: WORKERS_CONSUMER,
         filter_subject: subjects.requests,
@@ -209,6 +212,36 @@ export class NatsWorker extends BrokerWorker<NatsServerTransport, NatsArrival, C
         throw new Error(`the stream ${subjects.stream} exists with another configuration (retention ${info.config.retention}, subjects ${String(info.config.subjects)})`, { cause: error });
       }
     }
+  }
+
+  /** The sessions' handshakes: the last one per session, for sessionIdleMs (the worker holding a session refreshes it). */
+  async #ensureHandshakes(jsm: JetStreamManager): Promise<void> {
+    const { subjects } = this.#common;
+    try {
+      await jsm.streams.add({
+        name: subjects.handshakes,
+        subjects: [subjects.handshakesWildcard],
+        retention: RetentionPolicy.Limits,
+        storage: this.#storage === 'file' ? StorageType.File : StorageType.Memory,
+        max_msgs_per_subject: 1,
+        max_age: nanos(this.policies.sessionIdleMs),
+        discard: DiscardPolicy.Old,
+      });
+    } catch (error) {
+      // Another worker made it first (possibly with another sessionIdleMs): it keeps handshakes all the same.
+      await jsm.streams.info(subjects.handshakes).catch(() => {
+        throw error;
+      });
+    }
+  }
+
+  protected override async saveHandshake(sessionId: string, handshake: Handshake): Promise<void> {
+    await (this.#js as JetStreamClient).publish(this.#common.subjects.handshake(sessionId), encodeHandshake(handshake), { timeout: 5_000 });
+  }
+
+  protected override dropHandshake(sessionId: string): void {
+    const { subjects } = this.#common;
+    void this.#jsm?.streams.purge(subjects.handshakes, { filter: subjects.handshake(sessionId) }).catch(() => {});
   }
 
   async #ensureConsumer(jsm: JetStreamManager, config: Parameters<JetStreamManager['consumers']['add']>[1]): Promise<void> {

@@ -14,19 +14,25 @@
  */
 import { randomBytes } from 'node:crypto';
 import { McpLayersError, TransportError } from '../../core/errors.ts';
-import { optionsObject } from '../../core/options.ts';
+import { invalidOption, optionsObject } from '../../core/options.ts';
 import { unref } from '../../layer-kit/sleep.ts';
 import { BrokerClientTransport, type ProbeResult, type Published, type Route } from '../broker/client.ts';
-import { overMaxPayload } from '../broker/codec.ts';
-import { Header } from '../broker/names.ts';
+import { decodeHandshake, type Handshake, overMaxPayload } from '../broker/codec.ts';
 import { type BrokerClientOptions, CLIENT_OPTIONS, resolveClientPolicies } from '../broker/options.ts';
 import { entryFields, entrySize, frame, readFrame, REDIS_LIMIT } from './codec.ts';
 import { type Conn, isOffline, offline, openConnection, openDuplicate, quit, type ResolvedCommon, resolveCommon, text } from './connection.ts';
 import { HOLDS_HEADER, PROBE_HEADER } from './keys.ts';
-import { COMMON_OPTIONS, type RedisCommonOptions } from './options.ts';
+import { COMMON_OPTIONS, type RedisCommonOptions, type RedisConnectionLike } from './options.ts';
 import { PUBLISH, run } from './scripts.ts';
 
-export interface RedisClientTransportOptions extends RedisCommonOptions, BrokerClientOptions {}
+export interface RedisClientTransportOptions extends RedisCommonOptions, BrokerClientOptions {
+  /**
+   * An open connection to subscribe this transport's channel on, shared with other
+   * transports (a gateway's sessions share one) instead of a duplicate of its own: the
+   * transport unsubscribes its channel on close and never closes the connection.
+   */
+  subscriber?: RedisConnectionLike;
+}
 
 const LABEL = 'mcp-layers/redis client';
 
@@ -35,6 +41,11 @@ export class RedisClientTransport extends BrokerClientTransport<'stream' | 'pubs
   #conn: Conn | undefined;
   #owned = false;
   #sub: Conn | undefined;
+  /** The `subscriber` option: a subscriber connection other transports share. */
+  readonly #sharedSub: Conn | undefined;
+  /** What this transport listens to on its connections, removed on close (they may outlive it). */
+  readonly #watching: Array<[Conn, string, (...args: never[]) => void]> = [];
+  readonly #onChannel = (payload: Buffer, channel: Buffer) => this.#receive(payload, text(channel));
   #inbox = '';
   /** The service's limit, from its config (learnt with the presence check, or from a refusal). */
   #maxPayload: number | undefined;
@@ -42,11 +53,16 @@ export class RedisClientTransport extends BrokerClientTransport<'stream' | 'pubs
   readonly #probeWaiters = new Map<string, (answer: { holds: boolean | undefined } | undefined) => void>();
 
   constructor(options: RedisClientTransportOptions) {
-    optionsObject(options, 'RedisClientTransport', [...COMMON_OPTIONS, ...CLIENT_OPTIONS]);
+    optionsObject(options, 'RedisClientTransport', [...COMMON_OPTIONS, ...CLIENT_OPTIONS, 'subscriber']);
     const common = resolveCommon('RedisClientTransport', options);
+    const sub = options.subscriber as unknown as Conn | undefined;
+    if (sub !== undefined && (typeof sub !== 'object' || sub === null || typeof sub.subscribe !== 'function' || typeof sub.unsubscribe !== 'function' || typeof sub.on !== 'function')) {
+      throw invalidOption('RedisClientTransport.subscriber', 'a connected client from @redis/client (createClient())', sub);
+    }
     const policies = resolveClientPolicies('RedisClientTransport', options);
     super({ layer: 'redis', label: LABEL, broker: 'Redis server', unit: 'stream entry' }, randomBytes(12).toString('base64url'), policies, common.events, options);
     this.#common = common;
+    this.#sharedSub = sub;
   }
 
   /** The service's name on the broker. */
@@ -64,20 +80,20 @@ export class RedisClientTransport extends BrokerClientTransport<'stream' | 'pubs
     this.#conn = conn;
     this.#owned = owned;
     try {
-      this.#sub = await openDuplicate(this.#common, conn, owned, LABEL, `mcp-layers-client-${this.service}-pubsub`);
+      this.#sub = this.#sharedSub ?? (await openDuplicate(this.#common, conn, owned, LABEL, `mcp-layers-client-${this.service}-pubsub`));
       this.#inbox = this.#common.keys.client(this.clientId);
-      await this.#sub.subscribe(this.#inbox, (payload, channel) => this.#receive(payload, text(channel)), true);
+      await this.#sub.subscribe(this.#inbox, this.#onChannel, true);
     } catch (error) {
-      this.#sub?.destroy();
+      if (this.#sharedSub === undefined) this.#sub?.destroy();
       if (owned) conn.destroy();
       throw error;
     }
     for (const c of owned ? [conn, this.#sub] : [this.#sub]) {
-      c.on('ready', () => {
+      this.#watch(c, 'ready', () => {
         if (this.#conn?.isReady === true && this.#sub?.isReady === true) this.brokerBack(this.#common.url);
       });
-      c.on('reconnecting', () => this.brokerLost(this.#common.url));
-      c.on('end', () => this.brokerClosed(new Error('the client library stopped reconnecting')));
+      this.#watch(c, 'reconnecting', () => this.brokerLost(this.#common.url));
+      this.#watch(c, 'end', () => this.brokerClosed(new Error('the client library stopped reconnecting')));
     }
     this.connected = conn.isReady && this.#sub.isReady;
     return this.#common.url;
@@ -87,8 +103,15 @@ export class RedisClientTransport extends BrokerClientTransport<'stream' | 'pubs
     if (closeSession !== undefined) await closeSession();
     for (const resolve of this.#probeWaiters.values()) resolve(undefined);
     this.#probeWaiters.clear();
-    await quit(this.#sub);
+    for (const [c, event, listener] of this.#watching.splice(0)) c.off(event, listener);
+    if (this.#sharedSub === undefined) await quit(this.#sub);
+    else if (this.#sub?.isReady === true) await this.#sub.unsubscribe(this.#inbox, this.#onChannel, true).catch(() => {});
     if (this.#owned) await quit(this.#conn);
+  }
+
+  #watch(c: Conn, event: string, listener: () => void): void {
+    c.on(event, listener);
+    this.#watching.push([c, event, listener]);
   }
 
   // ── publishing ───────────────────────────────────────────────────────────────
@@ -196,10 +219,19 @@ export class RedisClientTransport extends BrokerClientTransport<'stream' | 'pubs
       this.#probeWaiters.get(probe)?.({ holds: holds === '1' ? true : holds === '0' ? false : undefined });
       return;
     }
-    this.arrived(data, headers.get(Header.Worker), channel);
+    this.arrived(data, (name) => headers.get(name), channel);
   }
 
   // ── the session's worker ─────────────────────────────────────────────────────
+
+  protected override async loadHandshake(sessionId: string): Promise<Handshake | undefined> {
+    try {
+      return decodeHandshake((await (this.#conn as Conn).sendCommand<Buffer | null>(['GET', this.#common.keys.handshake(sessionId)])) ?? undefined);
+    } catch (error) {
+      if (isOffline(error)) throw offline(LABEL, `the lookup of session ${sessionId}`, error);
+      throw new TransportError(`${LABEL}: could not read session ${sessionId}'s handshake: ${(error as Error).message}`, { layer: 'redis', reason: 'handshake-unreadable', cause: error });
+    }
+  }
 
   protected override async probeWorker(worker: string, sessionId: string, timeoutMs: number): Promise<ProbeResult> {
     const conn = this.#conn as Conn;

@@ -24,10 +24,11 @@ export interface Conn {
   close(): Promise<void>;
   destroy(): void;
   subscribe(channels: string | string[], listener: (message: Buffer, channel: Buffer) => void, bufferMode: true): Promise<void>;
-  unsubscribe(channels?: string | string[]): Promise<void>;
+  unsubscribe(channels?: string | string[], listener?: (message: Buffer, channel: Buffer) => void, bufferMode?: true): Promise<void>;
   readonly isReady: boolean;
   readonly isOpen: boolean;
   on(event: string, listener: (...args: never[]) => void): Conn;
+  off(event: string, listener: (...args: never[]) => void): Conn;
 }
 
 export interface ResolvedCommon {

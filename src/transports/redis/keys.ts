@@ -16,6 +16,9 @@
  *   <prefix>:{<service>}:w:<worker>   pub/sub: one worker's liveness probe
  *   <prefix>:{<service>}:workers      pub/sub: workers announce that they joined or left
  *   <prefix>:{<service>}:c:<client>   pub/sub: everything workers send to one client
+ *   <prefix>:{<service>}:h:<session>  string, expires after sessionIdleMs: a session's
+ *                                     handshake, kept by the worker holding it, read by any
+ *                                     client of the session
  */
 
 export interface Keys {
@@ -32,6 +35,7 @@ export interface Keys {
   dedup(key: string): string;
   worker(id: string): string;
   client(id: string): string;
+  handshake(id: string): string;
 }
 
 /** The one consumer group of every stream of a service. */
@@ -52,6 +56,7 @@ export function keysFor(prefix: string, service: string): Keys {
     dedup: (key) => `${base}:d:${key}`,
     worker: (id) => `${base}:w:${id}`,
     client: (id) => `${base}:c:${id}`,
+    handshake: (id) => `${base}:h:${id}`,
   };
 }
 

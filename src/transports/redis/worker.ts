@@ -20,6 +20,7 @@
 import { TransportError } from '../../core/errors.ts';
 import { integerOption, optionsObject } from '../../core/options.ts';
 import { sleep, unref } from '../../layer-kit/sleep.ts';
+import { encodeHandshake, type Handshake } from '../broker/codec.ts';
 import { Header, isInbox } from '../broker/names.ts';
 import { type BrokerWorkerOptions, resolveWorkerPolicies, WORKER_OPTIONS } from '../broker/options.ts';
 import { held, type ServerTransportInit, type WorkerLink } from '../broker/session.ts';
@@ -370,6 +371,14 @@ export class RedisWorker extends BrokerWorker<RedisServerTransport, RedisArrival
     for (const record of this.sessionRecords()) {
       if (record.binding !== undefined) void conn.sendCommand(['PEXPIRE', record.binding, String(this.policies.sessionIdleMs)]).catch(() => {});
     }
+  }
+
+  protected override async saveHandshake(sessionId: string, handshake: Handshake): Promise<void> {
+    await (this.#conn as Conn).sendCommand(['SET', this.#common.keys.handshake(sessionId), Buffer.from(encodeHandshake(handshake)), 'PX', String(this.policies.sessionIdleMs)]);
+  }
+
+  protected override dropHandshake(sessionId: string): void {
+    void this.#conn?.sendCommand(['DEL', this.#common.keys.handshake(sessionId)]).catch(() => {});
   }
 
   protected override keepAlive(deliveries: RedisArrival[]): void {
