@@ -8,7 +8,7 @@
  *   node bench/scale-out-server.ts redis <url> <service> <id>  a worker: serveRedis
  *
  * NATS flags, comma-separated: `memory` (the stream in memory rather than in files, the
- * default), `no-async-traces` (the client library's connect option `noAsyncTraces`).
+ * default), `async-traces` (the client library's connect option `noAsyncTraces: false`, its own default).
  *
  * Tools: `echo { text }` returns the text; `burn { rounds }` does a fixed amount of CPU
  * work (bench/burn.ts; the bench calibrates `rounds` to 2 ms), synchronously like real
@@ -55,7 +55,7 @@ if (kind === 'stdio') {
       ? await serveNats({
           ...options,
           ...(nats.includes('memory') ? { storage: 'memory' as const } : {}),
-          ...(nats.includes('no-async-traces') ? { connectOptions: { noAsyncTraces: true } } : {}),
+          ...(nats.includes('async-traces') ? { connectOptions: { noAsyncTraces: false } } : {}),
         })
       : await serveRedis(options);
   worker.onerror = (error) => console.error(`bench worker ${id}: ${error.message}`);

@@ -75,11 +75,11 @@ interface Shape {
   sessions?: number;
   /** NATS: the stream's storage, when not the default (file). */
   storage?: 'memory';
-  /** NATS: `connectOptions: { noAsyncTraces: true }` on both sides (the library then builds no Error per request for its stack). */
-  noAsyncTraces?: boolean;
+  /** NATS: `connectOptions: { noAsyncTraces: false }` on both sides — the client library's own default, which mcp-layers/nats overrides (it builds two Errors per request for their stacks). */
+  asyncTraces?: boolean;
 }
 
-function variant(name: string, via: Via, { call, broker, workers = 1, sessions = 1, storage, noAsyncTraces = false }: Shape): ScaleVariant {
+function variant(name: string, via: Via, { call, broker, workers = 1, sessions = 1, storage, asyncTraces = false }: Shape): ScaleVariant {
   return {
     name,
     async setup() {
@@ -105,14 +105,14 @@ function variant(name: string, via: Via, { call, broker, workers = 1, sessions =
           if (broker === undefined) throw new Error(`${name}: no broker`);
           // A service of its own: the variants measured side by side never share workers.
           const service = `bench-${workers}-${randomUUID().slice(0, 8)}`;
-          const flags = [...(storage === undefined ? [] : [storage]), ...(noAsyncTraces ? ['no-async-traces'] : [])].join(',');
+          const flags = [...(storage === undefined ? [] : [storage]), ...(asyncTraces ? ['async-traces'] : [])].join(',');
           const args = (i: number) => [SERVER, via, broker.url, service, `w${i + 1}`, flags];
           const started = await Promise.all(Array.from({ length: workers }, (_, i) => startChild(`${via} worker w${i + 1}`, process.execPath, args(i), /^READY /)));
           children.push(...started);
           serverPids.push(...started.map((c) => c.pid));
           transport =
             via === 'nats'
-              ? () => new NatsClientTransport({ servers: broker.url, service, ...(noAsyncTraces ? { connectOptions: { noAsyncTraces } } : {}) })
+              ? () => new NatsClientTransport({ servers: broker.url, service, ...(asyncTraces ? { connectOptions: { noAsyncTraces: false } } : {}) })
               : () => new RedisClientTransport({ servers: broker.url, service });
         }
         // One after the other, as clients arrive: each initialize goes to whichever worker pulls it.
@@ -153,7 +153,7 @@ const echoVariants = (nats: BenchBroker, redis: BenchBroker): ScaleVariant[] => 
   variant('direct over stdio (StdioClientTransport, the server a child process)', 'stdio', { call: ECHO }),
   variant('mcp-layers/ws (WebSocketClientTransport ↔ McpWebSocketServer, its own process)', 'ws', { call: ECHO }),
   variant('mcp-layers/nats (NatsClientTransport ↔ 1 serveNats worker)', 'nats', { call: ECHO, broker: nats }),
-  variant('mcp-layers/nats, connectOptions: { noAsyncTraces: true } both sides', 'nats', { call: ECHO, broker: nats, noAsyncTraces: true }),
+  variant('mcp-layers/nats, connectOptions: { noAsyncTraces: false } both sides (before)', 'nats', { call: ECHO, broker: nats, asyncTraces: true }),
   variant('mcp-layers/redis (RedisClientTransport ↔ 1 serveRedis worker)', 'redis', { call: ECHO, broker: redis }),
 ];
 
