@@ -16,7 +16,8 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { BROKER_SCHEMES, serviceOf, type UpstreamConfig } from './config/gateway.ts';
+import { BROKER_URL_SCHEMES, type UpstreamConfig } from './config/gateway.ts';
+import { type BrokerAddress, parseBrokerUrl } from './config/worker.ts';
 import type { Transport } from '../core/transport.ts';
 import type { BrokerClientOptions } from '../transports/broker/options.ts';
 import { NatsClientTransport } from '../transports/nats/client.ts';
@@ -75,7 +76,11 @@ export function defaultConnections(maxSessions: number): number {
 export function createUpstream(config: UpstreamConfig, options: UpstreamOptions): Upstream {
   if (config.command !== undefined) return stdioUpstream(config, config.command, options);
   const url = new URL(config.url as string);
-  if (BROKER_SCHEMES.includes(url.protocol)) return brokerUpstream(config, url);
+  if (BROKER_URL_SCHEMES.includes(url.protocol)) {
+    const parsed = parseBrokerUrl(config.url as string);
+    if (!parsed.ok) throw new Error(`upstream.url: ${parsed.problem}`);
+    return brokerUpstream(config, parsed.address);
+  }
   return url.protocol === 'ws:' || url.protocol === 'wss:' ? webSocketUpstream(config, url, options) : httpUpstream(config, url, options);
 }
 
@@ -157,10 +162,9 @@ function webSocketUpstream(config: UpstreamConfig, url: URL, { oauth }: Upstream
  * open() (`mcp-layers check`), create() makes transports that would connect on their own:
  * their options are checked all the same.
  */
-function brokerUpstream(config: UpstreamConfig, url: URL): Upstream {
-  const nats = url.protocol === 'nats:';
-  const service = serviceOf(url) as string;
-  const servers = `${url.protocol}//${url.username === '' ? '' : `${url.username}${url.password === '' ? '' : `:${url.password}`}@`}${url.host}`;
+function brokerUpstream(config: UpstreamConfig, address: BrokerAddress): Upstream {
+  const nats = address.broker === 'nats';
+  const { service, servers } = address;
   const broker = config.broker ?? {};
   const client: BrokerClientOptions & { service: string; prefix?: string } = {
     service,
@@ -171,14 +175,15 @@ function brokerUpstream(config: UpstreamConfig, url: URL): Upstream {
     ...(config.idempotentTools === undefined ? {} : { idempotentTools: config.idempotentTools }),
     ...(config.nonIdempotentTools === undefined ? {} : { nonIdempotentTools: config.nonIdempotentTools }),
   };
-  const connectOptions = broker.connectOptions ?? {};
+  // The URL's credentials and TLS (NATS), then the file's connectOptions: what is written out wins.
+  const connectOptions = { ...address.connectOptions, ...broker.connectOptions };
   const label = 'upstream.broker';
   let shared: { close(): Promise<void> } | undefined;
   let natsConnection: NatsConnectionLike | undefined;
   let redis: { connection: Conn; subscriber: Conn } | undefined;
   return {
     kind: 'broker',
-    description: redactUrl(url),
+    description: address.description,
     create(_session, init = {}) {
       const sessionId = init.join !== undefined ? { join: init.join } : init.sessionId === undefined ? {} : { sessionId: init.sessionId };
       if (nats) {

@@ -91,8 +91,8 @@ describe('check and gateway refuse a bad config with exit code 2, before anythin
   const mistakes: Array<[string, string, string]> = [
     ['a wrong type', valid.replace('maxAttempts: 3', 'maxAttempts: three'), 'upstream.layers[0].retry.maxAttempts: expected an integer >= 1, got "three" (line 5)'],
     ['an unknown layer', valid.replace('- retry:', '- retries:'), 'upstream.layers[0]: unknown layer "retries"; did you mean "retry"?'],
-    ['a bad URL', 'upstream:\n  url: localhost:3000/mcp\n', 'upstream.url: expected an absolute upstream URL (http://, https://, ws://, wss://), got "localhost:3000/mcp" (line 2)'],
-    ['no upstream command or URL', 'upstream:\n  args: [server.js]\n', 'upstream: expected exactly one of command (a stdio server to start) or url (http(s):// or ws(s)://), got neither (line 2)'],
+    ['a bad URL', 'upstream:\n  url: localhost:3000/mcp\n', 'upstream.url: expected an absolute upstream URL (http://, https://, ws://, wss://; or a broker URL, nats://, tls://, redis://, rediss:// HOST:PORT/SERVICE), got "localhost:3000/mcp" (line 2)'],
+    ['no upstream command or URL', 'upstream:\n  args: [server.js]\n', 'upstream: expected exactly one of command (a stdio server to start) or url (http(s)://, ws(s)://, or a broker URL nats:// or redis(s)://), got neither (line 2)'],
     ['a command that does not exist', 'upstream:\n  command: mcp-server-that-is-not-installed\n', 'upstream.command: "mcp-server-that-is-not-installed" was not found on PATH'],
     ['an option in the wrong place', `${valid}listen: 8080\n`, 'listen: unknown option (expected one of upstream, downstream, shutdown, observability, worker)'],
     ['a rule only the layer knows', valid.replace('maxAttempts: 3', 'backoff: { initialDelayMs: 500, maxDelayMs: 100 }'), 'upstream.layers[0].retry.backoff.maxDelayMs: expected at least retry.backoff.initialDelayMs (500), got 100'],

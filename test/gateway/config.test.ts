@@ -149,9 +149,9 @@ describe('config problems are reported by path, expectation, value and line', ()
   });
 
   it('a bad URL, a missing upstream, misplaced options', () => {
-    expect(problems('upstream:\n  url: ftp://mcp.example.com\n')).toEqual(['upstream.url: expected an absolute upstream URL (http://, https://, ws://, wss://), got "ftp://mcp.example.com" (line 2)']);
+    expect(problems('upstream:\n  url: ftp://mcp.example.com\n')).toEqual(['upstream.url: expected an absolute upstream URL (http://, https://, ws://, wss://; or a broker URL, nats://, tls://, redis://, rediss:// HOST:PORT/SERVICE), got "ftp://mcp.example.com" (line 2)']);
     expect(problems('downstream: { port: 8080 }\n')).toEqual(['upstream: missing; expected an options object (line 1)']);
-    expect(problems('upstream: {}\n')).toEqual(['upstream: expected exactly one of command (a stdio server to start) or url (http(s):// or ws(s)://), got neither (line 1)']);
+    expect(problems('upstream: {}\n')).toEqual(['upstream: expected exactly one of command (a stdio server to start) or url (http(s)://, ws(s)://, or a broker URL nats:// or redis(s)://), got neither (line 1)']);
     expect(problems('upstream: { url: "https://x.example/mcp", args: [a] }\n')).toEqual(['upstream.args: applies only to a stdio upstream (command) (line 1)']);
   });
 
@@ -164,7 +164,7 @@ describe('config problems are reported by path, expectation, value and line', ()
 
   it('JSON is read as well (it is YAML), with lines', () => {
     expect(parseConfigText('{ "upstream": { "command": "node", "layers": [ { "timeout": { "attemptMs": 1000 } } ] } }', 'mcp-layers.json').config.upstream.layers).toEqual([{ timeout: { attemptMs: 1000 } }]);
-    expect(problems('{\n  "upstream": {\n    "url": 42\n  }\n}\n')).toEqual(['upstream.url: expected an absolute upstream URL (http://, https://, ws://, wss://), got 42 (line 3)']);
+    expect(problems('{\n  "upstream": {\n    "url": 42\n  }\n}\n')).toEqual(['upstream.url: expected an absolute upstream URL (http://, https://, ws://, wss://; or a broker URL, nats://, tls://, redis://, rediss:// HOST:PORT/SERVICE), got 42 (line 3)']);
   });
 
   it('YAML syntax, with line and column', () => {
@@ -177,7 +177,7 @@ describe('config problems are reported by path, expectation, value and line', ()
     expect(validateConfig({ upstream: { command: 'a$${b}' } }, 'x', { env: {} }).config.upstream.command).toBe('a${b}');
     expect(problems('upstream:\n  url: ${MCP_URL}\n')).toEqual(['upstream.url: the environment variable MCP_URL is not set (write ${MCP_URL:-default} for a fallback) (line 2)']);
     expect(problems('upstream:\n  url: ${SECRET_URL}\n', { SECRET_URL: 'not a url at all, and secret' })).toEqual([
-      'upstream.url: expected an absolute upstream URL (http://, https://, ws://, wss://), got the value of ${SECRET_URL} (line 2)',
+      'upstream.url: expected an absolute upstream URL (http://, https://, ws://, wss://; or a broker URL, nats://, tls://, redis://, rediss:// HOST:PORT/SERVICE), got the value of ${SECRET_URL} (line 2)',
     ]);
   });
 

@@ -7,8 +7,9 @@ Usage:
   mcp-layers <command> [options]
 
 Commands:
-  gateway   serve an MCP server (stdio command, http(s) or ws(s) URL) over Streamable HTTP
-            and WebSocket, through the layer stacks of a config file
+  gateway   serve an MCP server (a stdio command, an http(s) or ws(s) URL, or a service's
+            workers on a broker) over Streamable HTTP and WebSocket, through the layer
+            stacks of a config file
   worker    serve a stdio MCP server to the clients of a broker (NATS or Redis), a child
             process per session, for as many machines as you run workers on
   check     validate a config file without starting anything
@@ -82,7 +83,7 @@ export const GATEWAY_HELP = `mcp-layers gateway — serve an MCP server through 
 Usage:
   mcp-layers gateway --config FILE [options]
   mcp-layers gateway [options] -- <command> [args...]     (a stdio server)
-  mcp-layers gateway [options] --upstream <url>           (an http(s) or ws(s) server)
+  mcp-layers gateway [options] --upstream <url>           (an http(s) or ws(s) server, or nats://… redis://…)
 
 Listens on 127.0.0.1:8080 by default, serving the MCP endpoint /mcp over Streamable
 HTTP and WebSocket, plus /metrics, /healthz and /readyz. Each client session gets its
@@ -92,7 +93,8 @@ then closes every session; a second signal stops at once.
 
 Options:
   -c, --config FILE          YAML or JSON config (see \`mcp-layers schema\`, docs/gateway.md)
-  -u, --upstream URL         the upstream server: http(s)://… or ws(s)://… (instead of a command)
+  -u, --upstream URL         the upstream server: http(s)://… or ws(s)://…, or a service's workers on a
+                             broker: nats://HOST:PORT/SERVICE, redis(s)://HOST:PORT/SERVICE (instead of a command)
   -l, --listen [HOST:]PORT   where to listen (default 127.0.0.1:8080; PORT 0 picks a free one)
       --transports LIST      http, websocket or both (default http,websocket)
       --max-sessions N       concurrent sessions (default 64)
@@ -111,6 +113,9 @@ Examples:
 
   # a remote server, on another port
   mcp-layers gateway --upstream https://mcp.example.com/mcp --listen 127.0.0.1:9000
+
+  # one of several replicas in front of the workers of service "tools" (docs/scale-out.md)
+  mcp-layers gateway --upstream nats://127.0.0.1:4222/tools --listen 127.0.0.1:8081
 
   # other machines too: a decision, not a default — with downstream.bearerTokens in the config
   mcp-layers gateway --config mcp-layers.yaml --listen 0.0.0.0:8080

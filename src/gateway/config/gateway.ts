@@ -18,30 +18,22 @@ import { z } from 'zod';
 import { isName, NAME_RULE } from '../../transports/broker/names.ts';
 import { boolean, choice, duration, integer, names, options, stringMap, text, url } from './fields.ts';
 import { layerList } from './layers.ts';
-import { workerConfig } from './worker.ts';
+import { BROKER_SCHEMES, parseBrokerUrl, workerConfig } from './worker.ts';
 
 export const UPSTREAM_SCHEMES = ['http', 'https', 'ws', 'wss'] as const;
-/** The schemes whose upstream is a service's workers on a broker (mcp-layers/nats, mcp-layers/redis). */
-export const BROKER_SCHEMES: readonly string[] = ['nats:', 'redis:', 'rediss:'];
+/** The URL schemes whose upstream is a service's workers on a broker (mcp-layers/nats, mcp-layers/redis): the worker's own. */
+export const BROKER_URL_SCHEMES: readonly string[] = Object.values(BROKER_SCHEMES).flatMap((schemes) => schemes.map((s) => `${s}:`));
 
 const STDIO_ONLY = ['args', 'env', 'cwd', 'stderr'] as const;
 const REMOTE_ONLY = ['headers', 'http', 'websocket', 'broker'] as const;
 /** What only an MCP server reached over HTTP or WebSocket takes. */
 const DIRECT_ONLY = ['headers', 'http', 'websocket'] as const;
 
-/** The service a broker URL names: its path, one name (`nats://HOST:PORT/SERVICE`). */
-export function serviceOf(url: URL): string | undefined {
-  const service = decodeURIComponent(url.pathname.slice(1));
-  return isName(service) ? service : undefined;
-}
 
-/**
- * An MCP server's URL, or a broker's. The message names the MCP servers' schemes, as it
- * always has (scripts and tests match it); the field's description names the brokers'.
- */
+/** An MCP server's URL, or a broker's (the service's workers). */
 function upstreamUrl() {
-  const accepted: readonly string[] = [...UPSTREAM_SCHEMES.map((s) => `${s}:`), ...BROKER_SCHEMES];
-  const expected = `an absolute upstream URL (${UPSTREAM_SCHEMES.map((s) => `${s}://`).join(', ')})`;
+  const accepted: readonly string[] = [...UPSTREAM_SCHEMES.map((s) => `${s}:`), ...BROKER_URL_SCHEMES];
+  const expected = `an absolute upstream URL (${UPSTREAM_SCHEMES.map((s) => `${s}://`).join(', ')}; or a broker URL, ${BROKER_URL_SCHEMES.map((s) => `${s}//`).join(', ')} HOST:PORT/SERVICE)`;
   return z.string({ error: expected }).refine((value) => URL.canParse(value) && accepted.includes(new URL(value).protocol), { error: expected, params: { expected: true } });
 }
 
@@ -114,7 +106,7 @@ export const upstreamConfig = options(
   if (given !== 1) {
     ctx.addIssue({
       code: 'custom',
-      message: `expected exactly one of command (a stdio server to start) or url (http(s):// or ws(s)://), got ${given === 0 ? 'neither' : 'both'}`,
+      message: `expected exactly one of command (a stdio server to start) or url (http(s)://, ws(s)://, or a broker URL nats:// or redis(s)://), got ${given === 0 ? 'neither' : 'both'}`,
       path: [],
     });
     return;
@@ -128,12 +120,10 @@ export const upstreamConfig = options(
   if (upstream.url !== undefined && URL.canParse(upstream.url)) {
     const url = new URL(upstream.url);
     const scheme = url.protocol;
-    if (BROKER_SCHEMES.includes(scheme)) {
-      if (serviceOf(url) === undefined) {
-        const example = `${scheme}//${url.host || 'HOST:PORT'}/SERVICE`;
-        ctx.addIssue({ code: 'custom', message: `a ${scheme.slice(0, -1)}:// upstream names the service its workers serve as the URL's path (${example}; the service is ${NAME_RULE}), got ${JSON.stringify(url.pathname)}`, path: ['url'] });
-      }
-      if (url.search !== '' || url.hash !== '') ctx.addIssue({ code: 'custom', message: `a ${scheme.slice(0, -1)}:// upstream takes no query or fragment (options go in upstream.broker)`, path: ['url'] });
+    if (BROKER_URL_SCHEMES.includes(scheme)) {
+      // The worker's reading of a broker URL: one rule for where the service, the credentials and TLS are.
+      const parsed = parseBrokerUrl(upstream.url);
+      if (!parsed.ok) ctx.addIssue({ code: 'custom', message: parsed.problem, path: ['url'] });
       for (const key of DIRECT_ONLY) {
         if (upstream[key] !== undefined) ctx.addIssue({ code: 'custom', message: 'applies only to an http(s) or ws(s) upstream', path: [key] });
       }

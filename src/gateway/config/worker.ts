@@ -56,12 +56,14 @@ export function parseBrokerUrl(value: string): { ok: true; address: BrokerAddres
   const shown = JSON.stringify(redactUrl(url));
   if (broker === undefined) return { ok: false, problem: `expected ${EXPECTED}, got the scheme "${scheme}:" (${shown})` };
   if (url.hostname === '') return { ok: false, problem: `expected ${EXPECTED}, got no host (${shown})` };
-  const service = decodeURIComponent(url.pathname.replace(/^\//, '').replace(/\/$/, ''));
-  if (service === '') return { ok: false, problem: `the service is missing from ${shown}: expected ${EXPECTED}` };
-  if (!isName(service)) return { ok: false, problem: `the service "${service}" is not a valid name (${NAME_RULE}), in ${shown}` };
-  if (url.search !== '' || url.hash !== '') return { ok: false, problem: `expected no query or fragment, got ${shown} with one` };
   const port = url.port === '' ? (broker === 'nats' ? '4222' : '6379') : url.port;
   const hostPort = `${url.hostname}:${port}`;
+  // What this URL should have been, with its own host: the quickest fix to read.
+  const instead = `${scheme}://${hostPort}/SERVICE`;
+  const service = decodeURIComponent(url.pathname.replace(/^\//, '').replace(/\/$/, ''));
+  if (service === '') return { ok: false, problem: `the service is missing from ${shown}: expected ${EXPECTED} (here ${instead})` };
+  if (!isName(service)) return { ok: false, problem: `the service "${service}" is not a valid name (${NAME_RULE}), in ${shown}: expected ${instead}` };
+  if (url.search !== '' || url.hash !== '') return { ok: false, problem: `expected no query or fragment, got ${shown} with one (options go in the config file)` };
   const description = `${scheme}://${hostPort}/${service}`;
   if (broker === 'redis') {
     const auth = url.username === '' && url.password === '' ? '' : `${url.username}${url.password === '' ? '' : `:${url.password}`}@`;
