@@ -148,6 +148,33 @@ export function byHandVariants(): Variant[] {
   ];
 }
 
+/**
+ * The same four, with the event loop turning every `every` exchanges of each of the
+ * concurrent callers (every 256 calls at 64 in flight), as it does between a real
+ * transport's reads. Over InMemoryTransport nothing else ever yields: a run of 20 000
+ * calls is one turn of the loop, so whatever a library defers to the next turn — winston's
+ * Stream and Console transports emit 'logged' through setImmediate for every line —
+ * lives until the run ends, and the young generation copies it and promotes it. That
+ * cost is the in-memory pair's, not a transport's: this measures without it.
+ */
+export function byHandVariantsWithTurns(every = 4): Variant[] {
+  return byHandVariants().map((variant) => ({
+    name: variant.name,
+    async setup() {
+      const instance = await variant.setup();
+      const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+      return {
+        ...instance,
+        // Exchange numbers are handed out in order, so each caller takes about one in `every`.
+        exchange: async (i: number) => {
+          await instance.exchange(i);
+          if (i % every === every - 1) await turn();
+        },
+      };
+    },
+  }));
+}
+
 /** Each observability layer alone on both sides, next to wrap(t, []): a layer's cost is the difference. */
 export function layerVariants(): Variant[] {
   return [

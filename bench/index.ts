@@ -82,6 +82,12 @@ await run('Observability: SDK Client → McpServer tools/call, client side wrapp
 // Issue 13: the observable stack against the same instrumentation written by hand, both sides.
 await run('Observability vs by hand: SDK Client → McpServer tools/call, 64 in flight, both sides', () => isolated('by-hand', { count: scale(20_000), concurrency: 64 }), byHandRatios);
 
+await run(
+  'Observability vs by hand, the event loop turning every 256 calls (as between a real transport\'s reads): SDK Client → McpServer tools/call, 64 in flight, both sides',
+  () => isolated('by-hand-turns', { count: scale(20_000), concurrency: 64 }),
+  byHandRatios,
+);
+
 function byHandRatios(results: Result[]): string {
   const [bare, empty, stack, hand] = results;
   if (!bare || !empty || !stack || !hand) return '';

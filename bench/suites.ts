@@ -42,6 +42,10 @@ export const SUITES = {
     variants: async () => (await import('./by-hand.ts')).byHandVariants(),
     prepare: async () => void (await import('./observability.ts')).startTracingSdk(),
   },
+  'by-hand-turns': {
+    variants: async () => (await import('./by-hand.ts')).byHandVariantsWithTurns(),
+    prepare: async () => void (await import('./observability.ts')).startTracingSdk(),
+  },
   'by-hand-layers': {
     variants: async () => (await import('./by-hand.ts')).layerVariants(),
     prepare: async () => void (await import('./observability.ts')).startTracingSdk(),
