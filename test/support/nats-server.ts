@@ -33,14 +33,13 @@ export interface BrokerServer {
   readonly log: string[];
   /** SIGKILL, as a crash: connections drop without a goodbye. Resolves when the process is gone. */
   kill(): Promise<void>;
+  /** Starts it again, after kill(), on the same port: what it keeps across a restart is the broker's own (NATS: its store directory; the Redis test server: nothing). */
+  restart(): Promise<void>;
   /** Stops it (SIGTERM, then SIGKILL after 5 s) and removes its directory. */
   stop(): Promise<void>;
 }
 
-export interface NatsServer extends BrokerServer {
-  /** Starts it again on the same port and store directory. */
-  restart(): Promise<void>;
-}
+export type NatsServer = BrokerServer;
 
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
   if (NATS_SERVER === undefined) throw new Error(`startNatsServer: ${NATS_SKIP_MESSAGE}`);
