@@ -235,6 +235,20 @@ export class RedisWorker extends BrokerWorker<RedisServerTransport, RedisArrival
     return streams;
   }
 
+  /**
+   * How many entries one read may bring per stream. One COUNT applies to every stream it
+   * reads, so it is the least room of any: the shared stream's (`maxInFlight`) and each
+   * session's (`maxInFlightPerSession`), so that no read takes a session past its limit.
+   */
+  #readCount(streams: string[]): number {
+    let count = PULL_BATCH;
+    if (streams[0] === this.#common.keys.requests) count = Math.min(count, this.room);
+    for (const record of this.sessionRecords()) {
+      if (record.binding !== undefined && streams.includes(record.binding)) count = Math.min(count, this.policies.perSession - record.transport[held].size);
+    }
+    return Math.max(1, count);
+  }
+
   async #read(): Promise<void> {
     const reader = this.#reader as Conn;
     while (!this.stop.signal.aborted) {
@@ -248,7 +262,7 @@ export class RedisWorker extends BrokerWorker<RedisServerTransport, RedisArrival
         await this.#idle.promise;
         continue;
       }
-      const count = Math.min(PULL_BATCH, this.room > 0 ? this.room : PULL_BATCH);
+      const count = this.#readCount(streams);
       let reply: unknown;
       this.#readingNow = streams.join('\n');
       this.#reads++;
@@ -378,7 +392,10 @@ export class RedisWorker extends BrokerWorker<RedisServerTransport, RedisArrival
     const claims: Array<Promise<void>> = [];
     if (this.room > 0) claims.push(this.#claim(this.#common.keys.requests, Math.min(PULL_BATCH, this.room)));
     for (const record of this.sessionRecords()) {
-      if (record.binding !== undefined && record.replay !== undefined) claims.push(this.#claim(record.binding, this.policies.perSession));
+      if (record.binding !== undefined && record.replay !== undefined) {
+        const room = this.policies.perSession - record.transport[held].size;
+        if (room > 0) claims.push(this.#claim(record.binding, room));
+      }
     }
     await Promise.all(claims);
   }
