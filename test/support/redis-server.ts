@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { findBinary, freePort } from './local.ts';
-import type { BrokerServer } from './nats-server.ts';
+import { type BrokerServer, logWatch } from './nats-server.ts';
 
 /** The redis-server binary: on PATH, or where Debian puts it. */
 export const REDIS_SERVER: string | undefined = findBinary('redis-server');
@@ -30,6 +30,7 @@ export async function startRedisServer(): Promise<RedisServer> {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-layers-redis-'));
   const port = await freePort();
   const log: string[] = [];
+  const watch = logWatch(log);
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
 
@@ -43,7 +44,7 @@ export async function startRedisServer(): Promise<RedisServer> {
     await new Promise<void>((resolve, reject) => {
       const lines = createInterface({ input: process_.stdout as NodeJS.ReadableStream });
       lines.on('line', (line) => {
-        if (log.length < 500) log.push(line);
+        watch.line(line);
         if (line.includes('Ready to accept connections')) resolve();
       });
       process_.once('error', reject);
@@ -57,6 +58,7 @@ export async function startRedisServer(): Promise<RedisServer> {
     url: `redis://127.0.0.1:${port}`,
     port,
     log,
+    logged: watch.logged,
     async kill() {
       if (alive()) child?.kill('SIGKILL');
       await exited;

@@ -27,6 +27,8 @@ import { wrap } from '#core/wrap.ts';
 import { type Broker, type BrokerServer, type BrokerServerTransport, type BrokerWorker, describeEachBroker, uniqueService } from '../../support/brokers.ts';
 import { createV1Client, textOf } from '../../support/clients.ts';
 import { Ledger } from '../../support/ledger.ts';
+import { startNatsServer } from '../../support/nats-server.ts';
+import { captureOutcome } from '../../support/scenarios.ts';
 import { serveAppV1 } from '../../support/server-v1.ts';
 import { tool } from '../../support/test-app.ts';
 
@@ -173,6 +175,125 @@ async function drain(slow: SlowWorker, total: number, limit: number, atFirstRoun
   return first as Held;
 }
 
+/** A TCP proxy to the broker that can stop passing on what the broker sends: a client that stops reading, as the broker sees it. */
+interface HoldingProxy {
+  readonly port: number;
+  /** Stops reading from the broker on every connection open now (later ones flow): the broker's writes back up. */
+  hold(): void;
+  /** Passes on again what was held (and, after it, the broker's close if it closed meanwhile). */
+  release(): void;
+  close(): Promise<void>;
+}
+
+async function holdingProxy(targetPort: number): Promise<HoldingProxy> {
+  const pairs = new Set<{ client: net.Socket; upstream: net.Socket }>();
+  const held = new Set<{ client: net.Socket; upstream: net.Socket }>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(targetPort, '127.0.0.1');
+    const pair = { client, upstream };
+    pairs.add(pair);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    const end = () => {
+      pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    for (const socket of [client, upstream]) socket.on('error', end).on('close', end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    hold() {
+      for (const pair of pairs) {
+        pair.upstream.unpipe(pair.client);
+        pair.upstream.pause();
+        held.add(pair);
+      }
+    },
+    release() {
+      for (const pair of held) pair.upstream.pipe(pair.client);
+      held.clear();
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const { client, upstream } of pairs) {
+          client.destroy();
+          upstream.destroy();
+        }
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** What the broker queues for one client before it drops it: small, so that a burst of a few MiB goes past it. */
+const CLIENT_BUFFER = 256 * 1024;
+/** What a drop is logged as: nats-server, redis-server. */
+const DROPPED: Record<Broker['name'], RegExp> = { nats: /Slow Consumer Detected/, redis: /overcoming of output buffer limits/ };
+
+/** The broker with a small limit on what it queues for a client (NATS `max_pending`; Redis `client-output-buffer-limit pubsub`). */
+async function startWithSmallClientBuffers(broker: Broker): Promise<BrokerServer> {
+  if (broker.name === 'nats') return startNatsServer({ maxPayload: 64 * 1024, maxPending: CLIENT_BUFFER });
+  const server = await broker.start();
+  const redis = createClient({ url: server.url });
+  await redis.connect();
+  await redis.sendCommand(['CONFIG', 'SET', 'client-output-buffer-limit', `pubsub ${CLIENT_BUFFER} 0 0`]);
+  await redis.close();
+  return server;
+}
+
+/** Progress notifications a burst sends at most: 24 MiB of 48 KiB ones, far past the socket buffers on loopback (a few MiB) and CLIENT_BUFFER. */
+const MAX_BURST = 512;
+const BURST_SIZE = 48 * 1024;
+
+/** A burst of progress notifications the test starts (a gate) and may stop. */
+interface Burst {
+  readonly gate: Gate;
+  stop: boolean;
+  sent: number;
+  readonly done: PromiseWithResolvers<void>;
+}
+
+/** A worker whose `burst { count, size }` waits at the gate, then sends up to `count` progress notifications of `size` bytes (until told to stop), and answers. */
+async function burstWorker(broker: Broker, url: string, service: string): Promise<{ worker: BrokerWorker; burst: Burst; errors: string[] }> {
+  const burst: Burst = { gate: new Gate(), stop: false, sent: 0, done: Promise.withResolvers<void>() };
+  const errors: string[] = [];
+  const app = {
+    info: { name: 'burst-worker', version: '1.0.0' },
+    tools: [
+      tool({
+        name: 'burst',
+        inputSchema: z.object({ count: z.number(), size: z.number() }),
+        run: async ({ count, size }, call) => {
+          await burst.gate.enter();
+          const padding = 'x'.repeat(size);
+          for (let i = 0; i < Math.min(count, MAX_BURST) && !burst.stop; i++) {
+            await call.progress({ progress: i, message: padding });
+            burst.sent++;
+            // One turn of the event loop per notification, so the worker's socket drains and the test can say stop.
+            await new Promise((resolve) => setImmediate(resolve));
+          }
+          burst.done.resolve();
+          return { content: [{ type: 'text', text: `sent ${burst.sent}` }] };
+        },
+      }),
+      tool({ name: 'echo', inputSchema: z.object({ text: z.string() }), run: ({ text }) => ({ content: [{ type: 'text', text }] }) }),
+    ],
+  };
+  const worker = await broker.serve({
+    servers: url,
+    service,
+    drainTimeoutMs: 100,
+    onsession: async (transport: BrokerServerTransport) => {
+      const server = serveAppV1(app);
+      server.server.onerror = (error) => void errors.push(error.message);
+      await server.connect(wrap(transport, [], { events: transport.events }));
+    },
+  });
+  worker.onerror = (error) => void errors.push(error.message);
+  return { worker, burst, errors };
+}
+
 describeEachBroker('test/transports/brokers/slow-consumer.test.ts', (b) => `mcp-layers/${b.name}: slow consumers`, (kind) => {
   let broker: BrokerServer | undefined;
   const cleanup: Array<() => Promise<unknown>> = [];
@@ -256,5 +377,74 @@ describeEachBroker('test/transports/brokers/slow-consumer.test.ts', (b) => `mcp-
     expect(Math.max(...slow.seen)).toBe(LIMIT);
     expect(await brokerHolds(kind, url, service, undefined)).toEqual({ delivered: 0, waiting: 0 });
     expect([...slow.errors, ...transportErrors]).toEqual([]);
+  });
+
+  /** A session through the holding proxy (no worker probes: a held connection would answer none, which is another scenario). */
+  async function slowClient(url: string, service: string) {
+    const proxy = await holdingProxy(Number(new URL(url).port));
+    cleanup.push(() => proxy.close());
+    const transport = kind.client({ servers: `${kind.name}://127.0.0.1:${proxy.port}`, service, quickReconnect: true, heartbeat: false });
+    const connections: Array<LayerEvents['connection']['state']> = [];
+    transport.events.on('connection', (event) => void connections.push(event.state));
+    const client = createV1Client();
+    await client.connect(wrap(transport, [], { events: transport.events }));
+    cleanup.push(() => client.close());
+    return { proxy, transport, client, connections };
+  }
+
+  it('a client slow to read, within the broker\'s limits: what was sent meanwhile is held, then delivered in order; nothing is lost', async () => {
+    broker = await startWithSmallClientBuffers(kind);
+    const service = uniqueService('slow-reader');
+    const served = await burstWorker(kind, broker.url, service);
+    cleanup.push(() => served.worker.close());
+    const { proxy, client, connections } = await slowClient(broker.url, service);
+
+    const progress: number[] = [];
+    const call = client.callTool('burst', { count: 100, size: 512 }, { onprogress: (p) => void progress.push(p.progress) });
+    await within(served.burst.gate.whenWaiting(1), 'the burst reached the worker');
+    proxy.hold();
+    served.burst.gate.open();
+    await within(served.burst.done.promise, 'the worker sent the burst');
+    expect(progress).toEqual([]);
+    proxy.release();
+    expect(textOf(await within(call, 'the burst call answered'))).toBe('sent 100');
+    expect(progress).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    expect(connections).toEqual(['open']);
+    expect(served.errors).toEqual([]);
+  });
+
+  it('a client slower than the broker\'s limit is dropped by the broker: the call in flight ends with a typed retryable error, the client reconnects, the session goes on', async () => {
+    broker = await startWithSmallClientBuffers(kind);
+    const service = uniqueService('too-slow');
+    const served = await burstWorker(kind, broker.url, service);
+    cleanup.push(() => served.worker.close());
+    const { proxy, transport, client, connections } = await slowClient(broker.url, service);
+    const sessionId = transport.sessionId;
+
+    const progress: number[] = [];
+    const call = captureOutcome(() => client.callTool('burst', { count: MAX_BURST, size: BURST_SIZE }, { onprogress: (p) => void progress.push(p.progress) }));
+    await within(served.burst.gate.whenWaiting(1), 'the burst reached the worker');
+    proxy.hold();
+    const dropped = broker.logged(DROPPED[kind.name]);
+    const lost = nextEvent(transport.events, 'connection', (e) => e.state === 'closed');
+    served.burst.gate.open();
+    // The broker's own word that it dropped the client (NATS stalls the worker's connection a while first).
+    await within(dropped, `${kind.server} dropped the slow client`);
+    served.burst.stop = true;
+    proxy.release();
+
+    await within(lost, 'the client saw its connection drop');
+    expect(await within(call, 'the burst call ended')).toMatchObject({
+      error: { code: -32000, data: { reason: 'connection-lost' }, message: expect.stringContaining('requests in flight may or may not have been executed') },
+    });
+    // What reached the client before the drop is the start of what was sent, in order; the rest is gone.
+    expect(progress).toEqual(Array.from({ length: progress.length }, (_, i) => i));
+    expect(progress.length).toBeLessThan(served.burst.sent);
+
+    await within(nextEvent(transport.events, 'reconnect', (e) => e.outcome === 'connected'), 'the client reconnected');
+    expect(textOf(await within(client.callTool('echo', { text: 'after the drop' }), 'a call after the reconnection'))).toBe('after the drop');
+    expect(transport.sessionId).toBe(sessionId);
+    expect(connections).toEqual(['open', 'closed', 'open']);
+    expect(served.errors).toEqual([]);
   });
 });
