@@ -23,6 +23,8 @@ export const NATS_SKIP_MESSAGE = 'SKIPPED — `nats-server` is not installed (CI
 export interface NatsServerOptions {
   /** The server's max_payload in bytes (its default is 1 MiB). */
   maxPayload?: number;
+  /** The server's max_pending in bytes: what it queues for one client before it drops it as a slow consumer (its default is 64 MiB; at least max_payload). */
+  maxPending?: number;
 }
 
 /** A broker server started for a suite, NATS or Redis (test/support/redis-server.ts). */
@@ -31,16 +33,17 @@ export interface BrokerServer {
   readonly port: number;
   /** Lines the server logged (for a failing test's message). */
   readonly log: string[];
+  /** Resolves with the next line the server logs that matches `pattern` (lines logged before the call do not count). */
+  logged(pattern: RegExp): Promise<string>;
   /** SIGKILL, as a crash: connections drop without a goodbye. Resolves when the process is gone. */
   kill(): Promise<void>;
+  /** Starts it again, after kill(), on the same port: what it keeps across a restart is the broker's own (NATS: its store directory; the Redis test server: nothing). */
+  restart(): Promise<void>;
   /** Stops it (SIGTERM, then SIGKILL after 5 s) and removes its directory. */
   stop(): Promise<void>;
 }
 
-export interface NatsServer extends BrokerServer {
-  /** Starts it again on the same port and store directory. */
-  restart(): Promise<void>;
-}
+export type NatsServer = BrokerServer;
 
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
   if (NATS_SERVER === undefined) throw new Error(`startNatsServer: ${NATS_SKIP_MESSAGE}`);
@@ -54,10 +57,12 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       `listen: 127.0.0.1:${port}`,
       `jetstream { store_dir: ${JSON.stringify(join(dir, 'store'))}, max_memory_store: 64MB, max_file_store: 256MB }`,
       ...(options.maxPayload === undefined ? [] : [`max_payload: ${options.maxPayload}`]),
+      ...(options.maxPending === undefined ? [] : [`max_pending: ${options.maxPending}`]),
       // No monitoring port, no cluster: nothing listens beyond the one client port.
     ].join('\n'),
   );
   const log: string[] = [];
+  const watch = logWatch(log);
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
 
@@ -68,7 +73,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     const ready = new Promise<void>((resolve, reject) => {
       const lines = createInterface({ input: process_.stderr as NodeJS.ReadableStream });
       lines.on('line', (line) => {
-        if (log.length < 500) log.push(line);
+        watch.line(line);
         if (line.includes('Server is ready')) resolve();
       });
       process_.once('error', reject);
@@ -87,6 +92,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     url: `nats://127.0.0.1:${port}`,
     port,
     log,
+    logged: watch.logged,
     kill,
     restart: launch,
     async stop() {
@@ -99,5 +105,21 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       }
       rmSync(dir, { recursive: true, force: true });
     },
+  };
+}
+
+/** A server's log as it comes: the first 500 lines kept (for a failing test's message), and waiters for a line to come. */
+export function logWatch(log: string[]): { line(line: string): void; logged(pattern: RegExp): Promise<string> } {
+  const waiters = new Set<{ pattern: RegExp; resolve: (line: string) => void }>();
+  return {
+    line(line) {
+      if (log.length < 500) log.push(line);
+      for (const waiter of waiters) {
+        if (!waiter.pattern.test(line)) continue;
+        waiters.delete(waiter);
+        waiter.resolve(line);
+      }
+    },
+    logged: (pattern) => new Promise((resolve) => waiters.add({ pattern, resolve })),
   };
 }

@@ -113,9 +113,7 @@ export class RedisWorker extends BrokerWorker<RedisServerTransport, RedisArrival
     this.#conn = conn;
     this.#owned = owned;
     try {
-      await createGroup(conn, keys.requests);
-      const p = this.policies;
-      await conn.sendCommand(['HSET', keys.config, 'dedupWindowMs', String(p.dedupWindowMs), 'maxAgeMs', String(p.maxAgeMs), 'sessionIdleMs', String(p.sessionIdleMs), 'maxPayload', String(this.#maxPayload)]);
+      await this.#setUp(conn);
       this.#sub = await openDuplicate(this.#common, conn, owned, LABEL, `mcp-layers-worker-${this.id}-pubsub`);
       this.#reader = await openDuplicate(this.#common, conn, owned, LABEL, `mcp-layers-worker-${this.id}-reader`);
       this.#readerId = text(await this.#reader.sendCommand(['CLIENT', 'ID']));
@@ -135,8 +133,12 @@ export class RedisWorker extends BrokerWorker<RedisServerTransport, RedisArrival
     });
     conn.on('ready', () => {
       if (this.connected) return;
-      this.connected = true;
-      this.fanout.emit('connection', { state: 'open', transport: 'redis', url: this.#common.url });
+      // Reading waits for this (`connected`): the server may have come back without what it held.
+      void this.#restore(conn).then(() => {
+        if (this.connected || !conn.isReady) return;
+        this.connected = true;
+        this.fanout.emit('connection', { state: 'open', transport: 'redis', url: this.#common.url });
+      });
     });
     conn.on('reconnecting', () => {
       if (!this.connected) return;
@@ -144,6 +146,42 @@ export class RedisWorker extends BrokerWorker<RedisServerTransport, RedisArrival
       this.fanout.emit('connection', { state: 'closed', transport: 'redis', url: this.#common.url, reason: 'the connection to the Redis server was lost' });
     });
     return this.#common.url;
+  }
+
+  /** The service's group and config: what clients need before they can publish (the script refuses without the config). */
+  async #setUp(conn: Conn): Promise<void> {
+    const { keys } = this.#common;
+    const p = this.policies;
+    await createGroup(conn, keys.requests);
+    await conn.sendCommand(['HSET', keys.config, 'dedupWindowMs', String(p.dedupWindowMs), 'maxAgeMs', String(p.maxAgeMs), 'sessionIdleMs', String(p.sessionIdleMs), 'maxPayload', String(this.#maxPayload)]);
+  }
+
+  /**
+   * After a reconnection, before reading again: writes back what this worker needs on the
+   * server — the service's group and config, and for every session it holds the stream's
+   * group, its time to live and the handshake — since a server restarted without
+   * persistence (or failed over to a replica that lacked the writes) has lost them. What
+   * is still there is left as it is: a handshake another worker wrote meanwhile (it took
+   * the session over) wins (`NX`). What was in the lost streams is gone.
+   */
+  async #restore(conn: Conn): Promise<void> {
+    const { keys } = this.#common;
+    const idle = String(this.policies.sessionIdleMs);
+    try {
+      await this.#setUp(conn);
+      await Promise.all(
+        [...this.sessionRecords()].map(async (record) => {
+          if (record.binding === undefined) return;
+          await createGroup(conn, record.binding);
+          await conn.sendCommand(['PEXPIRE', record.binding, idle]);
+          if (record.protocolVersion === undefined) return;
+          const handshake = encodeHandshake({ params: record.params, protocolVersion: record.protocolVersion, worker: this.id });
+          await conn.sendCommand(['SET', keys.handshake(record.id), Buffer.from(handshake), 'PX', idle, 'NX']);
+        }),
+      );
+    } catch (error) {
+      if (!isOffline(error)) this.report(new TransportError(`${LABEL}: could not write the service's config and sessions back after reconnecting: ${(error as Error).message}`, { layer: 'redis', reason: 'restore-failed', cause: error }));
+    }
   }
 
   protected override startReading(): void {
@@ -197,10 +235,24 @@ export class RedisWorker extends BrokerWorker<RedisServerTransport, RedisArrival
     return streams;
   }
 
+  /**
+   * How many entries one read may bring per stream. One COUNT applies to every stream it
+   * reads, so it is the least room of any: the shared stream's (`maxInFlight`) and each
+   * session's (`maxInFlightPerSession`), so that no read takes a session past its limit.
+   */
+  #readCount(streams: string[]): number {
+    let count = PULL_BATCH;
+    if (streams[0] === this.#common.keys.requests) count = Math.min(count, this.room);
+    for (const record of this.sessionRecords()) {
+      if (record.binding !== undefined && streams.includes(record.binding)) count = Math.min(count, this.policies.perSession - record.transport[held].size);
+    }
+    return Math.max(1, count);
+  }
+
   async #read(): Promise<void> {
     const reader = this.#reader as Conn;
     while (!this.stop.signal.aborted) {
-      if (!reader.isReady) {
+      if (!reader.isReady || !this.connected) {
         await sleep(100, this.stop.signal).catch(() => {});
         continue;
       }
@@ -210,7 +262,7 @@ export class RedisWorker extends BrokerWorker<RedisServerTransport, RedisArrival
         await this.#idle.promise;
         continue;
       }
-      const count = Math.min(PULL_BATCH, this.room > 0 ? this.room : PULL_BATCH);
+      const count = this.#readCount(streams);
       let reply: unknown;
       this.#readingNow = streams.join('\n');
       this.#reads++;
@@ -340,7 +392,10 @@ export class RedisWorker extends BrokerWorker<RedisServerTransport, RedisArrival
     const claims: Array<Promise<void>> = [];
     if (this.room > 0) claims.push(this.#claim(this.#common.keys.requests, Math.min(PULL_BATCH, this.room)));
     for (const record of this.sessionRecords()) {
-      if (record.binding !== undefined && record.replay !== undefined) claims.push(this.#claim(record.binding, this.policies.perSession));
+      if (record.binding !== undefined && record.replay !== undefined) {
+        const room = this.policies.perSession - record.transport[held].size;
+        if (room > 0) claims.push(this.#claim(record.binding, room));
+      }
     }
     await Promise.all(claims);
   }
