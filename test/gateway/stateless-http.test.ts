@@ -223,6 +223,15 @@ describeEachBroker('test/gateway/stateless-http.test.ts', (b) => `2026-07-28 ove
     expect(encoded.status).toBe(200);
     expect(await encoded.text()).toContain('"text":"ü"');
 
+    // The header names the era, the body does not carry its envelope: the missing key is named.
+    const bare = await fetch(url, { ...modernRequest('tools/list', {}), body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }) });
+    expect(bare.status).toBe(400);
+    expect(((await bare.json()) as { error: { code: number; message: string } }).error).toMatchObject({ code: -32602, message: expect.stringContaining('io.modelcontextprotocol/protocolVersion') });
+    // A batch cannot carry the era's requests.
+    const batch = await fetch(url, { ...modernRequest('tools/list', {}), body: JSON.stringify([JSON.parse(modernRequest('tools/list', {}).body as string)]) });
+    expect(batch.status).toBe(400);
+    expect(((await batch.json()) as { error: { message: string } }).error.message).toContain('a JSON-RPC batch cannot carry 2026-07-28 requests');
+
     for (const verb of ['GET', 'DELETE']) {
       const res = await fetch(url, { method: verb, headers: { accept: 'text/event-stream', 'mcp-protocol-version': MODERN } });
       expect(res.status).toBe(405);
