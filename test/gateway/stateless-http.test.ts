@@ -81,7 +81,7 @@ function recording(fetch: Fetch): { fetch: Fetch; seen: Seen[] } {
 }
 
 /** A 2026-07-28 request as the SDK sends it: the envelope in `_meta`, its headers derived from it. */
-function modernRequest(method: string, params: Record<string, unknown>, headers: Record<string, string> = {}, id = 1): RequestInit {
+function modernRequest(method: string, params: Record<string, unknown>, headers: Record<string, string> = {}, id: string | number = 1): RequestInit {
   return {
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': MODERN, 'mcp-method': method, ...headers },
@@ -106,11 +106,13 @@ describeEachBroker('test/gateway/stateless-http.test.ts', (b) => `2026-07-28 ove
   const ledger = new Ledger();
   const workers: FixtureWorker[] = [];
   const gateways: TestGateway[] = [];
+  let upstreamUrl = '';
   beforeAll(async () => {
     broker = await kind.start();
     const service = uniqueService('stateless-http');
+    upstreamUrl = `${broker.url}/${service}`;
     for (let i = 0; i < 2; i++) workers.push(await fixtureWorker(kind, broker.url, service, 'v2-entry', { ledger }));
-    for (let i = 0; i < 2; i++) gateways.push(await startTestGateway({ upstream: { url: `${broker.url}/${service}` } }));
+    for (let i = 0; i < 2; i++) gateways.push(await startTestGateway({ upstream: { url: upstreamUrl } }));
   });
   afterAll(async () => {
     await Promise.all(gateways.map((gw) => gw.stop(0)));
@@ -187,7 +189,7 @@ describeEachBroker('test/gateway/stateless-http.test.ts', (b) => `2026-07-28 ove
         if (p.message === SLOW_STARTED_MESSAGE) controller.abort(new Error('the user gave up'));
       },
     });
-    await expect(call).rejects.toThrow();
+    await expect(call).rejects.toThrow('the user gave up');
     await ledger.whenAborted('slow');
     expect(ledger.aborted.get('slow')).toBe(abortsBefore + 1);
     // The exchange is over on the replica that served it; the next request goes on as usual.
@@ -240,6 +242,28 @@ describeEachBroker('test/gateway/stateless-http.test.ts', (b) => `2026-07-28 ove
     }
     // Nothing was opened for any of them.
     expect(gateways[0]!.gateway.sessions.size).toBe(0);
+  });
+
+  it('a replica shutting down answers the request it still holds with the shutdown error: one answer, and the server hears the cancellation', async () => {
+    const leaving = await startTestGateway({ upstream: { url: upstreamUrl } });
+    clients.push({ close: () => leaving.stop(0) });
+    const c = createV2Client({ negotiation: 'auto' });
+    clients.push(c);
+    await c.connect(makeClientTransport('v2', leaving.http));
+    const abortsBefore = ledger.aborted.get('slow') ?? 0;
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => (started = resolve));
+    const outcome = c.callTool('slow', {}, { onprogress: (p) => void (p.message === SLOW_STARTED_MESSAGE && started()) }).then(
+      () => 'answered',
+      (error: Error) => error.message,
+    );
+    await running;
+    expect(leaving.gateway.exchanges.size).toBe(1);
+    await leaving.stop(50);
+    expect(await outcome).toContain('the gateway shut down before the upstream server answered');
+    await ledger.whenAborted('slow');
+    expect(ledger.aborted.get('slow')).toBeGreaterThan(abortsBefore);
+    expect(leaving.gateway.exchanges.size).toBe(0);
   });
 
   it('a raw request gets one answer on its own POST, under its own id', async () => {
