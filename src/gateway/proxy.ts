@@ -153,6 +153,8 @@ export class ProxySession {
   readonly #serverRequests = new Map<RequestId, RequestId | undefined>();
   /** Writes to the downstream still going: answered before the downstream closes. */
   readonly #writes = new Set<Promise<unknown>>();
+  /** The client's notifications (a cancellation) still being written upstream: written before the upstream closes. */
+  readonly #upstreamWrites = new Set<Promise<unknown>>();
   #upstreamState: UpstreamState = 'idle';
   #held: JSONRPCMessage[] = [];
   #draining = false;
@@ -402,12 +404,17 @@ export class ProxySession {
   }
 
   #sendUpstream(message: JSONRPCMessage): void {
-    (this.#upstream as LayeredTransport).send(message).catch((error: unknown) => {
+    const sent = (this.#upstream as LayeredTransport).send(message).catch((error: unknown) => {
       // A request always ends with an answer (the wrapped transport answers what it takes);
       // one it refused outright (closed) is answered here.
       if (isRequest(message)) this.#answer(message.id, error);
       else this.#log.debug(`could not forward ${describe(message)} upstream: ${(error as Error).message}`, { event: 'forward-failed' });
     });
+    // A 2026-07-28 client cancels and goes at once: its cancellation must be on its way before the upstream closes.
+    if (!isRequest(message) && 'method' in message) {
+      this.#upstreamWrites.add(sent);
+      void sent.finally(() => this.#upstreamWrites.delete(sent));
+    }
   }
 
   async #startUpstream(): Promise<void> {
@@ -738,8 +745,8 @@ export class ProxySession {
   }
 
   async #flush(ms: number): Promise<void> {
-    if (this.#writes.size === 0) return;
-    await withTimeout(Promise.allSettled(this.#writes), ms).catch(() => {});
+    if (this.#writes.size === 0 && this.#upstreamWrites.size === 0) return;
+    await withTimeout(Promise.allSettled([...this.#writes, ...this.#upstreamWrites]), ms).catch(() => {});
   }
 
   // --- idle ------------------------------------------------------------------------

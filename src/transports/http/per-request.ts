@@ -89,7 +89,8 @@ export class PerRequestHttpTransport {
       // The client closed its request before the answer: in this era, that is how it cancels.
       const cancel: JSONRPCMessage = { jsonrpc: '2.0', method: CANCELLED, params: { requestId: message.id, reason: 'the client closed the request' } };
       deliverTo(this, cancel, extra);
-      void this.close();
+      // On the next turn: whoever holds the transport forwards the cancellation before it learns the exchange is over.
+      setImmediate(() => void this.close());
     });
     this.#pulse = setInterval(() => this.#keepAlive(), this.#keepAliveMs / 2);
     this.#pulse.unref();

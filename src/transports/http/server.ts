@@ -97,6 +97,7 @@ export interface McpHttpServerOptions extends GuardOptions {
    * With `sessions`: serve the 2026-07-28 era too. Creates the transport for each request
    * of that era (a PerRequestHttpTransport, wrapped or not, connected to your server or
    * proxy), or refuses it. Without it, every request is served as the 2025 eras are.
+   * The gateway's, for now: PerRequestHttpTransport is not published from mcp-layers/http.
    */
   perRequest?: (request: IncomingMessage) => PerRequestAdmitted | Promise<PerRequestAdmitted>;
   /** Or a fetch-style handler (e.g. a 2026-07-28 per-request handler). */
