@@ -7,6 +7,11 @@
  *                                                                ProxySession
  *   server ◄─stdio/HTTP/WS── upstream transport ─ upstream stack ┘
  *
+ * The 2026-07-28 era over HTTP has no session: each request is an exchange of its own, a
+ * ProxySession that lives as long as that request, with a sessionless upstream on the
+ * broker — so any replica serves any request. Other upstreams keep the 2025 eras over
+ * HTTP (docs/gateway.md, "The 2026-07-28 era over HTTP").
+ *
  * Startup checks everything a file can get wrong before anything starts — every layer's
  * options, the stdio command on PATH, layers a transport cannot carry, the port — and
  * reports it as a ConfigError. Shutdown stops accepting, lets what is in flight finish
@@ -28,11 +33,13 @@ import { tryRequirePeer } from '../layer-kit/peer-deps.ts';
 import { EventBus } from '../core/events.ts';
 import { AuthenticationError, isLoopbackHost } from '../transports/guard.ts';
 import { McpHttpServer } from '../transports/http/server.ts';
-import type { Adopted } from '../transports/http/server.ts';
+import type { Adopted, PerRequestAdmitted } from '../transports/http/server.ts';
+import { headersNameStatelessEra } from '../transports/http/era.ts';
+import { PerRequestHttpTransport } from '../transports/http/per-request.ts';
 import { StreamableHttpSessionTransport } from '../transports/http/session.ts';
 import { answerClientError, pathOf } from '../transports/listen.ts';
 import { McpWebSocketServer } from '../transports/ws/server.ts';
-import type { Transport } from '../core/transport.ts';
+import { STATELESS_PROTOCOL_VERSION, type Transport } from '../core/transport.ts';
 import { type LayeredTransport, type Wrapped, wrap } from '../core/wrap.ts';
 import { metricsHandler } from '../../middleware/observability/metrics.ts';
 import type { GatewayLogger } from './logger.ts';
@@ -202,6 +209,8 @@ function withoutOAuth(entries: readonly LayerEntry[]): LayerEntry[] {
 export interface GatewayEvents {
   'session-open': [{ id: string; listener: 'http' | 'websocket' }];
   'session-close': [{ id: string; sessionId: string | undefined; listener: 'http' | 'websocket'; reason: CloseReason }];
+  /** A 2026-07-28 request over HTTP is over (answered, cancelled by its client, or failed), and so is everything it held. */
+  'exchange-close': [{ id: string; reason: CloseReason }];
 }
 
 export class Gateway extends EventEmitter<GatewayEvents> {
@@ -221,6 +230,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   readonly #http: McpHttpServer | undefined;
   readonly #ws: McpWebSocketServer | undefined;
   readonly #sessions = new Set<ProxySession>();
+  /** 2026-07-28 requests over HTTP in flight, each its own ProxySession (not a session: nothing outlives the request). */
+  readonly #exchanges = new Set<ProxySession>();
   /** Sessions by their Mcp-Session-Id (HTTP), filled as requests name them. */
   readonly #byMcpSessionId = new Map<string, ProxySession>();
   /** The response of each request that is creating (or adopting) an HTTP session (the factory sees only the request). */
@@ -258,6 +269,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         sessions: (req) => this.#openHttpSession(req),
         // Over a broker, any replica serves any session: one it does not hold is adopted.
         ...(upstream.kind === 'broker' ? { adopt: (req: IncomingMessage, sessionId: string) => this.#adoptHttpSession(req, sessionId) } : {}),
+        perRequest: () => this.#openExchange(),
         ...(authenticate === undefined ? {} : { authenticate }),
         path,
         // The gateway admits sessions itself (#refusal); this only backs it up, with room for sessions still closing.
@@ -343,6 +355,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     return this.#sessions;
   }
 
+  /** 2026-07-28 requests over HTTP in flight (each a ProxySession of its own). */
+  get exchanges(): ReadonlySet<ProxySession> {
+    return this.#exchanges;
+  }
+
   get draining(): boolean {
     return this.#draining;
   }
@@ -364,7 +381,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   async #stop(drainTimeoutMs: number): Promise<void> {
     this.#draining = true;
-    const inFlight = [...this.#sessions].reduce((n, s) => n + s.inFlight, 0);
+    const inFlight = [...this.#sessions, ...this.#exchanges].reduce((n, s) => n + s.inFlight, 0);
     this.#log.info(`shutting down: ${this.#sessions.size} sessions, ${inFlight} requests in flight, up to ${drainTimeoutMs} ms to finish`, {
       event: 'shutdown',
       sessions: this.#sessions.size,
@@ -377,7 +394,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       timer.unref();
     });
     await Promise.all(
-      [...this.#sessions].map(async (session) => {
+      [...this.#sessions, ...this.#exchanges].map(async (session) => {
         const outcome = await Promise.race([session.drain().then(() => 'drained' as const), deadline]);
         if (outcome === 'deadline' && session.inFlight > 0) {
           await session.abort(`the gateway shut down before the upstream server answered (drain timeout ${drainTimeoutMs} ms)`);
@@ -435,7 +452,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     if (path === this.settings.path) {
       if (this.#http === undefined) return json(res, 426, { error: `This endpoint speaks MCP over WebSocket only; connect to ws://…${this.settings.path}` }, { upgrade: 'websocket' });
       const sessionId = req.headers['mcp-session-id'];
-      if (sessionId === undefined && req.method === 'POST') {
+      // A 2026-07-28 request opens no session: McpHttpServer gives it an exchange of its own (#openExchange).
+      if (sessionId === undefined && req.method === 'POST' && !headersNameStatelessEra(req.headers)) {
         const refusal = this.#refusal(true);
         if (refusal !== undefined) {
           this.#metrics.refused.inc({ listener: 'http', reason: refusal.reason });
@@ -585,6 +603,58 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     });
   }
 
+  /**
+   * One 2026-07-28 request over HTTP. Over a broker it goes sessionless to the service's
+   * shared subject or stream, where any worker takes it, and its answer comes back to
+   * this replica's per-request inbox: any replica serves any request. Other upstreams are
+   * a process or a connection per session, held by this replica; serving the era would
+   * mean sharing one between clients (or starting one per request), so they keep the
+   * 2025 eras over HTTP: the refusal is the one an SDK client falls back to initialize on,
+   * and WebSocket still carries 2026-07-28 to them end to end.
+   */
+  async #openExchange(): Promise<PerRequestAdmitted> {
+    if (this.upstream.kind !== 'broker') {
+      return {
+        refuse: {
+          status: 400,
+          code: UNSUPPORTED_PROTOCOL_VERSION,
+          message: `Unsupported protocol version: this gateway serves 2026-07-28 over Streamable HTTP only in front of a broker (upstream nats:// or redis://); its upstream is ${this.upstream.kind}: use initialize (${SESSION_ERA_VERSIONS[0]}) here, or WebSocket`,
+          data: { supported: [...SESSION_ERA_VERSIONS], requested: STATELESS_PROTOCOL_VERSION },
+        },
+      };
+    }
+    if (this.#draining) {
+      return { refuse: { status: 503, code: ErrorCode.LoadShed, message: 'Service Unavailable: the gateway is shutting down; send the request to another instance', headers: { 'retry-after': '5' } } };
+    }
+    const limit = this.settings.maxSessions;
+    if (this.#exchanges.size >= limit) {
+      this.#metrics.refused.inc({ listener: 'http', reason: 'max-sessions' });
+      return {
+        refuse: { status: 503, code: ErrorCode.LoadShed, message: `Service Unavailable: the gateway holds its limit of ${limit} 2026-07-28 requests in flight (downstream.maxSessions); try again later`, headers: { 'retry-after': '1' } },
+      };
+    }
+    const id = `request-${this.#nextLocalId++}`;
+    const downstream = wrap(new PerRequestHttpTransport(), this.stacks.downstream.layers, { name: 'downstream', events: this.downstreamEvents });
+    const exchange = new ProxySession({
+      id,
+      listener: 'http',
+      downstream,
+      openUpstream: () => this.#wrapUpstream(this.upstream.create(id)),
+      perRequest: true,
+      logger: this.#log,
+      closeDownstream: () => downstream.close(),
+      // It lives as long as its request: the session timeouts never apply.
+      idleTimeoutMs: undefined,
+      heldMessageTimeoutMs: this.settings.heldMessageTimeoutMs,
+      onclose: (closed, reason) => {
+        if (this.#exchanges.delete(closed)) this.emit('exchange-close', { id: closed.id, reason });
+      },
+    });
+    this.#exchanges.add(exchange);
+    await downstream.start();
+    return downstream;
+  }
+
   async #openWebSocketSession(transport: Transport & { close(code?: number, reason?: string): Promise<void> }): Promise<void> {
     const downstream = this.#wrapDownstream(transport);
     this.#open('websocket', downstream, (reason) => {
@@ -681,6 +751,12 @@ function gatewayMetrics(registry: Registry, processMetrics: boolean): { sessions
     closes: make(closes.name, () => new Counter({ name: closes.name, help: closes.help, labelNames: [...closes.labels], registers: [registry] })),
   };
 }
+
+/** The JSON-RPC code of an unsupported protocol version (the SDK's UnsupportedProtocolVersion). */
+const UNSUPPORTED_PROTOCOL_VERSION = -32022;
+
+/** What Streamable HTTP serves when the 2026-07-28 era cannot be: the 2025 eras, newest first. */
+const SESSION_ERA_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05'] as const;
 
 function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = `${JSON.stringify(body)}\n`;

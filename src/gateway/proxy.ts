@@ -31,7 +31,13 @@
  *     past both stacks under the server's own ids, since the answer may reach any replica;
  *     a cancellation of a request another replica holds is relayed to it; the replica
  *     holding the GET stream tells the worker so; only the client's DELETE ends the
- *     session on the broker — reclaiming or shutting down ends this replica's part of it.
+ *     session on the broker — reclaiming or shutting down ends this replica's part of it;
+ *   - one 2026-07-28 request over HTTP (`perRequest`): the session is that one exchange —
+ *     its downstream transport closes once the request is answered or its client went
+ *     away, and the session with it. Everything the upstream sends belongs to that
+ *     request and goes on its stream; a server request is answered with an error at once
+ *     (the era asks the client with an `input_required` result, and a client has nowhere
+ *     to post an answer).
  */
 import type { ServerResponse } from 'node:http';
 import { asError, ConnectionClosedError, ErrorCode, McpLayersError, toErrorObject, TransportError } from '../core/errors.ts';
@@ -109,6 +115,8 @@ export interface ProxySessionOptions {
    * broker already (started), and the downstream side starts initialized, at this version.
    */
   readonly adopted?: { readonly upstream: LayeredTransport; readonly protocolVersion: string | undefined };
+  /** One 2026-07-28 request over HTTP: the session lives as long as its exchange (docs/gateway.md, "The 2026-07-28 era over HTTP"). */
+  readonly perRequest?: boolean;
 }
 
 /** What a broker client transport (the upstream of a shared session) offers the session, beyond Transport. */
@@ -145,6 +153,8 @@ export class ProxySession {
   readonly #serverRequests = new Map<RequestId, RequestId | undefined>();
   /** Writes to the downstream still going: answered before the downstream closes. */
   readonly #writes = new Set<Promise<unknown>>();
+  /** The client's notifications (a cancellation) still being written upstream: written before the upstream closes. */
+  readonly #upstreamWrites = new Set<Promise<unknown>>();
   #upstreamState: UpstreamState = 'idle';
   #held: JSONRPCMessage[] = [];
   #draining = false;
@@ -311,7 +321,9 @@ export class ProxySession {
     this.#closed = (async () => {
       clearTimeout(this.#idleTimer);
       this.#drained?.();
-      const level = reason === 'upstream-closed' || reason === 'upstream-failed' || reason === 'initialize-failed' ? 'warn' : 'info';
+      const failed = reason === 'upstream-closed' || reason === 'upstream-failed' || reason === 'initialize-failed';
+      // A 2026-07-28 request's session ends with every request: that is not news.
+      const level = failed ? 'warn' : this.#options.perRequest === true ? 'debug' : 'info';
       const exit = this.#upstreamExit();
       this.#log.log(level, `session closed (${reason})${exit === undefined ? '' : `: the upstream server ${describeExit(exit)}`}`, {
         event: 'session-close',
@@ -392,12 +404,17 @@ export class ProxySession {
   }
 
   #sendUpstream(message: JSONRPCMessage): void {
-    (this.#upstream as LayeredTransport).send(message).catch((error: unknown) => {
+    const sent = (this.#upstream as LayeredTransport).send(message).catch((error: unknown) => {
       // A request always ends with an answer (the wrapped transport answers what it takes);
       // one it refused outright (closed) is answered here.
       if (isRequest(message)) this.#answer(message.id, error);
       else this.#log.debug(`could not forward ${describe(message)} upstream: ${(error as Error).message}`, { event: 'forward-failed' });
     });
+    // A 2026-07-28 client cancels and goes at once: its cancellation must be on its way before the upstream closes.
+    if (!isRequest(message) && 'method' in message) {
+      this.#upstreamWrites.add(sent);
+      void sent.finally(() => this.#upstreamWrites.delete(sent));
+    }
   }
 
   async #startUpstream(): Promise<void> {
@@ -559,11 +576,22 @@ export class ProxySession {
       }
       return;
     }
+    if (this.#options.perRequest === true && isRequest(message)) return this.#refuseServerRequest(message);
     const options = this.#relatedOptions(message);
     if (isRequest(message)) this.#serverRequests.set(message.id, options?.relatedRequestId);
     else if (message.method === CANCELLED) this.#serverRequests.delete(message.params?.['requestId'] as RequestId);
     if (options === undefined && this.listener === 'http' && this.#standalone === undefined) return this.#awaitStream(message);
     this.#write(this.downstream.send(message, options), message);
+  }
+
+  /** A 2026-07-28 request's server asked the client something: it cannot be carried, and the server hears so at once. */
+  #refuseServerRequest(message: JSONRPCRequest): void {
+    const error = new TransportError(
+      `The gateway cannot deliver ${message.method} to a 2026-07-28 client over HTTP: the era carries no server requests (ask with an input_required result)`,
+      { layer: 'gateway', reason: 'no-client-stream' },
+    );
+    this.#log.warn(error.message, { event: 'deliver-failed', method: message.method });
+    this.#upstream?.send({ jsonrpc: '2.0', id: message.id, error: toErrorObject(error, 0) }).catch(() => {});
   }
 
   /** Why the upstream ended, when it is a child that exited on its own. */
@@ -717,8 +745,8 @@ export class ProxySession {
   }
 
   async #flush(ms: number): Promise<void> {
-    if (this.#writes.size === 0) return;
-    await withTimeout(Promise.allSettled(this.#writes), ms).catch(() => {});
+    if (this.#writes.size === 0 && this.#upstreamWrites.size === 0) return;
+    await withTimeout(Promise.allSettled([...this.#writes, ...this.#upstreamWrites]), ms).catch(() => {});
   }
 
   // --- idle ------------------------------------------------------------------------

@@ -9,7 +9,9 @@
  * event with the end of the body.
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { isJsonContentType } from '@modelcontextprotocol/sdk/shared/mediaType.js';
 import { asError } from '../../core/errors.ts';
+import type { JSONRPCMessage } from '../../core/jsonrpc.ts';
 import type { CompressionSettings, Encoding, EventFanout } from '../../core/wire.ts';
 import { compressBuffer, createCompressor, negotiateEncoding } from '../encoding.ts';
 
@@ -173,4 +175,36 @@ export class EventStream {
     if (encoding !== undefined && this.#before > 0 && this.#fanout.has('bytes-compressed')) this.#fanout.emit('bytes-compressed', { encoding, direction: 'outbound', before: this.#before, after: this.#after });
     if (this.#fanout.has('wire')) this.#fanout.emit('wire', { direction: 'outbound', bytes: this.#after, encoding: encoding ?? 'identity' });
   }
+}
+
+// ── what both server transports (session.ts, per-request.ts) write and check ──────────
+
+/** The SDK's DEFAULT_SSE_KEEP_ALIVE_MS: no open response stays silent this long. */
+export const KEEP_ALIVE_MS = 15_000;
+export const KEEP_ALIVE = ': keepalive\n\n';
+
+export const EVENT_STREAM: OutgoingHttpHeaders = {
+  'content-type': 'text/event-stream',
+  'cache-control': 'no-cache, no-transform',
+  connection: 'keep-alive',
+  'x-accel-buffering': 'no',
+};
+
+/** One message as an SSE event. */
+export function event(message: JSONRPCMessage): string {
+  return `event: message\ndata: ${JSON.stringify(message)}\n\n`;
+}
+
+export function errorJson(code: number, message: string): string {
+  return JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null });
+}
+
+/** The SDK's checks of a POST's Accept (406) and Content-Type (415), or undefined when it passes. */
+export function postRefusal(req: IncomingMessage): { status: number; message: string } | undefined {
+  const accept = req.headers.accept;
+  if (accept === undefined || !accept.includes('application/json') || !accept.includes('text/event-stream')) {
+    return { status: 406, message: 'Not Acceptable: Client must accept both application/json and text/event-stream' };
+  }
+  if (!isJsonContentType(req.headers['content-type'] ?? null)) return { status: 415, message: 'Unsupported Media Type: Content-Type must be application/json' };
+  return undefined;
 }

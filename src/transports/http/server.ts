@@ -14,7 +14,11 @@
  *   - sessions: `sessions: (req) => transport` creates a transport for each new session
  *     and routes later requests by Mcp-Session-Id (404 for unknown ids, so clients
  *     re-initialize, unless `adopt` serves a session that lives elsewhere — another
- *     gateway replica's); stateless transports (no session id) are closed after their response.
+ *     gateway replica's); stateless transports (no session id) are closed after their response;
+ *   - the 2026-07-28 era beside the 2025 sessions: with `perRequest`, a POST whose body
+ *     (and headers) name 2026-07-28 gets a transport of its own for that one exchange
+ *     (per-request.ts), after its headers are checked against its body (era.ts: 400 for
+ *     a mismatch, 405 for a GET or DELETE of that era).
  *
  * Web-standard transports (`handleRequest(Request, { parsedBody, authInfo }) → Response`,
  * v1 and v2) get everything above. The v1 Node transport (`handleRequest(req, res, body)`)
@@ -36,6 +40,8 @@ import { classify } from '../../core/validate.ts';
 import { DISCARD_FACTOR, DISCARD_MS, discardRest, readBody } from './body.ts';
 import { addressOf, answerClientError, hostPort, listenOn, pathOf } from '../listen.ts';
 import { Responder } from './respond.ts';
+import { routeEra } from './era.ts';
+import { PerRequestHttpTransport } from './per-request.ts';
 import { StreamableHttpSessionTransport } from './session.ts';
 import { reportTo } from '../../core/callbacks.ts';
 
@@ -54,8 +60,20 @@ export interface HandlerExtra {
 
 export type FetchHandler = (request: Request, extra: HandlerExtra) => Response | Promise<Response>;
 
+/** An answer instead of a transport: the status, the JSON-RPC error, and headers (Retry-After) to send with it. */
+export interface Refusal {
+  readonly status: number;
+  readonly code: number;
+  readonly message: string;
+  readonly headers?: Record<string, string>;
+  readonly data?: Record<string, unknown>;
+}
+
 /** What `adopt` may answer: a transport that serves the session from now on, a refusal, or undefined (404: the session is unknown). */
-export type Adopted = HttpServerTransportLike | { refuse: { status: number; code: number; message: string } } | undefined;
+export type Adopted = HttpServerTransportLike | { refuse: Refusal } | undefined;
+
+/** What `perRequest` answers: the transport (a PerRequestHttpTransport, wrapped or not) for one 2026-07-28 exchange, or a refusal. */
+export type PerRequestAdmitted = HttpServerTransportLike | { refuse: Refusal };
 
 export interface HttpCompressionOptions {
   /** Response codings, most preferred first. Default zstd, br, gzip (those this Node has). */
@@ -75,6 +93,13 @@ export interface McpHttpServerOptions extends GuardOptions {
    * gateway replica can serve), or undefined for the usual 404.
    */
   adopt?: (request: IncomingMessage, sessionId: string) => Adopted | Promise<Adopted>;
+  /**
+   * With `sessions`: serve the 2026-07-28 era too. Creates the transport for each request
+   * of that era (a PerRequestHttpTransport, wrapped or not, connected to your server or
+   * proxy), or refuses it. Without it, every request is served as the 2025 eras are.
+   * The gateway's, for now: PerRequestHttpTransport is not published from mcp-layers/http.
+   */
+  perRequest?: (request: IncomingMessage) => PerRequestAdmitted | Promise<PerRequestAdmitted>;
   /** Or a fetch-style handler (e.g. a 2026-07-28 per-request handler). */
   handler?: FetchHandler;
   /** Attach to this server instead of listening: McpHttpServer handles its `request` events for `path`. */
@@ -103,7 +128,7 @@ type Target =
   | { kind: 'native'; transport: HttpServerTransportLike; inner: StreamableHttpSessionTransport; created: boolean }
   | { kind: 'web'; call: FetchHandler; transport: HttpServerTransportLike | undefined; created: boolean }
   | { kind: 'node'; transport: HttpServerTransportLike; created: boolean }
-  | { kind: 'refuse'; status: number; code: number; message: string };
+  | ({ kind: 'refuse' } & Refusal);
 
 export class McpHttpServer {
   /** Errors that have no request to answer with: failing transports, broken sockets. */
@@ -125,6 +150,7 @@ export class McpHttpServer {
   readonly #single: HttpServerTransportLike | undefined;
   readonly #factory: McpHttpServerOptions['sessions'];
   readonly #adoptSession: McpHttpServerOptions['adopt'];
+  readonly #perRequest: McpHttpServerOptions['perRequest'];
   readonly #handler: FetchHandler | undefined;
   readonly #sessions = new Map<string, HttpServerTransportLike>();
   readonly #adopted = new WeakSet<HttpServerTransportLike>();
@@ -140,6 +166,7 @@ export class McpHttpServer {
       'transport',
       'sessions',
       'adopt',
+      'perRequest',
       'handler',
       'server',
       'port',
@@ -159,6 +186,8 @@ export class McpHttpServer {
     this.#factory = functionOption('McpHttpServer.sessions', options.sessions);
     this.#adoptSession = functionOption('McpHttpServer.adopt', options.adopt);
     if (this.#adoptSession !== undefined && this.#factory === undefined) throw invalidOption('McpHttpServer.adopt', 'used with sessions', 'adopt without sessions');
+    this.#perRequest = functionOption('McpHttpServer.perRequest', options.perRequest);
+    if (this.#perRequest !== undefined && this.#factory === undefined) throw invalidOption('McpHttpServer.perRequest', 'used with sessions', 'perRequest without sessions');
     this.#handler = functionOption('McpHttpServer.handler', options.handler);
     this.#guard = new Guard('McpHttpServer', options);
     this.#path = stringOption('McpHttpServer.path', options.path, '/mcp');
@@ -271,9 +300,14 @@ export class McpHttpServer {
       const invalid = notJsonRpc(parsedBody);
       if (invalid !== undefined) return reply(res, 400, ErrorCode.InvalidRequest, `Invalid Request: ${invalid.problem}`, {}, invalid.id);
     }
+    if (this.#perRequest !== undefined) {
+      const route = routeEra(req.method, req.headers, parsedBody);
+      if (route.era === 'refused') return reply(res, route.status, route.code, route.message, route.headers, route.id, route.data);
+      if (route.era === 'stateless') return this.#exchange(req, res, this.#perRequest, parsedBody, admission.authInfo);
+    }
     const found = this.#target(req);
     const target = found instanceof Promise ? await found : found;
-    if (target.kind === 'refuse') return reply(res, target.status, target.code, target.message);
+    if (target.kind === 'refuse') return reply(res, target.status, target.code, target.message, target.headers, null, target.data);
     const transport = target.transport;
     try {
       if (target.kind === 'native') {
@@ -304,6 +338,20 @@ export class McpHttpServer {
       if (target.created && transport !== undefined && transport.sessionId === undefined) void transport.close().catch(() => {});
       throw error;
     }
+  }
+
+  /** One 2026-07-28 exchange: a transport of its own, which closes itself once answered. */
+  async #exchange(req: IncomingMessage, res: ServerResponse, perRequest: NonNullable<McpHttpServerOptions['perRequest']>, body: unknown, authInfo: unknown): Promise<void> {
+    const admitted = await perRequest(req);
+    if ('refuse' in admitted) return reply(res, admitted.refuse.status, admitted.refuse.code, admitted.refuse.message, admitted.refuse.headers, requestIdOf(body), admitted.refuse.data);
+    const inner = innermost(admitted);
+    if (!(inner instanceof PerRequestHttpTransport)) {
+      void admitted.close().catch(() => {});
+      throw invalidOption('McpHttpServer.perRequest', 'a PerRequestHttpTransport (wrapped or not)', inner);
+    }
+    const settings = httpServerWire.get(inner)?.settings ?? this.#compression;
+    const out = new Responder(req, res, settings, this.#fanoutFor(admitted), (error) => this.#report(error));
+    inner.handleRequest(req, out, body, authInfo);
   }
 
   /** Where the request goes; a promise only when a session is being created. */
@@ -557,12 +605,18 @@ function notJsonRpc(value: unknown): { problem: string; id: RequestId | null } |
   return { problem: classified.problem, id: looksLikeRequest ? (classified.id ?? null) : null };
 }
 
+/** The id of a request body, to answer it under (null for anything else). */
+function requestIdOf(body: unknown): RequestId | null {
+  const id = (body as { id?: unknown } | undefined)?.id;
+  return typeof id === 'string' || typeof id === 'number' ? id : null;
+}
+
 /** A JSON-RPC error body with an HTTP status, as the SDK's transports answer. */
-function reply(res: ServerResponse, status: number, code: number, message: string, headers: Record<string, string> = {}, id: RequestId | null = null): void {
+function reply(res: ServerResponse, status: number, code: number, message: string, headers: Record<string, string> = {}, id: RequestId | null = null, data?: Record<string, unknown>): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  const body = errorBody(code, message, id);
+  const body = data === undefined ? errorBody(code, message, id) : JSON.stringify({ jsonrpc: '2.0', id, error: { code, message, data } });
   res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) }).end(body);
 }

@@ -34,17 +34,13 @@
  */
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
-import { isJsonContentType } from '@modelcontextprotocol/sdk/shared/mediaType.js';
 import { CANCELLED, type JSONRPCMessage, type RequestId } from '../../core/jsonrpc.ts';
 import type { MessageExtraInfo, TransportSendOptions } from '../../core/transport.ts';
-import type { EventStream, Responder } from './respond.ts';
+import { errorJson, event, EVENT_STREAM, KEEP_ALIVE, KEEP_ALIVE_MS, postRefusal, type EventStream, type Responder } from './respond.ts';
 import { deliverTo, reportTo } from '../../core/callbacks.ts';
 
 /** The SDK's transports refuse longer batches (MAX_BATCH_SIZE). */
 const MAX_BATCH = 100;
-/** The SDK's DEFAULT_SSE_KEEP_ALIVE_MS. */
-const KEEP_ALIVE_MS = 15_000;
-const KEEP_ALIVE = ': keepalive\n\n';
 
 export interface StreamableHttpSessionOptions {
   /** The session's Mcp-Session-Id, made when initialize arrives. */
@@ -148,13 +144,8 @@ export class StreamableHttpSessionTransport {
   }
 
   #post(req: IncomingMessage, out: Responder, body: unknown, authInfo: unknown): void {
-    const accept = req.headers.accept;
-    if (accept === undefined || !accept.includes('application/json') || !accept.includes('text/event-stream')) {
-      return this.#refuse(out, 406, -32000, 'Not Acceptable: Client must accept both application/json and text/event-stream');
-    }
-    if (!isJsonContentType(req.headers['content-type'] ?? null)) {
-      return this.#refuse(out, 415, -32000, 'Unsupported Media Type: Content-Type must be application/json');
-    }
+    const refused = postRefusal(req);
+    if (refused !== undefined) return this.#refuse(out, refused.status, -32000, refused.message);
     const messages = (Array.isArray(body) ? body : [body]) as JSONRPCMessage[];
     if (messages.length > MAX_BATCH) return this.#refuse(out, 400, -32600, `Invalid Request: Batch must not exceed ${MAX_BATCH} messages`);
     let initialize = false;
@@ -351,21 +342,6 @@ export class StreamableHttpSessionTransport {
   }
 }
 
-const EVENT_STREAM: OutgoingHttpHeaders = {
-  'content-type': 'text/event-stream',
-  'cache-control': 'no-cache, no-transform',
-  connection: 'keep-alive',
-  'x-accel-buffering': 'no',
-};
-
-function event(message: JSONRPCMessage): string {
-  return `event: message\ndata: ${JSON.stringify(message)}\n\n`;
-}
-
-function errorJson(code: number, message: string): string {
-  return JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null });
-}
-
 function isRequest(message: JSONRPCMessage): message is JSONRPCMessage & { id: RequestId; method: string } {
   return 'method' in message && 'id' in message && message.id !== undefined;
 }
@@ -388,7 +364,7 @@ function isInitialize(message: { method: string; params?: unknown }): boolean {
 }
 
 /** `authInfo` and `requestInfo` as the SDK's transport passes them; the URL is parsed only if someone reads it. */
-function extraInfo(req: IncomingMessage, authInfo: unknown): MessageExtraInfo {
+export function extraInfo(req: IncomingMessage, authInfo: unknown): MessageExtraInfo {
   const headers: IncomingHttpHeaders = req.headers;
   let url: URL | undefined;
   const requestInfo = {
