@@ -7,102 +7,14 @@
  */
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listenHttp } from '#transports/http/index.ts';
-import { listenWebSocket, WebSocketClientTransport } from '#transports/ws/index.ts';
+import { WebSocketClientTransport } from '#transports/ws/index.ts';
 import type { Transport } from '#core/transport.ts';
-import { createV1Client, createV2Client, type TestClient } from '../support/clients.ts';
-import { runScenarios, type Step } from '../support/scenarios.ts';
-import { normalizePeerIds, tap, type TapLog } from '../support/tap.ts';
-import { makeClientTransport, makeServerTransport } from '../support/http.ts';
-import type { Ledger } from '../support/ledger.ts';
-import { startServer } from '../support/run.ts';
+import { createV2Client } from '../support/clients.ts';
+import { makeClientTransport } from '../support/http.ts';
 import { fixtureUpstream, startTestGateway, type TestGateway } from '../support/gateway.ts';
-
-type Sdk = 'v1' | 'v2';
-type Listener = 'http' | 'websocket';
-
-const client = (sdk: Sdk): TestClient => (sdk === 'v1' ? createV1Client() : createV2Client());
-
-interface Run {
-  steps: Step[];
-  errors: string[];
-  log: TapLog;
-}
-
-async function script(sdk: Sdk, transport: Transport, serverSdk: Sdk, beforeLedger?: () => Promise<void>): Promise<Run> {
-  const c = client(sdk);
-  if (beforeLedger !== undefined) {
-    const call = c.callTool.bind(c);
-    c.callTool = async (name, args, options) => {
-      if (name === 'ledger') await beforeLedger();
-      return call(name, args, options);
-    };
-  }
-  const errors: string[] = [];
-  c.onerror = (error) => void errors.push(error.message);
-  const log = tap(transport);
-  await c.connect(transport);
-  try {
-    return { steps: await runScenarios(c, { era: 'legacy', serverSdk }), errors, log };
-  } finally {
-    await c.close();
-  }
-}
-
-const PROGRESS_STEP = 'tools/call progress';
-
-/**
- * What must be equal. The SDKs drop progress notifications that arrive in the same
- * read as their response (a known race, test/interop/stdio.test.ts): the progress the
- * SDK reported is left out, and what arrived on the wire is compared instead.
- */
-function comparable(run: Run) {
-  const log = normalizePeerIds(run.log);
-  return {
-    steps: run.steps.map((step) => (step.step === PROGRESS_STEP ? { ...step, value: { ok: { result: (step.value as { ok: { result: unknown } }).ok.result } } } : step)),
-    errors: run.errors.filter((message) => !message.startsWith('Received a progress notification for an unknown token')),
-    sent: log.sent,
-    received: log.received,
-    progressBeforeResponse: progressOnTheWire(run.log),
-  };
-}
-
-function progressOnTheWire(log: TapLog): number[] {
-  const call = log.sent.find((m) => 'method' in m && m.method === 'tools/call' && m.params?.['name'] === 'progress') as { id: unknown } | undefined;
-  const responseAt = log.received.findIndex((m) => !('method' in m) && m.id === call?.id);
-  return log.received
-    .slice(0, responseAt)
-    .filter((m) => 'method' in m && m.method === 'notifications/progress' && (m.params as { progressToken?: unknown })?.progressToken !== undefined)
-    .map((m) => (m as unknown as { params: { progress: number } }).params.progress)
-    .filter((progress) => progress > 0);
-}
-
-/**
- * The reference: the same fixture server (in process) served directly over the same
- * transport — Streamable HTTP by McpHttpServer, WebSocket by McpWebSocketServer — so
- * what the transport itself does (HTTP's SSE streams, their aborts on close) is the
- * same on both sides of the comparison and only the gateway differs.
- */
-async function directRun(sdk: Sdk, serverSdk: Sdk, listener: Listener): Promise<Run> {
-  let ledger: Ledger | undefined;
-  const serve = async (transport: Transport) => {
-    const started = await startServer(serverSdk, transport);
-    ledger = started.ledger;
-    return started;
-  };
-  const server =
-    listener === 'http'
-      ? await listenHttp({ sessions: async () => { const transport = makeServerTransport(serverSdk); await serve(transport); return transport; } })
-      : await listenWebSocket({ onconnection: async (transport) => void (await serve(transport)) });
-  try {
-    const transport = listener === 'http' ? makeClientTransport(sdk, server.url) : new WebSocketClientTransport(server.url);
-    // See the gateway run for why HTTP waits for the cancellation to have reached the server.
-    const cancelled = listener === 'http' ? () => (ledger as Ledger).whenAborted('slow') : undefined;
-    return await script(sdk, transport, serverSdk, cancelled);
-  } finally {
-    await server.close();
-  }
-}
+// The script, the direct reference run and what must be equal (the SDKs drop progress that
+// shares a read with its response, so the progress the wire carried is compared instead).
+import { cancelSent as cancelSentOn, comparable, directRun, type Listener, scriptRun as script, type Sdk } from '../support/gateway-transcripts.ts';
 
 function downstreamTransport(listener: Listener, sdk: Sdk, gw: TestGateway): Transport {
   return listener === 'http' ? makeClientTransport(sdk, gw.http) : new WebSocketClientTransport(gw.ws);
@@ -122,9 +34,7 @@ describe.each([['v1'], ['v2']] as const)('fixture server on SDK %s behind the ga
     // Over HTTP the client's notifications/cancelled and its next request are separate POSTs
     // that may reach the gateway in either order (the SDK does not wait for the first): the
     // ledger is read once the cancellation has gone upstream. Over WebSocket order is kept.
-    const cancelSent = listener === 'http' ? new Promise<void>((resolve) => {
-      const off = gw.gateway.upstreamEvents.on('cancel-sent', () => (off(), resolve()));
-    }) : undefined;
+    const cancelSent = listener === 'http' ? cancelSentOn(gw.gateway.upstreamEvents) : undefined;
     const through = await script(sdk, downstreamTransport(listener, sdk, gw), serverSdk, cancelSent === undefined ? undefined : () => cancelSent);
     const reference = await directRun(sdk, serverSdk, listener);
     expect(comparable(through)).toEqual(comparable(reference));
