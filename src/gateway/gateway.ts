@@ -28,6 +28,7 @@ import winston from 'winston';
 import type { DownstreamConfig, GatewayConfig } from './config/gateway.ts';
 import type { LayerEntry } from './config/layers.ts';
 import { ConfigError, type LoadedConfig } from './config/load.ts';
+import { listenOn } from './listen.ts';
 import { asError, ErrorCode } from '../core/errors.ts';
 import { tryRequirePeer } from '../layer-kit/peer-deps.ts';
 import { EventBus } from '../core/events.ts';
@@ -417,30 +418,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.#log.info('gateway stopped', { event: 'stopped' });
   }
 
-  async #listen(): Promise<void> {
+  #listen(): Promise<void> {
     const { host, port } = this.settings;
-    await new Promise<void>((resolve, reject) => {
-      const onError = (error: NodeJS.ErrnoException) => {
-        this.#server.off('listening', onListening);
-        const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
-        const problem =
-          error.code === 'EADDRINUSE'
-            ? `downstream.port: ${where} is already in use (another gateway? pick another port, or 0 for a free one)`
-            : error.code === 'EACCES'
-              ? `downstream.port: permission denied to listen on ${where} (ports below 1024 need privileges)`
-              : error.code === 'EADDRNOTAVAIL' || error.code === 'ENOTFOUND'
-                ? `downstream.host: cannot listen on ${host} (no such local address)`
-                : undefined;
-        reject(problem === undefined ? error : new ConfigError(this.source, [problem]));
-      };
-      const onListening = () => {
-        this.#server.off('error', onError);
-        resolve();
-      };
-      this.#server.once('error', onError);
-      this.#server.once('listening', onListening);
-      this.#server.listen(port, host);
-    });
+    return listenOn(this.#server, { host, port, section: 'downstream', holder: 'another gateway?', source: this.source });
   }
 
   // --- HTTP routing --------------------------------------------------------------------

@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { metricsHandler } from '../../../middleware/observability/metrics.ts';
 import { answerClientError, pathOf } from '../../transports/listen.ts';
-import { ConfigError } from '../config/load.ts';
+import { listenOn } from '../listen.ts';
 
 export interface EndpointUrls {
   readonly metrics: string;
@@ -75,30 +75,9 @@ export class Endpoints {
     json(res, 404, { error: `Not Found: this is a worker's metrics and health listener (${this.#options.metricsPath}, /healthz, /readyz); MCP clients reach it through the broker` });
   }
 
-  async #listen(): Promise<void> {
+  #listen(): Promise<void> {
     const { host, port, source } = this.#options;
-    await new Promise<void>((resolve, reject) => {
-      const onError = (error: NodeJS.ErrnoException) => {
-        this.#server.off('listening', onListening);
-        const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
-        const problem =
-          error.code === 'EADDRINUSE'
-            ? `worker.port: ${where} is already in use (another worker on this machine? pick another port, or 0 for a free one)`
-            : error.code === 'EACCES'
-              ? `worker.port: permission denied to listen on ${where} (ports below 1024 need privileges)`
-              : error.code === 'EADDRNOTAVAIL' || error.code === 'ENOTFOUND'
-                ? `worker.host: cannot listen on ${host} (no such local address)`
-                : undefined;
-        reject(problem === undefined ? error : new ConfigError(source, [problem]));
-      };
-      const onListening = () => {
-        this.#server.off('error', onError);
-        resolve();
-      };
-      this.#server.once('error', onError);
-      this.#server.once('listening', onListening);
-      this.#server.listen(port, host);
-    });
+    return listenOn(this.#server, { host, port, section: 'worker', holder: 'another worker on this machine?', source: source });
   }
 }
 
