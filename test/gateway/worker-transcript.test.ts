@@ -18,7 +18,10 @@ import type { Transport } from '#core/transport.ts';
 import { wrap } from '#core/wrap.ts';
 import { type BrokerServer, describeEachBroker, uniqueService } from '../support/brokers.ts';
 import { createV1Client, createV2Client, type TestClient, textOf } from '../support/clients.ts';
-import { FIXTURE_SERVER } from '../support/gateway.ts';
+import { FIXTURE_SERVER, startTestGateway } from '../support/gateway.ts';
+import { cancelSent, comparable as comparableThroughGateway, directRun, type Listener, scriptRun } from '../support/gateway-transcripts.ts';
+import { makeClientTransport } from '../support/http.ts';
+import { WebSocketClientTransport } from '#transports/ws/index.ts';
 import { parseExposition, select, type Sample, value } from '../support/prom-text.ts';
 import { runScenarios, type Step } from '../support/scenarios.ts';
 import { normalizePeerIds, tap, type TapLog } from '../support/tap.ts';
@@ -105,6 +108,31 @@ describeEachBroker('test/gateway/worker-transcript.test.ts', (b) => `mcp-layers 
     // The cancellation reached the child: its ledger saw the abort.
     expect(JSON.stringify(through.steps.find((s) => s.step === 'ledger after cancellation')?.value)).toContain('slow');
     expect(cli.logs.filter((r) => r['level'] === 'error')).toEqual([]);
+  });
+
+  // The whole path of docs/scale-out.md: client → gateway (broker upstream) → broker → the worker CLI → its stdio child.
+  it.each([
+    ['v1', 'v1', 'http'],
+    ['v2', 'v2', 'websocket'],
+  ] as Array<[Sdk, Sdk, Listener]>)('an SDK %s client through a gateway in front of the worker (a stdio server on SDK %s), over %s: what it sees connected to the server directly', async (sdk, serverSdk, listener) => {
+    const { cli, service } = workers.get(serverSdk)!;
+    const gw = await startTestGateway({ upstream: { url: `${broker!.url}/${service}` } });
+    try {
+      const transport: Transport = listener === 'http' ? makeClientTransport(sdk, gw.http) : new WebSocketClientTransport(gw.ws);
+      const cancelled = listener === 'http' ? cancelSent(gw.gateway.upstreamEvents) : undefined;
+      const through = await scriptRun(sdk, transport, serverSdk, cancelled === undefined ? undefined : () => cancelled);
+      const reference = await directRun(sdk, serverSdk, listener);
+      expect(comparableThroughGateway(through)).toEqual(comparableThroughGateway(reference));
+      expect(comparableThroughGateway(through).progressBeforeResponse).toEqual([1, 2, 3]);
+      const asked = through.steps.find((s) => s.step === 'what the server asked the client')?.value as { sampling: unknown[]; elicitation: unknown[] };
+      expect(asked.sampling.length).toBeGreaterThan(0);
+      expect(asked.elicitation.length).toBeGreaterThan(0);
+      expect(JSON.stringify(through.steps.find((s) => s.step === 'ledger after cancellation')?.value)).toContain('slow');
+      expect(gw.logs.filter((r) => r['level'] === 'error')).toEqual([]);
+      expect(cli.logs.filter((r) => r['level'] === 'error')).toEqual([]);
+    } finally {
+      await gw.stop(0);
+    }
   });
 
   it('a negotiating v2 client in front of a 2025-only server falls back to a session', async () => {
