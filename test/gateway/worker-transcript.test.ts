@@ -17,38 +17,18 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Transport } from '#core/transport.ts';
 import { wrap } from '#core/wrap.ts';
 import { type BrokerServer, describeEachBroker, uniqueService } from '../support/brokers.ts';
-import { createV1Client, createV2Client, type TestClient, textOf } from '../support/clients.ts';
+import { createV1Client, createV2Client, textOf } from '../support/clients.ts';
 import { FIXTURE_SERVER, startTestGateway } from '../support/gateway.ts';
-import { cancelSent, comparable as comparableThroughGateway, directRun, type Listener, scriptRun } from '../support/gateway-transcripts.ts';
+import { cancelSent, comparable as comparableThroughGateway, directRun, type Listener, type Run, scriptRun, type Sdk } from '../support/gateway-transcripts.ts';
 import { makeClientTransport } from '../support/http.ts';
 import { WebSocketClientTransport } from '#transports/ws/index.ts';
 import { parseExposition, select, type Sample, value } from '../support/prom-text.ts';
-import { runScenarios, type Step } from '../support/scenarios.ts';
-import { normalizePeerIds, tap, type TapLog } from '../support/tap.ts';
+import { normalizePeerIds } from '../support/tap.ts';
 import { killWorkers, startWorkerCli, type WorkerCli } from '../support/worker-cli.ts';
 
-type Sdk = 'v1' | 'v2';
 
-const client = (sdk: Sdk): TestClient => (sdk === 'v1' ? createV1Client() : createV2Client());
-
-interface Run {
-  steps: Step[];
-  errors: string[];
-  log: TapLog;
-}
-
-async function script(sdk: Sdk, transport: Transport, serverSdk: Sdk): Promise<Run> {
-  const c = client(sdk);
-  const errors: string[] = [];
-  c.onerror = (error) => void errors.push(error.message);
-  const log = tap(transport);
-  await c.connect(transport);
-  try {
-    return { steps: await runScenarios(c, { era: 'legacy', serverSdk }), errors, log };
-  } finally {
-    await c.close();
-  }
-}
+// The script is the gateway suites' (scriptRun); the comparison below differs from theirs: against direct stdio, not a listener.
+const script = (sdk: Sdk, transport: Transport, serverSdk: Sdk): Promise<Run> => scriptRun(sdk, transport, serverSdk);
 
 const total = (samples: Sample[], name: string, where: Record<string, string>) => select(samples, name, where).reduce((sum, s) => sum + s.value, 0);
 

@@ -1,9 +1,10 @@
 /**
  * One of every event a layer or the core can publish, as the resilience, transport and
  * auth layers would publish them — for checking that metrics and logging see them all.
+ * Also: waiting for one real event on a bus, and bounding a wait by a step's deadline.
  */
 import type { Context } from '#core/context.ts';
-import type { LayerEvents } from '#core/events.ts';
+import type { EventBus, LayerEvents } from '#core/events.ts';
 
 export type EveryEvent = { [K in keyof LayerEvents]: LayerEvents[K] };
 
@@ -64,4 +65,27 @@ export function emitEveryEvent(ctx: Context): void {
  */
 export function publish<K extends keyof LayerEvents>(ctx: Context, type: K, fields: Partial<LayerEvents[K]> = {}): void {
   ctx.events.emit(type, { ...everyEvent(ctx)[type], ...fields } as LayerEvents[K]);
+}
+
+/** Resolves with the next `type` event on `bus` that `match` accepts (a real event: no polling, no delay). */
+export function nextEvent<K extends keyof LayerEvents>(bus: EventBus, type: K, match: (event: LayerEvents[K]) => boolean = () => true): Promise<LayerEvents[K]> {
+  return new Promise((resolve) => {
+    const off = bus.on(type, (event) => {
+      if (!match(event)) return;
+      off();
+      resolve(event);
+    });
+  });
+}
+
+/** Long enough for a busy machine, short enough that a hang fails the test with the step's name. */
+export const STEP_MS = 15_000;
+
+/** `promise`, or a failure naming `what` when it has not settled within `ms`. */
+export function within<T>(promise: Promise<T>, what: string, ms = STEP_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`not within ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

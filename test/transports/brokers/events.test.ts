@@ -18,16 +18,7 @@ import { type Broker, type BrokerServer, describeEachBroker, type FixtureWorkerO
 import { createV1Client, textOf } from '../../support/clients.ts';
 import { captureLogger } from '../../support/log-capture.ts';
 import { parseExposition, value } from '../../support/prom-text.ts';
-
-function nextEvent<K extends keyof LayerEvents>(bus: EventBus, type: K, match: (event: LayerEvents[K]) => boolean = () => true): Promise<LayerEvents[K]> {
-  return new Promise((resolve) => {
-    const off = bus.on(type, (event) => {
-      if (!match(event)) return;
-      off();
-      resolve(event);
-    });
-  });
-}
+import { nextEvent } from '../../support/events.ts';
 
 /** A foreign publisher's bytes on the service's shared subject or stream. */
 async function publishGarbage(broker: Broker, url: string, service: string): Promise<string> {

@@ -19,27 +19,7 @@ import { wrap } from '#core/wrap.ts';
 import { type Broker, type BrokerServer, describeEachBroker, type FixtureWorkerOptions, fixtureWorker, uniqueService } from '../../support/brokers.ts';
 import { createClient, type Sdk, type TestClient, textOf } from '../../support/clients.ts';
 import { captureOutcome } from '../../support/scenarios.ts';
-
-/** Long enough for a busy machine, short enough that a hang fails the test with the step's name. */
-const STEP_MS = 15_000;
-
-function within<T>(promise: Promise<T>, what: string, ms = STEP_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`not within ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-function nextEvent<K extends keyof LayerEvents>(bus: EventBus, type: K, match: (event: LayerEvents[K]) => boolean = () => true): Promise<LayerEvents[K]> {
-  return new Promise((resolve) => {
-    const off = bus.on(type, (event) => {
-      if (!match(event)) return;
-      off();
-      resolve(event);
-    });
-  });
-}
+import { nextEvent, within } from '../../support/events.ts';
 
 /**
  * The worker's own options for this scenario: NATS's file storage (the default outside the

@@ -11,7 +11,7 @@ import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
 import { createClient } from '@redis/client';
 import * as z from 'zod';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import type { EventBus, LayerEvents } from '#core/events.ts';
+import type { EventBus } from '#core/events.ts';
 import { wrap } from '#core/wrap.ts';
 import type { JSONRPCMessage } from '#core/jsonrpc.ts';
 import { type Broker, type BrokerServer, describeEachBroker, type FixtureWorker, type FixtureWorkerOptions, fixtureWorker, uniqueService } from '../../support/brokers.ts';
@@ -19,6 +19,7 @@ import { createV1Client, textOf } from '../../support/clients.ts';
 import { Ledger } from '../../support/ledger.ts';
 import { serveAppV1 } from '../../support/server-v1.ts';
 import { tool } from '../../support/test-app.ts';
+import { nextEvent } from '../../support/events.ts';
 
 /** A bare client transport whose every message is collected; `answer(id)` resolves with the response to `id`. */
 async function rawClient(broker: Broker, url: string, service: string) {
@@ -40,16 +41,6 @@ async function rawClient(broker: Broker, url: string, service: string) {
     call: (id: number, name: string, args: Record<string, unknown> = {}) => transport.send({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } }),
     cancel: (id: number) => transport.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason: 'the test is done with it' } }),
   };
-}
-
-function nextEvent<K extends keyof LayerEvents>(bus: EventBus, type: K, match: (event: LayerEvents[K]) => boolean = () => true): Promise<LayerEvents[K]> {
-  return new Promise((resolve) => {
-    const off = bus.on(type, (event) => {
-      if (!match(event)) return;
-      off();
-      resolve(event);
-    });
-  });
 }
 
 /** What a foreign publisher needs to write garbage where a session's worker and client read. */

@@ -21,7 +21,7 @@ import { connect } from '@nats-io/transport-node';
 import { createClient } from '@redis/client';
 import * as z from 'zod';
 import { afterEach, expect, it } from 'vitest';
-import type { EventBus, LayerEvents } from '#core/events.ts';
+import type { LayerEvents } from '#core/events.ts';
 import type { JSONRPCMessage } from '#core/jsonrpc.ts';
 import { wrap } from '#core/wrap.ts';
 import { type Broker, type BrokerServer, type BrokerServerTransport, type BrokerWorker, describeEachBroker, uniqueService } from '../../support/brokers.ts';
@@ -31,27 +31,7 @@ import { startNatsServer } from '../../support/nats-server.ts';
 import { captureOutcome } from '../../support/scenarios.ts';
 import { serveAppV1 } from '../../support/server-v1.ts';
 import { tool } from '../../support/test-app.ts';
-
-/** Long enough for a busy machine, short enough that a hang fails the test with the step's name. */
-const STEP_MS = 15_000;
-
-function within<T>(promise: Promise<T>, what: string, ms = STEP_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`not within ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-function nextEvent<K extends keyof LayerEvents>(bus: EventBus, type: K, match: (event: LayerEvents[K]) => boolean = () => true): Promise<LayerEvents[K]> {
-  return new Promise((resolve) => {
-    const off = bus.on(type, (event) => {
-      if (!match(event)) return;
-      off();
-      resolve(event);
-    });
-  });
-}
+import { nextEvent, within } from '../../support/events.ts';
 
 /** Where the tool's calls wait until the test lets them go; `whenWaiting(n)` resolves once n are waiting. */
 class Gate {
