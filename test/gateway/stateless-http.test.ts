@@ -190,7 +190,7 @@ describeEachBroker('test/gateway/stateless-http.test.ts', (b) => `2026-07-28 ove
       },
     });
     await expect(call).rejects.toThrow('the user gave up');
-    await ledger.whenAborted('slow');
+    await ledger.whenAborted('slow', abortsBefore + 1);
     expect(ledger.aborted.get('slow')).toBe(abortsBefore + 1);
     // The exchange is over on the replica that served it; the next request goes on as usual.
     expect(await c.callTool('echo', { text: 'after the abort' })).toMatchObject({ content: [{ type: 'text', text: 'after the abort' }] });
@@ -261,7 +261,8 @@ describeEachBroker('test/gateway/stateless-http.test.ts', (b) => `2026-07-28 ove
     expect(leaving.gateway.exchanges.size).toBe(1);
     await leaving.stop(50);
     expect(await outcome).toContain('the gateway shut down before the upstream server answered');
-    await ledger.whenAborted('slow');
+    // This call's abort, not one an earlier test left in the shared ledger.
+    await ledger.whenAborted('slow', abortsBefore + 1);
     expect(ledger.aborted.get('slow')).toBeGreaterThan(abortsBefore);
     expect(leaving.gateway.exchanges.size).toBe(0);
   });

@@ -64,9 +64,9 @@ export class Ledger {
     return this.#when(`run:${tool}`, () => this.runs(tool) >= times);
   }
 
-  /** Resolves once a handler of `tool` has seen its abort signal. */
-  whenAborted(tool: string): Promise<void> {
-    return this.#when(`abort:${tool}`, () => (this.aborted.get(tool) ?? 0) > 0);
+  /** Resolves once handlers of `tool` have seen their abort signal `times` times in total. */
+  whenAborted(tool: string, times = 1): Promise<void> {
+    return this.#when(`abort:${tool}`, () => (this.aborted.get(tool) ?? 0) >= times);
   }
 
   snapshot(): LedgerSnapshot {
