@@ -6,6 +6,7 @@
  * SIGTERM / SIGINT: graceful shutdown (stop accepting, drain up to the deadline, close
  * sessions and children, flush traces); `stopped` resolves and the process may end with
  * code 0. Another signal more than half a second later ends the process at once (code 1).
+ * SIGHUP, and `reload.watch` on every change of the file, reload the config (reload/).
  */
 import type { Writable } from 'node:stream';
 import type { LoadedConfig } from './config/load.ts';
@@ -13,6 +14,7 @@ import { ConfigError } from './config/load.ts';
 import { Gateway } from './gateway.ts';
 import { createGatewayLogger, type GatewayLogger, type LogFormat, type LogLevel } from './logger.ts';
 import { startTraceExport, type TraceExport, TraceExportUnavailableError } from './otel.ts';
+import { watchConfigFile } from './reload/watch.ts';
 
 export interface ServeOptions {
   /** Overrides the config's observability.logs.level (LOG_LEVEL otherwise). */
@@ -25,6 +27,8 @@ export interface ServeOptions {
   /** Install SIGTERM/SIGINT handlers (default true). */
   signals?: boolean;
   env?: NodeJS.ProcessEnv;
+  /** How to read the config again (SIGHUP), and the file to watch for changes (`--watch`). Default: the running config cannot be reloaded. */
+  reload?: { load: () => LoadedConfig; watch?: string | undefined };
 }
 
 export interface Served {
@@ -49,13 +53,26 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
   const traces = await startTraces(loaded, env);
   let gateway: Gateway;
   try {
-    gateway = await Gateway.start(loaded, { logger });
+    gateway = await Gateway.start(loaded, { logger, ...(options.reload === undefined ? {} : { load: options.reload.load }) });
   } catch (error) {
     await traces?.shutdown().catch(() => {});
     throw error;
   }
-  const { stopped, stop } = stopper(logger, traces, () => gateway.shutdown());
-  if (options.signals !== false) stopOnSignals(logger, stop, () => gateway.stopped);
+  const file = options.reload?.watch;
+  const watch =
+    file === undefined
+      ? undefined
+      : watchConfigFile(file, () => void gateway.reload('watch'), {
+          onerror: (error) => logger.error(`--watch: ${file} can no longer be watched (${error.message}); SIGHUP still reloads it`, { event: 'config-watch-failed' }),
+        });
+  const { stopped, stop } = stopper(logger, traces, () => {
+    watch?.close();
+    return gateway.shutdown();
+  });
+  if (options.signals !== false) {
+    stopOnSignals(logger, stop, () => gateway.stopped);
+    process.on('SIGHUP', () => void gateway.reload('signal'));
+  }
   // Only now say we are up: a supervisor that signals as soon as it reads this gets a drain, not a kill.
   logger.info('gateway listening', { event: 'listening', ...gateway.urls, upstream: `${gateway.upstream.kind}: ${gateway.upstream.description}`, traces: traces?.description ?? 'off' });
   if (options.banner !== false) (options.banner ?? process.stdout).write(banner(gateway, traces));

@@ -4,6 +4,9 @@
  * validated as one config, so a bad option reads like a bad file:
  *
  *   mcp-layers gateway: --max-sessions: expected an integer >= 1, got "lots"
+ *
+ * SIGHUP, and `--watch` on every save, read the file again with the same options over it
+ * (docs/gateway.md, "Live reload").
  */
 import type { GatewayConfig } from '../config/gateway.ts';
 import { type LoadedConfig, loadConfigFile } from '../config/load.ts';
@@ -23,6 +26,7 @@ const OPTIONS = {
   'drain-timeout': { type: 'string' },
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },
+  watch: { type: 'boolean', short: 'w' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -54,7 +58,21 @@ export async function gatewayCommand(argv: readonly string[]): Promise<number> {
   if (file === undefined && command.length === 0 && upstreamUrl === undefined) {
     throw new UsageError('expected an upstream: --config FILE, --upstream URL, or a stdio server command after --', 'gateway');
   }
+  if (values['watch'] === true && file === undefined) throw new UsageError('--watch needs --config FILE (the file to watch)', 'gateway');
+  // Read again on every reload: the options apply over the file as it is then.
+  const load = (): LoadedConfig => configFrom(file, values, command, upstreamUrl);
+  const loaded = load();
+  const served = await serve(loaded, {
+    reload: { load, ...(values['watch'] === true ? { watch: file } : {}) },
+    ...(values['log-level'] === undefined ? {} : { logLevel: values['log-level'] as LogLevel }),
+    ...(values['log-format'] === undefined ? {} : { logFormat: values['log-format'] as LogFormat }),
+  });
+  await served.stopped;
+  return 0;
+}
 
+/** The config the options make of the file (as it is now), validated. */
+function configFrom(file: string | undefined, values: Record<string, unknown>, command: readonly string[], upstreamUrl: string | undefined): LoadedConfig {
   const base: LoadedConfig | undefined = file === undefined ? undefined : loadConfigFile(file);
   const overrides = new Overrides(base);
   const section = (name: string) => overrides.section(name);
@@ -91,13 +109,7 @@ export async function gatewayCommand(argv: readonly string[]): Promise<number> {
   if (values['log-level'] !== undefined) set('--log-level', logs(), 'level', values['log-level']);
   if (values['log-format'] !== undefined) set('--log-format', logs(), 'format', values['log-format']);
 
-  const loaded = overrides.validate(file ?? 'the command-line options', base?.baseDir ?? process.cwd());
-  const served = await serve(loaded, {
-    ...(values['log-level'] === undefined ? {} : { logLevel: values['log-level'] as LogLevel }),
-    ...(values['log-format'] === undefined ? {} : { logFormat: values['log-format'] as LogFormat }),
-  });
-  await served.stopped;
-  return 0;
+  return overrides.validate(file ?? 'the command-line options', base?.baseDir ?? process.cwd());
 }
 
 export type { GatewayConfig };

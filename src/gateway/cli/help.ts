@@ -89,10 +89,13 @@ Listens on 127.0.0.1:8080 by default, serving the MCP endpoint /mcp over Streama
 HTTP and WebSocket, plus /metrics, /healthz and /readyz. Each client session gets its
 own upstream session (for a stdio server, its own child process). SIGTERM or SIGINT
 (Ctrl-C) stops accepting, lets requests in flight finish (up to --drain-timeout),
-then closes every session; a second signal stops at once.
+then closes every session; a second signal stops at once. SIGHUP reloads the config
+file: checked first (a bad one keeps the running config), then applied without
+dropping a session.
 
 Options:
   -c, --config FILE          YAML or JSON config (see \`mcp-layers schema\`, docs/gateway.md)
+  -w, --watch                reload the config file whenever it changes (as SIGHUP does)
   -u, --upstream URL         the upstream server: http(s)://… or ws(s)://…, or a service's workers on a
                              broker: nats://HOST:PORT/SERVICE, redis(s)://HOST:PORT/SERVICE (instead of a command)
   -l, --listen [HOST:]PORT   where to listen (default 127.0.0.1:8080; PORT 0 picks a free one)
