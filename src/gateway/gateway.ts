@@ -25,9 +25,11 @@ import type { AddressInfo } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { Counter, Gauge, type Registry, Registry as PromRegistry, collectDefaultMetrics } from 'prom-client';
 import winston from 'winston';
-import type { DownstreamConfig, GatewayConfig } from './config/gateway.ts';
+import { BROKER_URL_SCHEMES, type DownstreamConfig, type GatewayConfig } from './config/gateway.ts';
 import type { LayerEntry } from './config/layers.ts';
-import { ConfigError, type LoadedConfig } from './config/load.ts';
+import { ConfigError, type LoadedConfig, loadConfigFile } from './config/load.ts';
+import { configChanges, sameSection } from './reload/changes.ts';
+import { type AppliedConfig, ConfigReloader, type ReloadOutcome, type ReloadTrigger } from './reload/reloader.ts';
 import { listenOn } from './listen.ts';
 import { asError, ErrorCode } from '../core/errors.ts';
 import { tryRequirePeer } from '../layer-kit/peer-deps.ts';
@@ -92,6 +94,20 @@ export interface GatewayRuntime {
   readonly logger: GatewayLogger;
   /** Where metrics layers and the gateway register; served at the metrics path. Default: a new Registry. */
   readonly registry?: Registry;
+  /** Reads the config again for reload() (SIGHUP, --watch). Default: the config the gateway started with, read again from its file. */
+  readonly load?: () => LoadedConfig;
+}
+
+/**
+ * What a session runs on: the stacks and the upstream of the config that was current when
+ * it opened. A reload makes a new generation for the sessions opened after it; the ones
+ * open keep theirs to the end (docs/gateway.md, "Live reload").
+ */
+interface Generation {
+  readonly config: GatewayConfig;
+  readonly settings: GatewaySettings;
+  readonly stacks: { readonly upstream: BuiltStack; readonly downstream: BuiltStack };
+  readonly upstream: Upstream;
 }
 
 export interface GatewayUrls {
@@ -215,17 +231,17 @@ export interface GatewayEvents {
 }
 
 export class Gateway extends EventEmitter<GatewayEvents> {
-  readonly settings: GatewaySettings;
   readonly registry: Registry;
-  readonly upstream: Upstream;
   /** Every upstream transport publishes here (retries, breaker state, timeouts…). */
   readonly upstreamEvents = new EventBus();
   /** Every downstream transport publishes here. */
   readonly downstreamEvents = new EventBus();
-  readonly stacks: { readonly upstream: BuiltStack; readonly downstream: BuiltStack };
   readonly source: string;
 
-  readonly #config: GatewayConfig;
+  #current: Generation;
+  /** Sessions (and 2026-07-28 exchanges) on each upstream: one a reload replaced closes when its last one does. */
+  readonly #upstreamUsers = new Map<Upstream, number>();
+  readonly #reloader: ConfigReloader;
   readonly #log: GatewayLogger;
   readonly #server: http.Server;
   readonly #http: McpHttpServer | undefined;
@@ -239,7 +255,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   readonly #creating = new WeakMap<IncomingMessage, ServerResponse>();
   /** Sessions being adopted from the broker, by Mcp-Session-Id: concurrent requests for one share the adoption. */
   readonly #adopting = new Map<string, Promise<{ downstream: Wrapped<StreamableHttpSessionTransport>; session: ProxySession } | Adopted>>();
-  readonly #authenticate: ((request: IncomingMessage) => object) | undefined;
+  #authenticate: ((request: IncomingMessage) => object) | undefined;
   readonly #metricsHandler: (req: IncomingMessage, res: ServerResponse) => void;
   readonly #metrics: { sessions: Gauge; refused: Counter; closes: Counter };
   #draining = false;
@@ -247,15 +263,19 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   #stopped = false;
   #nextLocalId = 1;
 
-  private constructor(loaded: LoadedConfig, runtime: GatewayRuntime, stacks: Gateway['stacks'], upstream: Upstream) {
+  private constructor(loaded: LoadedConfig, runtime: GatewayRuntime, stacks: Generation['stacks'], upstream: Upstream) {
     super();
-    this.#config = loaded.config;
     this.source = loaded.source;
-    this.settings = settingsOf(loaded.config);
+    this.#current = { config: loaded.config, settings: settingsOf(loaded.config), stacks, upstream };
     this.#log = runtime.logger;
     this.registry = runtime.registry ?? new PromRegistry();
-    this.stacks = stacks;
-    this.upstream = upstream;
+    this.#reloader = new ConfigReloader({
+      load: runtime.load ?? (() => loadConfigFile(this.source)),
+      check: checkGateway,
+      apply: (next) => this.#apply(next),
+      logger: this.#log,
+      registry: this.registry,
+    });
     this.#metrics = gatewayMetrics(this.registry, this.settings.processMetrics);
     this.#metricsHandler = metricsHandler(this.registry as Parameters<typeof metricsHandler>[0], { path: this.settings.metricsPath });
     this.#server = http.createServer({ headersTimeout: 30_000, requestTimeout: 0, keepAliveTimeout: 5_000 });
@@ -263,15 +283,16 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.#server.on('clientError', answerClientError);
     const { path, transports, maxSessions } = this.settings;
     const downstream = loaded.config.downstream ?? {};
-    const authenticate = bearerAuthenticator(downstream.bearerTokens);
-    this.#authenticate = authenticate;
+    this.#authenticate = bearerAuthenticator(downstream.bearerTokens);
+    // Read per request: a reload may change the tokens.
+    const authenticate = (request: IncomingMessage) => this.#authenticate?.(request) ?? {};
     if (transports.includes('http')) {
       this.#http = new McpHttpServer({
         sessions: (req) => this.#openHttpSession(req),
         // Over a broker, any replica serves any session: one it does not hold is adopted.
         ...(upstream.kind === 'broker' ? { adopt: (req: IncomingMessage, sessionId: string) => this.#adoptHttpSession(req, sessionId) } : {}),
         perRequest: () => this.#openExchange(),
-        ...(authenticate === undefined ? {} : { authenticate }),
+        authenticate,
         path,
         // The gateway admits sessions itself (#refusal); this only backs it up, with room for sessions still closing.
         maxSessions: maxSessions + 16,
@@ -290,10 +311,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         ...(downstream.allowedOrigins === undefined ? {} : { allowedOrigins: downstream.allowedOrigins }),
         ...(downstream.allowedHosts === undefined ? {} : { allowedHosts: downstream.allowedHosts }),
         // Admission runs before the upgrade: a refused client gets a plain 401, or 503 with Retry-After.
-        authenticate: (request) => {
-          const identity = authenticate?.(request);
-          return this.#admit('websocket', identity);
-        },
+        authenticate: (request) => this.#admit('websocket', authenticate(request)),
         onconnection: (transport) => this.#openWebSocketSession(transport),
       });
       this.#ws.onerror = (error) => this.#log.warn(`websocket: ${error.message}`, { event: 'websocket-error' });
@@ -305,25 +323,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const problems = checkGateway(loaded);
     if (problems.length > 0) throw new ConfigError(loaded.source, problems);
     const registry = runtime.registry ?? new PromRegistry();
-    const build = (side: 'upstream' | 'downstream', entries: readonly LayerEntry[]) => {
-      try {
-        return buildStack(entries, { side, logger: runtime.logger, registry, baseDir: loaded.baseDir });
-      } catch (error) {
-        throw error instanceof StackProblemsError ? new ConfigError(loaded.source, error.problems) : error;
-      }
-    };
-    const stacks = {
-      upstream: build('upstream', loaded.config.upstream.layers ?? defaultLayers('upstream')),
-      downstream: build('downstream', loaded.config.downstream?.layers ?? defaultLayers('downstream')),
-    };
-    const upstream = createUpstream(loaded.config.upstream, { baseDir: loaded.baseDir, oauth: stacks.upstream.oauth, logger: runtime.logger, maxSessions: settingsOf(loaded.config).maxSessions });
-    try {
-      await upstream.open?.();
-    } catch (error) {
-      // The cause, not the transport's message: that one names the URL as written, credentials included.
-      const cause = asError((error as Error).cause ?? error);
-      throw new ConfigError(loaded.source, [`upstream.url: could not connect to the broker at ${upstream.description}: ${cause.message}`]);
-    }
+    const { stacks, upstream } = await buildGeneration(loaded, runtime.logger, registry, undefined);
     const gateway = new Gateway(loaded, { ...runtime, registry }, stacks, upstream);
     try {
       await gateway.#listen();
@@ -332,6 +332,81 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       throw error;
     }
     return gateway;
+  }
+
+  /** The settings of the running config (the last reload's). */
+  get settings(): GatewaySettings {
+    return this.#current.settings;
+  }
+
+  /** The stacks new sessions get. */
+  get stacks(): Generation['stacks'] {
+    return this.#current.stacks;
+  }
+
+  /** Where new sessions go. */
+  get upstream(): Upstream {
+    return this.#current.upstream;
+  }
+
+  /** The config generation running: 1 at start, +1 for every reload that changed something. */
+  get generation(): number {
+    return this.#reloader.generation;
+  }
+
+  /**
+   * Reads the config again (runtime.load) — or takes `loaded` — checks it as
+   * `mcp-layers check` does, and applies it without dropping a session. A config with a
+   * problem changes nothing; the outcome says why. SIGHUP and `--watch` call this.
+   */
+  reload(trigger: ReloadTrigger = 'api', loaded?: LoadedConfig): Promise<ReloadOutcome> {
+    return this.#reloader.reload(trigger, loaded === undefined ? undefined : () => loaded);
+  }
+
+  /**
+   * Applies a checked config (docs/gateway.md, "Live reload"): sessions opened from now on
+   * get its stacks and upstream, and the open ones keep theirs to their end; the tokens and
+   * the limits apply to everything from the next request on. What only a restart changes is
+   * named and left as it is.
+   */
+  async #apply(loaded: LoadedConfig): Promise<AppliedConfig> {
+    const previous = this.#current;
+    const { live, needsRestart } = configChanges(previous.config, loaded.config);
+    // The HTTP listener serves adoption and 2026-07-28 requests only in front of a broker, and is built once.
+    if (onBroker(previous.config) !== onBroker(loaded.config)) {
+      throw new ConfigError(loaded.source, ['upstream.url: a broker upstream (nats://, redis://) cannot replace another kind, nor be replaced by one, without a restart']);
+    }
+    if (live.length === 0) return { changes: [], needsRestart };
+    const { stacks, upstream } = await buildGeneration(loaded, this.#log, this.registry, previous);
+    // What only a restart changes keeps its running value, so the settings describe what runs.
+    const { host, port, path, transports, metricsPath, processMetrics, metricsAuth } = previous.settings;
+    const settings = { ...settingsOf(loaded.config), host, port, path, transports, metricsPath, processMetrics, metricsAuth };
+    this.#current = { config: loaded.config, settings, stacks, upstream };
+    if (live.includes('downstream.bearerTokens')) this.#authenticate = bearerAuthenticator(loaded.config.downstream?.bearerTokens);
+    const level = loaded.config.observability?.logs?.level;
+    if (level !== undefined) this.#log.level = level;
+    if (upstream !== previous.upstream) this.#retire(previous.upstream);
+    return { changes: live, needsRestart };
+  }
+
+  /** Counts a session on `upstream` until it closes. */
+  #use(upstream: Upstream): () => void {
+    this.#upstreamUsers.set(upstream, (this.#upstreamUsers.get(upstream) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.#upstreamUsers.get(upstream) ?? 1) - 1;
+      if (left > 0) return void this.#upstreamUsers.set(upstream, left);
+      this.#upstreamUsers.delete(upstream);
+      if (upstream !== this.#current.upstream) this.#retire(upstream);
+    };
+  }
+
+  /** An upstream a reload replaced: closed once no session uses it (its pool, its broker connection). */
+  #retire(upstream: Upstream): void {
+    if (this.#upstreamUsers.has(upstream)) return;
+    upstream.close().catch((error: unknown) => this.#log.warn(`closing the previous upstream: ${asError(error).message}`, { event: 'upstream-close-failed' }));
   }
 
   get address(): AddressInfo {
@@ -413,7 +488,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       const force = setTimeout(() => this.#server.closeAllConnections(), 1_000);
       force.unref();
     });
-    await this.upstream.close();
+    // The current upstream, and any a reload replaced that a session still held.
+    await Promise.allSettled([this.#current.upstream, ...this.#upstreamUsers.keys()].filter((u, i, all) => all.indexOf(u) === i).map((u) => u.close()));
     this.#stopped = true;
     this.#log.info('gateway stopped', { event: 'stopped' });
   }
@@ -517,8 +593,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   async #openHttpSession(req: IncomingMessage): Promise<Wrapped<StreamableHttpSessionTransport>> {
     const inner = new StreamableHttpSessionTransport({ sessionIdGenerator: randomUUID });
-    const downstream = wrap(inner, this.stacks.downstream.layers, { name: 'downstream', events: this.downstreamEvents });
-    const session = this.#open('http', downstream, () => downstream.close());
+    const generation = this.#current;
+    const downstream = wrap(inner, generation.stacks.downstream.layers, { name: 'downstream', events: this.downstreamEvents });
+    const session = this.#open(generation, 'http', downstream, () => downstream.close());
     const res = this.#creating.get(req);
     if (res !== undefined) session.attachResponse(res, false);
     await downstream.start();
@@ -551,7 +628,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       return { refuse: { status: 503, code: ErrorCode.LoadShed, message: refusal.message } };
     }
     const id = `local-${this.#nextLocalId++}`;
-    const upstream = this.#wrapUpstream(this.upstream.create(id, { join: sessionId }));
+    const generation = this.#current;
+    const upstream = this.#wrapUpstream(generation, generation.upstream.create(id, { join: sessionId }));
     try {
       await upstream.start();
     } catch (error) {
@@ -566,16 +644,16 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const header = req.headers['mcp-protocol-version'];
     const protocolVersion = (upstream.inner as { protocolVersion?: string }).protocolVersion ?? (typeof header === 'string' ? header : undefined);
     const inner = new StreamableHttpSessionTransport({ sessionIdGenerator: randomUUID, adopt: sessionId });
-    const downstream = wrap(inner, this.stacks.downstream.layers, { name: 'downstream', events: this.downstreamEvents });
-    const session = this.#open('http', downstream, () => downstream.close(), id, { upstream, protocolVersion });
+    const downstream = wrap(inner, generation.stacks.downstream.layers, { name: 'downstream', events: this.downstreamEvents });
+    const session = this.#open(generation, 'http', downstream, () => downstream.close(), id, { upstream, protocolVersion });
     this.#log.debug('session adopted from the broker', { event: 'session-adopted', session: id, mcp_session_id: sessionId });
     await downstream.start();
     return { downstream, session };
   }
 
-  #wrapUpstream(transport: Transport): LayeredTransport {
-    const upstreamConfig = this.#config.upstream;
-    return wrap(transport, this.stacks.upstream.layers, {
+  #wrapUpstream(generation: Generation, transport: Transport): LayeredTransport {
+    const upstreamConfig = generation.config.upstream;
+    return wrap(transport, generation.stacks.upstream.layers, {
       name: 'upstream',
       events: this.upstreamEvents,
       ...(upstreamConfig.idempotentTools === undefined ? {} : { idempotentTools: upstreamConfig.idempotentTools }),
@@ -614,12 +692,14 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       };
     }
     const id = `request-${this.#nextLocalId++}`;
-    const downstream = wrap(new PerRequestHttpTransport(), this.stacks.downstream.layers, { name: 'downstream', events: this.downstreamEvents });
+    const generation = this.#current;
+    const release = this.#use(generation.upstream);
+    const downstream = wrap(new PerRequestHttpTransport(), generation.stacks.downstream.layers, { name: 'downstream', events: this.downstreamEvents });
     const exchange = new ProxySession({
       id,
       listener: 'http',
       downstream,
-      openUpstream: () => this.#wrapUpstream(this.upstream.create(id)),
+      openUpstream: () => this.#wrapUpstream(generation, generation.upstream.create(id)),
       perRequest: true,
       logger: this.#log,
       closeDownstream: () => downstream.close(),
@@ -627,6 +707,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       idleTimeoutMs: undefined,
       heldMessageTimeoutMs: this.settings.heldMessageTimeoutMs,
       onclose: (closed, reason) => {
+        release();
         if (this.#exchanges.delete(closed)) this.emit('exchange-close', { id: closed.id, reason });
       },
     });
@@ -636,8 +717,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   }
 
   async #openWebSocketSession(transport: Transport & { close(code?: number, reason?: string): Promise<void> }): Promise<void> {
-    const downstream = this.#wrapDownstream(transport);
-    this.#open('websocket', downstream, (reason) => {
+    const generation = this.#current;
+    const downstream = wrap(transport, generation.stacks.downstream.layers, { name: 'downstream', events: this.downstreamEvents });
+    this.#open(generation, 'websocket', downstream, (reason) => {
       // Shutdown: clients reconnect to another instance (1001). Upstream gone: 1011, they reconnect
       // and get a new upstream session. Idle: a normal close, nothing to come back for.
       const [code, text] = CLOSE_CODES[reason];
@@ -646,33 +728,32 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     await downstream.start();
   }
 
-  #wrapDownstream(inner: Transport): LayeredTransport {
-    return wrap(inner, this.stacks.downstream.layers, { name: 'downstream', events: this.downstreamEvents });
-  }
-
   #open(
+    generation: Generation,
     listener: 'http' | 'websocket',
     downstream: LayeredTransport,
     closeDownstream: (reason: CloseReason) => Promise<void>,
     id = `local-${this.#nextLocalId++}`,
     adopted?: ProxySessionOptions['adopted'],
   ): ProxySession {
+    const release = this.#use(generation.upstream);
     const session = new ProxySession({
       id,
       listener,
       downstream,
       // The downstream session's id, when it has one, names the broker session too (docs/gateway.md, "Replicas").
-      openUpstream: () => this.#wrapUpstream(this.upstream.create(id, { sessionId: downstream.sessionId })),
+      openUpstream: () => this.#wrapUpstream(generation, generation.upstream.create(id, { sessionId: downstream.sessionId })),
       // Over a broker, other replicas may serve an HTTP session too; a WebSocket session lives on its connection.
-      shared: listener === 'http' && this.upstream.kind === 'broker',
+      shared: listener === 'http' && generation.upstream.kind === 'broker',
       ...(adopted === undefined ? {} : { adopted }),
       logger: this.#log,
       closeDownstream,
-      idleTimeoutMs: this.settings.idleTimeoutMs,
-      detachedTimeoutMs: this.settings.detachedTimeoutMs,
-      handshakeTimeoutMs: this.settings.handshakeTimeoutMs,
-      heldMessageTimeoutMs: this.settings.heldMessageTimeoutMs,
+      idleTimeoutMs: generation.settings.idleTimeoutMs,
+      detachedTimeoutMs: generation.settings.detachedTimeoutMs,
+      handshakeTimeoutMs: generation.settings.handshakeTimeoutMs,
+      heldMessageTimeoutMs: generation.settings.heldMessageTimeoutMs,
       onclose: (closed, reason) => {
+        release();
         if (closed.sessionId !== undefined && this.#byMcpSessionId.get(closed.sessionId) === closed) this.#byMcpSessionId.delete(closed.sessionId);
         if (!this.#sessions.delete(closed)) return;
         this.#metrics.sessions.dec({ listener });
@@ -686,6 +767,50 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.#log.debug('session opened', { event: 'session-open', session: id, listener });
     return session;
   }
+}
+
+/**
+ * The stacks and the upstream of a config, built and opened; throws ConfigError. A side
+ * whose entries are those of `previous` keeps its stack (and with it its breakers' and
+ * budgets' state), and an upstream configured as before is the same upstream.
+ */
+async function buildGeneration(loaded: LoadedConfig, logger: GatewayLogger, registry: Registry, previous: Generation | undefined): Promise<Pick<Generation, 'stacks' | 'upstream'>> {
+  const { config } = loaded;
+  const build = (side: 'upstream' | 'downstream', entries: readonly LayerEntry[], before: readonly LayerEntry[] | undefined) => {
+    if (previous !== undefined && sameSection(before, entries)) return previous.stacks[side];
+    try {
+      return buildStack(entries, { side, logger, registry, baseDir: loaded.baseDir });
+    } catch (error) {
+      throw error instanceof StackProblemsError ? new ConfigError(loaded.source, error.problems) : error;
+    }
+  };
+  const entriesOf = (c: GatewayConfig) => ({ upstream: c.upstream.layers ?? defaultLayers('upstream'), downstream: c.downstream?.layers ?? defaultLayers('downstream') });
+  const now = entriesOf(config);
+  const before = previous === undefined ? undefined : entriesOf(previous.config);
+  const stacks = { upstream: build('upstream', now.upstream, before?.upstream), downstream: build('downstream', now.downstream, before?.downstream) };
+  if (previous !== undefined && stacks.upstream === previous.stacks.upstream && sameSection(connectionOf(previous.config), connectionOf(config))) {
+    return { stacks, upstream: previous.upstream };
+  }
+  const upstream = createUpstream(config.upstream, { baseDir: loaded.baseDir, oauth: stacks.upstream.oauth, logger, maxSessions: settingsOf(config).maxSessions });
+  try {
+    await upstream.open?.();
+  } catch (error) {
+    // The cause, not the transport's message: that one names the URL as written, credentials included.
+    const cause = asError((error as Error).cause ?? error);
+    throw new ConfigError(loaded.source, [`upstream.url: could not connect to the broker at ${upstream.description}: ${cause.message}`]);
+  }
+  return { stacks, upstream };
+}
+
+function onBroker(config: GatewayConfig): boolean {
+  const url = config.upstream.url;
+  return url !== undefined && BROKER_URL_SCHEMES.includes(new URL(url).protocol);
+}
+
+/** What the upstream is reached by: its section without the stack and the idempotency lists, which each session's wrap reads. */
+function connectionOf(config: GatewayConfig): unknown {
+  const { layers: _layers, idempotentTools: _idempotent, nonIdempotentTools: _nonIdempotent, ...connection } = config.upstream;
+  return connection;
 }
 
 /**

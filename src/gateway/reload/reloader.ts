@@ -52,9 +52,11 @@ export class ConfigReloader {
   #generation = 1;
   #running: Promise<ReloadOutcome> | undefined;
   #queued: Promise<ReloadOutcome> | undefined;
+  #nextLoad: () => LoadedConfig;
 
   constructor(options: ReloaderOptions) {
     this.#options = options;
+    this.#nextLoad = options.load;
     const [generation, reloads, success, timestamp] = RELOAD_METRIC_FAMILIES;
     const registers = [options.registry];
     this.#metrics = {
@@ -73,29 +75,31 @@ export class ConfigReloader {
   }
 
   /** Reads, checks and applies the config; resolves with what happened (never rejects). */
-  reload(trigger: ReloadTrigger): Promise<ReloadOutcome> {
-    if (this.#running === undefined) return this.#start(trigger);
+  /** `load` replaces the configured one for this reload (a config given in code). */
+  reload(trigger: ReloadTrigger, load = this.#options.load): Promise<ReloadOutcome> {
+    if (this.#running === undefined) return this.#start(trigger, load);
     // One reload waits behind the running one, whoever asks: it reads the file as it is by then.
+    this.#nextLoad = load;
     this.#queued ??= this.#running.then(() => {
       this.#queued = undefined;
-      return this.#start(trigger);
+      return this.#start(trigger, this.#nextLoad);
     });
     return this.#queued;
   }
 
-  #start(trigger: ReloadTrigger): Promise<ReloadOutcome> {
-    const running = this.#run(trigger).finally(() => {
+  #start(trigger: ReloadTrigger, load: () => LoadedConfig): Promise<ReloadOutcome> {
+    const running = this.#run(trigger, load).finally(() => {
       if (this.#running === running) this.#running = undefined;
     });
     this.#running = running;
     return running;
   }
 
-  async #run(trigger: ReloadTrigger): Promise<ReloadOutcome> {
+  async #run(trigger: ReloadTrigger, load: () => LoadedConfig): Promise<ReloadOutcome> {
     const { logger } = this.#options;
     let outcome: ReloadOutcome;
     try {
-      const loaded = this.#options.load();
+      const loaded = load();
       const problems = this.#options.check(loaded);
       if (problems.length > 0) throw new ConfigError(loaded.source, problems);
       const applied = await this.#options.apply(loaded);

@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { type LoadedConfig, loadConfigFile } from '#gateway/config/load.ts';
+import { gatewayConfig } from '#gateway/config/gateway.ts';
+import { RELOADED_PATHS } from '#gateway/reload/changes.ts';
 import { type AppliedConfig, ConfigReloader } from '#gateway/reload/reloader.ts';
 import { captureLogger } from '../../support/log-capture.ts';
 import { parseExposition, value } from '../../support/prom-text.ts';
@@ -118,5 +120,24 @@ describe('ConfigReloader', () => {
       throw new Error('could not connect to the new upstream');
     });
     expect(await reloader.reload('api')).toMatchObject({ outcome: 'rejected', generation: 1, problems: ['could not connect to the new upstream'] });
+  });
+});
+
+describe('what a reload looks at', () => {
+  it('covers every section and setting of the config (one added to the schema must say whether it reloads)', () => {
+    const shape = (schema: unknown): Record<string, unknown> => {
+      let current = schema as { shape?: Record<string, unknown>; def?: { innerType?: unknown; in?: unknown; schema?: unknown } };
+      while (current.shape === undefined) current = (current.def?.innerType ?? current.def?.in ?? current.def?.schema) as typeof current;
+      return current.shape;
+    };
+    const paths = (schema: unknown, prefix: string, depth: number): string[] =>
+      Object.entries(shape(schema)).flatMap(([key, child]) => {
+        const path = `${prefix}${key}`;
+        return depth > 1 && ['downstream', 'observability'].includes(path) ? paths(child, `${path}.`, depth - 1) : [path];
+      });
+    const covered = (path: string) => RELOADED_PATHS.some((p) => p === path || path.startsWith(`${p}.`) || p.startsWith(`${path}.`));
+    const all = paths(gatewayConfig, '', 2).filter((p) => p !== '$schema');
+    expect(all.length).toBeGreaterThan(10);
+    expect(all.filter((p) => !covered(p))).toEqual([]);
   });
 });
