@@ -29,7 +29,7 @@ import { BROKER_URL_SCHEMES, type DownstreamConfig, type GatewayConfig } from '.
 import type { LayerEntry } from './config/layers.ts';
 import { ConfigError, type LoadedConfig, loadConfigFile } from './config/load.ts';
 import { configChanges, sameSection } from './reload/changes.ts';
-import { type AppliedConfig, ConfigReloader, type ReloadOutcome, type ReloadTrigger } from './reload/reloader.ts';
+import { type AppliedConfig, ConfigReloader, RELOAD_METRIC_FAMILIES, type ReloadOutcome, type ReloadTrigger } from './reload/reloader.ts';
 import { listenOn } from './listen.ts';
 import { asError, ErrorCode } from '../core/errors.ts';
 import { tryRequirePeer } from '../layer-kit/peer-deps.ts';
@@ -88,6 +88,7 @@ export const GATEWAY_METRIC_FAMILIES = [
     labels: ['reason'],
     help: 'Sessions closed, by why: downstream-closed, upstream-closed, upstream-failed, initialize-failed, idle, detached, handshake-timeout, evicted, shutdown.',
   },
+  ...RELOAD_METRIC_FAMILIES,
 ] as const;
 
 export interface GatewayRuntime {

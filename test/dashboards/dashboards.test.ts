@@ -197,6 +197,7 @@ describe('dashboards ⇄ code: the metric families', () => {
       'MCPCircuitBreakerOpen',
       'MCPErrorBudgetBurnFast',
       'MCPErrorBudgetBurnSlow',
+      'MCPGatewayConfigReloadFailed',
       'MCPGatewayDown',
       'MCPRequestLatencyHigh',
       'MCPRetryBudgetExhausted',

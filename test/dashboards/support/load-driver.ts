@@ -297,16 +297,17 @@ async function startAuth(): Promise<void> {
 // --- gateway: sessions a gateway opens, refuses and closes --------------------------------
 
 async function startGateway(upstream: string): Promise<void> {
-  const loaded = validateConfig(
-    {
-      upstream: { url: upstream, layers: [{ metrics: {} }] },
-      downstream: { port: 0, transports: ['websocket'], maxSessions: 1, layers: [{ metrics: {} }] },
-      observability: { logs: { level: 'error' }, metrics: { processMetrics: false } },
-    },
-    'the load driver\'s gateway',
-  );
+  const config = (idleTimeoutMs: number) => ({
+    upstream: { url: upstream, layers: [{ metrics: {} }] },
+    downstream: { port: 0, transports: ['websocket'], maxSessions: 1, idleTimeoutMs, layers: [{ metrics: {} }] },
+    observability: { logs: { level: 'error' }, metrics: { processMetrics: false } },
+  });
+  const loaded = validateConfig(config(600_000), 'the load driver\'s gateway');
   const gateway = await Gateway.start(loaded, { logger: createGatewayLogger({ level: 'error', format: 'json' }), registry });
   cleanups.push(() => gateway.shutdown(1_000));
+  // The reload families: one reload applied, then one refused (its stdio command is nowhere), which keeps generation 2.
+  await gateway.reload('api', validateConfig(config(300_000), 'the load driver\'s gateway'));
+  await gateway.reload('api', validateConfig({ ...config(300_000), upstream: { command: 'mcp-layers-load-no-such-command' } }, 'the load driver\'s gateway'));
   const url = gateway.urls.websocket as string;
   loop(1_000, async () => {
     const first = new Client({ name: 'gateway-first', version: '1.0.0' });
