@@ -295,8 +295,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         perRequest: () => this.#openExchange(),
         authenticate,
         path,
-        // The gateway admits sessions itself (#refusal); this only backs it up, with room for sessions still closing.
-        maxSessions: maxSessions + 16,
+        maxSessions: listenerLimit(maxSessions),
         ...(downstream.allowedOrigins === undefined ? {} : { allowedOrigins: downstream.allowedOrigins }),
         ...(downstream.allowedHosts === undefined ? {} : { allowedHosts: downstream.allowedHosts }),
         ...(downstream.maxBodyBytes === undefined ? {} : { maxBodyBytes: downstream.maxBodyBytes }),
@@ -308,7 +307,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       this.#ws = new McpWebSocketServer({
         server: this.#server,
         path,
-        maxConnections: maxSessions + 16,
+        maxConnections: listenerLimit(maxSessions),
         ...(downstream.allowedOrigins === undefined ? {} : { allowedOrigins: downstream.allowedOrigins }),
         ...(downstream.allowedHosts === undefined ? {} : { allowedHosts: downstream.allowedHosts }),
         // Admission runs before the upgrade: a refused client gets a plain 401, or 503 with Retry-After.
@@ -384,6 +383,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const settings = { ...settingsOf(loaded.config), host, port, path, transports, metricsPath, processMetrics, metricsAuth };
     this.#current = { config: loaded.config, settings, stacks, upstream };
     if (live.includes('downstream.bearerTokens')) this.#authenticate = bearerAuthenticator(loaded.config.downstream?.bearerTokens);
+    if (this.#http !== undefined) this.#http.maxSessions = listenerLimit(settings.maxSessions);
+    if (this.#ws !== undefined) this.#ws.maxConnections = listenerLimit(settings.maxSessions);
     const level = loaded.config.observability?.logs?.level;
     if (level !== undefined) this.#log.level = level;
     if (upstream !== previous.upstream) this.#retire(previous.upstream);
@@ -801,6 +802,11 @@ async function buildGeneration(loaded: LoadedConfig, logger: GatewayLogger, regi
     throw new ConfigError(loaded.source, [`upstream.url: could not connect to the broker at ${upstream.description}: ${cause.message}`]);
   }
   return { stacks, upstream };
+}
+
+/** The listeners' own limit: the gateway admits sessions itself (#refusal); this only backs it up, with room for sessions still closing. */
+function listenerLimit(maxSessions: number): number {
+  return maxSessions + 16;
 }
 
 function onBroker(config: GatewayConfig): boolean {

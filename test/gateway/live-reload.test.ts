@@ -118,6 +118,15 @@ describe('live reload', () => {
     expect(await echo(fresh, 'with the new token')).toBe('with the new token');
   });
 
+  it('a new session limit applies to the next session', async () => {
+    const config = (maxSessions: number): Config => ({ upstream: fixtureUpstream(), downstream: { maxSessions, evictIdleSessions: false } });
+    gw = await startTestGateway(config(1));
+    await connect(gw.ws);
+    await expect(connect(gw.ws)).rejects.toThrow(/503/);
+    expect(await gw.gateway.reload('api', loaded(config(2)))).toMatchObject({ outcome: 'applied', changes: ['downstream.maxSessions'] });
+    expect(await echo(await connect(gw.ws), 'admitted')).toBe('admitted');
+  });
+
   it('names what only a restart changes, and keeps its running value', async () => {
     gw = await startTestGateway({ upstream: fixtureUpstream() }, 'info');
     const port = gw.gateway.address.port;

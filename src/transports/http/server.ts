@@ -142,7 +142,7 @@ export class McpHttpServer {
   readonly #host: string;
   readonly #port: number;
   readonly #maxBody: number;
-  readonly #maxSessions: number;
+  #maxSessions: number;
   readonly #compression: CompressionSettings | undefined;
   /** Codings accepted on request bodies. */
   readonly #decodings: readonly Encoding[];
@@ -235,6 +235,15 @@ export class McpHttpServer {
   }
 
   /** Open sessions by Mcp-Session-Id (with `sessions`). */
+  /** Sessions held at most; a new session past it is refused with 503. Settable (a gateway's config reload). */
+  get maxSessions(): number {
+    return this.#maxSessions;
+  }
+
+  set maxSessions(value: number) {
+    this.#maxSessions = integerOption('McpHttpServer.maxSessions', value, 10_000, 1);
+  }
+
   get sessions(): ReadonlyMap<string, HttpServerTransportLike> {
     return this.#sessions;
   }

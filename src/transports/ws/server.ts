@@ -66,7 +66,7 @@ export class McpWebSocketServer {
   readonly #path: string;
   readonly #host: string;
   readonly #port: number;
-  readonly #maxConnections: number;
+  #maxConnections: number;
   readonly #channel: ChannelSettings;
   readonly #common: ReturnType<typeof resolveCommon>;
   readonly #onconnection: WebSocketServerOptions['onconnection'];
@@ -155,6 +155,15 @@ export class McpWebSocketServer {
   }
 
   /** The transports of the open connections. */
+  /** Connections held at most; an upgrade past it is refused with 503. Settable (a gateway's config reload). */
+  get maxConnections(): number {
+    return this.#maxConnections;
+  }
+
+  set maxConnections(value: number) {
+    this.#maxConnections = integerOption('McpWebSocketServer.maxConnections', value, 1024, 1);
+  }
+
   get connections(): ReadonlySet<WebSocketServerTransport> {
     return this.#connections;
   }
