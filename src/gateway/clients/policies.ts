@@ -149,7 +149,7 @@ export class ClientPolicies {
     const peeked = record?.bucket?.peek(this.#now());
     if (record === undefined || peeked === undefined || peeked.ok) return undefined;
     this.#count(record, 'rate-limited');
-    return overRate(record, 'requests', peeked.retryAfterMs);
+    return overRate(record, 'the request', peeked.retryAfterMs);
   }
 
   /** The policy of one session's client; `ownerOf` says which upstream each request goes to. */

@@ -6,7 +6,7 @@
  * downstream schema. No problem ever shows a token.
  */
 import { z } from 'zod';
-import { integer, names, number, options, secret, text } from './fields.ts';
+import { integer, names, options, secret, text } from './fields.ts';
 
 /** The label of requests from no listed client, in logs, metrics and spans: reserved. */
 export const UNKNOWN_CLIENT = 'unknown';
@@ -17,7 +17,7 @@ const CLIENT_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 export const clientPolicy = {
   rateLimit: options(
     {
-      rate: number(0.001).refine((n) => n > 0, { error: 'a number > 0' }).meta({ description: 'Requests per second, refilled continuously.' }),
+      rate: z.number({ error: 'a number > 0' }).gt(0, { error: 'a number > 0' }).meta({ description: 'Requests per second, refilled continuously.' }),
       burst: integer(1).meta({ description: 'Requests admitted at once on a full bucket (the bucket size).' }),
     },
     'A token bucket shared by all of the client\'s sessions, one token per JSON-RPC request (notifications and answers are free). Over it: HTTP 429 with Retry-After, or a -32057 error with data.retryAfterMs. Default: none.',

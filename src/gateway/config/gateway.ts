@@ -167,7 +167,7 @@ export const downstreamConfig = options(
       .meta({ description: 'Named clients, each recognized by its bearer token (or its value of clientHeader), with its own rate limit, concurrency limit and allow-lists; the name labels logs, metrics and spans.' }),
     clientHeader: text('a header name')
       .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, { error: 'a header name (letters, digits, "-")' })
-      .refine((name) => name.toLowerCase() !== 'authorization', { error: 'a header other than authorization (clients with a bearer token have `token`)' })
+      .refine((name) => name.toLowerCase() !== 'authorization', { error: 'a header other than authorization (clients with a bearer token have `token`)', params: { expected: true } })
       .optional()
       .meta({ description: 'The header whose value names the clients listed with `value` (e.g. x-api-key).' }),
     unknownClients: unknownClients.optional(),
