@@ -195,7 +195,7 @@ describe('tool allow-list', () => {
     expect(value(await scrape(gateway), 'mcp_layers_gateway_client_requests_total', { client: 'ci', outcome: 'denied' })).toBe(1);
   });
 
-  it('the upstream allow-list: a client whose upstreams exclude `default` connects (initialize and ping are its session's own), and every request for the upstream is refused', async () => {
+  it("the upstream allow-list: a client whose upstreams exclude `default` connects (initialize and ping are its session's own), and every request for the upstream is refused", async () => {
     const gateway = await start({ clients: [{ name: 'elsewhere', token: SECRETS.alice, upstreams: ['search-*'] }] });
     const client = await overWs(gateway, bearer(SECRETS.alice));
     const denied = await refusedWith(client.listTools());
