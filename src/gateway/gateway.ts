@@ -275,14 +275,16 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const downstream = loaded.config.downstream ?? {};
     this.#clients = new ClientPolicies(downstream, { requests: this.#metrics.clientRequests, inFlight: this.#metrics.clientInFlight });
     // Identity is resolved once per HTTP request and WebSocket upgrade; the sessions read it back from the request.
-    const authenticate = (request: IncomingMessage) => ({ client: this.#clients.identify(request) });
+    // With nothing to tell clients apart, every request is `unknown` without asking.
+    const identifies = downstream.clients !== undefined || downstream.bearerTokens !== undefined || downstream.unknownClients !== undefined;
+    const authenticate = identifies ? (request: IncomingMessage) => ({ client: this.#clients.identify(request) }) : undefined;
     if (transports.includes('http')) {
       this.#http = new McpHttpServer({
         sessions: (req) => this.#openHttpSession(req),
         // Over a broker, any replica serves any session: one it does not hold is adopted.
         ...(upstream.kind === 'broker' ? { adopt: (req: IncomingMessage, sessionId: string) => this.#adoptHttpSession(req, sessionId) } : {}),
         perRequest: (req: IncomingMessage) => this.#openExchange(req),
-        authenticate,
+        ...(authenticate === undefined ? {} : { authenticate }),
         admit: (req: IncomingMessage, body: unknown) => this.#admitRequest(req, body),
         path,
         // The gateway admits sessions itself (#refusal); this only backs it up, with room for sessions still closing.
@@ -302,7 +304,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         ...(downstream.allowedOrigins === undefined ? {} : { allowedOrigins: downstream.allowedOrigins }),
         ...(downstream.allowedHosts === undefined ? {} : { allowedHosts: downstream.allowedHosts }),
         // Admission runs before the upgrade: a refused client gets a plain 401, or 503 with Retry-After.
-        authenticate: (request) => this.#admit('websocket', authenticate(request)),
+        authenticate: (request) => this.#admit('websocket', authenticate?.(request) ?? {}),
         onconnection: (transport, request) => this.#openWebSocketSession(transport, this.#clients.clientOf(request)),
       });
       this.#ws.onerror = (error) => this.#log.warn(`websocket: ${error.message}`, { event: 'websocket-error' });

@@ -21,6 +21,9 @@
  *     delivered with an error;
  *   - reclaim sessions nobody uses: idle, detached (an HTTP client holding no stream), or
  *     never spoken (a WebSocket that sends nothing) — each with its own timeout;
+ *   - ask the session's client's policy (src/gateway/clients/) before each request goes
+ *     upstream — a refused one is answered at once — and hide from its tools/list results
+ *     what it may not use;
  *   - answer downstream requests itself when the upstream cannot (it failed to start,
  *     it closed, the gateway is shutting down), so no request is lost silently;
  *   - end a session whose initialize failed (HTTP: its session id must not stay usable);
