@@ -254,6 +254,29 @@ export const overview: DashboardSpec = {
       ],
     },
     {
+      title: 'Clients',
+      panels: [
+        {
+          width: 12,
+          title: 'Requests by client',
+          description: 'Requests per second from each named client (downstream.clients; everyone else is unknown), by what its policy decided: admitted, rate-limited (over its token bucket: 429 over HTTP, -32057 with retryAfterMs), concurrency-limited (over its maxInFlight: -32051), denied (a tool or upstream outside its allow-lists: -32058).',
+          unit: 'reqps',
+          colorSeries: [
+            { match: '.*rate-limited.*', color: 'orange' },
+            { match: '.*denied.*', color: 'red' },
+          ],
+          queries: [{ expr: sum(['client', 'outcome'], rate('mcp_layers_gateway_client_requests_total')), legend: '{{client}} {{outcome}}' }],
+        },
+        {
+          width: 12,
+          title: 'Requests in flight by client',
+          description: "Requests each client has in flight across its sessions. Against its maxInFlight: the client is about to be refused.",
+          unit: 'short',
+          queries: [{ expr: sum(['client'], sel('mcp_layers_gateway_client_in_flight')), legend: '{{client}}' }],
+        },
+      ],
+    },
+    {
       title: 'Protocol health',
       panels: [
         {

@@ -215,6 +215,8 @@ export function tracing(options?: TracingOptions): Layer {
     // server.* describe the peer we call: CLIENT spans only.
     const network = ctx.direction === 'outbound' ? sides.client : sides.server;
     for (const key in network) attributes[key] = network[key];
+    const own = ctx.session.attributes;
+    for (const key in own) attributes[key] = own[key];
     return attributes;
   }
 

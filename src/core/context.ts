@@ -36,6 +36,8 @@ export interface Session {
   readonly closed: boolean;
   readonly events: EventBus;
   readonly idempotency: Idempotency;
+  /** `wrap(…, { attributes })`: what describes the transport in telemetry (every span of its exchanges carries them). */
+  readonly attributes?: Readonly<Record<string, string>>;
 }
 
 export type ProgressListener = (params: JSONRPCParams) => void;

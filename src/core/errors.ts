@@ -40,6 +40,8 @@ export const ErrorCode = {
   LayerFault: -32056,
   /** The peer (or an HTTP 429) asked us to slow down. */
   RateLimited: -32057,
+  /** A policy does not allow the request (the gateway's client allow-lists): nothing was sent. */
+  Forbidden: -32058,
 } as const;
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 

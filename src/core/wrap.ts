@@ -34,7 +34,7 @@ import { OutboundRequests } from './outbound.ts';
 import type { Port } from './port.ts';
 import { type MessageExtraInfo, STATELESS_PROTOCOL_VERSION, type Transport, type TransportSendOptions } from './transport.ts';
 import { controlOf } from './wire.ts';
-import { integerOption } from './options.ts';
+import { integerOption, invalidOption } from './options.ts';
 import { DEFAULT_MAX_DEPTH, messageKind } from './validate.ts';
 
 export interface WrapOptions extends IdempotencyOptions {
@@ -52,6 +52,12 @@ export interface WrapOptions extends IdempotencyOptions {
    * refused: a request is answered -32600, a response ends its request with -32600.
    */
   maxDepth?: number;
+  /**
+   * What describes this transport in telemetry, beyond its name: the tracing layer puts
+   * these attributes on every span of its exchanges (the gateway names a session's
+   * client so: `mcp_layers.client.name`). Keep the values few: they are not for ids.
+   */
+  attributes?: Readonly<Record<string, string>>;
 }
 
 /** The wrapped transport: ours, plus every extra member of the inner one (e.g. `handleRequest`). */
@@ -115,6 +121,7 @@ export class LayeredTransport implements Transport {
       throw new TypeError('wrap options.name: expected a non-empty string');
     }
     this.#maxDepth = integerOption('wrap options.maxDepth', options.maxDepth, DEFAULT_MAX_DEPTH, 2);
+    const attributes = attributesOption(options.attributes);
     this.inner = inner;
     this.name = options.name ?? 'mcp';
     this.events = options.events ?? new EventBus();
@@ -148,6 +155,7 @@ export class LayeredTransport implements Transport {
       },
       events: this.events,
       idempotency: this.#idempotency,
+      attributes,
     };
 
     const port: Port = (this.#port = {
@@ -534,3 +542,13 @@ function forwardExtraMembers(wrapped: LayeredTransport, inner: Transport): void 
     }
   }
 }
+
+function attributesOption(value: WrapOptions['attributes']): Readonly<Record<string, string>> {
+  if (value === undefined) return NO_ATTRIBUTES;
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || Object.values(value).some((v) => typeof v !== 'string')) {
+    throw invalidOption('wrap options.attributes', 'an object of string attributes', value);
+  }
+  return Object.freeze({ ...value });
+}
+
+const NO_ATTRIBUTES: Readonly<Record<string, string>> = Object.freeze({});

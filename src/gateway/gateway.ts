@@ -18,7 +18,7 @@
  * up to a deadline, answers the rest with an error, then closes every session (and
  * with it every child process).
  */
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -31,12 +31,13 @@ import { ConfigError, type LoadedConfig, loadConfigFile } from './config/load.ts
 import { configChanges, sameSection } from './reload/changes.ts';
 import { type AppliedConfig, ConfigReloader, RELOAD_METRIC_FAMILIES, type ReloadOutcome, type ReloadTrigger } from './reload/reloader.ts';
 import { listenOn } from './listen.ts';
-import { asError, ErrorCode } from '../core/errors.ts';
+import { asError, ErrorCode, toErrorObject } from '../core/errors.ts';
 import { tryRequirePeer } from '../layer-kit/peer-deps.ts';
 import { EventBus } from '../core/events.ts';
 import { AuthenticationError, isLoopbackHost } from '../transports/guard.ts';
+import { isRequest, type JSONRPCMessage } from '../core/jsonrpc.ts';
 import { McpHttpServer } from '../transports/http/server.ts';
-import type { Adopted, PerRequestAdmitted } from '../transports/http/server.ts';
+import type { Adopted, PerRequestAdmitted, Refusal } from '../transports/http/server.ts';
 import { headersNameStatelessEra } from '../transports/http/era.ts';
 import { PerRequestHttpTransport } from '../transports/http/per-request.ts';
 import { StreamableHttpSessionTransport } from '../transports/http/session.ts';
@@ -46,6 +47,7 @@ import { STATELESS_PROTOCOL_VERSION, type Transport } from '../core/transport.ts
 import { type LayeredTransport, type Wrapped, wrap } from '../core/wrap.ts';
 import { metricsHandler } from '../../middleware/observability/metrics.ts';
 import type { GatewayLogger } from './logger.ts';
+import { ClientPolicies } from './clients/policies.ts';
 import { type CloseReason, ProxySession, type ProxySessionOptions } from './proxy.ts';
 import { type BuiltStack, buildStack, StackProblemsError } from './stack.ts';
 import { createUpstream, findCommand, type Upstream } from './upstream.ts';
@@ -88,6 +90,13 @@ export const GATEWAY_METRIC_FAMILIES = [
     labels: ['reason'],
     help: 'Sessions closed, by why: downstream-closed, upstream-closed, upstream-failed, initialize-failed, idle, detached, handshake-timeout, evicted, shutdown.',
   },
+  {
+    name: 'mcp_layers_gateway_client_requests_total',
+    type: 'counter',
+    labels: ['client', 'outcome'],
+    help: "Requests from each client (downstream.clients, or unknown) by what its policy decided: admitted, rate-limited, concurrency-limited, denied.",
+  },
+  { name: 'mcp_layers_gateway_client_in_flight', type: 'gauge', labels: ['client'], help: "Requests in flight from each client, across its sessions." },
   ...RELOAD_METRIC_FAMILIES,
 ] as const;
 
@@ -158,7 +167,7 @@ export function settingsOf(config: GatewayConfig): GatewaySettings {
     metricsPath: config.observability?.metrics?.path ?? GATEWAY_DEFAULTS.metricsPath,
     processMetrics: config.observability?.metrics?.processMetrics ?? true,
     // Tool names and traffic are visible in /metrics: off loopback, the tokens that guard MCP guard it too.
-    metricsAuth: config.observability?.metrics?.auth ?? (d.bearerTokens !== undefined && !isLoopbackHost(host) ? 'bearer' : 'none'),
+    metricsAuth: config.observability?.metrics?.auth ?? ((d.bearerTokens !== undefined || d.clients !== undefined) && !isLoopbackHost(host) ? 'bearer' : 'none'),
   };
 }
 
@@ -174,8 +183,8 @@ export function checkGateway(loaded: LoadedConfig): string[] {
   const { config, baseDir } = loaded;
   const problems: string[] = [];
   const settings = settingsOf(config);
-  if (settings.metricsAuth === 'bearer' && config.downstream?.bearerTokens === undefined) {
-    problems.push('observability.metrics.auth: "bearer" needs downstream.bearerTokens (the tokens /metrics and /readyz accept)');
+  if (settings.metricsAuth === 'bearer' && config.downstream?.bearerTokens === undefined && config.downstream?.clients === undefined) {
+    problems.push('observability.metrics.auth: "bearer" needs downstream.bearerTokens or downstream.clients (the credentials /metrics and /readyz accept)');
   }
   const sides = [
     ['upstream', config.upstream.layers ?? defaultLayers('upstream')],
@@ -256,9 +265,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   readonly #creating = new WeakMap<IncomingMessage, ServerResponse>();
   /** Sessions being adopted from the broker, by Mcp-Session-Id: concurrent requests for one share the adoption. */
   readonly #adopting = new Map<string, Promise<{ downstream: Wrapped<StreamableHttpSessionTransport>; session: ProxySession } | Adopted>>();
-  #authenticate: ((request: IncomingMessage) => object) | undefined;
+  /** `downstream.clients`: who sent each request, and what its policy lets through. */
+  readonly #clients: ClientPolicies;
   readonly #metricsHandler: (req: IncomingMessage, res: ServerResponse) => void;
-  readonly #metrics: { sessions: Gauge; refused: Counter; closes: Counter };
+  readonly #metrics: ReturnType<typeof gatewayMetrics>;
   #draining = false;
   #shutdown: Promise<void> | undefined;
   #stopped = false;
@@ -284,16 +294,18 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.#server.on('clientError', answerClientError);
     const { path, transports, maxSessions } = this.settings;
     const downstream = loaded.config.downstream ?? {};
-    this.#authenticate = bearerAuthenticator(downstream.bearerTokens);
-    // Read per request: a reload may change the tokens.
-    const authenticate = (request: IncomingMessage) => this.#authenticate?.(request) ?? {};
+    this.#clients = new ClientPolicies(downstream, { requests: this.#metrics.clientRequests, inFlight: this.#metrics.clientInFlight });
+    // Identity is resolved once per HTTP request and WebSocket upgrade; the sessions read it back from the request.
+    // Always asked: a reload may add tokens or clients (with none configured, every request is `unknown` at once).
+    const authenticate = (request: IncomingMessage) => ({ client: this.#clients.identify(request) });
     if (transports.includes('http')) {
       this.#http = new McpHttpServer({
         sessions: (req) => this.#openHttpSession(req),
         // Over a broker, any replica serves any session: one it does not hold is adopted.
         ...(upstream.kind === 'broker' ? { adopt: (req: IncomingMessage, sessionId: string) => this.#adoptHttpSession(req, sessionId) } : {}),
-        perRequest: () => this.#openExchange(),
+        perRequest: (req: IncomingMessage) => this.#openExchange(req),
         authenticate,
+        admit: (req: IncomingMessage, body: unknown) => this.#admitRequest(req, body),
         path,
         maxSessions: listenerLimit(maxSessions),
         ...(downstream.allowedOrigins === undefined ? {} : { allowedOrigins: downstream.allowedOrigins }),
@@ -312,7 +324,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         ...(downstream.allowedHosts === undefined ? {} : { allowedHosts: downstream.allowedHosts }),
         // Admission runs before the upgrade: a refused client gets a plain 401, or 503 with Retry-After.
         authenticate: (request) => this.#admit('websocket', authenticate(request)),
-        onconnection: (transport) => this.#openWebSocketSession(transport),
+        onconnection: (transport, request) => this.#openWebSocketSession(transport, this.#clients.clientOf(request)),
       });
       this.#ws.onerror = (error) => this.#log.warn(`websocket: ${error.message}`, { event: 'websocket-error' });
     }
@@ -382,7 +394,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const { host, port, path, transports, metricsPath, processMetrics, metricsAuth } = previous.settings;
     const settings = { ...settingsOf(loaded.config), host, port, path, transports, metricsPath, processMetrics, metricsAuth };
     this.#current = { config: loaded.config, settings, stacks, upstream };
-    if (live.includes('downstream.bearerTokens')) this.#authenticate = bearerAuthenticator(loaded.config.downstream?.bearerTokens);
+    // Clients that stay keep their buckets and their requests in flight; a removed one is refused from its next request.
+    this.#clients.apply(loaded.config.downstream ?? {});
     if (this.#http !== undefined) this.#http.maxSessions = listenerLimit(settings.maxSessions);
     if (this.#ws !== undefined) this.#ws.maxConnections = listenerLimit(settings.maxSessions);
     const level = loaded.config.observability?.logs?.level;
@@ -539,9 +552,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   /** `observability.metrics.auth`: /metrics and /readyz ask for the same bearer tokens as MCP. */
   #observerAdmitted(req: IncomingMessage, res: ServerResponse): boolean {
-    if (this.settings.metricsAuth === 'none' || this.#authenticate === undefined) return true;
+    if (this.settings.metricsAuth === 'none') return true;
     try {
-      this.#authenticate(req);
+      this.#clients.identify(req, false);
       return true;
     } catch (error) {
       const refusal = error as AuthenticationError;
@@ -584,9 +597,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     return undefined;
   }
 
-  #admit(listener: 'websocket', identity: object | undefined): object {
+  #admit(listener: 'websocket', identity: object): object {
     const refusal = this.#refusal(true);
-    if (refusal === undefined) return identity ?? {};
+    if (refusal === undefined) return identity;
     this.#metrics.refused.inc({ listener, reason: refusal.reason });
     throw new AuthenticationError(refusal.message, { status: 503, headers: { 'retry-after': '5' } });
   }
@@ -596,8 +609,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   async #openHttpSession(req: IncomingMessage): Promise<Wrapped<StreamableHttpSessionTransport>> {
     const inner = new StreamableHttpSessionTransport({ sessionIdGenerator: randomUUID });
     const generation = this.#current;
-    const downstream = wrap(inner, generation.stacks.downstream.layers, { name: 'downstream', events: this.downstreamEvents });
-    const session = this.#open(generation, 'http', downstream, () => downstream.close());
+    const client = this.#clients.clientOf(req);
+    const downstream = this.#wrapDownstream(generation, inner, client);
+    const session = this.#open(generation, 'http', downstream, () => downstream.close(), client);
     const res = this.#creating.get(req);
     if (res !== undefined) session.attachResponse(res, false);
     await downstream.start();
@@ -646,8 +660,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const header = req.headers['mcp-protocol-version'];
     const protocolVersion = (upstream.inner as { protocolVersion?: string }).protocolVersion ?? (typeof header === 'string' ? header : undefined);
     const inner = new StreamableHttpSessionTransport({ sessionIdGenerator: randomUUID, adopt: sessionId });
-    const downstream = wrap(inner, generation.stacks.downstream.layers, { name: 'downstream', events: this.downstreamEvents });
-    const session = this.#open(generation, 'http', downstream, () => downstream.close(), id, { upstream, protocolVersion });
+    const client = this.#clients.clientOf(req);
+    const downstream = this.#wrapDownstream(generation, inner, client);
+    const session = this.#open(generation, 'http', downstream, () => downstream.close(), client, id, { upstream, protocolVersion });
     this.#log.debug('session adopted from the broker', { event: 'session-adopted', session: id, mcp_session_id: sessionId });
     await downstream.start();
     return { downstream, session };
@@ -672,7 +687,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
    * 2025 eras over HTTP: the refusal is the one an SDK client falls back to initialize on,
    * and WebSocket still carries 2026-07-28 to them end to end.
    */
-  async #openExchange(): Promise<PerRequestAdmitted> {
+  async #openExchange(req: IncomingMessage): Promise<PerRequestAdmitted> {
     if (this.upstream.kind !== 'broker') {
       return {
         refuse: {
@@ -696,11 +711,13 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const id = `request-${this.#nextLocalId++}`;
     const generation = this.#current;
     const release = this.#use(generation.upstream);
-    const downstream = wrap(new PerRequestHttpTransport(), generation.stacks.downstream.layers, { name: 'downstream', events: this.downstreamEvents });
+    const client = this.#clients.clientOf(req);
+    const downstream = this.#wrapDownstream(generation, new PerRequestHttpTransport(), client);
     const exchange = new ProxySession({
       id,
       listener: 'http',
       downstream,
+      client: this.#clients.bind(client),
       openUpstream: () => this.#wrapUpstream(generation, generation.upstream.create(id)),
       perRequest: true,
       logger: this.#log,
@@ -718,16 +735,51 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     return downstream;
   }
 
-  async #openWebSocketSession(transport: Transport & { close(code?: number, reason?: string): Promise<void> }): Promise<void> {
+  async #openWebSocketSession(transport: Transport & { close(code?: number, reason?: string): Promise<void> }, client: string): Promise<void> {
     const generation = this.#current;
-    const downstream = wrap(transport, generation.stacks.downstream.layers, { name: 'downstream', events: this.downstreamEvents });
-    this.#open(generation, 'websocket', downstream, (reason) => {
-      // Shutdown: clients reconnect to another instance (1001). Upstream gone: 1011, they reconnect
-      // and get a new upstream session. Idle: a normal close, nothing to come back for.
-      const [code, text] = CLOSE_CODES[reason];
-      return transport.close(code, text);
-    });
+    const downstream = this.#wrapDownstream(generation, transport, client);
+    this.#open(
+      generation,
+      'websocket',
+      downstream,
+      (reason) => {
+        // Shutdown: clients reconnect to another instance (1001). Upstream gone: 1011, they reconnect
+        // and get a new upstream session. Idle: a normal close, nothing to come back for.
+        const [code, text] = CLOSE_CODES[reason];
+        return transport.close(code, text);
+      },
+      client,
+    );
     await downstream.start();
+  }
+
+  /** Every span of the session's exchanges names its client (a name from the config, or unknown: bounded). */
+  #wrapDownstream<T extends Transport>(generation: Generation, inner: T, client: string): Wrapped<T> {
+    return wrap(inner, generation.stacks.downstream.layers, { name: 'downstream', events: this.downstreamEvents, attributes: { [CLIENT_ATTRIBUTE]: client } });
+  }
+
+  /**
+   * An HTTP request, authenticated and read, before any session sees it. A session's
+   * requests come from the client that opened it: another client's is told the session
+   * does not exist (404, as for an id never issued — a 403 would confirm the id is
+   * live to whoever guessed or stole it). A POST carrying requests from a client with no
+   * token left is answered 429 with Retry-After; one carrying only notifications and
+   * answers (a client's reply to sampling) always goes through.
+   */
+  #admitRequest(req: IncomingMessage, body: unknown): Refusal | undefined {
+    const client = this.#clients.clientOf(req);
+    const sessionId = req.headers['mcp-session-id'];
+    const session = typeof sessionId === 'string' ? this.#sessionNamed(sessionId) : undefined;
+    if (session !== undefined && session.client !== undefined && session.client.name !== client) {
+      this.#log.warn(`a request for session ${session.id} came from client ${client}, not ${session.client.name}: refused as unknown (404)`, { event: 'client-mismatch', session: session.id, client });
+      return { status: 404, code: -32001, message: 'Session not found: it expired or never existed; start a new session with initialize' };
+    }
+    const messages: unknown[] = Array.isArray(body) ? body : body === undefined ? [] : [body];
+    if (!messages.some((message) => isRequest(message as JSONRPCMessage))) return undefined;
+    const limited = this.#clients.rateLimited(client);
+    if (limited === undefined) return undefined;
+    const { code, message, data } = toErrorObject(limited, 0);
+    return { status: 429, code, message, headers: { 'retry-after': String(Math.ceil((limited.retryAfterMs ?? 0) / 1000)) }, ...(data === undefined ? {} : { data: data as Record<string, unknown> }) };
   }
 
   #open(
@@ -735,6 +787,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     listener: 'http' | 'websocket',
     downstream: LayeredTransport,
     closeDownstream: (reason: CloseReason) => Promise<void>,
+    client: string,
     id = `local-${this.#nextLocalId++}`,
     adopted?: ProxySessionOptions['adopted'],
   ): ProxySession {
@@ -748,6 +801,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       // Over a broker, other replicas may serve an HTTP session too; a WebSocket session lives on its connection.
       shared: listener === 'http' && generation.upstream.kind === 'broker',
       ...(adopted === undefined ? {} : { adopted }),
+      client: this.#clients.bind(client),
       logger: this.#log,
       closeDownstream,
       idleTimeoutMs: generation.settings.idleTimeoutMs,
@@ -766,7 +820,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.#sessions.add(session);
     this.#metrics.sessions.inc({ listener });
     this.emit('session-open', { id, listener });
-    this.#log.debug('session opened', { event: 'session-open', session: id, listener });
+    this.#log.debug('session opened', { event: 'session-open', session: id, listener, client });
     return session;
   }
 }
@@ -820,26 +874,6 @@ function connectionOf(config: GatewayConfig): unknown {
   return connection;
 }
 
-/**
- * `downstream.bearerTokens`: the client must present one of them. Compared as SHA-256
- * digests with timingSafeEqual, so neither a token's content nor its length leaks
- * through timing. The refusal names no token.
- */
-function bearerAuthenticator(tokens: readonly string[] | undefined): ((request: IncomingMessage) => object) | undefined {
-  if (tokens === undefined) return undefined;
-  const digest = (value: string) => createHash('sha256').update(value).digest();
-  const accepted = tokens.map(digest);
-  return (request) => {
-    const header = request.headers.authorization;
-    const presented = header !== undefined && /^Bearer /i.test(header) ? digest(header.slice(7).trim()) : undefined;
-    if (presented !== undefined && accepted.some((token) => timingSafeEqual(token, presented))) return { scheme: 'bearer' };
-    throw new AuthenticationError(`Unauthorized: ${presented === undefined ? 'send Authorization: Bearer <token>' : 'the bearer token is not accepted'}`, {
-      status: 401,
-      headers: { 'www-authenticate': `Bearer realm="mcp-layers gateway"${presented === undefined ? '' : ', error="invalid_token"'}` },
-    });
-  };
-}
-
 const CLOSE_CODES: Record<CloseReason, [number, string]> = {
   shutdown: [1001, 'gateway shutting down'],
   'upstream-closed': [1011, 'the upstream server closed the session'],
@@ -853,14 +887,19 @@ const CLOSE_CODES: Record<CloseReason, [number, string]> = {
   'downstream-closed': [1000, 'session closed'],
 };
 
-function gatewayMetrics(registry: Registry, processMetrics: boolean): { sessions: Gauge; refused: Counter; closes: Counter } {
-  const [sessions, refused, closes] = GATEWAY_METRIC_FAMILIES;
+/** The span attribute that names a session's client (docs/gateway.md, "Clients and policies"). */
+const CLIENT_ATTRIBUTE = 'mcp_layers.client.name';
+
+function gatewayMetrics(registry: Registry, processMetrics: boolean): { sessions: Gauge; refused: Counter; closes: Counter; clientRequests: Counter; clientInFlight: Gauge } {
+  const [sessions, refused, closes, clientRequests, clientInFlight] = GATEWAY_METRIC_FAMILIES;
   const make = <T>(name: string, create: () => T): T => (registry.getSingleMetric(name) as T | undefined) ?? create();
   if (processMetrics && registry.getSingleMetric('process_cpu_user_seconds_total') === undefined) collectDefaultMetrics({ register: registry });
   return {
     sessions: make(sessions.name, () => new Gauge({ name: sessions.name, help: sessions.help, labelNames: [...sessions.labels], registers: [registry] })),
     refused: make(refused.name, () => new Counter({ name: refused.name, help: refused.help, labelNames: [...refused.labels], registers: [registry] })),
     closes: make(closes.name, () => new Counter({ name: closes.name, help: closes.help, labelNames: [...closes.labels], registers: [registry] })),
+    clientRequests: make(clientRequests.name, () => new Counter({ name: clientRequests.name, help: clientRequests.help, labelNames: [...clientRequests.labels], registers: [registry] })),
+    clientInFlight: make(clientInFlight.name, () => new Gauge({ name: clientInFlight.name, help: clientInFlight.help, labelNames: [...clientInFlight.labels], registers: [registry] })),
   };
 }
 

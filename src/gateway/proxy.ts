@@ -21,6 +21,9 @@
  *     delivered with an error;
  *   - reclaim sessions nobody uses: idle, detached (an HTTP client holding no stream), or
  *     never spoken (a WebSocket that sends nothing) — each with its own timeout;
+ *   - ask the session's client's policy (src/gateway/clients/) before each request goes
+ *     upstream — a refused one is answered at once — and hide from its tools/list results
+ *     what it may not use;
  *   - answer downstream requests itself when the upstream cannot (it failed to start,
  *     it closed, the gateway is shutting down), so no request is lost silently;
  *   - end a session whose initialize failed (HTTP: its session id must not stay usable);
@@ -117,6 +120,21 @@ export interface ProxySessionOptions {
   readonly adopted?: { readonly upstream: LayeredTransport; readonly protocolVersion: string | undefined };
   /** One 2026-07-28 request over HTTP: the session lives as long as its exchange (docs/gateway.md, "The 2026-07-28 era over HTTP"). */
   readonly perRequest?: boolean;
+  /** Who the session's client is, and what its policy lets through (src/gateway/clients/; docs/gateway.md, "Clients and policies"). */
+  readonly client?: SessionClient;
+}
+
+/** The session's client as its policy sees it: asked before each of its requests goes upstream. */
+export interface SessionClient {
+  /** Labels the session's log records. */
+  readonly name: string;
+  /**
+   * Admits a request — charging the client's rate limit, taking one of its in-flight
+   * slots (given back by `release`, once) — or says why not; nothing is sent then.
+   */
+  admit(request: JSONRPCRequest): { readonly refused: McpLayersError } | { readonly release: () => void };
+  /** A result on its way to the client, without what its policy hides (tools it may not use). */
+  visible(method: string, result: Record<string, unknown>): Record<string, unknown>;
 }
 
 /** What a broker client transport (the upstream of a shared session) offers the session, beyond Transport. */
@@ -135,6 +153,8 @@ const ENDS_THE_SESSION: ReadonlySet<CloseReason> = new Set(['downstream-closed',
 interface DownstreamRequest {
   readonly method: string;
   readonly progressToken: unknown;
+  /** Gives the client's in-flight slot back. */
+  readonly release: (() => void) | undefined;
 }
 
 type UpstreamState = 'idle' | 'starting' | 'ready' | 'failed' | 'closed';
@@ -187,7 +207,7 @@ export class ProxySession {
     this.#id = options.id;
     this.listener = options.listener;
     this.downstream = options.downstream;
-    this.#log = options.logger.child({ session: options.id });
+    this.#log = options.logger.child({ session: options.id, ...(options.client === undefined ? {} : { client: options.client.name }) });
     this.#shared = options.shared === true;
     const { downstream } = options;
     downstream.onmessage = (message) => this.#fromDownstream(message);
@@ -215,6 +235,11 @@ export class ProxySession {
   /** The downstream session's `Mcp-Session-Id` (HTTP), once the transport has one. */
   get sessionId(): string | undefined {
     return this.downstream.sessionId;
+  }
+
+  /** The session's client (its name and policy). */
+  get client(): SessionClient | undefined {
+    return this.#options.client;
   }
 
   /** Downstream requests waiting for the upstream's answer. */
@@ -337,6 +362,8 @@ export class ProxySession {
       this.#upstreamState = 'closed';
       await this.#flush(2_000);
       await Promise.allSettled([this.#options.closeDownstream(reason), this.#closeUpstream(reason)]);
+      // What never got an answer here gives its client's in-flight slots back.
+      for (const id of Array.from(this.#inFlight.keys())) this.#settled(id);
       this.#options.onclose(this, reason);
     })();
     return this.#closed;
@@ -369,8 +396,14 @@ export class ProxySession {
         this.#answerNow(message.id, new ConnectionClosedError(`The session is closing; ${message.method} was not forwarded`, { layer: 'gateway', reason: 'session-closing', neverSent: true }));
         return;
       }
+      const admitted = this.#options.client?.admit(message);
+      if (admitted !== undefined && 'refused' in admitted) {
+        this.#log.debug(admitted.refused.message, { event: 'client-refused', method: message.method, reason: admitted.refused.reason });
+        this.#answerNow(message.id, admitted.refused);
+        return;
+      }
       const progressToken = message.params?._meta?.['progressToken'];
-      this.#inFlight.set(message.id, { method: message.method, progressToken });
+      this.#inFlight.set(message.id, { method: message.method, progressToken, release: admitted?.release });
       if (progressToken !== undefined) this.#byProgressToken.set(progressToken, message.id);
     } else if (isResponse(message)) {
       if (message.id !== undefined) this.#serverRequests.delete(message.id);
@@ -563,6 +596,8 @@ export class ProxySession {
       if ('result' in message) {
         this.#upstreamAnswered = true;
         if (request?.method === 'initialize') this.#negotiated(message.result['protocolVersion']);
+        const client = this.#options.client;
+        if (client !== undefined && request !== undefined) message = { ...message, result: client.visible(request.method, message.result) };
       } else if (message.error.code === ErrorCode.ConnectionClosed) {
         const exit = this.#upstreamExit();
         if (exit !== undefined) message = { jsonrpc: '2.0', id, error: toErrorObject(this.#exitError(exit, request?.method ?? 'the request'), 0) };
@@ -728,6 +763,7 @@ export class ProxySession {
     const request = this.#inFlight.get(id);
     if (request === undefined) return;
     this.#inFlight.delete(id);
+    request.release?.();
     if (request.progressToken !== undefined && this.#byProgressToken.get(request.progressToken) === id) this.#byProgressToken.delete(request.progressToken);
     if (this.#inFlight.size === 0 && this.#drained !== undefined) {
       const drained = this.#drained;

@@ -6,9 +6,9 @@
 import { Registry } from 'prom-client';
 import winston from 'winston';
 import { describe, expect, it } from 'vitest';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { LAYER_NAMES, LAYER_OPTIONS, type LayerName } from '#gateway/config/layers.ts';
-import { gatewayConfig } from '#gateway/config/gateway.ts';
+import { configJsonSchema } from '#gateway/config/gateway.ts';
 import { ConfigError, parseConfigText, validateConfig } from '#gateway/config/load.ts';
 import { buildStack, StackProblemsError } from '#gateway/stack.ts';
 
@@ -191,7 +191,7 @@ describe('config problems are reported by path, expectation, value and line', ()
   });
 
   it('the JSON Schema (mcp-layers schema) describes the same config', () => {
-    const json = (z.toJSONSchema(gatewayConfig) as { $defs: Record<string, { properties: Record<string, { description?: string }> }> }).$defs['retryOptions'] as { properties: Record<string, { description?: string }> };
+    const json = (configJsonSchema() as { $defs: Record<string, { properties: Record<string, { description?: string }> }> }).$defs['retryOptions'] as { properties: Record<string, { description?: string }> };
     expect(Object.keys(json.properties)).toEqual(['maxAttempts', 'backoff', 'budget', 'idempotent', 'maxRetryAfterMs']);
     expect(json.properties['maxAttempts']?.description).toMatch(/Attempts in all/);
   });

@@ -118,6 +118,16 @@ describe('live reload', () => {
     expect(await echo(fresh, 'with the new token')).toBe('with the new token');
   });
 
+  it("a client's new policy applies to its open sessions from the next request", async () => {
+    const config = (tools: string[]): Config => ({ upstream: fixtureUpstream(), downstream: { clients: [{ name: 'ide', token: 'ide-token', tools }] } });
+    gw = await startTestGateway(config(['*']));
+    const client = await connect(gw.ws, 'ide-token');
+    expect(await echo(client, 'allowed')).toBe('allowed');
+    expect(await gw.gateway.reload('api', loaded(config(['add'])))).toMatchObject({ outcome: 'applied', changes: ['downstream.clients'] });
+    await expect(echo(client, 'no longer allowed')).rejects.toThrow(/echo/);
+    expect((await client.listTools()).tools.map((t) => t.name)).toEqual(['add']);
+  });
+
   it('a new session limit applies to the next session', async () => {
     const config = (maxSessions: number): Config => ({ upstream: fixtureUpstream(), downstream: { maxSessions, evictIdleSessions: false } });
     gw = await startTestGateway(config(1));

@@ -196,6 +196,6 @@ describe('observability.metrics.auth', () => {
 
   it('bearer without downstream.bearerTokens is a config error', () => {
     const problems = checkGateway(validateConfig({ upstream, observability: { metrics: { auth: 'bearer' } } }, 'test config'));
-    expect(problems).toEqual(['observability.metrics.auth: "bearer" needs downstream.bearerTokens (the tokens /metrics and /readyz accept)']);
+    expect(problems).toEqual(['observability.metrics.auth: "bearer" needs downstream.bearerTokens or downstream.clients (the credentials /metrics and /readyz accept)']);
   });
 });

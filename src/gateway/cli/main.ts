@@ -6,8 +6,7 @@
  * reported before anything starts.
  */
 import { readFileSync } from 'node:fs';
-import { z } from 'zod';
-import { gatewayConfig } from '../config/gateway.ts';
+import { configJsonSchema } from '../config/gateway.ts';
 import { ConfigError, loadConfigFile } from '../config/load.ts';
 import { checkGateway } from '../gateway.ts';
 import { workerSettingsOf } from '../worker/settings.ts';
@@ -78,8 +77,7 @@ function schemaCommand(argv: readonly string[]): number {
     process.stdout.write(HELP['schema'] as string);
     return 0;
   }
-  const schema = { ...z.toJSONSchema(gatewayConfig, { io: 'input', unrepresentable: 'any' }), title: 'mcp-layers gateway and worker configuration' };
-  process.stdout.write(`${JSON.stringify(schema, null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
   return 0;
 }
 

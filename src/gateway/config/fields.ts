@@ -89,3 +89,8 @@ export function url(schemes: readonly string[], what = 'URL') {
     { error: expected, params: { expected: true } },
   );
 }
+
+/** A secret (a token): a non-empty string whose value no problem ever prints, not even a mistyped one. */
+export function secret(what: string) {
+  return z.custom<string>((value) => typeof value === 'string' && value.length > 0, { error: `expected ${what} (a non-empty string; not shown: it is a secret)` }).meta({ type: 'string', minLength: 1 } as never);
+}

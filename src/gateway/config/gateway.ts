@@ -17,6 +17,7 @@
 import { z } from 'zod';
 import { isName, NAME_RULE } from '../../transports/broker/names.ts';
 import { boolean, choice, duration, integer, names, options, stringMap, text, url } from './fields.ts';
+import { checkClients, clientEntry, unknownClients } from './clients.ts';
 import { layerList } from './layers.ts';
 import { BROKER_SCHEMES, parseBrokerUrl, workerConfig } from './worker.ts';
 
@@ -159,6 +160,17 @@ export const downstreamConfig = options(
       .min(1, { error: 'at least one token' })
       .optional()
       .meta({ description: 'Clients must send `Authorization: Bearer <one of these>` (HTTP requests and WebSocket upgrades); others get 401. Use ${ENV_VAR}. Default: no authentication (keep the gateway on loopback then).' }),
+    clients: z
+      .array(clientEntry, { error: 'a list of clients ({ name, token | value, rateLimit?, maxInFlight?, upstreams?, tools? })' })
+      .min(1, { error: 'at least one client' })
+      .optional()
+      .meta({ description: 'Named clients, each recognized by its bearer token (or its value of clientHeader), with its own rate limit, concurrency limit and allow-lists; the name labels logs, metrics and spans.' }),
+    clientHeader: text('a header name')
+      .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, { error: 'a header name (letters, digits, "-")' })
+      .refine((name) => name.toLowerCase() !== 'authorization', { error: 'a header other than authorization (clients with a bearer token have `token`)', params: { expected: true } })
+      .optional()
+      .meta({ description: 'The header whose value names the clients listed with `value` (e.g. x-api-key).' }),
+    unknownClients: unknownClients.optional(),
     maxSessions: integer(1).optional().meta({ description: 'Concurrent downstream sessions (default 64). Each has its own upstream session — for a stdio upstream, its own child process.' }),
     idleTimeoutMs: z.union([z.literal(false), duration(1)], { error: 'a duration in milliseconds >= 1, or false' }).optional().meta({ description: 'A session with no traffic and nothing in flight for this long is closed (default 600 000; false: never).' }),
     detachedTimeoutMs: z
@@ -177,7 +189,7 @@ export const downstreamConfig = options(
     layers: layerList('downstream').optional().meta({ description: 'The server-side stack, first = outermost. Default: tracing, metrics.' }),
   },
   'What the gateway serves.',
-);
+).superRefine(checkClients);
 
 export const observabilityConfig = options(
   {
@@ -217,3 +229,11 @@ export const gatewayConfig = options(
 export type GatewayConfig = z.output<typeof gatewayConfig>;
 export type UpstreamConfig = z.output<typeof upstreamConfig>;
 export type DownstreamConfig = z.output<typeof downstreamConfig>;
+
+/**
+ * `mcp-layers schema`: the config as JSON Schema, for editors. What JSON Schema cannot say
+ * (a secret, which is checked without ever printing it) is described by its metadata.
+ */
+export function configJsonSchema(): Record<string, unknown> {
+  return { ...z.toJSONSchema(gatewayConfig, { io: 'input', unrepresentable: 'any' }), title: 'mcp-layers gateway and worker configuration' };
+}

@@ -9,7 +9,8 @@
  *     and response compression negotiated by Accept-Encoding — SSE streams are flushed
  *     event by event so nothing waits in the compressor; `Accept-Encoding` on every
  *     response tells clients (createFetch) which codings request bodies may use;
- *   - Host and Origin allow-lists and authenticate() (authInfo reaches the SDK's handlers);
+ *   - Host and Origin allow-lists and authenticate() (authInfo reaches the SDK's handlers),
+ *     then admit() with the parsed body (a refusal of the application's: a 429);
  *   - client errors of its own listener (431 for oversized headers, 408, 400) in JSON;
  *   - sessions: `sessions: (req) => transport` creates a transport for each new session
  *     and routes later requests by Mcp-Session-Id (404 for unknown ids, so clients
@@ -100,6 +101,12 @@ export interface McpHttpServerOptions extends GuardOptions {
    * The gateway's, for now: PerRequestHttpTransport is not published from mcp-layers/http.
    */
   perRequest?: (request: IncomingMessage) => PerRequestAdmitted | Promise<PerRequestAdmitted>;
+  /**
+   * Called for every request once it is authenticated and its body parsed (`body` is
+   * undefined but for a POST), before any transport sees it: a Refusal answers it
+   * instead (the gateway's 429 for a client over its rate limit).
+   */
+  admit?: (request: IncomingMessage, body: unknown, authInfo: unknown) => Refusal | undefined;
   /** Or a fetch-style handler (e.g. a 2026-07-28 per-request handler). */
   handler?: FetchHandler;
   /** Attach to this server instead of listening: McpHttpServer handles its `request` events for `path`. */
@@ -151,6 +158,7 @@ export class McpHttpServer {
   readonly #factory: McpHttpServerOptions['sessions'];
   readonly #adoptSession: McpHttpServerOptions['adopt'];
   readonly #perRequest: McpHttpServerOptions['perRequest'];
+  readonly #admit: McpHttpServerOptions['admit'];
   readonly #handler: FetchHandler | undefined;
   readonly #sessions = new Map<string, HttpServerTransportLike>();
   readonly #adopted = new WeakSet<HttpServerTransportLike>();
@@ -167,6 +175,7 @@ export class McpHttpServer {
       'sessions',
       'adopt',
       'perRequest',
+      'admit',
       'handler',
       'server',
       'port',
@@ -188,6 +197,7 @@ export class McpHttpServer {
     if (this.#adoptSession !== undefined && this.#factory === undefined) throw invalidOption('McpHttpServer.adopt', 'used with sessions', 'adopt without sessions');
     this.#perRequest = functionOption('McpHttpServer.perRequest', options.perRequest);
     if (this.#perRequest !== undefined && this.#factory === undefined) throw invalidOption('McpHttpServer.perRequest', 'used with sessions', 'perRequest without sessions');
+    this.#admit = functionOption('McpHttpServer.admit', options.admit);
     this.#handler = functionOption('McpHttpServer.handler', options.handler);
     this.#guard = new Guard('McpHttpServer', options);
     this.#path = stringOption('McpHttpServer.path', options.path, '/mcp');
@@ -309,6 +319,8 @@ export class McpHttpServer {
       const invalid = notJsonRpc(parsedBody);
       if (invalid !== undefined) return reply(res, 400, ErrorCode.InvalidRequest, `Invalid Request: ${invalid.problem}`, {}, invalid.id);
     }
+    const refused = this.#admit?.(req, parsedBody, admission.authInfo);
+    if (refused !== undefined) return reply(res, refused.status, refused.code, refused.message, refused.headers, requestIdOf(parsedBody), refused.data);
     if (this.#perRequest !== undefined) {
       const route = routeEra(req.method, req.headers, parsedBody);
       if (route.era === 'refused') return reply(res, route.status, route.code, route.message, route.headers, route.id, route.data);

@@ -297,9 +297,14 @@ async function startAuth(): Promise<void> {
 // --- gateway: sessions a gateway opens, refuses and closes --------------------------------
 
 async function startGateway(upstream: string): Promise<void> {
+  // A named client whose bucket holds one request a second, and one outside its tools allow-list: the client families.
+  const clients = [
+    { name: 'load-first', token: 'load-first-token', rateLimit: { rate: 1, burst: 1 } },
+    { name: 'load-second', token: 'load-second-token', tools: ['nothing-of-its-upstream'] },
+  ];
   const config = (idleTimeoutMs: number) => ({
     upstream: { url: upstream, layers: [{ metrics: {} }] },
-    downstream: { port: 0, transports: ['websocket'], maxSessions: 1, idleTimeoutMs, layers: [{ metrics: {} }] },
+    downstream: { port: 0, transports: ['websocket'], maxSessions: 1, idleTimeoutMs, clients, layers: [{ metrics: {} }] },
     observability: { logs: { level: 'error' }, metrics: { processMetrics: false } },
   });
   const loaded = validateConfig(config(600_000), 'the load driver\'s gateway');
@@ -310,15 +315,25 @@ async function startGateway(upstream: string): Promise<void> {
   await gateway.reload('api', validateConfig({ ...config(300_000), upstream: { command: 'mcp-layers-load-no-such-command' } }, 'the load driver\'s gateway'));
   const url = gateway.urls.websocket as string;
   loop(1_000, async () => {
+    const as = (token: string) => new WebSocketClientTransport(url, { reconnect: false, headers: { authorization: `Bearer ${token}` } }) as Transport as never;
     const first = new Client({ name: 'gateway-first', version: '1.0.0' });
-    await first.connect(new WebSocketClientTransport(url, { reconnect: false }) as Transport as never);
+    await first.connect(as('load-first-token'));
     try {
       // Over the gateway's maxSessions: refused.
       const second = new Client({ name: 'gateway-second', version: '1.0.0' });
-      await second.connect(new WebSocketClientTransport(url, { reconnect: false }) as Transport as never).catch(() => {});
-      await first.callTool({ name: 'lookup', arguments: { key: 'via-gateway' } });
+      await second.connect(as('load-second-token')).catch(() => {});
+      // Its bucket spent on initialize, the first call is over its rate limit.
+      await first.callTool({ name: 'lookup', arguments: { key: 'via-gateway' } }).catch(() => {});
     } finally {
       await first.close();
+    }
+    // Alone, the second client reaches the upstream, but not a tool its allow-list leaves out.
+    const denied = new Client({ name: 'gateway-denied', version: '1.0.0' });
+    await denied.connect(as('load-second-token'));
+    try {
+      await denied.callTool({ name: 'lookup', arguments: { key: 'not-allowed' } }).catch(() => {});
+    } finally {
+      await denied.close();
     }
   });
 }
