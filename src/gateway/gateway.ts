@@ -27,7 +27,9 @@ import { Counter, Gauge, type Registry, Registry as PromRegistry, collectDefault
 import winston from 'winston';
 import type { DownstreamConfig, GatewayConfig } from './config/gateway.ts';
 import type { LayerEntry } from './config/layers.ts';
+import { formatPath, type PathSegment } from './config/issues.ts';
 import { ConfigError, type LoadedConfig } from './config/load.ts';
+import { SESSION_ERA_VERSIONS, UNSUPPORTED_PROTOCOL_VERSION } from './eras.ts';
 import { listenOn } from './listen.ts';
 import { asError, ErrorCode } from '../core/errors.ts';
 import { tryRequirePeer } from '../layer-kit/peer-deps.ts';
@@ -43,6 +45,8 @@ import { McpWebSocketServer } from '../transports/ws/server.ts';
 import { STATELESS_PROTOCOL_VERSION, type Transport } from '../core/transport.ts';
 import { type LayeredTransport, type Wrapped, wrap } from '../core/wrap.ts';
 import { metricsHandler } from '../../middleware/observability/metrics.ts';
+import { createFederation, type Federation, upstreamSections } from './federation/federation.ts';
+import { describeClash } from './federation/names.ts';
 import type { GatewayLogger } from './logger.ts';
 import { type CloseReason, ProxySession, type ProxySessionOptions } from './proxy.ts';
 import { type BuiltStack, buildStack, StackProblemsError } from './stack.ts';
@@ -160,28 +164,28 @@ export function checkGateway(loaded: LoadedConfig): string[] {
   if (settings.metricsAuth === 'bearer' && config.downstream?.bearerTokens === undefined) {
     problems.push('observability.metrics.auth: "bearer" needs downstream.bearerTokens (the tokens /metrics and /readyz accept)');
   }
-  const sides = [
-    ['upstream', config.upstream.layers ?? defaultLayers('upstream')],
-    ['downstream', config.downstream?.layers ?? defaultLayers('downstream')],
-  ] as const;
-  const built: Partial<Record<'upstream' | 'downstream', BuiltStack>> = {};
-  for (const [side, entries] of sides) {
+  // Each upstream section (`upstream`, or every `upstreams.<name>`) is checked alike, its problems named under its path.
+  const sections = upstreamSections(config);
+  const downstreamEntries = config.downstream?.layers ?? defaultLayers('downstream');
+  const stackProblems = (entries: readonly LayerEntry[], side: 'upstream' | 'downstream', section?: readonly PathSegment[]) => {
     try {
-      built[side] = buildStack(entries, { side, logger: silent, registry: new PromRegistry(), baseDir });
+      buildStack(entries, { side, ...(section === undefined ? {} : { section }), logger: silent, registry: new PromRegistry(), baseDir });
     } catch (error) {
       if (error instanceof StackProblemsError) problems.push(...error.problems);
       else throw error;
     }
-  }
-  if (config.upstream.command !== undefined) {
-    const cwd = config.upstream.cwd === undefined ? undefined : resolvePath(baseDir, config.upstream.cwd);
-    const found = findCommand(config.upstream.command, cwd, { ...process.env, ...config.upstream.env });
-    if (!found.ok) problems.push(`upstream.command: ${found.reason}`);
+  };
+  for (const { path, config: upstream } of sections) stackProblems(upstream.layers ?? defaultLayers('upstream'), 'upstream', path);
+  stackProblems(downstreamEntries, 'downstream');
+  for (const { path, config: upstream } of sections) {
+    if (upstream.command === undefined) continue;
+    const cwd = upstream.cwd === undefined ? undefined : resolvePath(baseDir, upstream.cwd);
+    const found = findCommand(upstream.command, cwd, { ...process.env, ...upstream.env });
+    if (!found.ok) problems.push(`${formatPath([...path, 'command'])}: ${found.reason}`);
   }
   if (problems.length > 0) return problems;
   // Layers that refuse a transport (batching over stdio, compression without createFetch) say so when attached.
-  const upstream = createUpstream(config.upstream, { baseDir, oauth: undefined, logger: silent, maxSessions: settings.maxSessions });
-  const tryWrap = (side: 'upstream' | 'downstream', transport: Transport, entries: readonly LayerEntry[], what: string) => {
+  const tryWrap = (side: 'upstream' | 'downstream', at: string, transport: Transport, entries: readonly LayerEntry[], what: string) => {
     let stack: BuiltStack;
     try {
       stack = buildStack(withoutOAuth(entries), { side, logger: silent, registry: new PromRegistry(), baseDir });
@@ -191,15 +195,49 @@ export function checkGateway(loaded: LoadedConfig): string[] {
     try {
       void wrap(transport, stack.layers, { name: side }).close().catch(() => {});
     } catch (error) {
-      problems.push(`${side}.layers: ${(error as Error).message}${what === '' ? '' : ` (${what})`}`);
+      problems.push(`${at}.layers: ${(error as Error).message}${what === '' ? '' : ` (${what})`}`);
     }
   };
-  tryWrap('upstream', upstream.create('check'), sides[0][1], '');
-  if (settings.transports.includes('http')) {
-    tryWrap('downstream', new StreamableHttpSessionTransport({ sessionIdGenerator: randomUUID }), sides[1][1], 'served over Streamable HTTP');
+  for (const { path, config: section } of sections) {
+    const upstream = createUpstream(section, { baseDir, oauth: undefined, logger: silent, maxSessions: settings.maxSessions });
+    tryWrap('upstream', formatPath(path), upstream.create('check'), section.layers ?? defaultLayers('upstream'), '');
+    void upstream.close();
   }
-  void upstream.close();
+  if (settings.transports.includes('http')) {
+    tryWrap('downstream', 'downstream', new StreamableHttpSessionTransport({ sessionIdGenerator: randomUUID }), downstreamEntries, 'served over Streamable HTTP');
+  }
   return problems;
+}
+
+/**
+ * Several upstreams: their stacks built (problems named under `upstreams.<name>`), and
+ * with `federation.prefix: never` one probe session that must find no clash.
+ */
+async function startFederation(loaded: LoadedConfig, runtime: GatewayRuntime, registry: Registry, events: EventBus, maxSessions: number): Promise<Federation> {
+  const federation = createFederation({
+    config: loaded.config,
+    baseDir: loaded.baseDir,
+    logger: runtime.logger,
+    events,
+    registry,
+    maxSessions,
+    defaultLayers: defaultLayers('upstream'),
+    build: (entries, section) => {
+      try {
+        return buildStack(entries, { side: 'upstream', section, logger: runtime.logger, registry, baseDir: loaded.baseDir });
+      } catch (error) {
+        throw error instanceof StackProblemsError ? new ConfigError(loaded.source, error.problems) : error;
+      }
+    },
+  });
+  if ((loaded.config.federation?.prefix ?? 'always') !== 'never') return federation;
+  const clashes = await federation.probe();
+  if (clashes.length === 0) return federation;
+  await federation.close();
+  throw new ConfigError(
+    loaded.source,
+    clashes.map((clash) => `federation.prefix: "never", but ${describeClash(clash)}; rename one, filter one out (upstreams.<name>.tools / prompts / resources), or use prefix always or on-clash`),
+  );
 }
 
 function withoutOAuth(entries: readonly LayerEntry[]): LayerEntry[] {
@@ -218,8 +256,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   readonly settings: GatewaySettings;
   readonly registry: Registry;
   readonly upstream: Upstream;
-  /** Every upstream transport publishes here (retries, breaker state, timeouts…). */
-  readonly upstreamEvents = new EventBus();
+  /** Every upstream transport publishes here (retries, breaker state, timeouts…); with several upstreams, every one of them. */
+  readonly upstreamEvents: EventBus;
   /** Every downstream transport publishes here. */
   readonly downstreamEvents = new EventBus();
   readonly stacks: { readonly upstream: BuiltStack; readonly downstream: BuiltStack };
@@ -247,8 +285,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   #stopped = false;
   #nextLocalId = 1;
 
-  private constructor(loaded: LoadedConfig, runtime: GatewayRuntime, stacks: Gateway['stacks'], upstream: Upstream) {
+  private constructor(loaded: LoadedConfig, runtime: GatewayRuntime, stacks: Gateway['stacks'], upstream: Upstream, upstreamEvents: EventBus) {
     super();
+    this.upstreamEvents = upstreamEvents;
     this.#config = loaded.config;
     this.source = loaded.source;
     this.settings = settingsOf(loaded.config);
@@ -312,11 +351,18 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         throw error instanceof StackProblemsError ? new ConfigError(loaded.source, error.problems) : error;
       }
     };
+    const single = loaded.config.upstream;
     const stacks = {
-      upstream: build('upstream', loaded.config.upstream.layers ?? defaultLayers('upstream')),
+      // Several upstreams: each has its own stack (federation.ts); the one around them all is empty.
+      upstream: single === undefined ? build('upstream', []) : build('upstream', single.layers ?? defaultLayers('upstream')),
       downstream: build('downstream', loaded.config.downstream?.layers ?? defaultLayers('downstream')),
     };
-    const upstream = createUpstream(loaded.config.upstream, { baseDir: loaded.baseDir, oauth: stacks.upstream.oauth, logger: runtime.logger, maxSessions: settingsOf(loaded.config).maxSessions });
+    const maxSessions = settingsOf(loaded.config).maxSessions;
+    const upstreamEvents = new EventBus();
+    const upstream =
+      single === undefined
+        ? await startFederation(loaded, runtime, registry, upstreamEvents, maxSessions)
+        : createUpstream(single, { baseDir: loaded.baseDir, oauth: stacks.upstream.oauth, logger: runtime.logger, maxSessions });
     try {
       await upstream.open?.();
     } catch (error) {
@@ -324,7 +370,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       const cause = asError((error as Error).cause ?? error);
       throw new ConfigError(loaded.source, [`upstream.url: could not connect to the broker at ${upstream.description}: ${cause.message}`]);
     }
-    const gateway = new Gateway(loaded, { ...runtime, registry }, stacks, upstream);
+    const gateway = new Gateway(loaded, { ...runtime, registry }, stacks, upstream, upstreamEvents);
     try {
       await gateway.#listen();
     } catch (error) {
@@ -578,8 +624,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     return wrap(transport, this.stacks.upstream.layers, {
       name: 'upstream',
       events: this.upstreamEvents,
-      ...(upstreamConfig.idempotentTools === undefined ? {} : { idempotentTools: upstreamConfig.idempotentTools }),
-      ...(upstreamConfig.nonIdempotentTools === undefined ? {} : { nonIdempotentTools: upstreamConfig.nonIdempotentTools }),
+      ...(upstreamConfig?.idempotentTools === undefined ? {} : { idempotentTools: upstreamConfig.idempotentTools }),
+      ...(upstreamConfig?.nonIdempotentTools === undefined ? {} : { nonIdempotentTools: upstreamConfig.nonIdempotentTools }),
     });
   }
 
@@ -731,12 +777,6 @@ function gatewayMetrics(registry: Registry, processMetrics: boolean): { sessions
     closes: make(closes.name, () => new Counter({ name: closes.name, help: closes.help, labelNames: [...closes.labels], registers: [registry] })),
   };
 }
-
-/** The JSON-RPC code of an unsupported protocol version (the SDK's UnsupportedProtocolVersion). */
-const UNSUPPORTED_PROTOCOL_VERSION = -32022;
-
-/** What Streamable HTTP serves when the 2026-07-28 era cannot be: the 2025 eras, newest first. */
-const SESSION_ERA_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05'] as const;
 
 function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = `${JSON.stringify(body)}\n`;
