@@ -95,3 +95,100 @@ describe('several upstreams, prefix always (the default)', () => {
     expect(await errorOf(client.readResource('nobody://nothing'))).toMatchObject({ code: -32602 });
   });
 });
+
+describe('several upstreams, other prefix modes', () => {
+  it('on-clash: only names two upstreams share are prefixed, both of them (SDK v2 over WebSocket)', async () => {
+    const client = await v2(await gateway({ fixture: UPSTREAMS.fixture, hinted: node(HINTED) }, { prefix: 'on-clash' }));
+    const tools = names(await client.listTools());
+    expect(tools).toEqual(expect.arrayContaining(['fixture__echo', 'hinted__echo', 'add', 'slow', 'listed', 'change']));
+    expect(tools).not.toContain('echo');
+    expect(textOf(await client.callTool('hinted__echo', { text: 'a' }))).toBe('hinted: a');
+    expect(textOf(await client.callTool('fixture__echo', { text: 'b' }))).toBe('b');
+    expect(textOf(await client.callTool('add', { a: 2, b: 3 }))).toBe('5');
+    // Nothing else clashes: the fixture's resources keep their own URIs.
+    expect((await client.readResource(STATIC_RESOURCE.uri)).contents[0]?.text).toBe(STATIC_RESOURCE.text);
+    expect((await client.getPrompt('greet', { name: 'Ada' })).messages.length).toBeGreaterThan(0);
+  });
+
+  it('never: a clash is a ConfigError at start naming both upstreams and the name', async () => {
+    const started = startTestGateway({ upstreams: { first: UPSTREAMS.fixture, second: node(HINTED) }, federation: { prefix: 'never' } });
+    const error = (await started.then(
+      (g) => {
+        gw = g;
+        return undefined;
+      },
+      (e: unknown) => e,
+    )) as ConfigError;
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.problems).toEqual([expect.stringMatching(/^federation\.prefix: "never", but upstreams "first" and "second" both serve the tool "echo"/)]);
+  });
+
+  it('never without a clash: names as the upstreams give them', async () => {
+    const client = await v1(await gateway({ files: UPSTREAMS.files, memory: UPSTREAMS.memory }, { prefix: 'never' }));
+    expect(names(await client.listTools())).toEqual(expect.arrayContaining(['list_allowed_directories', 'read_graph']));
+    expect(textOf(await client.callTool('read_graph', {}))).toContain('entities');
+  });
+});
+
+describe('allow and deny', () => {
+  it('serves only what an upstream allows and does not deny; a hidden tool is unknown', async () => {
+    const client = await v1(
+      await gateway({
+        everything: { ...UPSTREAMS.everything, tools: { allow: ['echo', 'get-*'], deny: ['get-env'] }, prompts: { deny: ['*'] } },
+        fixture: { ...UPSTREAMS.fixture, resources: { deny: ['fixture://items/*'] } },
+      }),
+    );
+    const tools = names(await client.listTools());
+    expect(tools.filter((t) => t.startsWith('everything__')).every((t) => t === 'everything__echo' || t.startsWith('everything__get-'))).toBe(true);
+    expect(tools).toContain('everything__get-sum');
+    expect(tools).not.toContain('everything__get-env');
+    expect(await errorOf(client.callTool('everything__get-env', {}))).toMatchObject({ code: -32602, message: expect.stringContaining('everything__get-env not found') });
+    const prompts = (await client.listPrompts()) as { prompts: Array<{ name: string }> };
+    expect(prompts.prompts.map((p) => p.name).filter((n) => n.startsWith('everything__'))).toEqual([]);
+    const templates = (await client.listResourceTemplates()) as { resourceTemplates: Array<{ uriTemplate: string }> };
+    expect(templates.resourceTemplates.map((t) => t.uriTemplate)).not.toContain('fixture+fixture://items/{id}');
+    expect(await errorOf(client.readResource('fixture+fixture://items/1'))).toMatchObject({ code: -32602, data: { uri: 'fixture+fixture://items/1' } });
+    expect((await client.readResource(`fixture+${STATIC_RESOURCE.uri}`)).contents[0]?.text).toBe(STATIC_RESOURCE.text);
+  });
+});
+
+/** An SDK v1 client whose raw SDK Client is at hand (list_changed handlers, cursors). */
+async function rawV1(at: TestGateway): Promise<{ client: Client; toolsChanged: () => Promise<void> }> {
+  const client = new Client(CLIENT_INFO, { capabilities: {} });
+  clients.push(client);
+  let changed: Array<() => void> = [];
+  client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+    const waiting = changed;
+    changed = [];
+    for (const resolve of waiting) resolve();
+  });
+  await client.connect(new StreamableHTTPClientTransport(new URL(at.http)));
+  return { client, toolsChanged: () => new Promise<void>((resolve) => changed.push(resolve)) };
+}
+
+describe('pagination with the gateway\'s own cursors', () => {
+  it('walks the merged list page by page: every entry exactly once, in order; a stale cursor is refused', async () => {
+    const at = await gateway({ fixture: UPSTREAMS.fixture, hinted: { ...node(HINTED, '--pages', '3', '--list-changed') }, memory: UPSTREAMS.memory }, { pageSize: 3 });
+    const { client, toolsChanged } = await rawV1(at);
+    const walked: string[] = [];
+    let cursor: string | undefined;
+    let pages = 0;
+    do {
+      const page = await client.listTools(cursor === undefined ? {} : { cursor });
+      expect(page.tools.length).toBeLessThanOrEqual(3);
+      walked.push(...page.tools.map((t) => t.name));
+      cursor = page.nextCursor;
+      pages++;
+    } while (cursor !== undefined);
+    expect(new Set(walked).size).toBe(walked.length);
+    expect(walked.filter((n) => n.startsWith('hinted__'))).toEqual(['hinted__listed', 'hinted__change', 'hinted__echo', 'hinted__exit']);
+    expect(pages).toBe(Math.ceil(walked.length / 3));
+    const first = await client.listTools();
+    const stale = first.nextCursor as string;
+    const changed = toolsChanged();
+    await client.callTool({ name: 'hinted__change', arguments: {} });
+    await within(changed, 'notifications/tools/list_changed from the hinted upstream');
+    await expect(client.listTools({ cursor: stale })).rejects.toMatchObject({ code: -32602, message: expect.stringContaining('list changed') });
+    await expect(client.listTools({ cursor: 'not-a-cursor' })).rejects.toMatchObject({ code: -32602 });
+  });
+});
