@@ -18,7 +18,7 @@ import type { GatewayConfig } from '#gateway/config/gateway.ts';
 import { ConfigError } from '#gateway/config/load.ts';
 import { WebSocketClientTransport } from '#transports/ws/index.ts';
 import { createV1Client, createV2Client, type TestClient } from '../support/clients.ts';
-import { within } from '../support/events.ts';
+import { nextEvent, within } from '../support/events.ts';
 import { closeAll, FIXTURE_SERVER, startTestGateway, type TestGateway } from '../support/gateway.ts';
 import { makeClientTransport } from '../support/http.ts';
 import { CLIENT_INFO, itemText, STATIC_RESOURCE } from '../support/fixture.ts';
@@ -190,5 +190,101 @@ describe('pagination with the gateway\'s own cursors', () => {
     await within(changed, 'notifications/tools/list_changed from the hinted upstream');
     await expect(client.listTools({ cursor: stale })).rejects.toMatchObject({ code: -32602, message: expect.stringContaining('list changed') });
     await expect(client.listTools({ cursor: 'not-a-cursor' })).rejects.toMatchObject({ code: -32602 });
+  });
+});
+
+describe('one upstream down', () => {
+  it('its entries leave the lists with list_changed, its tools fail fast naming it, the others keep serving', async () => {
+    const at = await gateway({ fixture: UPSTREAMS.fixture, hinted: node(HINTED) });
+    const { client, toolsChanged } = await rawV1(at);
+    expect((await client.listTools()).tools.map((t) => t.name)).toContain('hinted__echo');
+    const changed = toolsChanged();
+    // The child exits while its own call is in flight: that call ends with an error, not silence.
+    await expect(client.callTool({ name: 'hinted__exit', arguments: {} })).rejects.toMatchObject({ code: -32000 });
+    await within(changed, 'notifications/tools/list_changed when the hinted upstream went down');
+    const tools = (await client.listTools()).tools.map((t) => t.name);
+    expect(tools.some((t) => t.startsWith('hinted__'))).toBe(false);
+    expect(tools).toContain('fixture__echo');
+    const failed = await errorOf(client.callTool({ name: 'hinted__echo', arguments: { text: 'x' } }));
+    expect(failed).toMatchObject({ code: -32054, message: expect.stringMatching(/upstream "hinted" is unavailable \(it exited with code 3/), data: { upstream: 'hinted', reason: 'upstream-unavailable' } });
+    expect(textOf(await client.callTool({ name: 'fixture__echo', arguments: { text: 'still here' } }))).toBe('still here');
+    expect(at.gateway.sessions.size).toBe(1);
+    expect(at.logs.some((r) => r['event'] === 'upstream-down' && r['upstream'] === 'hinted')).toBe(true);
+  });
+
+  it('an upstream that cannot start is down from the start; the others serve', async () => {
+    const at = await gateway({ fixture: UPSTREAMS.fixture, broken: { command: process.execPath, args: ['-e', 'process.exit(1)'] } });
+    const client = await v1(at);
+    const tools = names(await client.listTools());
+    expect(tools).toContain('fixture__echo');
+    expect(tools.some((t) => t.startsWith('broken__'))).toBe(false);
+    expect(await errorOf(client.callTool('broken__anything', {}))).toMatchObject({ data: { upstream: 'broken', reason: 'upstream-unavailable' } });
+    expect(at.logs.some((r) => r['event'] === 'upstream-down' && r['upstream'] === 'broken')).toBe(true);
+  });
+});
+
+describe('what the servers ask, and cancellation, cross to the right upstream', () => {
+  it('sampling, elicitation and progress reach the client and its answers the asking upstream; a cancellation reaches the owner', async () => {
+    const at = await gateway({ everything: UPSTREAMS.everything, fixture: UPSTREAMS.fixture });
+    const client = await v1(at);
+    expect(textOf(await client.callTool('fixture__sample', { prompt: 'from the fixture' }))).toContain('from the fixture');
+    expect(JSON.stringify(await client.callTool('everything__trigger-sampling-request', { prompt: 'from everything', maxTokens: 10 }))).toContain('from everything');
+    expect(textOf(await client.callTool('fixture__elicit', { question: 'why?' }))).toContain('why?');
+    expect(client.asked.sampling).toHaveLength(2);
+    expect(client.asked.elicitation).toHaveLength(1);
+    const progress: number[] = [];
+    await client.callTool('fixture__progress', { steps: 3 }, { onprogress: (p) => void progress.push(p.progress) });
+    expect(progress.length).toBeGreaterThan(0);
+    // The cancellation goes on the fixture's own wire (its member transport), under its own id.
+    const cancelled = nextEvent(at.gateway.upstreamEvents, 'cancelled', (e) => e.ctx.session.name === 'upstream:fixture' && e.ctx.method === 'tools/call');
+    const controller = new AbortController();
+    const slow = client.callTool('fixture__slow', {}, { signal: controller.signal, onprogress: () => controller.abort('enough') });
+    await expect(slow).rejects.toThrow();
+    await within(cancelled, 'the cancellation reached the fixture upstream');
+    const ledger = JSON.parse(textOf(await client.callTool('fixture__ledger', {}))) as { runs: Record<string, number>; aborted: unknown[] };
+    expect(ledger.runs['slow']).toBe(1);
+    // On the same pipe the cancellation came first: the fixture's handler saw its signal abort.
+    expect(ledger.aborted).toHaveLength(1);
+  });
+});
+
+describe('list caching', () => {
+  const listed = async (client: Client) => Number(textOf(await client.callTool({ name: 'hinted__listed', arguments: {} })));
+
+  it('a second list does not reach the upstream; its list_changed does', async () => {
+    const at = await gateway({ hinted: node(HINTED, '--list-changed') });
+    const { client, toolsChanged } = await rawV1(at);
+    await client.listTools();
+    await client.listTools();
+    expect(await listed(client)).toBe(1);
+    const changed = toolsChanged();
+    await client.callTool({ name: 'hinted__change', arguments: {} });
+    await within(changed, 'list_changed');
+    expect((await client.listTools()).tools.map((t) => t.name)).toContain('hinted__added-4');
+    expect(await listed(client)).toBe(2);
+    const metrics = await (await fetch(`${at.base}/metrics`)).text();
+    expect(metrics).toMatch(/mcp_layers_gateway_list_cache_total\{upstream="hinted",list="tools",outcome="hit"\} [1-9]/);
+    expect(metrics).toMatch(/mcp_layers_gateway_list_cache_total\{upstream="hinted",list="tools",outcome="miss"\} 2/);
+  });
+
+  it('ttlMs: 0 is never cached', async () => {
+    const { client } = await rawV1(await gateway({ hinted: node(HINTED, '--list-changed', '--ttl', '0') }));
+    await client.listTools();
+    await client.listTools();
+    expect(await listed(client)).toBe(2);
+  });
+
+  it.each([
+    ['public', 0],
+    ['private', 1],
+  ] as const)('cacheScope %s: a second session lists its own upstream %i times', async (scope, times) => {
+    const at = await gateway({ hinted: node(HINTED, '--list-changed', '--scope', scope) });
+    const first = await rawV1(at);
+    await first.client.listTools();
+    const second = await rawV1(at);
+    await second.client.listTools();
+    // Each session has its own child: the second one's counts its own lists.
+    expect(await listed(second.client)).toBe(times);
+    expect(await listed(first.client)).toBe(1);
   });
 });
