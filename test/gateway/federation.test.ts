@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import type { GatewayConfig } from '#gateway/config/gateway.ts';
 import { ConfigError } from '#gateway/config/load.ts';
 import { WebSocketClientTransport } from '#transports/ws/index.ts';
@@ -210,6 +210,25 @@ describe('one upstream down', () => {
     expect(textOf(await client.callTool({ name: 'fixture__echo', arguments: { text: 'still here' } }))).toBe('still here');
     expect(at.gateway.sessions.size).toBe(1);
     expect(at.logs.some((r) => r['event'] === 'upstream-down' && r['upstream'] === 'hinted')).toBe(true);
+    // Past its backoff (a fake clock: only Date moves), the next list tries it again; back, its entries return with list_changed.
+    const back = toolsChanged();
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 60_000 });
+    try {
+      await client.listTools();
+      await within(back, 'notifications/tools/list_changed when the hinted upstream came back');
+    } finally {
+      vi.useRealTimers();
+    }
+    expect((await client.listTools()).tools.map((t) => t.name)).toContain('hinted__echo');
+    expect(textOf(await client.callTool({ name: 'hinted__echo', arguments: { text: 'again' } }))).toBe('hinted: again');
+  });
+
+  it('the session ends when every upstream is down', async () => {
+    const at = await gateway({ hinted: node(HINTED) });
+    const { client } = await rawV1(at);
+    const closed = new Promise<string>((resolve) => at.gateway.once('session-close', (e) => resolve(e.reason)));
+    await expect(client.callTool({ name: 'hinted__exit', arguments: {} })).rejects.toMatchObject({ code: -32000 });
+    expect(await within(closed, 'the session closed')).toBe('upstream-closed');
   });
 
   it('an upstream that cannot start is down from the start; the others serve', async () => {
