@@ -27,7 +27,9 @@ import { Counter, Gauge, type Registry, Registry as PromRegistry, collectDefault
 import winston from 'winston';
 import { BROKER_URL_SCHEMES, type DownstreamConfig, type GatewayConfig } from './config/gateway.ts';
 import type { LayerEntry } from './config/layers.ts';
+import { formatPath, type PathSegment } from './config/issues.ts';
 import { ConfigError, type LoadedConfig, loadConfigFile } from './config/load.ts';
+import { SESSION_ERA_VERSIONS, UNSUPPORTED_PROTOCOL_VERSION } from './eras.ts';
 import { configChanges, sameSection } from './reload/changes.ts';
 import { type AppliedConfig, ConfigReloader, RELOAD_METRIC_FAMILIES, type ReloadOutcome, type ReloadTrigger } from './reload/reloader.ts';
 import { listenOn } from './listen.ts';
@@ -46,6 +48,8 @@ import { McpWebSocketServer } from '../transports/ws/server.ts';
 import { STATELESS_PROTOCOL_VERSION, type Transport } from '../core/transport.ts';
 import { type LayeredTransport, type Wrapped, wrap } from '../core/wrap.ts';
 import { metricsHandler } from '../../middleware/observability/metrics.ts';
+import { createFederation, type Federation, upstreamSections } from './federation/federation.ts';
+import { describeClash } from './federation/names.ts';
 import type { GatewayLogger } from './logger.ts';
 import { ClientPolicies } from './clients/policies.ts';
 import { type CloseReason, ProxySession, type ProxySessionOptions } from './proxy.ts';
@@ -186,28 +190,28 @@ export function checkGateway(loaded: LoadedConfig): string[] {
   if (settings.metricsAuth === 'bearer' && config.downstream?.bearerTokens === undefined && config.downstream?.clients === undefined) {
     problems.push('observability.metrics.auth: "bearer" needs downstream.bearerTokens or downstream.clients (the credentials /metrics and /readyz accept)');
   }
-  const sides = [
-    ['upstream', config.upstream.layers ?? defaultLayers('upstream')],
-    ['downstream', config.downstream?.layers ?? defaultLayers('downstream')],
-  ] as const;
-  const built: Partial<Record<'upstream' | 'downstream', BuiltStack>> = {};
-  for (const [side, entries] of sides) {
+  // Each upstream section (`upstream`, or every `upstreams.<name>`) is checked alike, its problems named under its path.
+  const sections = upstreamSections(config);
+  const downstreamEntries = config.downstream?.layers ?? defaultLayers('downstream');
+  const stackProblems = (entries: readonly LayerEntry[], side: 'upstream' | 'downstream', section?: readonly PathSegment[]) => {
     try {
-      built[side] = buildStack(entries, { side, logger: silent, registry: new PromRegistry(), baseDir });
+      buildStack(entries, { side, ...(section === undefined ? {} : { section }), logger: silent, registry: new PromRegistry(), baseDir });
     } catch (error) {
       if (error instanceof StackProblemsError) problems.push(...error.problems);
       else throw error;
     }
-  }
-  if (config.upstream.command !== undefined) {
-    const cwd = config.upstream.cwd === undefined ? undefined : resolvePath(baseDir, config.upstream.cwd);
-    const found = findCommand(config.upstream.command, cwd, { ...process.env, ...config.upstream.env });
-    if (!found.ok) problems.push(`upstream.command: ${found.reason}`);
+  };
+  for (const { path, config: upstream } of sections) stackProblems(upstream.layers ?? defaultLayers('upstream'), 'upstream', path);
+  stackProblems(downstreamEntries, 'downstream');
+  for (const { path, config: upstream } of sections) {
+    if (upstream.command === undefined) continue;
+    const cwd = upstream.cwd === undefined ? undefined : resolvePath(baseDir, upstream.cwd);
+    const found = findCommand(upstream.command, cwd, { ...process.env, ...upstream.env });
+    if (!found.ok) problems.push(`${formatPath([...path, 'command'])}: ${found.reason}`);
   }
   if (problems.length > 0) return problems;
   // Layers that refuse a transport (batching over stdio, compression without createFetch) say so when attached.
-  const upstream = createUpstream(config.upstream, { baseDir, oauth: undefined, logger: silent, maxSessions: settings.maxSessions });
-  const tryWrap = (side: 'upstream' | 'downstream', transport: Transport, entries: readonly LayerEntry[], what: string) => {
+  const tryWrap = (side: 'upstream' | 'downstream', at: string, transport: Transport, entries: readonly LayerEntry[], what: string) => {
     let stack: BuiltStack;
     try {
       stack = buildStack(withoutOAuth(entries), { side, logger: silent, registry: new PromRegistry(), baseDir });
@@ -217,15 +221,49 @@ export function checkGateway(loaded: LoadedConfig): string[] {
     try {
       void wrap(transport, stack.layers, { name: side }).close().catch(() => {});
     } catch (error) {
-      problems.push(`${side}.layers: ${(error as Error).message}${what === '' ? '' : ` (${what})`}`);
+      problems.push(`${at}.layers: ${(error as Error).message}${what === '' ? '' : ` (${what})`}`);
     }
   };
-  tryWrap('upstream', upstream.create('check'), sides[0][1], '');
-  if (settings.transports.includes('http')) {
-    tryWrap('downstream', new StreamableHttpSessionTransport({ sessionIdGenerator: randomUUID }), sides[1][1], 'served over Streamable HTTP');
+  for (const { path, config: section } of sections) {
+    const upstream = createUpstream(section, { baseDir, oauth: undefined, logger: silent, maxSessions: settings.maxSessions });
+    tryWrap('upstream', formatPath(path), upstream.create('check'), section.layers ?? defaultLayers('upstream'), '');
+    void upstream.close();
   }
-  void upstream.close();
+  if (settings.transports.includes('http')) {
+    tryWrap('downstream', 'downstream', new StreamableHttpSessionTransport({ sessionIdGenerator: randomUUID }), downstreamEntries, 'served over Streamable HTTP');
+  }
   return problems;
+}
+
+/**
+ * Several upstreams: their stacks built (problems named under `upstreams.<name>`), and
+ * with `federation.prefix: never` one probe session that must find no clash.
+ */
+async function startFederation(loaded: LoadedConfig, logger: GatewayLogger, registry: Registry, events: EventBus, maxSessions: number): Promise<Federation> {
+  const federation = createFederation({
+    config: loaded.config,
+    baseDir: loaded.baseDir,
+    logger,
+    events,
+    registry,
+    maxSessions,
+    defaultLayers: defaultLayers('upstream'),
+    build: (entries, section) => {
+      try {
+        return buildStack(entries, { side: 'upstream', section, logger, registry, baseDir: loaded.baseDir });
+      } catch (error) {
+        throw error instanceof StackProblemsError ? new ConfigError(loaded.source, error.problems) : error;
+      }
+    },
+  });
+  if ((loaded.config.federation?.prefix ?? 'always') !== 'never') return federation;
+  const clashes = await federation.probe();
+  if (clashes.length === 0) return federation;
+  await federation.close();
+  throw new ConfigError(
+    loaded.source,
+    clashes.map((clash) => `federation.prefix: "never", but ${describeClash(clash)}; rename one, filter one out (upstreams.<name>.tools / prompts / resources), or use prefix always or on-clash`),
+  );
 }
 
 function withoutOAuth(entries: readonly LayerEntry[]): LayerEntry[] {
@@ -242,8 +280,8 @@ export interface GatewayEvents {
 
 export class Gateway extends EventEmitter<GatewayEvents> {
   readonly registry: Registry;
-  /** Every upstream transport publishes here (retries, breaker state, timeouts…). */
-  readonly upstreamEvents = new EventBus();
+  /** Every upstream transport publishes here (retries, breaker state, timeouts…); with several upstreams, every one of them. */
+  readonly upstreamEvents: EventBus;
   /** Every downstream transport publishes here. */
   readonly downstreamEvents = new EventBus();
   readonly source: string;
@@ -274,8 +312,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   #stopped = false;
   #nextLocalId = 1;
 
-  private constructor(loaded: LoadedConfig, runtime: GatewayRuntime, stacks: Generation['stacks'], upstream: Upstream) {
+  private constructor(loaded: LoadedConfig, runtime: GatewayRuntime, stacks: Generation['stacks'], upstream: Upstream, upstreamEvents: EventBus) {
     super();
+    this.upstreamEvents = upstreamEvents;
     this.source = loaded.source;
     this.#current = { config: loaded.config, settings: settingsOf(loaded.config), stacks, upstream };
     this.#log = runtime.logger;
@@ -335,8 +374,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const problems = checkGateway(loaded);
     if (problems.length > 0) throw new ConfigError(loaded.source, problems);
     const registry = runtime.registry ?? new PromRegistry();
-    const { stacks, upstream } = await buildGeneration(loaded, runtime.logger, registry, undefined);
-    const gateway = new Gateway(loaded, { ...runtime, registry }, stacks, upstream);
+    const upstreamEvents = new EventBus();
+    const { stacks, upstream } = await buildGeneration(loaded, runtime.logger, registry, upstreamEvents, undefined);
+    const gateway = new Gateway(loaded, { ...runtime, registry }, stacks, upstream, upstreamEvents);
     try {
       await gateway.#listen();
     } catch (error) {
@@ -389,7 +429,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       throw new ConfigError(loaded.source, ['upstream.url: a broker upstream (nats://, redis://) cannot replace another kind, nor be replaced by one, without a restart']);
     }
     if (live.length === 0) return { changes: [], needsRestart };
-    const { stacks, upstream } = await buildGeneration(loaded, this.#log, this.registry, previous);
+    const { stacks, upstream } = await buildGeneration(loaded, this.#log, this.registry, this.upstreamEvents, previous);
     // What only a restart changes keeps its running value, so the settings describe what runs.
     const { host, port, path, transports, metricsPath, processMetrics, metricsAuth } = previous.settings;
     const settings = { ...settingsOf(loaded.config), host, port, path, transports, metricsPath, processMetrics, metricsAuth };
@@ -673,8 +713,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     return wrap(transport, generation.stacks.upstream.layers, {
       name: 'upstream',
       events: this.upstreamEvents,
-      ...(upstreamConfig.idempotentTools === undefined ? {} : { idempotentTools: upstreamConfig.idempotentTools }),
-      ...(upstreamConfig.nonIdempotentTools === undefined ? {} : { nonIdempotentTools: upstreamConfig.nonIdempotentTools }),
+      ...(upstreamConfig?.idempotentTools === undefined ? {} : { idempotentTools: upstreamConfig.idempotentTools }),
+      ...(upstreamConfig?.nonIdempotentTools === undefined ? {} : { nonIdempotentTools: upstreamConfig.nonIdempotentTools }),
     });
   }
 
@@ -830,7 +870,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
  * whose entries are those of `previous` keeps its stack (and with it its breakers' and
  * budgets' state), and an upstream configured as before is the same upstream.
  */
-async function buildGeneration(loaded: LoadedConfig, logger: GatewayLogger, registry: Registry, previous: Generation | undefined): Promise<Pick<Generation, 'stacks' | 'upstream'>> {
+async function buildGeneration(loaded: LoadedConfig, logger: GatewayLogger, registry: Registry, events: EventBus, previous: Generation | undefined): Promise<Pick<Generation, 'stacks' | 'upstream'>> {
   const { config } = loaded;
   const build = (side: 'upstream' | 'downstream', entries: readonly LayerEntry[], before: readonly LayerEntry[] | undefined) => {
     if (previous !== undefined && sameSection(before, entries)) return previous.stacks[side];
@@ -840,14 +880,19 @@ async function buildGeneration(loaded: LoadedConfig, logger: GatewayLogger, regi
       throw error instanceof StackProblemsError ? new ConfigError(loaded.source, error.problems) : error;
     }
   };
-  const entriesOf = (c: GatewayConfig) => ({ upstream: c.upstream.layers ?? defaultLayers('upstream'), downstream: c.downstream?.layers ?? defaultLayers('downstream') });
+  // Several upstreams: each has its own stack (federation.ts); the one around them all is empty.
+  const entriesOf = (c: GatewayConfig) => ({ upstream: c.upstream === undefined ? [] : (c.upstream.layers ?? defaultLayers('upstream')), downstream: c.downstream?.layers ?? defaultLayers('downstream') });
   const now = entriesOf(config);
   const before = previous === undefined ? undefined : entriesOf(previous.config);
   const stacks = { upstream: build('upstream', now.upstream, before?.upstream), downstream: build('downstream', now.downstream, before?.downstream) };
   if (previous !== undefined && stacks.upstream === previous.stacks.upstream && sameSection(connectionOf(previous.config), connectionOf(config))) {
     return { stacks, upstream: previous.upstream };
   }
-  const upstream = createUpstream(config.upstream, { baseDir: loaded.baseDir, oauth: stacks.upstream.oauth, logger, maxSessions: settingsOf(config).maxSessions });
+  const maxSessions = settingsOf(config).maxSessions;
+  const upstream =
+    config.upstream === undefined
+      ? await startFederation(loaded, logger, registry, events, maxSessions)
+      : createUpstream(config.upstream, { baseDir: loaded.baseDir, oauth: stacks.upstream.oauth, logger, maxSessions });
   try {
     await upstream.open?.();
   } catch (error) {
@@ -864,12 +909,17 @@ function listenerLimit(maxSessions: number): number {
 }
 
 function onBroker(config: GatewayConfig): boolean {
-  const url = config.upstream.url;
+  const url = config.upstream?.url;
   return url !== undefined && BROKER_URL_SCHEMES.includes(new URL(url).protocol);
 }
 
-/** What the upstream is reached by: its section without the stack and the idempotency lists, which each session's wrap reads. */
+/**
+ * What the upstream is reached by: its section without the stack and the idempotency
+ * lists, which each session's wrap reads. Several upstreams are one federation, built
+ * from their sections and the federation's (each with its stack inside).
+ */
 function connectionOf(config: GatewayConfig): unknown {
+  if (config.upstream === undefined) return { upstreams: config.upstreams, federation: config.federation };
   const { layers: _layers, idempotentTools: _idempotent, nonIdempotentTools: _nonIdempotent, ...connection } = config.upstream;
   return connection;
 }
@@ -902,12 +952,6 @@ function gatewayMetrics(registry: Registry, processMetrics: boolean): { sessions
     clientInFlight: make(clientInFlight.name, () => new Gauge({ name: clientInFlight.name, help: clientInFlight.help, labelNames: [...clientInFlight.labels], registers: [registry] })),
   };
 }
-
-/** The JSON-RPC code of an unsupported protocol version (the SDK's UnsupportedProtocolVersion). */
-const UNSUPPORTED_PROTOCOL_VERSION = -32022;
-
-/** What Streamable HTTP serves when the 2026-07-28 era cannot be: the 2025 eras, newest first. */
-const SESSION_ERA_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05'] as const;
 
 function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = `${JSON.stringify(body)}\n`;

@@ -43,8 +43,8 @@ import {
 
 export interface StackContext {
   readonly side: Side;
-  /** The config section that holds the stack, for the paths problems name (default: the side; `worker` for the worker's). */
-  readonly section?: string;
+  /** The config section that holds the stack, for the paths problems name (default: the side; `worker` for the worker's, `["upstreams", name]` for one of several). */
+  readonly section?: string | readonly PathSegment[];
   /** The logger `logging` entries write to. */
   readonly logger: LogSink;
   /** The registry `metrics` entries register in (served at /metrics). */
@@ -120,7 +120,8 @@ export function buildStack(entries: readonly LayerEntry[], context: StackContext
     return layers;
   };
 
-  const layers = buildList(entries, [context.section ?? context.side, 'layers'], false);
+  const section = context.section ?? context.side;
+  const layers = buildList(entries, [...(typeof section === 'string' ? [section] : section), 'layers'], false);
   if (problems.length > 0) throw new StackProblemsError(problems);
   return { layers, oauth: found, instances };
 }

@@ -33,7 +33,8 @@ import type { OAuthLayer } from '../../middleware/oauth/oauth.ts';
 import { WatchedStdioTransport } from './child.ts';
 import type { GatewayLogger } from './logger.ts';
 
-export type UpstreamKind = 'stdio' | 'http' | 'websocket' | 'broker';
+/** `federation`: several upstreams behind one endpoint (federation/federation.ts). */
+export type UpstreamKind = 'stdio' | 'http' | 'websocket' | 'broker' | 'federation';
 
 /** What the gateway knows of a session when it makes its upstream transport. */
 export interface SessionInit {

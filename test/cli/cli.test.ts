@@ -94,7 +94,7 @@ describe('check and gateway refuse a bad config with exit code 2, before anythin
     ['a bad URL', 'upstream:\n  url: localhost:3000/mcp\n', 'upstream.url: expected an absolute upstream URL (http://, https://, ws://, wss://; or a broker URL, nats://, tls://, redis://, rediss:// HOST:PORT/SERVICE), got "localhost:3000/mcp" (line 2)'],
     ['no upstream command or URL', 'upstream:\n  args: [server.js]\n', 'upstream: expected exactly one of command (a stdio server to start) or url (http(s)://, ws(s)://, or a broker URL nats:// or redis(s)://), got neither (line 2)'],
     ['a command that does not exist', 'upstream:\n  command: mcp-server-that-is-not-installed\n', 'upstream.command: "mcp-server-that-is-not-installed" was not found on PATH'],
-    ['an option in the wrong place', `${valid}listen: 8080\n`, 'listen: unknown option (expected one of upstream, downstream, shutdown, observability, worker)'],
+    ['an option in the wrong place', `${valid}listen: 8080\n`, 'listen: unknown option (expected one of upstream, upstreams, federation, downstream, shutdown, observability, worker)'],
     ['a rule only the layer knows', valid.replace('maxAttempts: 3', 'backoff: { initialDelayMs: 500, maxDelayMs: 100 }'), 'upstream.layers[0].retry.backoff.maxDelayMs: expected at least retry.backoff.initialDelayMs (500), got 100'],
     ['a layer the transport cannot carry', valid.replace('- retry: { maxAttempts: 3 }', '- batching: {}'), 'upstream.layers: batching: StdioClientTransport cannot carry JSON-RPC batches'],
     ['YAML that does not parse', 'upstream:\n  command: node\n   args: [x\n', 'line 2, column 12: '],

@@ -163,7 +163,7 @@ describe('config problems are reported by path, expectation, value and line', ()
   });
 
   it('JSON is read as well (it is YAML), with lines', () => {
-    expect(parseConfigText('{ "upstream": { "command": "node", "layers": [ { "timeout": { "attemptMs": 1000 } } ] } }', 'mcp-layers.json').config.upstream.layers).toEqual([{ timeout: { attemptMs: 1000 } }]);
+    expect(parseConfigText('{ "upstream": { "command": "node", "layers": [ { "timeout": { "attemptMs": 1000 } } ] } }', 'mcp-layers.json').config.upstream?.layers).toEqual([{ timeout: { attemptMs: 1000 } }]);
     expect(problems('{\n  "upstream": {\n    "url": 42\n  }\n}\n')).toEqual(['upstream.url: expected an absolute upstream URL (http://, https://, ws://, wss://; or a broker URL, nats://, tls://, redis://, rediss:// HOST:PORT/SERVICE), got 42 (line 3)']);
   });
 
@@ -172,9 +172,9 @@ describe('config problems are reported by path, expectation, value and line', ()
   });
 
   it('environment variables: substituted, required, and never printed', () => {
-    expect(validateConfig({ upstream: { command: '${CMD:-node}' } }, 'x', { env: {} }).config.upstream.command).toBe('node');
-    expect(validateConfig({ upstream: { command: '${CMD}' } }, 'x', { env: { CMD: 'uvx' } }).config.upstream.command).toBe('uvx');
-    expect(validateConfig({ upstream: { command: 'a$${b}' } }, 'x', { env: {} }).config.upstream.command).toBe('a${b}');
+    expect(validateConfig({ upstream: { command: '${CMD:-node}' } }, 'x', { env: {} }).config.upstream?.command).toBe('node');
+    expect(validateConfig({ upstream: { command: '${CMD}' } }, 'x', { env: { CMD: 'uvx' } }).config.upstream?.command).toBe('uvx');
+    expect(validateConfig({ upstream: { command: 'a$${b}' } }, 'x', { env: {} }).config.upstream?.command).toBe('a${b}');
     expect(problems('upstream:\n  url: ${MCP_URL}\n')).toEqual(['upstream.url: the environment variable MCP_URL is not set (write ${MCP_URL:-default} for a fallback) (line 2)']);
     expect(problems('upstream:\n  url: ${SECRET_URL}\n', { SECRET_URL: 'not a url at all, and secret' })).toEqual([
       'upstream.url: expected an absolute upstream URL (http://, https://, ws://, wss://; or a broker URL, nats://, tls://, redis://, rediss:// HOST:PORT/SERVICE), got the value of ${SECRET_URL} (line 2)',

@@ -152,7 +152,7 @@ describe('mcp-layers gateway: SIGHUP and --watch', () => {
   it('reloads on every save and on SIGHUP, keeps the running config when the file is bad, and /metrics says so', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mcp-layers-reload-cli-'));
     const file = join(dir, 'mcp-layers.yaml');
-    const [command, script] = [process.execPath, fixtureUpstream().args?.[0] as string];
+    const [command, script] = [process.execPath, fixtureUpstream()?.args?.[0] as string];
     const yaml = (maxSessions: string) => `upstream:\n  command: ${JSON.stringify(command)}\n  args: [${JSON.stringify(script)}]\ndownstream:\n  port: 0\n  maxSessions: ${maxSessions}\n`;
     writeFileSync(file, yaml('4'));
     const child = spawn(process.execPath, [CLI, 'gateway', '--config', file, '--watch', '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });

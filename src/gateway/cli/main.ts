@@ -5,10 +5,10 @@
  * Exit codes: 0 done; 1 failed while running; 2 invalid arguments or configuration —
  * reported before anything starts.
  */
-import { readFileSync } from 'node:fs';
-import { configJsonSchema } from '../config/gateway.ts';
+import { configJsonSchema, type UpstreamConfig } from '../config/gateway.ts';
 import { ConfigError, loadConfigFile } from '../config/load.ts';
 import { checkGateway } from '../gateway.ts';
+import { PACKAGE_VERSION } from '../version.ts';
 import { workerSettingsOf } from '../worker/settings.ts';
 import { gatewayCommand } from './gateway.ts';
 import { HELP, MAIN_HELP } from './help.ts';
@@ -26,7 +26,7 @@ async function main(argv: readonly string[]): Promise<number> {
       return 0;
     case '-v':
     case '--version':
-      process.stdout.write(`${version()}\n`);
+      process.stdout.write(`${PACKAGE_VERSION}\n`);
       return 0;
     case 'help': {
       const topic = rest[0];
@@ -65,8 +65,10 @@ async function checkCommand(argv: readonly string[]): Promise<number> {
   if (problems.length > 0) throw new ConfigError(file, problems);
   if (values['quiet'] !== true) {
     const { config } = loaded;
-    const upstream = config.upstream.command !== undefined ? `stdio (${config.upstream.command})` : (config.upstream.url as string).split('?')[0];
-    process.stdout.write(`${file}: valid — upstream ${upstream}${worker === undefined ? '' : `, worker ${workerSettingsOf(config).address.description}`}\n`);
+    const describe = (u: UpstreamConfig) => (u.command !== undefined ? `stdio (${u.command})` : (u.url as string).split('?')[0]);
+    const upstream =
+      config.upstreams === undefined ? `upstream ${describe(config.upstream as UpstreamConfig)}` : `upstreams ${Object.entries(config.upstreams).map(([name, u]) => `${name}: ${describe(u)}`).join(', ')}`;
+    process.stdout.write(`${file}: valid — ${upstream}${worker === undefined ? '' : `, worker ${workerSettingsOf(config).address.description}`}\n`);
   }
   return 0;
 }
@@ -81,18 +83,6 @@ function schemaCommand(argv: readonly string[]): number {
   return 0;
 }
 
-function version(): string {
-  // This file is src/gateway/cli/main.ts in the repository and dist/src/gateway/cli/main.js
-  // in the package: the package root is three or four folders up.
-  for (const candidate of ['../../../package.json', '../../../../package.json']) {
-    try {
-      return (JSON.parse(readFileSync(new URL(candidate, import.meta.url), 'utf8')) as { version: string }).version;
-    } catch {
-      // try the next layout
-    }
-  }
-  return 'unknown';
-}
 
 // `mcp-layers schema | head` closes the pipe early: that is not an error.
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {

@@ -60,21 +60,20 @@ const brokerOptions = options(
   'The broker client of a nats:// or redis:// upstream (NatsClientTransport, RedisClientTransport options).',
 );
 
-export const upstreamConfig = options(
-  {
-    command: text('a command (the stdio MCP server to start, one process per session)').optional().meta({ description: 'A stdio MCP server: the command to run. One child process per downstream session.' }),
-    args: z.array(z.string({ error: 'a string argument' }), { error: 'a list of arguments' }).optional().meta({ description: 'Arguments of `command`.' }),
-    env: stringMap('environment value').optional().meta({ description: 'Environment of the child, added to HOME, LOGNAME, PATH, SHELL, TERM and USER (the SDK passes only those on).' }),
-    cwd: text('a directory').optional().meta({ description: 'Working directory of the child (relative to the config file). Default: the gateway\'s.' }),
-    stderr: choice(['inherit', 'ignore', 'log']).optional().meta({ description: 'The child\'s stderr: inherit (default, to the gateway\'s stderr), ignore, or log (one log record per line).' }),
-    url: upstreamUrl()
+const upstreamShape = {
+  command: text('a command (the stdio MCP server to start, one process per session)').optional().meta({ description: 'A stdio MCP server: the command to run. One child process per downstream session.' }),
+  args: z.array(z.string({ error: 'a string argument' }), { error: 'a list of arguments' }).optional().meta({ description: 'Arguments of `command`.' }),
+  env: stringMap('environment value').optional().meta({ description: 'Environment of the child, added to HOME, LOGNAME, PATH, SHELL, TERM and USER (the SDK passes only those on).' }),
+  cwd: text('a directory').optional().meta({ description: 'Working directory of the child (relative to the config file). Default: the gateway\'s.' }),
+  stderr: choice(['inherit', 'ignore', 'log']).optional().meta({ description: 'The child\'s stderr: inherit (default, to the gateway\'s stderr), ignore, or log (one log record per line).' }),
+  url: upstreamUrl()
       .optional()
       .meta({
         description:
           'A remote MCP server: http(s):// (Streamable HTTP, pooled connections) or ws(s):// (WebSocket, one connection per session); or a service\'s workers on a broker: nats://HOST:PORT/SERVICE or redis(s)://HOST:PORT/SERVICE (one broker connection for every session).',
       }),
-    headers: stringMap('header value').optional().meta({ description: 'Extra HTTP headers for every request / the WebSocket handshake (use ${ENV_VAR} for secrets).' }),
-    http: options(
+  headers: stringMap('header value').optional().meta({ description: 'Extra HTTP headers for every request / the WebSocket handshake (use ${ENV_VAR} for secrets).' }),
+  http: options(
       {
         connections: integer(1).optional().meta({ description: 'Connections per origin (default max(64, 2 × downstream.maxSessions + 16): over HTTP/1.1 each session holds one for its event stream).' }),
         keepAliveTimeoutMs: duration(1).optional().meta({ description: 'Idle keep-alive, ms (default 4 000).' }),
@@ -84,7 +83,7 @@ export const upstreamConfig = options(
       },
       'createFetch() options: the undici connection pool shared by every session.',
     ).optional(),
-    websocket: options(
+  websocket: options(
       {
         connectTimeoutMs: duration(1).optional(),
         maxPayloadBytes: integer(1).optional(),
@@ -96,13 +95,15 @@ export const upstreamConfig = options(
       },
       'WebSocketClientTransport options.',
     ).optional(),
-    broker: brokerOptions.optional(),
-    idempotentTools: names('tool name or glob').optional().meta({ description: 'Tools safe to send twice (retried, hedged), besides those annotated readOnlyHint/idempotentHint.' }),
-    nonIdempotentTools: names('tool name or glob').optional().meta({ description: 'Tools never sent twice, whatever their annotations say.' }),
-    layers: layerList('upstream').optional().meta({ description: 'The client-side stack, first = outermost. Default: tracing, metrics, logging.' }),
-  },
-  'The MCP server behind the gateway: exactly one of `command` or `url`.',
-).superRefine((upstream, ctx) => {
+  broker: brokerOptions.optional(),
+  idempotentTools: names('tool name or glob').optional().meta({ description: 'Tools safe to send twice (retried, hedged), besides those annotated readOnlyHint/idempotentHint.' }),
+  nonIdempotentTools: names('tool name or glob').optional().meta({ description: 'Tools never sent twice, whatever their annotations say.' }),
+  layers: layerList('upstream').optional().meta({ description: 'The client-side stack, first = outermost. Default: tracing, metrics, logging.' }),
+};
+
+type UpstreamShape = z.output<z.ZodObject<typeof upstreamShape>>;
+
+function checkUpstream(upstream: UpstreamShape, ctx: z.RefinementCtx): void {
   const given = [upstream.command, upstream.url].filter((v) => v !== undefined).length;
   if (given !== 1) {
     ctx.addIssue({
@@ -134,7 +135,58 @@ export const upstreamConfig = options(
     if (upstream.http !== undefined && (scheme === 'ws:' || scheme === 'wss:')) ctx.addIssue({ code: 'custom', message: 'applies only to an http(s) upstream', path: ['http'] });
     if (upstream.websocket !== undefined && (scheme === 'http:' || scheme === 'https:')) ctx.addIssue({ code: 'custom', message: 'applies only to a ws(s) upstream', path: ['websocket'] });
   }
+}
+
+export const upstreamConfig = options(upstreamShape, 'The MCP server behind the gateway: exactly one of `command` or `url`.').superRefine(checkUpstream);
+
+/** What one upstream of several shows of a kind of entry: names (tools, prompts) or URIs (resources, templates) as globs; deny wins. */
+const entryFilter = (what: string) =>
+  options(
+    {
+      allow: names(`${what} or glob`).optional().meta({ description: `Only these ${what}s are served (default: all).` }),
+      deny: names(`${what} or glob`).optional().meta({ description: `These ${what}s are never served, even when allowed.` }),
+    },
+    `Which ${what}s of this upstream the gateway serves: allow (default all), then deny.`,
+  );
+
+/** Upstream names become prefixes of names (tools) and of URI schemes (resources): a letter first, then letters, digits and -. */
+export const UPSTREAM_NAME = /^[A-Za-z][A-Za-z0-9-]{0,31}$/;
+const UPSTREAM_NAME_RULE = 'a name of 1 to 32 letters, digits and -, starting with a letter (it prefixes tool names and resource URI schemes)';
+
+export const memberConfig = options(
+  {
+    ...upstreamShape,
+    tools: entryFilter('tool name').optional(),
+    prompts: entryFilter('prompt name').optional(),
+    resources: entryFilter('resource URI').optional(),
+  },
+  'One of several MCP servers behind the gateway (upstreams): an upstream, plus which of its tools, prompts and resources are served.',
+).superRefine((member, ctx) => {
+  checkUpstream(member, ctx);
+  if (member.url !== undefined && URL.canParse(member.url) && BROKER_URL_SCHEMES.includes(new URL(member.url).protocol)) {
+    ctx.addIssue({ code: 'custom', message: 'a broker upstream (nats://, redis://) is served only as the one `upstream:` (replicas adopt single-upstream sessions); use an http(s):// or ws(s):// URL or a command here', path: ['url'] });
+  }
 });
+
+export const PREFIX_MODES = ['always', 'on-clash', 'never'] as const;
+
+export const federationConfig = options(
+  {
+    prefix: choice(PREFIX_MODES)
+      .optional()
+      .meta({ description: 'When names and URIs get their upstream\'s prefix: always (default: names do not change when an upstream is added), on-clash (only names two upstreams share), never (a clash is a config error at start).' }),
+    separator: z
+      .string({ error: 'a separator of 1 to 8 characters from A-Z a-z 0-9 _ - .' })
+      .regex(/^[A-Za-z0-9_.-]{1,8}$/, { error: 'a separator of 1 to 8 characters from A-Z a-z 0-9 _ - .' })
+      .optional()
+      .meta({ description: 'Between the upstream\'s name and a tool or prompt name (default __). Resource URIs are prefixed as <upstream>+<uri>.' }),
+    pageSize: integer(1).optional().meta({ description: 'Entries per page of a merged list (default 100).' }),
+    cacheTtlMs: duration(0)
+      .optional()
+      .meta({ description: 'How long an upstream\'s list stays fresh when it sends no ttlMs and declares no listChanged (default 5 000; 0: never cached).' }),
+  },
+  'Several upstreams behind one endpoint: how their lists are merged.',
+);
 
 export const DOWNSTREAM_TRANSPORTS = ['http', 'websocket'] as const;
 
@@ -186,7 +238,7 @@ export const downstreamConfig = options(
       .meta({ description: 'HTTP: how long a message from the server with no stream to go on (no GET stream, no request in flight) waits for one before a server request is answered with an error and a notification dropped (default 30 000).' }),
     evictIdleSessions: boolean().optional().meta({ description: 'At maxSessions, close the least recently active session nobody is using (nothing in flight, and a client that never spoke or holds no HTTP stream) to admit a new one, instead of refusing it with 503 (default true).' }),
     maxBodyBytes: integer(1).optional().meta({ description: 'Largest HTTP request body (default 4 MiB).' }),
-    layers: layerList('downstream').optional().meta({ description: 'The server-side stack, first = outermost. Default: tracing, metrics.' }),
+  layers: layerList('downstream').optional().meta({ description: 'The server-side stack, first = outermost. Default: tracing, metrics.' }),
   },
   'What the gateway serves.',
 ).superRefine(checkClients);
@@ -215,7 +267,12 @@ export const observabilityConfig = options(
 export const gatewayConfig = options(
   {
     $schema: z.string().optional().meta({ description: 'For editors: the JSON Schema (`mcp-layers schema > mcp-layers.schema.json`).' }),
-    upstream: upstreamConfig,
+    upstream: upstreamConfig.optional(),
+    upstreams: z
+      .record(z.string(), memberConfig, { error: 'an object of upstreams by name' })
+      .optional()
+      .meta({ description: 'Several MCP servers behind one endpoint, by name (the name prefixes their tools, prompts and resources). Instead of `upstream`.' }),
+    federation: federationConfig.optional(),
     downstream: downstreamConfig.optional(),
     shutdown: options({
       drainTimeoutMs: duration(0).optional().meta({ description: 'On SIGTERM/SIGINT: how long in-flight requests may take to finish before they are answered with an error (default 10 000).' }),
@@ -224,10 +281,24 @@ export const gatewayConfig = options(
     worker: workerConfig.optional(),
   },
   'mcp-layers gateway configuration.',
-);
+).superRefine((config, ctx) => {
+  // Neither reads as it always has (the one-server form is the usual one); both is refused by name.
+  if (config.upstream === undefined && config.upstreams === undefined) ctx.addIssue({ code: 'custom', message: 'missing; expected an options object', path: ['upstream'] });
+  if (config.upstream !== undefined && config.upstreams !== undefined) {
+    ctx.addIssue({ code: 'custom', message: 'expected exactly one of upstream (one MCP server) or upstreams (several, by name), got both', path: [] });
+  }
+  if (config.upstreams !== undefined) {
+    const named = Object.keys(config.upstreams);
+    if (named.length === 0) ctx.addIssue({ code: 'custom', message: 'expected at least one upstream', path: ['upstreams'] });
+    for (const name of named) if (!UPSTREAM_NAME.test(name)) ctx.addIssue({ code: 'custom', message: `expected ${UPSTREAM_NAME_RULE}, got ${JSON.stringify(name)}`, path: ['upstreams', name] });
+  }
+  if (config.federation !== undefined && config.upstreams === undefined) ctx.addIssue({ code: 'custom', message: 'applies only to several upstreams (upstreams)', path: ['federation'] });
+});
 
 export type GatewayConfig = z.output<typeof gatewayConfig>;
 export type UpstreamConfig = z.output<typeof upstreamConfig>;
+export type MemberConfig = z.output<typeof memberConfig>;
+export type FederationConfig = z.output<typeof federationConfig>;
 export type DownstreamConfig = z.output<typeof downstreamConfig>;
 
 /**

@@ -129,7 +129,7 @@ function entryBranch(path: readonly PathSegment[], value: unknown, context: Form
   const key = keys[0] as string;
   const index = branches.indexOf(key);
   if (index >= 0) return { kind: 'branch', index };
-  const other = context.entryBranches(side === 'upstream' ? 'downstream' : 'upstream');
+  const other = context.entryBranches(side === 'upstream' || side === 'upstreams' ? 'downstream' : 'upstream');
   if (other.includes(key)) return { kind: 'problem', message: `the ${key} layer belongs in the other side's stack; here the layers are ${layers.join(', ')}` };
   const near = closest(key, branches);
   return { kind: 'problem', message: `unknown layer "${key}"${near === undefined ? '' : `; did you mean "${near}"?`} (expected one of ${layers.join(', ')}, or when / unless)` };

@@ -101,7 +101,7 @@ export function validateConfig(value: unknown, source = 'the configuration', opt
       ...formatIssues(result.error.issues, {
         input: substituted,
         // A stack's side is its section's: the client-side upstream, or a server-side one (downstream, worker).
-        entryBranches: (section) => [...layerNamesFor(section === 'upstream' ? 'upstream' : 'downstream'), 'when', 'unless'],
+        entryBranches: (section) => [...layerNamesFor(section === 'upstream' || section === 'upstreams' ? 'upstream' : 'downstream'), 'when', 'unless'],
         knownKeys: (path) => keysAt(gatewayConfig, path, substituted),
         fromEnvironment: (path) => {
           const name = fromEnvironment.get(formatPath(path));

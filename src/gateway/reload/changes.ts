@@ -25,6 +25,8 @@ const RESTART_ONLY: ReadonlyArray<readonly [string, (config: GatewayConfig) => u
 /** Settings that take effect at once: for sessions opened from now on, or (clients, limits) for every session. */
 const LIVE: ReadonlyArray<readonly [string, (config: GatewayConfig) => unknown]> = [
   ['upstream', (c) => c.upstream],
+  ['upstreams', (c) => c.upstreams],
+  ['federation', (c) => c.federation],
   ['downstream.layers', (c) => c.downstream?.layers],
   ['downstream.bearerTokens', (c) => c.downstream?.bearerTokens],
   ['downstream.clients', (c) => c.downstream?.clients],

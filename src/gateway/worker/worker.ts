@@ -33,7 +33,7 @@ import { NatsServerTransport } from '../../transports/nats/session.ts';
 import { NatsWorker, type NatsWorkerOptions } from '../../transports/nats/worker.ts';
 import { RedisServerTransport } from '../../transports/redis/session.ts';
 import { RedisWorker, type RedisWorkerOptions } from '../../transports/redis/worker.ts';
-import type { GatewayConfig } from '../config/gateway.ts';
+import type { GatewayConfig, UpstreamConfig } from '../config/gateway.ts';
 import type { LayerEntry } from '../config/layers.ts';
 import { ConfigError, type LoadedConfig } from '../config/load.ts';
 import type { WorkerConfig } from '../config/worker.ts';
@@ -84,7 +84,9 @@ export function checkWorker(loaded: LoadedConfig): string[] {
   const worker = config.worker;
   if (worker === undefined) return ['worker: missing; expected the worker section, with worker.broker: nats://HOST:PORT/SERVICE or redis://HOST:PORT/SERVICE'];
   const problems: string[] = [];
-  if (config.upstream.command === undefined) {
+  if (config.upstreams !== undefined) {
+    problems.push('upstreams: the worker serves one stdio server (upstream.command), not several upstreams; several upstreams are served by the gateway');
+  } else if (config.upstream?.command === undefined) {
     problems.push('upstream.command: missing; the worker serves a stdio server (a child process per session), not a URL: set upstream.command, or give the command after --');
   } else {
     // The upstream side is the gateway's, checked the gateway's way (command on PATH, stack, what stdio can carry).
@@ -173,9 +175,11 @@ export class StdioWorker {
       }
     };
     const { config } = loaded;
-    const stacks = { upstream: build(config.upstream.layers ?? defaultLayers('upstream'), 'upstream', 'upstream'), worker: build(workerEntries(config), 'downstream', 'worker') };
+    // checkWorker refused a config without its one stdio upstream.
+    const single = config.upstream as UpstreamConfig;
+    const stacks = { upstream: build(single.layers ?? defaultLayers('upstream'), 'upstream', 'upstream'), worker: build(workerEntries(config), 'downstream', 'worker') };
     // A stdio upstream: no connection pool to size, no oauth (checkWorker refused a URL).
-    const upstream = createUpstream(config.upstream, { baseDir: loaded.baseDir, oauth: undefined, logger: runtime.logger, maxSessions: (config.worker as WorkerConfig).maxSessions ?? WORKER_DEFAULTS.maxSessions });
+    const upstream = createUpstream(single, { baseDir: loaded.baseDir, oauth: undefined, logger: runtime.logger, maxSessions: (config.worker as WorkerConfig).maxSessions ?? WORKER_DEFAULTS.maxSessions });
     const worker = new StdioWorker(loaded, { logger: runtime.logger, registry }, stacks, upstream);
     await worker.#start();
     return worker;
@@ -266,7 +270,7 @@ export class StdioWorker {
   async #onsession(transport: BrokerServerTransport): Promise<void> {
     const id = `local-${this.#nextLocalId++}`;
     const downstream = wrap(transport, this.stacks.worker.layers, { name: 'downstream', events: this.downstreamEvents });
-    const upstreamConfig = this.#config.upstream;
+    const upstreamConfig = this.#config.upstream as UpstreamConfig;
     let childStarted = false;
     const session = new ProxySession({
       id,
