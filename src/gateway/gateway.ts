@@ -239,7 +239,7 @@ export function checkGateway(loaded: LoadedConfig): string[] {
  * Several upstreams: their stacks built (problems named under `upstreams.<name>`), and
  * with `federation.prefix: never` one probe session that must find no clash.
  */
-async function startFederation(loaded: LoadedConfig, logger: GatewayLogger, registry: Registry, events: EventBus, maxSessions: number): Promise<Federation> {
+async function startFederation(loaded: LoadedConfig, logger: GatewayLogger, registry: Registry, events: EventBus, maxSessions: number, previous: Federation | undefined): Promise<Federation> {
   const federation = createFederation({
     config: loaded.config,
     baseDir: loaded.baseDir,
@@ -255,7 +255,7 @@ async function startFederation(loaded: LoadedConfig, logger: GatewayLogger, regi
         throw error instanceof StackProblemsError ? new ConfigError(loaded.source, error.problems) : error;
       }
     },
-  });
+  }, previous);
   if ((loaded.config.federation?.prefix ?? 'always') !== 'never') return federation;
   const clashes = await federation.probe();
   if (clashes.length === 0) return federation;
@@ -440,6 +440,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     if (this.#ws !== undefined) this.#ws.maxConnections = listenerLimit(settings.maxSessions);
     const level = loaded.config.observability?.logs?.level;
     if (level !== undefined) this.#log.level = level;
+    // Several upstreams before and after: the open sessions get the new set (upstreams added, removed or changed) at once.
+    if (upstream !== previous.upstream && previous.upstream.kind === 'federation' && upstream.kind === 'federation') {
+      await (previous.upstream as Federation).supersede(upstream as Federation);
+    }
     if (upstream !== previous.upstream) this.#retire(previous.upstream);
     return { changes: live, needsRestart };
   }
@@ -891,7 +895,7 @@ async function buildGeneration(loaded: LoadedConfig, logger: GatewayLogger, regi
   const maxSessions = settingsOf(config).maxSessions;
   const upstream =
     config.upstream === undefined
-      ? await startFederation(loaded, logger, registry, events, maxSessions)
+      ? await startFederation(loaded, logger, registry, events, maxSessions, previous?.upstream.kind === 'federation' ? (previous.upstream as Federation) : undefined)
       : createUpstream(config.upstream, { baseDir: loaded.baseDir, oauth: stacks.upstream.oauth, logger, maxSessions });
   try {
     await upstream.open?.();

@@ -11,11 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { GatewayConfig } from '#gateway/config/gateway.ts';
 import { validateConfig } from '#gateway/config/load.ts';
 import { WebSocketClientTransport } from '#transports/ws/client.ts';
 import { CLI, closeAll, fixtureUpstream, startTestGateway, type TestGateway } from '../support/gateway.ts';
+import { within } from '../support/events.ts';
 import { parseExposition, value } from '../support/prom-text.ts';
 
 type Config = Omit<GatewayConfig, 'downstream'> & { downstream?: GatewayConfig['downstream'] };
@@ -42,6 +44,7 @@ async function connect(url: string, token?: string): Promise<Client> {
   return client;
 }
 
+const echoOf = async (client: Client, name: string, text: string) => ((await client.callTool({ name, arguments: { text } })) as { content: Array<{ text: string }> }).content[0]?.text;
 const echo = async (client: Client, text: string) => ((await client.callTool({ name: 'echo', arguments: { text } })) as { content: Array<{ text: string }> }).content[0]?.text;
 
 async function scrape(): Promise<ReturnType<typeof parseExposition>> {
@@ -126,6 +129,33 @@ describe('live reload', () => {
     expect(await gw.gateway.reload('api', loaded(config(['add'])))).toMatchObject({ outcome: 'applied', changes: ['downstream.clients'] });
     await expect(echo(client, 'no longer allowed')).rejects.toThrow(/echo/);
     expect((await client.listTools()).tools.map((t) => t.name)).toEqual(['add']);
+  });
+
+  it('several upstreams: an open session gets the new set at once — one added, one removed, the others untouched — and hears list_changed', async () => {
+    const fixture = (sdk: 'v1' | 'v2') => ({ ...fixtureUpstream(sdk), stderr: 'ignore' as const });
+    const before: Config = { upstreams: { kept: fixture('v1'), removed: fixture('v1') } };
+    gw = await startTestGateway(before);
+    const client = await connect(gw.http);
+    let changed = Promise.withResolvers<void>();
+    client.setNotificationHandler(ToolListChangedNotificationSchema, () => changed.resolve());
+    const names = async () => (await client.listTools()).tools.map((t) => t.name);
+    expect(await names()).toEqual(expect.arrayContaining(['kept__echo', 'removed__echo']));
+    const keptBefore = await client.callTool({ name: 'kept__append', arguments: { item: 'before the reload' } });
+    expect(keptBefore.isError).not.toBe(true);
+
+    const outcome = await gw.gateway.reload('api', loaded({ upstreams: { kept: fixture('v1'), added: fixture('v2') } }));
+    expect(outcome).toMatchObject({ outcome: 'applied', changes: ['upstreams'] });
+    await within(changed.promise, 'notifications/tools/list_changed after the reload');
+    changed = Promise.withResolvers<void>();
+    const after = await names();
+    expect(after).toEqual(expect.arrayContaining(['kept__echo', 'added__echo', 'added__ask']));
+    expect(after.filter((name) => name.startsWith('removed__'))).toEqual([]);
+    // The kept upstream is the same server process as before the reload: it remembers the call it ran then.
+    const ledger = JSON.parse(((await client.callTool({ name: 'kept__ledger', arguments: {} })) as { content: Array<{ text: string }> }).content[0]?.text as string) as unknown;
+    expect(ledger).toMatchObject({ runs: { append: 1 } });
+    await expect(client.callTool({ name: 'removed__echo', arguments: { text: 'gone' } })).rejects.toThrow(/removed__echo/);
+    expect(await echoOf(client, 'added__echo', 'new')).toBe('new');
+    expect(gw.gateway.sessions.size).toBe(1);
   });
 
   it('a new session limit applies to the next session', async () => {

@@ -53,6 +53,8 @@ export interface FederationContext {
   readonly logger: GatewayLogger;
   /** A new list cache for one session (its own lists, and the public ones every session shares). */
   readonly cache: () => SessionListCache;
+  /** The transport closed: a reload no longer has its members to update. */
+  readonly released?: (transport: FederatedTransport) => void;
 }
 
 const LIST_CHANGED: Readonly<Record<'tools' | 'prompts' | 'resources', string>> = {
@@ -71,9 +73,10 @@ export class FederatedTransport implements Transport {
   onmessage?: (message: JSONRPCMessage) => void;
 
   readonly #context: FederationContext;
-  readonly #members: readonly Member[];
-  readonly #byName: ReadonlyMap<string, Member>;
-  readonly #names: ReadonlySet<string>;
+  #members: readonly Member[];
+  #byName: ReadonlyMap<string, Member>;
+  #names: ReadonlySet<string>;
+  readonly #session: string;
   readonly #cache: SessionListCache;
   readonly #log: GatewayLogger;
   /** The client's initialize params, replayed to a member that comes back. */
@@ -100,13 +103,69 @@ export class FederatedTransport implements Transport {
     this.#context = context;
     this.#log = context.logger;
     this.#cache = context.cache();
-    this.#members = context.members().map((spec) => new Member(spec, session, context.events, context.logger));
+    this.#session = session;
+    this.#members = context.members().map((spec) => this.#member(spec));
     this.#byName = new Map(this.#members.map((m) => [m.name, m]));
     this.#names = new Set(this.#byName.keys());
-    for (const member of this.#members) {
-      member.onmessage = (message) => this.#fromMember(member, message);
-      member.ondown = () => this.#memberDown(member);
+  }
+
+  #member(spec: MemberSpec): Member {
+    const member = new Member(spec, this.#session, this.#context.events, this.#context.logger);
+    member.onmessage = (message) => this.#fromMember(member, message);
+    member.ondown = () => this.#memberDown(member);
+    return member;
+  }
+
+  /**
+   * A config reload changed the upstreams (docs/gateway.md, "Live reload"): an upstream
+   * whose spec is new joins this open session (its handshake replayed, as for one that
+   * comes back), one no longer configured leaves it — what it still had in flight is
+   * answered with an error naming the reload — and the client hears `list_changed` for
+   * what either serves. Upstreams configured as before stay as they are.
+   */
+  async updateMembers(specs: readonly MemberSpec[]): Promise<void> {
+    if (this.#closed) return;
+    const wanted = new Set(specs);
+    const leaving = this.#members.filter((m) => !wanted.has(m.spec));
+    const kept = new Map(this.#members.filter((m) => wanted.has(m.spec)).map((m) => [m.spec, m]));
+    const joining: Member[] = [];
+    this.#members = specs.map((spec) => {
+      const member = kept.get(spec);
+      if (member !== undefined) return member;
+      const added = this.#member(spec);
+      joining.push(added);
+      return added;
+    });
+    this.#byName = new Map(this.#members.map((m) => [m.name, m]));
+    this.#names = new Set(this.#byName.keys());
+    await Promise.all(leaving.map((member) => this.#leave(member)));
+    if (this.#handshake !== undefined) await Promise.all(joining.map((member) => this.#join(member, this.#handshake as JSONRPCParams)));
+  }
+
+  async #leave(member: Member): Promise<void> {
+    this.#cache.invalidate(member.name, undefined, false);
+    const error = new TransportError(`The upstream "${member.name}" was removed from the configuration (a reload) while the request was in flight; it may or may not have completed`, {
+      layer: 'gateway',
+      reason: 'upstream-removed',
+      data: { upstream: member.name },
+    });
+    for (const [id, routed] of this.#routed) {
+      if (routed.member !== member) continue;
+      this.#routed.delete(id);
+      this.#deliver(errorResponse(id, error));
     }
+    this.#cancelServerRequests(member, `the upstream "${member.name}" was removed from the configuration`);
+    await member.close();
+    this.#log.info(`upstream ${member.name} left the session (config reload)`, { event: 'upstream-removed', upstream: member.name });
+    this.#listsChanged(member);
+  }
+
+  async #join(member: Member, handshake: JSONRPCParams): Promise<void> {
+    const answer = await member.connect(handshake);
+    if (this.#closed || !('result' in answer)) return;
+    if (this.#initialized) await member.send({ jsonrpc: '2.0', method: 'notifications/initialized' }).catch(() => {});
+    this.#log.info(`upstream ${member.name} joined the session (config reload)`, { event: 'upstream-added', upstream: member.name });
+    this.#listsChanged(member);
   }
 
   /** Members start with the client's initialize. */
@@ -138,6 +197,7 @@ export class FederatedTransport implements Transport {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#context.released?.(this);
     await Promise.all(this.#members.map((m) => m.close()));
     this.onclose?.();
   }
@@ -444,13 +504,20 @@ export class FederatedTransport implements Transport {
     this.#deliver(notification);
   }
 
-  #memberDown(member: Member): void {
-    this.#cache.invalidate(member.name, undefined, false);
+  /** The member's requests to the client can no longer be answered: the client is told they are cancelled. */
+  #cancelServerRequests(member: Member, reason: string): void {
     for (const [id, asked] of this.#serverRequests) {
       if (asked.member !== member) continue;
       this.#serverRequests.delete(id);
-      this.#deliver({ jsonrpc: '2.0', method: CANCELLED, params: { requestId: id, reason: `the upstream "${member.name}" is gone` } });
+      this.#deliver({ jsonrpc: '2.0', method: CANCELLED, params: { requestId: id, reason } });
     }
+  }
+
+  #memberDown(member: Member): void {
+    // A member that left on a reload is closed on purpose; #leave tells the client.
+    if (!this.#members.includes(member)) return;
+    this.#cache.invalidate(member.name, undefined, false);
+    this.#cancelServerRequests(member, `the upstream "${member.name}" is gone`);
     if (this.#up().length === 0 && this.#members.every((m) => m.state === 'down')) {
       this.#log.warn('every upstream is down: the session ends', { event: 'federation-down' });
       void this.close();
@@ -465,7 +532,7 @@ export class FederatedTransport implements Transport {
     for (const member of this.#members) {
       if (!member.due) continue;
       void member.connect(this.#handshake).then(async (answer) => {
-        if (this.#closed || !('result' in answer)) return;
+        if (this.#closed || !('result' in answer) || !this.#members.includes(member)) return;
         if (this.#initialized) await member.send({ jsonrpc: '2.0', method: 'notifications/initialized' }).catch(() => {});
         this.#log.info(`upstream ${member.name} is back: its entries rejoin the lists`, { event: 'upstream-up' });
         this.#listsChanged(member);

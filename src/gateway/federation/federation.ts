@@ -4,6 +4,7 @@
  * own Upstream (an HTTP pool, a command) and its own stack, so its breaker and
  * concurrency limit cover that upstream across every session.
  */
+import { isDeepStrictEqual } from 'node:util';
 import type { Registry } from 'prom-client';
 import type { GatewayConfig, UpstreamConfig } from '../config/gateway.ts';
 import { formatPath, type PathSegment } from '../config/issues.ts';
@@ -46,20 +47,39 @@ export interface FederationOptions {
 
 export interface Federation extends Upstream {
   readonly members: readonly MemberSpec[];
+  /** Every FederatedTransport open on this federation or the ones it replaced: a reload updates their members. */
+  readonly transports: Set<FederatedTransport>;
+  /** The member built from this section for `name`, when it was built from an equal one (reloads keep it, and its breaker's state). */
+  reusable(name: string, section: UpstreamConfig): MemberSpec | undefined;
+  /**
+   * A reload replaced this federation by `next`: every open session gets next's members
+   * (FederatedTransport.updateMembers), sessions that start later get next's transports,
+   * and the upstreams no member uses any more are closed.
+   */
+  supersede(next: Federation): Promise<void>;
+  readonly superseded: boolean;
   /** The stacks by upstream name (the demo and tests read breaker state). */
   readonly stacks: ReadonlyMap<string, BuiltStack>;
   /** `federation.prefix: never`: the clashes one session with every upstream finds (probeClashes). */
   probe(): Promise<Clash[]>;
 }
 
-export function createFederation(options: FederationOptions): Federation {
+/** `previous`: the federation a reload replaces, whose members configured as before are kept. */
+export function createFederation(options: FederationOptions, previous?: Federation): Federation {
   const { config, logger } = options;
   const settings = federationSettingsOf(config.federation);
   const stacks = new Map<string, BuiltStack>();
+  const sections = new Map<string, { spec: MemberSpec; section: UpstreamConfig }>();
   const members: MemberSpec[] = upstreamSections(config).map(({ name, path, config: section }) => {
+    const kept = previous?.reusable(name as string, section);
+    const spec = kept ?? build(name as string, path, section);
+    sections.set(name as string, { spec, section });
+    return spec;
+  });
+  function build(name: string, path: readonly PathSegment[], section: UpstreamConfig): MemberSpec {
     const member = section as NonNullable<GatewayConfig['upstreams']>[string];
     const stack = options.build(section.layers ?? options.defaultLayers, path);
-    stacks.set(name as string, stack);
+    stacks.set(name, stack);
     return {
       name: name as string,
       upstream: createUpstream(section, { baseDir: options.baseDir, oauth: stack.oauth, logger, maxSessions: options.maxSessions }),
@@ -68,7 +88,10 @@ export function createFederation(options: FederationOptions): Federation {
       idempotentTools: section.idempotentTools,
       nonIdempotentTools: section.nonIdempotentTools,
     };
-  });
+  }
+  for (const spec of members) if (!stacks.has(spec.name)) stacks.set(spec.name, previous?.stacks.get(spec.name) as BuiltStack);
+  const transports = previous?.transports ?? new Set<FederatedTransport>();
+  let successor: Federation | undefined;
   const shared = new SharedListCache(options.registry);
   const context: FederationContext = {
     members: () => members,
@@ -76,14 +99,39 @@ export function createFederation(options: FederationOptions): Federation {
     events: options.events,
     logger,
     cache: () => new SessionListCache(shared, settings.cacheTtlMs),
+    released: (transport) => transports.delete(transport),
+  };
+  const create = (session: string): FederatedTransport => {
+    if (successor !== undefined) return successor.create(session) as FederatedTransport;
+    const transport = new FederatedTransport(context, session);
+    transports.add(transport);
+    return transport;
   };
   return {
     kind: 'federation',
     description: members.map((m) => `${m.name} (${m.upstream.kind}: ${m.upstream.description})`).join(', '),
     members,
     stacks,
-    create: (session) => new FederatedTransport(context, session),
-    close: async () => void (await Promise.all(members.map((m) => m.upstream.close()))),
+    transports,
+    get superseded() {
+      return successor !== undefined;
+    },
+    create,
+    reusable: (name, section) => {
+      const built = sections.get(name);
+      return built !== undefined && isDeepStrictEqual(built.section, section) ? built.spec : undefined;
+    },
+    supersede: async (next) => {
+      successor = next;
+      await Promise.all([...transports].map((transport) => transport.updateMembers(next.members)));
+      await Promise.all(members.filter((m) => !next.members.includes(m)).map((m) => m.upstream.close()));
+    },
+    // Superseded: its members are the successor's, or were closed then. Not yet (a reload that failed): the members it shares stay.
+    close: async () => {
+      if (successor !== undefined) return;
+      const shared = new Set(previous !== undefined && !previous.superseded ? previous.members : []);
+      await Promise.all(members.filter((m) => !shared.has(m)).map((m) => m.upstream.close()));
+    },
     probe: () => probeClashes(context),
   };
 }
