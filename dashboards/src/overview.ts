@@ -254,6 +254,33 @@ export const overview: DashboardSpec = {
       ],
     },
     {
+      title: 'Upstreams',
+      panels: [
+        {
+          width: 8,
+          title: 'Requests by upstream',
+          description: 'Requests the gateway sent to each upstream per second: `upstream` for a single one, `upstream:<name>` for each of several (upstreams:). One of several down: its rate drops to 0 while the others carry on.',
+          unit: 'reqps',
+          queries: [{ expr: sum(['transport'], rate(`${CLIENT}_count`, REQUESTS, 'transport=~"upstream.*"')), legend: '{{transport}}' }],
+        },
+        {
+          width: 8,
+          title: 'Error ratio by upstream',
+          description: 'Share of the requests sent to each upstream that failed (cancelled ones left out). One upstream red and the others green: that server, its breaker (MCP / Resilience) and its log records (transport upstream:<name>).',
+          unit: 'percentunit',
+          thresholds: ERROR_THRESHOLDS,
+          queries: [{ expr: ratio(['transport'], rate(`${CLIENT}_count`, REQUESTS, FAILED, 'transport=~"upstream.*"'), rate(`${CLIENT}_count`, REQUESTS, NOT_CANCELLED, 'transport=~"upstream.*"')), legend: '{{transport}}' }],
+        },
+        {
+          width: 8,
+          title: 'List cache by upstream',
+          description: 'Several upstreams: list requests answered from the cache (hit: this session fetched it; shared-hit: a list the upstream marked cacheScope public, fetched by another session) or fetched (miss), by upstream. Mostly misses: the upstream sends list_changed often, or ttlMs 0.',
+          unit: 'ops',
+          queries: [{ expr: sum(['upstream', 'outcome'], rate('mcp_layers_gateway_list_cache_total')), legend: '{{upstream}} {{outcome}}' }],
+        },
+      ],
+    },
+    {
       title: 'Clients',
       panels: [
         {

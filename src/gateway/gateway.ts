@@ -48,6 +48,7 @@ import { McpWebSocketServer } from '../transports/ws/server.ts';
 import { STATELESS_PROTOCOL_VERSION, type Transport } from '../core/transport.ts';
 import { type LayeredTransport, type Wrapped, wrap } from '../core/wrap.ts';
 import { metricsHandler } from '../../middleware/observability/metrics.ts';
+import { LIST_CACHE_FAMILY } from './federation/cache.ts';
 import { createFederation, type Federation, upstreamSections } from './federation/federation.ts';
 import { describeClash } from './federation/names.ts';
 import type { GatewayLogger } from './logger.ts';
@@ -101,6 +102,7 @@ export const GATEWAY_METRIC_FAMILIES = [
     help: "Requests from each client (downstream.clients, or unknown) by what its policy decided: admitted, rate-limited, concurrency-limited, denied.",
   },
   { name: 'mcp_layers_gateway_client_in_flight', type: 'gauge', labels: ['client'], help: "Requests in flight from each client, across its sessions." },
+  LIST_CACHE_FAMILY,
   ...RELOAD_METRIC_FAMILIES,
 ] as const;
 

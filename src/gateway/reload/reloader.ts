@@ -59,15 +59,20 @@ export class ConfigReloader {
     this.#nextLoad = options.load;
     const [generation, reloads, success, timestamp] = RELOAD_METRIC_FAMILIES;
     const registers = [options.registry];
+    const first = options.registry.getSingleMetric(generation.name) === undefined;
+    // Gateways that share a registry share these, as they share the gateway's other families.
+    const make = <T>(name: string, create: () => T): T => (options.registry.getSingleMetric(name) as T | undefined) ?? create();
     this.#metrics = {
-      generation: new Gauge({ name: generation.name, help: generation.help, registers }),
-      reloads: new Counter({ name: reloads.name, help: reloads.help, labelNames: [...reloads.labels], registers }),
-      success: new Gauge({ name: success.name, help: success.help, registers }),
-      timestamp: new Gauge({ name: timestamp.name, help: timestamp.help, registers }),
+      generation: make(generation.name, () => new Gauge({ name: generation.name, help: generation.help, registers })),
+      reloads: make(reloads.name, () => new Counter({ name: reloads.name, help: reloads.help, labelNames: [...reloads.labels], registers })),
+      success: make(success.name, () => new Gauge({ name: success.name, help: success.help, registers })),
+      timestamp: make(timestamp.name, () => new Gauge({ name: timestamp.name, help: timestamp.help, registers })),
     };
-    this.#metrics.generation.set(1);
-    this.#metrics.success.set(1);
-    this.#metrics.timestamp.set(0);
+    if (first) {
+      this.#metrics.generation.set(1);
+      this.#metrics.success.set(1);
+      this.#metrics.timestamp.set(0);
+    }
   }
 
   get generation(): number {

@@ -338,6 +338,31 @@ async function startGateway(upstream: string): Promise<void> {
   });
 }
 
+// --- federation: several upstreams behind one gateway (per-upstream rows, the list cache) ---
+
+async function startFederation(upstream: string): Promise<void> {
+  const member = { url: upstream, layers: [{ metrics: {} }] };
+  const loaded = validateConfig(
+    {
+      upstreams: { first: member, second: member },
+      downstream: { port: 0, transports: ['websocket'], layers: [] },
+      observability: { logs: { level: 'error' }, metrics: { processMetrics: false } },
+    },
+    "the load driver's federation",
+  );
+  const gateway = await Gateway.start(loaded, { logger: createGatewayLogger({ level: 'error', format: 'json' }), registry });
+  cleanups.push(() => gateway.shutdown(1_000));
+  const client = new Client({ name: 'federation-client', version: '1.0.0' });
+  await client.connect(new WebSocketClientTransport(gateway.urls.websocket as string, { reconnect: false }) as Transport as never);
+  cleanups.push(() => client.close());
+  loop(500, async () => {
+    // The second list of a session is a cache hit.
+    await client.listTools();
+    await client.callTool({ name: 'first__lookup', arguments: { key: 'via-first' } });
+    await client.callTool({ name: 'second__lookup', arguments: { key: 'via-second' } });
+  });
+}
+
 // --- broker: mcp-layers/nats, with a worker killed under a session every few seconds -----
 
 async function startBroker(): Promise<void> {
@@ -494,6 +519,7 @@ if (scenarios.has('broker')) await startBroker();
 if (scenarios.has('gateway')) {
   if (upstream === undefined) throw new Error('--scenarios: gateway needs main (its upstream)');
   await startGateway(upstream);
+  await startFederation(upstream);
 }
 // Keeps the process alive until stopped (every timer above is unref'd).
 const keepAlive = setInterval(() => {}, 1 << 30);
