@@ -179,7 +179,8 @@ describe('restart: false', () => {
     const closed = gw.waitForLog((r) => r['event'] === 'session-close');
     process.kill(childPid(gw), 'SIGKILL');
     expect(await within(closed, 'the session closed')).toMatchObject({ reason: 'upstream-closed', signal: 'SIGKILL' });
-    await expect(client.callTool('write', { key: 'again' })).rejects.toThrow();
+    // The session is gone: over HTTP the gateway no longer knows its id, over WebSocket the connection closed.
+    await expect(client.callTool('write', { key: 'again' })).rejects.toThrow(listener === 'http' ? /Session not found/ : /code 1011: the upstream server closed the session|Not connected/);
     expect(server.handshakes()).toHaveLength(1);
     expect(restarts).toEqual([]);
   });
