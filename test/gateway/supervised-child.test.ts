@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { LayerEvents } from '#core/events.ts';
 import type { GatewayConfig } from '#gateway/config/gateway.ts';
+import { validateConfig } from '#gateway/config/load.ts';
 import { WebSocketClientTransport } from '#transports/ws/index.ts';
 import { createClient, type Sdk, type TestClient, textOf } from '../support/clients.ts';
 import { nextEvent, within } from '../support/events.ts';
@@ -210,5 +211,17 @@ describe('events, metrics and logs', () => {
     expect(String(warning?.['message'])).toMatch(/^the upstream server was killed by SIGKILL; restarting it in \d+ ms \(restart 1 of at most 5 within 60000 ms\)$/);
     await client.ping();
     expect(server.handshakes()).toHaveLength(2);
+  });
+});
+
+describe('upstream.restart in the config', () => {
+  it('is refused where it cannot apply or does not add up, naming the field', () => {
+    const check = (upstream: Record<string, unknown>) => () => validateConfig({ upstream }, 'test config');
+    expect(check({ url: 'https://x.example/mcp', restart: false })).toThrow('upstream.restart: applies only to a stdio upstream (command)');
+    expect(check({ command: 'node', restart: { initialDelayMs: 500, maxDelayMs: 100 } })).toThrow('upstream.restart.maxDelayMs: expected at least restart.initialDelayMs (500), got 100');
+    expect(check({ command: 'node', restart: { maxDelayMs: 50 } })).toThrow('upstream.restart.maxDelayMs: expected at least restart.initialDelayMs (100), got 50');
+    expect(check({ command: 'node', restart: { maxRestarts: 0 } })).toThrow(/upstream\.restart\.maxRestarts: /);
+    expect(check({ command: 'node', restart: true })).toThrow(/upstream\.restart: expected restart options, or false/);
+    expect(validateConfig({ upstream: { command: 'node', restart: { windowMs: 1_000 } } }, 'test config').config.upstream.restart).toEqual({ windowMs: 1_000 });
   });
 });
