@@ -91,7 +91,7 @@ export const transport: DashboardSpec = {
         {
           width: 8,
           title: 'Reconnects',
-          description: 'Reconnection attempts per second by outcome: scheduled (the connection dropped), connected (the session was restored), failed (the attempt failed; after reconnect.maxRetries the transport closes). failed rising: the server is down or unreachable.',
+          description: 'Reconnection attempts per second by outcome: scheduled (the connection dropped, or a gateway\'s stdio child exited and is restarted), connected (the session was restored), failed (the attempt failed; after reconnect.maxRetries the transport closes), gave-up (a stdio child in a crash loop: upstream.restart stopped restarting it and the session ended). failed or gave-up rising: the server is down, unreachable or crashing.',
           unit: 'eps',
           colorSeries: [{ match: '.*failed.*', color: 'red' }],
           queries: [{ expr: sum(['transport', 'outcome'], rate('mcp_layers_reconnects_total')), legend: '{{transport}} {{outcome}}' }],

@@ -85,7 +85,7 @@ const EVENT_LEVELS: { [K in EventName]: LevelFor<LayerEvents[K]> } = {
   hedge: 'info',
   'hedge-outcome': 'debug',
   chaos: 'info',
-  reconnect: (e) => (e.outcome === 'failed' ? 'error' : e.outcome === 'scheduled' ? 'warn' : 'info'),
+  reconnect: (e) => (e.outcome === 'failed' || e.outcome === 'gave-up' ? 'error' : e.outcome === 'scheduled' ? 'warn' : 'info'),
   connection: (e) => (e.state === 'rejected' ? 'warn' : 'info'),
   heartbeat: (e) => (e.outcome === 'missed' ? 'warn' : 'debug'),
   'token-refresh': (e) => (e.outcome === 'failed' ? 'error' : 'info'),

@@ -91,7 +91,7 @@ export const METRIC_FAMILIES = [
   { name: 'mcp_layers_stray_responses_total', type: 'counter', labels: ['transport', 'reason'], help: 'Responses dropped because their id was not pending: late (abandoned attempt) or unknown.' },
   { name: 'mcp_layers_invalid_messages_total', type: 'counter', labels: ['transport'], help: 'Messages from the peer that were not valid JSON-RPC.' },
   { name: 'mcp_layers_protocol_versions_total', type: 'counter', labels: ['transport', 'mcp_protocol_version'], help: 'Protocol versions negotiated.' },
-  { name: 'mcp_layers_reconnects_total', type: 'counter', labels: ['transport', 'outcome'], help: 'Reconnection attempts: scheduled, connected or failed.' },
+  { name: 'mcp_layers_reconnects_total', type: 'counter', labels: ['transport', 'outcome'], help: 'Reconnection attempts: scheduled, connected, failed or gave-up.' },
   { name: 'mcp_layers_connections_open', type: 'gauge', labels: ['transport'], help: 'Connections open under the transport name (a client: 0 or 1; a server: one per connected client).' },
   { name: 'mcp_layers_connections_total', type: 'counter', labels: ['transport', 'state'], help: 'Connection changes under a transport: opened, closed, or rejected at the upgrade.' },
   { name: 'mcp_layers_heartbeats_total', type: 'counter', labels: ['transport', 'outcome'], help: 'Heartbeats: answered (ok) or missed.' },

@@ -41,7 +41,8 @@ export interface LayerEvents {
 
   // Transports publish these (mcp-layers/ws, mcp-layers/http, or one of your own): the
   // contract between any transport and the observability layers, so it lives here.
-  reconnect: { attempt: number; delayMs: number; outcome: 'scheduled' | 'connected' | 'failed'; error?: Error };
+  /** A transport restoring its connection (a child, for a supervised stdio upstream): `gave-up` when it stopped trying, before it closes. */
+  reconnect: { attempt: number; delayMs: number; outcome: 'scheduled' | 'connected' | 'failed' | 'gave-up'; error?: Error };
   /** A connection under a transport opened, closed (`code`/`reason` from the close frame) or was refused at the upgrade. */
   connection: { state: 'open' | 'closed' | 'rejected'; transport: string; url?: string; code?: number; reason?: string };
   heartbeat: { outcome: 'ok' | 'missed'; rttMs?: number };

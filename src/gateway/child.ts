@@ -204,3 +204,8 @@ export function describeExit(exit: ChildExit, when = ''): string {
   const last = exit.stderr.at(-1);
   return `${how}${when === '' ? '' : ` ${when}`}${last === undefined ? '' : `; its last stderr line: ${last}`}`;
 }
+
+/** How the child ended, as error data (`exitCode`, `signal`, `stderr`: docs/errors.md). */
+export function exitData(exit: ChildExit): Record<string, unknown> {
+  return { exitCode: exit.exitCode, signal: exit.signal, stderr: exit.stderr };
+}

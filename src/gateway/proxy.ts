@@ -27,7 +27,8 @@
  *   - answer downstream requests itself when the upstream cannot (it failed to start,
  *     it closed, the gateway is shutting down), so no request is lost silently;
  *   - end a session whose initialize failed (HTTP: its session id must not stay usable);
- *   - say why an upstream child ended (exit code or signal, last stderr lines: child.ts);
+ *   - say why an upstream child ended (exit code or signal, last stderr lines: child.ts),
+ *     or why a supervised one is no longer restarted (a crash loop: supervised-child.ts);
  *   - end both sides together, flushing answers first;
  *   - HTTP over a broker upstream (`shared`): other gateway replicas serve the same session
  *     (docs/gateway.md, "Replicas"). The server's requests and the client's answers travel
@@ -57,7 +58,7 @@ import {
 } from '../core/jsonrpc.ts';
 import type { TransportSendOptions } from '../core/transport.ts';
 import type { LayeredTransport } from '../core/wrap.ts';
-import { type ChildExit, describeExit } from './child.ts';
+import { type ChildExit, describeExit, exitData } from './child.ts';
 import type { GatewayLogger } from './logger.ts';
 
 /** HTTP: how many server messages may wait for a stream to the client at once. */
@@ -350,7 +351,9 @@ export class ProxySession {
       // A 2026-07-28 request's session ends with every request: that is not news.
       const level = failed ? 'warn' : this.#options.perRequest === true ? 'debug' : 'info';
       const exit = this.#upstreamExit();
-      this.#log.log(level, `session closed (${reason})${exit === undefined ? '' : `: the upstream server ${describeExit(exit)}`}`, {
+      const gaveUp = this.#upstreamGaveUp();
+      const why = gaveUp !== undefined ? `: ${gaveUp.message}` : exit === undefined ? '' : `: the upstream server ${describeExit(exit)}`;
+      this.#log.log(level, `session closed (${reason})${why}`, {
         event: 'session-close',
         reason,
         in_flight: this.#inFlight.size,
@@ -496,7 +499,7 @@ export class ProxySession {
     upstream.onclose = () => {
       // While starting, the failed start() says why; a close right after it is reported there.
       if (this.#upstreamState === 'starting') this.#closedWhileStarting = true;
-      else void this.close(this.#upstreamState === 'ready' && this.#upstreamAnswered ? 'upstream-closed' : 'upstream-failed');
+      else void this.close(this.#upstreamState === 'ready' && this.#upstreamAnswered && this.#upstreamGaveUp() === undefined ? 'upstream-closed' : 'upstream-failed');
     };
     const shared = this.#sharedUpstream;
     if (shared === undefined) return;
@@ -634,9 +637,16 @@ export class ProxySession {
     return (this.#upstream?.inner as { exit?: ChildExit } | undefined)?.exit;
   }
 
+  /** A supervised child's restarts ended (a crash loop): why (src/gateway/supervised-child.ts). */
+  #upstreamGaveUp(): McpLayersError | undefined {
+    return (this.#upstream?.inner as { gaveUp?: { error: McpLayersError } } | undefined)?.gaveUp?.error;
+  }
+
   /** What a request in flight is answered with when the upstream child exits under it. */
   #exitError(exit: ChildExit, method: string): McpLayersError {
     const data = exitData(exit);
+    const gaveUp = this.#upstreamGaveUp();
+    if (gaveUp !== undefined) return new ConnectionClosedError(`${gaveUp.message}; ${method} may or may not have completed`, { layer: 'gateway', reason: gaveUp.reason, data });
     // A child that never answered anything did not start: nothing was done, and saying so is the useful part.
     if (!this.#upstreamAnswered) {
       return new TransportError(`The upstream server ${describeExit(exit, `before it answered ${method}`)}`, { layer: 'gateway', reason: 'upstream-unavailable', data });
@@ -830,10 +840,6 @@ export class ProxySession {
     }
     this.#armIdleTimer(Math.max(1, Math.ceil(limit - quiet)));
   }
-}
-
-function exitData(exit: ChildExit): Record<string, unknown> {
-  return { exitCode: exit.exitCode, signal: exit.signal, stderr: exit.stderr };
 }
 
 function describe(message: JSONRPCMessage): string {

@@ -2,7 +2,8 @@
  * The upstream: where the gateway's sessions go. One `create()` per downstream session:
  *
  *   stdio   a new child process per session (the SDK's StdioClientTransport, watched so
- *           that an exit says why: child.ts)
+ *           that an exit says why: child.ts), restarted when it exits under an open
+ *           session unless `restart` is off (supervised-child.ts)
  *   http    a new Streamable HTTP session per session, over one pooled undici Agent
  *           (createFetch) that every session shares
  *   ws      a new WebSocket connection per session (WebSocketClientTransport)
@@ -31,6 +32,7 @@ import { WebSocketClientTransport, type WebSocketClientTransportOptions } from '
 import { redactUrl } from '../transports/redact-url.ts';
 import type { OAuthLayer } from '../../middleware/oauth/oauth.ts';
 import { WatchedStdioTransport } from './child.ts';
+import { restartPolicy, SupervisedStdioTransport } from './supervised-child.ts';
 import type { GatewayLogger } from './logger.ts';
 
 /** `federation`: several upstreams behind one endpoint (federation/federation.ts). */
@@ -62,6 +64,8 @@ export interface UpstreamOptions {
   readonly logger: GatewayLogger;
   /** Sessions the gateway may hold at once: sizes the HTTP connection pool by default. */
   readonly maxSessions: number;
+  /** Whether a stdio child is restarted when `upstream.restart` does not say: the gateway's default (true), not the worker's. */
+  readonly restartByDefault?: boolean;
 }
 
 /**
@@ -85,24 +89,20 @@ export function createUpstream(config: UpstreamConfig, options: UpstreamOptions)
   return url.protocol === 'ws:' || url.protocol === 'wss:' ? webSocketUpstream(config, url, options) : httpUpstream(config, url, options);
 }
 
-function stdioUpstream(config: UpstreamConfig, command: string, { baseDir, logger }: UpstreamOptions): Upstream {
+function stdioUpstream(config: UpstreamConfig, command: string, { baseDir, logger, restartByDefault = true }: UpstreamOptions): Upstream {
   const cwd = config.cwd === undefined ? undefined : resolve(baseDir, config.cwd);
   const args = config.args ?? [];
   const stderr = config.stderr ?? 'inherit';
+  const params = { command, args, ...(config.env === undefined ? {} : { env: config.env }), ...(cwd === undefined ? {} : { cwd }) };
+  const restart = restartPolicy(config.restart, restartByDefault);
+  const idempotency = { idempotentTools: config.idempotentTools, nonIdempotentTools: config.nonIdempotentTools };
   return {
     kind: 'stdio',
     description: [command, ...args].map(quote).join(' '),
     create(session) {
-      return new WatchedStdioTransport(
-        {
-          command,
-          args,
-          ...(config.env === undefined ? {} : { env: config.env }),
-          ...(cwd === undefined ? {} : { cwd }),
-        },
-        stderr,
-        (line) => logger.info(line, { event: 'upstream-stderr', session }),
-      );
+      const onStderrLine = (line: string) => logger.info(line, { event: 'upstream-stderr', session });
+      if (restart === undefined) return new WatchedStdioTransport(params, stderr, onStderrLine);
+      return new SupervisedStdioTransport({ params, stderr, onStderrLine, restart, idempotency, logger, session });
     },
     close: async () => {},
   };

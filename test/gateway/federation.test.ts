@@ -195,7 +195,8 @@ describe('pagination with the gateway\'s own cursors', () => {
 
 describe('one upstream down', () => {
   it('its entries leave the lists with list_changed, its tools fail fast naming it, the others keep serving', async () => {
-    const at = await gateway({ fixture: UPSTREAMS.fixture, hinted: node(HINTED) });
+    // Its child is not restarted (restart: false), so its exit takes it down; a restarted child keeps it up (supervised-child.test.ts).
+    const at = await gateway({ fixture: UPSTREAMS.fixture, hinted: { ...node(HINTED), restart: false } });
     const { client, toolsChanged } = await rawV1(at);
     expect((await client.listTools()).tools.map((t) => t.name)).toContain('hinted__echo');
     const changed = toolsChanged();
@@ -224,7 +225,7 @@ describe('one upstream down', () => {
   });
 
   it('the session ends when every upstream is down', async () => {
-    const at = await gateway({ hinted: node(HINTED) });
+    const at = await gateway({ hinted: { ...node(HINTED), restart: false } });
     const { client } = await rawV1(at);
     const closed = new Promise<string>((resolve) => at.gateway.once('session-close', (e) => resolve(e.reason)));
     await expect(client.callTool({ name: 'hinted__exit', arguments: {} })).rejects.toMatchObject({ code: -32000 });

@@ -48,8 +48,8 @@ describe('an upstream child that exits as it starts', () => {
 });
 
 describe('an upstream child killed under a request in flight', () => {
-  it('answers the request with -32000 naming the signal', async () => {
-    gw = await startTestGateway({ upstream: { command: process.execPath, args: [DEMO_SERVER] } });
+  it('answers the request with -32000 naming the signal (restart: false; supervised-child.test.ts has the restarts)', async () => {
+    gw = await startTestGateway({ upstream: { command: process.execPath, args: [DEMO_SERVER], restart: false } });
     const client = new Client({ name: 'exit-test', version: '1.0.0' });
     clients.push(client);
     await client.connect(new StreamableHTTPClientTransport(new URL(gw.http)));

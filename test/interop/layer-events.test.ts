@@ -21,7 +21,7 @@ describe('LayerEvents seen from the package root', () => {
     expectTypeOf<LayerEvents['batch-flushed']['size']>().toEqualTypeOf<number>();
     // The core's and the transports' stay in the core.
     expectTypeOf<LayerEvents['attempt']['attempt']>().toEqualTypeOf<number>();
-    expectTypeOf<LayerEvents['reconnect']['outcome']>().toEqualTypeOf<'scheduled' | 'connected' | 'failed'>();
+    expectTypeOf<LayerEvents['reconnect']['outcome']>().toEqualTypeOf<'scheduled' | 'connected' | 'failed' | 'gave-up'>();
     // @ts-expect-error An event nobody declared is not in the map.
     expectTypeOf<LayerEvents['no-such-event']>().toBeObject();
   });

@@ -21,6 +21,8 @@ export interface ProtectedServer {
   readonly url: string;
   /** Access tokens presented, in order (accepted or not). */
   readonly presented: string[];
+  /** The HTTP method of each request in `presented` (the client's GET stream reconnects on its own schedule). */
+  readonly presentedMethods: string[];
   readonly rejected: number;
   /** Tool executions. */
   readonly executions: number;
@@ -36,6 +38,7 @@ export interface ProtectedServer {
 
 interface State {
   presented: string[];
+  presentedMethods: string[];
   rejected: number;
   executions: number;
   denied: Set<string>;
@@ -58,7 +61,10 @@ function authenticator(idp: IdentityProvider, state: State, audience: () => stri
   return async (request: IncomingMessage) => {
     const header = request.headers.authorization;
     const token = header?.startsWith('Bearer ') === true ? header.slice(7) : undefined;
-    if (token !== undefined) state.presented.push(token);
+    if (token !== undefined) {
+      state.presented.push(token);
+      state.presentedMethods.push(request.method ?? '');
+    }
     const refuse = (description: string): never => {
       state.rejected++;
       throw new AuthenticationError(description, { status: 401, headers: { 'www-authenticate': `Bearer error="invalid_token", error_description="${description}"` } });
@@ -75,7 +81,7 @@ function authenticator(idp: IdentityProvider, state: State, audience: () => stri
 }
 
 export async function serveHttp(idp: IdentityProvider): Promise<ProtectedServer> {
-  const state: State = { presented: [], rejected: 0, executions: 0, denied: new Set(), expiredCloses: 0, errors: [] };
+  const state: State = { presented: [], presentedMethods: [], rejected: 0, executions: 0, denied: new Set(), expiredCloses: 0, errors: [] };
   const servers: McpServer[] = [];
   let url = '';
   const http = await listenHttp({
@@ -99,7 +105,7 @@ export async function serveHttp(idp: IdentityProvider): Promise<ProtectedServer>
 }
 
 export async function serveWebSocket(idp: IdentityProvider): Promise<ProtectedServer> {
-  const state: State = { presented: [], rejected: 0, executions: 0, denied: new Set(), expiredCloses: 0, errors: [] };
+  const state: State = { presented: [], presentedMethods: [], rejected: 0, executions: 0, denied: new Set(), expiredCloses: 0, errors: [] };
   let url = '';
   const wss = await listenWebSocket({
     authenticate: authenticator(idp, state, () => url),
@@ -144,6 +150,9 @@ class Served implements ProtectedServer {
 
   get presented(): string[] {
     return this.#state.presented;
+  }
+  get presentedMethods(): string[] {
+    return this.#state.presentedMethods;
   }
   get rejected(): number {
     return this.#state.rejected;

@@ -19,13 +19,14 @@ import { isName, NAME_RULE } from '../../transports/broker/names.ts';
 import { boolean, choice, duration, integer, names, options, stringMap, text, url } from './fields.ts';
 import { checkClients, clientEntry, unknownClients } from './clients.ts';
 import { layerList } from './layers.ts';
+import { RESTART_DEFAULTS } from '../supervised-child.ts';
 import { BROKER_SCHEMES, parseBrokerUrl, workerConfig } from './worker.ts';
 
 export const UPSTREAM_SCHEMES = ['http', 'https', 'ws', 'wss'] as const;
 /** The URL schemes whose upstream is a service's workers on a broker (mcp-layers/nats, mcp-layers/redis): the worker's own. */
 export const BROKER_URL_SCHEMES: readonly string[] = Object.values(BROKER_SCHEMES).flatMap((schemes) => schemes.map((s) => `${s}:`));
 
-const STDIO_ONLY = ['args', 'env', 'cwd', 'stderr'] as const;
+const STDIO_ONLY = ['args', 'env', 'cwd', 'stderr', 'restart'] as const;
 const REMOTE_ONLY = ['headers', 'http', 'websocket', 'broker'] as const;
 /** What only an MCP server reached over HTTP or WebSocket takes. */
 const DIRECT_ONLY = ['headers', 'http', 'websocket'] as const;
@@ -66,6 +67,16 @@ const upstreamShape = {
   env: stringMap('environment value').optional().meta({ description: 'Environment of the child, added to HOME, LOGNAME, PATH, SHELL, TERM and USER (the SDK passes only those on).' }),
   cwd: text('a directory').optional().meta({ description: 'Working directory of the child (relative to the config file). Default: the gateway\'s.' }),
   stderr: choice(['inherit', 'ignore', 'log']).optional().meta({ description: 'The child\'s stderr: inherit (default, to the gateway\'s stderr), ignore, or log (one log record per line).' }),
+  restart: z
+    .union(
+      [z.literal(false), options({ initialDelayMs: duration().optional(), maxDelayMs: duration().optional(), maxRestarts: integer(1).optional(), windowMs: duration(1).optional() })],
+      { error: 'restart options, or false' },
+    )
+    .optional()
+    .meta({
+      description:
+        'Restarting a child that exits while its session is open, the session restored by replaying its handshake (default on for the gateway, off for the worker: initialDelayMs 100, maxDelayMs 10 000; more than maxRestarts 5 crashes within windowMs 60 000 is a crash loop that ends the session; false: the session ends with the child).',
+    }),
   url: upstreamUrl()
       .optional()
       .meta({
@@ -112,6 +123,10 @@ function checkUpstream(upstream: UpstreamShape, ctx: z.RefinementCtx): void {
       path: [],
     });
     return;
+  }
+  const restart = upstream.restart;
+  if (restart !== undefined && restart !== false && restart.maxDelayMs !== undefined && restart.maxDelayMs < (restart.initialDelayMs ?? RESTART_DEFAULTS.initialDelayMs)) {
+    ctx.addIssue({ code: 'custom', message: `expected at least restart.initialDelayMs (${restart.initialDelayMs ?? RESTART_DEFAULTS.initialDelayMs}), got ${restart.maxDelayMs}`, path: ['restart', 'maxDelayMs'] });
   }
   const misplaced = upstream.command === undefined ? STDIO_ONLY : REMOTE_ONLY;
   for (const key of misplaced) {

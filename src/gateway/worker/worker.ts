@@ -179,7 +179,7 @@ export class StdioWorker {
     const single = config.upstream as UpstreamConfig;
     const stacks = { upstream: build(single.layers ?? defaultLayers('upstream'), 'upstream', 'upstream'), worker: build(workerEntries(config), 'downstream', 'worker') };
     // A stdio upstream: no connection pool to size, no oauth (checkWorker refused a URL).
-    const upstream = createUpstream(single, { baseDir: loaded.baseDir, oauth: undefined, logger: runtime.logger, maxSessions: (config.worker as WorkerConfig).maxSessions ?? WORKER_DEFAULTS.maxSessions });
+    const upstream = createUpstream(single, { baseDir: loaded.baseDir, oauth: undefined, logger: runtime.logger, maxSessions: (config.worker as WorkerConfig).maxSessions ?? WORKER_DEFAULTS.maxSessions, restartByDefault: false });
     const worker = new StdioWorker(loaded, { logger: runtime.logger, registry }, stacks, upstream);
     await worker.#start();
     return worker;
