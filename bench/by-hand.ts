@@ -19,7 +19,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import * as otel from '@opentelemetry/api';
-import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleAll, retry, timeout, TimeoutStrategy, wrap as policies } from 'cockatiel';
+import { bulkhead, circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleAll, retry, SamplingBreaker, timeout, TimeoutStrategy, wrap as policies } from 'cockatiel';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type winston from 'winston';
 import { z } from 'zod';
@@ -138,6 +138,132 @@ function byHand(name: string): Variant {
   };
 }
 
+/** The labels our operation histograms carry (docs/metrics.md). */
+const OPERATION_LABELS = ['transport', 'mcp_method_name', 'gen_ai_tool_name', 'gen_ai_prompt_name', 'error_type', 'rpc_response_status_code', 'mcp_protocol_version', 'network_transport'];
+
+/**
+ * By hand again, but recording what our layers record, so the comparison is of the same
+ * work: on the client, cockatiel's bulkhead → total timeout → retry → sampling breaker →
+ * attempt timeout (standard()'s stages and defaults), a CLIENT span with the semconv
+ * attributes, an attempt event and the attempt count, its context in `_meta`; the
+ * 8-label operation histogram (children bound once), the in-flight gauge, the attempts
+ * counter; a 16-field exchange line. On the server, a bulkhead (standard()'s only inbound
+ * stage), the SERVER span from `_meta`, the same metrics and line. A user writing our
+ * records by hand writes this.
+ */
+function byHandSameRecords(name: string): Variant {
+  return {
+    name,
+    async setup() {
+      const tracer = otel.trace.getTracer('by-hand');
+      const registry = new Registry();
+      const version = '2025-06-18';
+      const metricsFor = (side: 'client' | 'server') => {
+        const operations = new Histogram({ name: `${side}_operation_duration_seconds`, help: 'operation duration', labelNames: OPERATION_LABELS, buckets: [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300], registers: [registry] });
+        const inFlight = new Gauge({ name: `${side}_requests_in_flight`, help: 'in flight', labelNames: ['transport', 'direction', 'mcp_method_name'], registers: [registry] });
+        const attempts = new Counter({ name: `${side}_attempts_total`, help: 'attempts', labelNames: ['transport', 'mcp_method_name', 'gen_ai_tool_name'], registers: [registry] });
+        const direction = side === 'client' ? 'outbound' : 'inbound';
+        return {
+          ok: operations.labels({ transport: side, mcp_method_name: 'tools/call', gen_ai_tool_name: 'echo', mcp_protocol_version: version }),
+          error: operations.labels({ transport: side, mcp_method_name: 'tools/call', gen_ai_tool_name: 'echo', error_type: '-32603', rpc_response_status_code: '-32603', mcp_protocol_version: version }),
+          inFlight: inFlight.labels({ transport: side, direction, mcp_method_name: 'tools/call' }),
+          attempt: attempts.labels({ transport: side, mcp_method_name: 'tools/call', gen_ai_tool_name: 'echo' }),
+        };
+      };
+      const spanAttributes = (id: string) => ({ 'mcp.method.name': 'tools/call', 'jsonrpc.request.id': id, 'gen_ai.tool.name': 'echo', 'gen_ai.operation.name': 'execute_tool', 'mcp.protocol.version': version });
+      const line = (log: winston.Logger, side: 'client' | 'server', id: number | string, span: otel.Span, started: number, outcome: string, attempts: number | undefined) => {
+        const ms = Math.round((performance.now() - started) * 10) / 10;
+        const direction = side === 'client' ? 'outbound' : 'inbound';
+        const { traceId, spanId } = span.spanContext();
+        log.log({
+          level: outcome === 'ok' ? 'info' : 'warn', message: `mcp ${direction} tools/call echo: ${outcome} in ${ms} ms`, event: 'exchange', transport: side, direction, kind: 'request',
+          method: 'tools/call', id, tool: 'echo', trace_id: traceId, span_id: spanId, protocol_version: version, outcome, duration_ms: ms,
+          ...(attempts === undefined ? {} : { attempts, wire_ids: [id] }),
+        });
+      };
+
+      // Server: a bulkhead around the tool handler; its span's parent extracted from _meta.
+      const serverPolicy = bulkhead(1000, 0);
+      const serverMetrics = metricsFor('server');
+      const serverLog = nullLogger();
+      let served = 0;
+      const server = new McpServer({ name: 'bench', version: '1.0.0' });
+      server.registerTool('echo', { inputSchema: { text: z.string() } }, async ({ text }, extra) => {
+        const started = performance.now();
+        const id = String(++served);
+        const parent = otel.propagation.extract(otel.context.active(), extra._meta ?? {}, metaGetter);
+        const span = tracer.startSpan('tools/call echo', { kind: otel.SpanKind.SERVER, attributes: spanAttributes(id) }, parent);
+        serverMetrics.inFlight.inc();
+        let outcome = 'ok';
+        try {
+          return await otel.context.with(otel.trace.setSpan(parent, span), () => serverPolicy.execute(async () => ({ content: [{ type: 'text' as const, text }] })));
+        } catch (error) {
+          outcome = 'error';
+          span.setStatus({ code: otel.SpanStatusCode.ERROR });
+          throw error;
+        } finally {
+          serverMetrics.inFlight.dec();
+          (outcome === 'ok' ? serverMetrics.ok : serverMetrics.error).observe((performance.now() - started) / 1000);
+          line(serverLog, 'server', id, span, started, outcome, undefined);
+          span.end();
+        }
+      });
+      const [near, far] = InMemoryTransport.createLinkedPair();
+      await server.connect(far);
+
+      // Client: standard()'s stages from cockatiel around callTool.
+      const attemptTimeout = timeout(10_000, TimeoutStrategy.Aggressive);
+      const clientPolicy = policies(
+        bulkhead(1000, 0),
+        timeout(30_000, TimeoutStrategy.Aggressive),
+        retry(handleAll, { maxAttempts: 2, backoff: new ExponentialBackoff({ initialDelay: 200 }) }),
+        circuitBreaker(handleAll, { halfOpenAfter: 5_000, breaker: new SamplingBreaker({ threshold: 0.25, duration: 30_000, minimumRps: 1 }) }),
+      );
+      const clientMetrics = metricsFor('client');
+      const clientLog = nullLogger();
+      const client = new Client({ name: 'bench', version: '1.0.0' });
+      await client.connect(near);
+      let called = 0;
+      return {
+        exchange: async () => {
+          const started = performance.now();
+          const id = ++called;
+          const span = tracer.startSpan('tools/call echo', { kind: otel.SpanKind.CLIENT, attributes: spanAttributes(String(id)) });
+          const spanContext = otel.trace.setSpan(otel.context.active(), span);
+          const meta: Record<string, string> = {};
+          otel.propagation.inject(spanContext, meta);
+          clientMetrics.inFlight.inc();
+          let attempts = 0;
+          let outcome = 'ok';
+          try {
+            await otel.context.with(spanContext, () =>
+              clientPolicy.execute(() =>
+                attemptTimeout.execute(() => {
+                  attempts++;
+                  clientMetrics.attempt.inc();
+                  span.addEvent('mcp_layers.attempt', { 'mcp_layers.attempt': attempts, 'jsonrpc.request.id': String(id) });
+                  return client.callTool({ name: 'echo', arguments: { text: 'hi' }, _meta: meta });
+                }),
+              ),
+            );
+          } catch (error) {
+            outcome = 'error';
+            span.setStatus({ code: otel.SpanStatusCode.ERROR });
+            throw error;
+          } finally {
+            clientMetrics.inFlight.dec();
+            (outcome === 'ok' ? clientMetrics.ok : clientMetrics.error).observe((performance.now() - started) / 1000);
+            span.setAttribute('mcp_layers.attempts', attempts);
+            line(clientLog, 'client', id, span, started, outcome, attempts);
+            span.end();
+          }
+        },
+        close: () => client.close(),
+      };
+    },
+  };
+}
+
 /** bare, wrap(t, []), the observable stack and by hand: the four the issue compares. */
 export function byHandVariants(): Variant[] {
   return [
@@ -145,6 +271,7 @@ export function byHandVariants(): Variant[] {
     bothSides('wrap(t, []) both sides', () => []),
     bothSides('logging + tracing + metrics + standard() both sides', () => [...observableLayers(), standard()]),
     byHand('by hand: cockatiel + span + histogram + winston line, both sides'),
+    byHandSameRecords('by hand, the records our layers write: standard()\'s stages in cockatiel, our span attributes, labels and log fields, both sides'),
   ];
 }
 

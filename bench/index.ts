@@ -89,10 +89,11 @@ await run(
 );
 
 function byHandRatios(results: Result[]): string {
-  const [bare, empty, stack, hand] = results;
+  const [bare, empty, stack, hand, sameRecords] = results;
   if (!bare || !empty || !stack || !hand) return '';
   return (
     `\nOur stack vs by hand: ${(stack.exchangesPerSecond / hand.exchangesPerSecond).toFixed(2)}× (target ≥ 1.3×).` +
+    (sameRecords === undefined ? '' : ` Vs by hand writing the same records: ${(stack.exchangesPerSecond / sameRecords.exchangesPerSecond).toFixed(2)}×.`) +
     ` \`wrap(t, [])\` both sides vs bare: ${empty.ratioToBare.toFixed(2)}× (target ≥ 0.95×).`
   );
 }

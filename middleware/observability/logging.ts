@@ -62,6 +62,8 @@ export interface LoggingOptions {
 }
 
 const DEFAULT_PAYLOAD_LENGTH = 2048;
+/** Distinct repeating strings (methods, names, session ids) remembered scrubbed per logging() layer. */
+const MAX_SCRUBBED_NAMES = 1024;
 
 /** The level of each event's record; a function picks by content. */
 const EVENT_LEVELS: { [K in EventName]: LevelFor<LayerEvents[K]> } = {
@@ -170,6 +172,15 @@ export function logging(options?: LoggingOptions): Layer {
   // every record); a level found disabled is asked again every time, so a level lowered
   // is never missed. Other sinks are asked every time.
   const enabledLevels = new Set<string>();
+  // A level found disabled (every outbound request's `attempt` record at debug, say) is
+  // not asked again for the rest of the event-loop turn: a transport's level lowered
+  // meanwhile is seen from the next turn on, the logger's own level at once.
+  const disabledLevels = new Set<string>();
+  let forgetting = false;
+  const forgetDisabled = (): void => {
+    disabledLevels.clear();
+    forgetting = false;
+  };
   let enabledFor: string | undefined;
   const enabled = (level: string | false): level is string => {
     if (level === false) return false;
@@ -179,10 +190,19 @@ export function logging(options?: LoggingOptions): Layer {
     if (typeof current !== 'string') return check.call(logger, level);
     if (current !== enabledFor) {
       enabledLevels.clear();
+      disabledLevels.clear();
       enabledFor = current;
     }
     if (enabledLevels.has(level)) return true;
-    if (!check.call(logger, level)) return false;
+    if (disabledLevels.has(level)) return false;
+    if (!check.call(logger, level)) {
+      disabledLevels.add(level);
+      if (!forgetting) {
+        forgetting = true;
+        setImmediate(forgetDisabled).unref();
+      }
+      return false;
+    }
     enabledLevels.add(level);
     return true;
   };
@@ -214,14 +234,17 @@ export function logging(options?: LoggingOptions): Layer {
     return redactor.text(`${text.slice(0, maxPayload)}… (${text.length - maxPayload} more characters)`);
   }
 
-  /** Adds the fields that place a record in its exchange; `scrub` is applied to the strings that come from outside. */
-  function addExchangeFields(record: LogRecord, ctx: Context, scrub: (text: string) => string): void {
+  /**
+   * Adds the fields that place a record in its exchange; `scrub` is applied to the strings
+   * that come from outside, `name` (the same rules, remembered) to those that repeat.
+   */
+  function addExchangeFields(record: LogRecord, ctx: Context, scrub: (text: string) => string, name: (text: string) => string): void {
     const id = ctx.id;
     if (id !== undefined) record['id'] = typeof id === 'string' ? scrub(id) : id;
     const tool = ctx.tool;
-    if (tool !== undefined) record['tool'] = scrub(tool);
+    if (tool !== undefined) record['tool'] = name(tool);
     const prompt = promptName(ctx);
-    if (prompt !== undefined) record['prompt'] = scrub(prompt);
+    if (prompt !== undefined) record['prompt'] = name(prompt);
     const uri = resourceUri(ctx);
     if (uri !== undefined) record['resource_uri'] = scrub(uri);
     const ids = traceIdsOf(ctx) ?? activeTraceIds();
@@ -230,13 +253,24 @@ export function logging(options?: LoggingOptions): Layer {
       record['span_id'] = ids.spanId;
     }
     const { sessionId, protocolVersion } = ctx.session;
-    if (sessionId !== undefined) record['session_id'] = scrub(sessionId);
-    if (protocolVersion !== undefined) record['protocol_version'] = scrub(protocolVersion);
+    if (sessionId !== undefined) record['session_id'] = name(sessionId);
+    if (protocolVersion !== undefined) record['protocol_version'] = name(protocolVersion);
   }
 
   /** Leaves strings as they are: for records `emit()` redacts whole. */
   const asIs = (text: string): string => text;
   const scrub = (text: string): string => redactor.text(text);
+  // Methods, tool and prompt names, session ids and protocol versions repeat from record
+  // to record: each is scrubbed once (the rules never change), up to a bound.
+  const scrubbedNames = new Map<string, string>();
+  const scrubName = (text: string): string => {
+    let out = scrubbedNames.get(text);
+    if (out === undefined) {
+      out = redactor.text(text);
+      if (scrubbedNames.size < MAX_SCRUBBED_NAMES) scrubbedNames.set(text, out);
+    }
+    return out;
+  };
 
   function headersOf(ctx: Context): unknown {
     if (ctx.direction === 'outbound') return ctx.options?.headers;
@@ -257,6 +291,7 @@ export function logging(options?: LoggingOptions): Layer {
     const durationMs = Math.round((performance.now() - started) * 10) / 10;
     const target = ctx.target;
     const text = buildRedacted ? scrub : asIs;
+    const name = buildRedacted ? scrubName : asIs;
     const record: LogRecord = {
       level,
       message: text(`mcp ${ctx.direction} ${ctx.method}${target === undefined ? '' : ` ${target}`}: ${outcome.outcome} in ${durationMs} ms`),
@@ -264,9 +299,9 @@ export function logging(options?: LoggingOptions): Layer {
       transport: ctx.session.name,
       direction: ctx.direction,
       kind: ctx.kind,
-      method: text(ctx.method),
+      method: name(ctx.method),
     };
-    addExchangeFields(record, ctx, text);
+    addExchangeFields(record, ctx, text, name);
     record['outcome'] = outcome.outcome;
     record['duration_ms'] = durationMs;
     if (ctx.direction === 'outbound' && ctx.kind === 'request') {
@@ -335,7 +370,7 @@ export function logging(options?: LoggingOptions): Layer {
       record['direction'] = ctx.direction;
       record['kind'] = ctx.kind;
       record['method'] = ctx.method;
-      addExchangeFields(record, ctx, asIs);
+      addExchangeFields(record, ctx, asIs, asIs);
     }
     for (const [key, value] of Object.entries(event)) {
       if (key === 'ctx' || value === undefined) continue;
