@@ -62,6 +62,9 @@ export interface LoggingOptions {
 }
 
 const DEFAULT_PAYLOAD_LENGTH = 2048;
+// Captured at load, as in src/core/order.ts: fake timers in tests must not keep an answer forever.
+const endOfTurn: (fn: () => void) => NodeJS.Immediate = globalThis.setImmediate.bind(globalThis);
+
 /** Distinct repeating strings (methods, names, session ids) remembered scrubbed per logging() layer. */
 const MAX_SCRUBBED_NAMES = 1024;
 
@@ -199,7 +202,7 @@ export function logging(options?: LoggingOptions): Layer {
       disabledLevels.add(level);
       if (!forgetting) {
         forgetting = true;
-        setImmediate(forgetDisabled).unref();
+        endOfTurn(forgetDisabled).unref();
       }
       return false;
     }
