@@ -54,7 +54,10 @@ const visit = (node: ProfileNode) => {
   const path = url.replace(/^file:\/\//, '').replace(root, '');
   const inModules = path.lastIndexOf('node_modules/');
   const local = inModules === -1 ? path : path.slice(inModules + 'node_modules/'.length);
-  const place = inModules !== -1 ? local.split('/').slice(0, local.startsWith('@') ? 2 : 1).join('/') : path === "" ? (functionName.startsWith("(") ? functionName : `(${functionName || "native"})`) : path.split('/').slice(0, 2).join('/');
+  let place: string;
+  if (inModules !== -1) place = local.split('/').slice(0, local.startsWith('@') ? 2 : 1).join('/');
+  else if (path === '') place = functionName.startsWith('(') ? functionName : `(${functionName || 'native'})`;
+  else place = path.split('/').slice(0, 2).join('/');
   total += node.selfSize;
   byPlace.set(place, (byPlace.get(place) ?? 0) + node.selfSize);
   const fn = `${functionName || '(anonymous)'} ${local}:${lineNumber + 1}`;
