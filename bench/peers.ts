@@ -122,14 +122,15 @@ interface Peer {
   start(port: number): Promise<{ url: string; stop(): Promise<void> }>;
 }
 
-const ourGateway = (name: string, listener: Listener, noLayers: boolean): Peer => ({
+/** Our gateway CLI; logs at `error` unless told (the peers run with their logs off). */
+const ourGateway = (name: string, listener: Listener, noLayers: boolean, logLevel: 'error' | 'info' = 'error'): Peer => ({
   name,
   listener,
   async start(port) {
     const config = gatewayConfigFile({
       upstream: { command: process.execPath, args: [SERVER], ...(noLayers ? { layers: [] } : {}) },
       downstream: { host: '127.0.0.1', port, transports: [listener], ...(noLayers ? { layers: [] } : {}) },
-      observability: { logs: { level: 'error' } },
+      observability: { logs: { level: logLevel } },
     });
     try {
       const started = await startProcess(name, [GATEWAY_CLI, 'gateway', '--config', config.path], port);
@@ -200,7 +201,15 @@ function asVariant(peer: Peer): Variant {
 export function peerVariants(listener: Listener): Variant[] {
   const peers =
     listener === 'http'
-      ? [supergateway('http'), sdkCeiling, ourGateway('mcp-layers gateway, default stacks', 'http', false), ourGateway('mcp-layers gateway, no layers', 'http', true), mcpProxy]
+      ? [
+          supergateway('http'),
+          sdkCeiling,
+          ourGateway('mcp-layers gateway, default stacks', 'http', false),
+          // Its default log level: a JSON line per exchange on stderr, which the bench reads as a supervisor would.
+          ourGateway('mcp-layers gateway, default stacks, logs at info (the default)', 'http', false, 'info'),
+          ourGateway('mcp-layers gateway, no layers', 'http', true),
+          mcpProxy,
+        ]
       : [supergateway('websocket'), ourGateway('mcp-layers gateway, default stacks', 'websocket', false), ourGateway('mcp-layers gateway, no layers', 'websocket', true)];
   return peers.map(asVariant);
 }

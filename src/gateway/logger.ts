@@ -10,6 +10,7 @@
 import type { Writable } from 'node:stream';
 import { inspect } from 'node:util';
 import winston from 'winston';
+import { LinesPerTurn } from './log-stream.ts';
 
 export type LogFormat = 'json' | 'pretty';
 export type LogLevel = 'error' | 'warn' | 'info' | 'http' | 'verbose' | 'debug' | 'silly';
@@ -42,7 +43,9 @@ export function createGatewayLogger(options?: GatewayLoggerOptions): GatewayLogg
           }),
         )
       : winston.format.combine(winston.format.timestamp(), winston.format.json());
-  return winston.createLogger({ level: o.level ?? 'info', format, transports: [new winston.transports.Stream({ stream })] });
+  // The process's own stderr gets a write per turn; a stream the caller passes (a test's, a file's) gets each line as written.
+  const sink = stream === process.stderr ? new LinesPerTurn(stream) : stream;
+  return winston.createLogger({ level: o.level ?? 'info', format, transports: [new winston.transports.Stream({ stream: sink })] });
 }
 
 function colorize(level: string): string {
