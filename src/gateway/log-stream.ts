@@ -44,6 +44,12 @@ export class LinesPerTurn extends Writable {
     else target.once('drain', () => callback());
   }
 
+  // Ending the writer (the logger closing) writes what this turn holds.
+  override _final(callback: (error?: Error | null) => void): void {
+    this.#flush();
+    callback();
+  }
+
   readonly #flush = (): void => {
     if (!this.#corked) return;
     this.#corked = false;
