@@ -64,5 +64,5 @@ export class LinesPerTurn extends Writable {
 }
 
 function flushAll(): void {
-  for (const writer of [...holding]) writer.flush();
+  for (const writer of holding) writer.flush();
 }
