@@ -19,7 +19,7 @@ import type * as PromModule from 'prom-client';
 import type { Counter, Gauge, Histogram, Registry as PromRegistry, RegistryContentType } from 'prom-client';
 import type { Context, Session } from '../../src/core/context.ts';
 
-import type { Direction, LayerEvents } from '../../src/core/events.ts';
+import type { LayerEvents } from '../../src/core/events.ts';
 import type { Layer, LayerHost, Next } from '../../src/core/layer.ts';
 import { booleanOption, integerOption, invalidOption, optionsObject } from '../../src/core/options.ts';
 import { requirePeer } from '../../src/layer-kit/peer-deps.ts';
@@ -269,6 +269,18 @@ function emptyLastOperation(): LastOperation {
   return { entry: undefined, session: undefined, transport: undefined, method: undefined, tool: undefined, prompt: undefined, errorType: undefined, statusCode: undefined, version: undefined };
 }
 
+/** A request's raw (transport, method), its capped method and its in-flight count (see `lastClient` in metrics()). */
+interface LastRequest {
+  transport: string;
+  rawMethod: string;
+  method: string;
+  count: InFlightCount | undefined;
+}
+
+function emptyLastRequest(): LastRequest {
+  return { transport: '', rawMethod: '', method: '', count: undefined };
+}
+
 /** One in-flight label set: the count lives here, and reaches the gauge when it is collected. */
 interface InFlightCount {
   readonly labels: Labels;
@@ -468,8 +480,9 @@ export function metrics(options?: MetricsOptions): Layer {
     return bound.add(made, transport, network, method, targetName, errorType, statusCode, version) ? made : { labels: values, observe: (v) => target.observe(values, v) };
   }
 
-  /** The last request's raw (transport, direction, method), its capped method and its in-flight count: see `lastClient`. */
-  const lastInFlight = { transport: '', direction: 'outbound' as Direction, rawMethod: '', method: '', count: undefined as InFlightCount | undefined };
+  /** The last request's raw (transport, method) per direction, its capped method and its in-flight count: see `lastClient`. */
+  const lastOutboundRequest = emptyLastRequest();
+  const lastInboundRequest = emptyLastRequest();
 
   /** The in-flight count of this request's label set (undefined past the bound: then the gauge is used directly). */
   function inFlightCount(ctx: Context, method: string | undefined): InFlightCount | undefined {
@@ -489,8 +502,8 @@ export function metrics(options?: MetricsOptions): Layer {
     let counted: InFlightCount | undefined;
     let unbound: Labels | undefined;
     if (ctx.kind === 'request') {
-      const last = lastInFlight;
-      if (last.count !== undefined && last.rawMethod === ctx.method && last.transport === ctx.session.name && last.direction === ctx.direction) {
+      const last = ctx.direction === 'outbound' ? lastOutboundRequest : lastInboundRequest;
+      if (last.count !== undefined && last.rawMethod === ctx.method && last.transport === ctx.session.name) {
         method = last.method;
         counted = last.count;
       } else {
@@ -498,7 +511,6 @@ export function metrics(options?: MetricsOptions): Layer {
         counted = inFlightCount(ctx, method);
         if (counted !== undefined) {
           last.transport = ctx.session.name;
-          last.direction = ctx.direction;
           last.rawMethod = ctx.method;
           last.method = method as string;
           last.count = counted;
