@@ -28,10 +28,10 @@ import {
   BusSubscriptions,
   DURATION_BUCKETS,
   exchangeOutcome,
+  type ExchangeOutcome,
   inferNetwork,
   type NetworkInfo,
   promptName,
-  settled,
   subscribeAll,
   traceIdsOf,
   validateNetwork,
@@ -252,6 +252,35 @@ interface BoundOperation {
   readonly observe: (seconds: number) => void;
 }
 
+/** The raw label values of an operation, and the entry the capped ones were bound to (see `lastClient` in metrics()). */
+interface LastOperation {
+  entry: BoundOperation | undefined;
+  session: Session | undefined;
+  transport: string | undefined;
+  method: string | undefined;
+  tool: string | undefined;
+  prompt: string | undefined;
+  errorType: string | undefined;
+  statusCode: string | undefined;
+  version: string | undefined;
+}
+
+function emptyLastOperation(): LastOperation {
+  return { entry: undefined, session: undefined, transport: undefined, method: undefined, tool: undefined, prompt: undefined, errorType: undefined, statusCode: undefined, version: undefined };
+}
+
+/** A request's raw (transport, method), its capped method and its in-flight count (see `lastClient` in metrics()). */
+interface LastRequest {
+  transport: string;
+  rawMethod: string;
+  method: string;
+  count: InFlightCount | undefined;
+}
+
+function emptyLastRequest(): LastRequest {
+  return { transport: '', rawMethod: '', method: '', count: undefined };
+}
+
 /** One in-flight label set: the count lives here, and reaches the gauge when it is collected. */
 interface InFlightCount {
   readonly labels: Labels;
@@ -369,9 +398,60 @@ export function metrics(options?: MetricsOptions): Layer {
   const serverBound = new LabelTree<BoundOperation>(7, MAX_BOUND_LABEL_SETS);
   const inFlightCounts = inFlightTable(inFlight);
 
+  /**
+   * The raw label values of the last exchange observed in one direction, and the entry
+   * they were bound to. A cap returns the same value for a value it has seen, and does
+   * nothing else: when the raw values repeat (they do, in real traffic), the caps, the
+   * network lookup and the tree walk would give the same entry, so it is taken from here.
+   * A miss takes the full path, so the caps see values in the same order as without it.
+   */
+  const lastClient = emptyLastOperation();
+  const lastServer = emptyLastOperation();
+
   /** `requestMethod`: the capped method, when handle() took it already (requests). */
   function observeOperation(ctx: Context, requestMethod: string | undefined, seconds: number, failed: boolean, failure: unknown): void {
     const outcome = exchangeOutcome(ctx, failed, failure);
+    const outbound = ctx.direction === 'outbound';
+    const last = outbound ? lastClient : lastServer;
+    const session = ctx.session;
+    const rawMethod = ctx.method;
+    const rawTool = ctx.tool;
+    const rawPrompt = promptName(ctx);
+    const rawVersion = session.protocolVersion;
+    let entry = last.entry;
+    if (
+      entry === undefined ||
+      last.session !== session ||
+      last.transport !== session.name ||
+      last.method !== rawMethod ||
+      last.tool !== rawTool ||
+      last.prompt !== rawPrompt ||
+      last.errorType !== outcome.errorType ||
+      last.statusCode !== outcome.statusCode ||
+      last.version !== rawVersion
+    ) {
+      entry = boundOperation(ctx, requestMethod, outcome, outbound);
+      last.entry = entry;
+      last.session = session;
+      last.transport = session.name;
+      last.method = rawMethod;
+      last.tool = rawTool;
+      last.prompt = rawPrompt;
+      last.errorType = outcome.errorType;
+      last.statusCode = outcome.statusCode;
+      last.version = rawVersion;
+    }
+    if (exemplars) {
+      const target = outbound ? clientOperations : serverOperations;
+      const ids = traceIdsOf(ctx) ?? activeTraceIds();
+      if (ids === undefined) target.observe({ labels: entry.labels, value: seconds });
+      else target.observe({ labels: entry.labels, value: seconds, exemplarLabels: { trace_id: ids.traceId, span_id: ids.spanId } });
+    } else {
+      entry.observe(seconds);
+    }
+  }
+
+  function boundOperation(ctx: Context, requestMethod: string | undefined, outcome: ExchangeOutcome, outbound: boolean): BoundOperation {
     // The caps see values in the order they always have: which values a full cap admits depends on it.
     const method = requestMethod ?? caps.method.value(ctx.method);
     const tool = caps.tool.value(ctx.tool);
@@ -381,33 +461,28 @@ export function metrics(options?: MetricsOptions): Layer {
     const version = caps.version.value(ctx.session.protocolVersion);
     const transport = ctx.session.name;
     const network = networks.has(ctx.session) ? networks.get(ctx.session) : configuredTransport;
-    const outbound = ctx.direction === 'outbound';
     const target = outbound ? clientOperations : serverOperations;
     const bound = outbound ? clientBound : serverBound;
     const targetName = tool ?? prompt;
-    let entry = bound.find(transport, network, method, targetName, errorType, statusCode, version);
-    if (entry === undefined) {
-      const values = labels({
-        transport,
-        mcp_method_name: method,
-        gen_ai_tool_name: tool,
-        gen_ai_prompt_name: prompt,
-        error_type: errorType,
-        rpc_response_status_code: statusCode,
-        mcp_protocol_version: version,
-        network_transport: network,
-      });
-      const made: BoundOperation = { labels: values, observe: target.labels(values).observe };
-      entry = bound.add(made, transport, network, method, targetName, errorType, statusCode, version) ? made : { labels: values, observe: (v) => target.observe(values, v) };
-    }
-    if (exemplars) {
-      const ids = traceIdsOf(ctx) ?? activeTraceIds();
-      if (ids === undefined) target.observe({ labels: entry.labels, value: seconds });
-      else target.observe({ labels: entry.labels, value: seconds, exemplarLabels: { trace_id: ids.traceId, span_id: ids.spanId } });
-    } else {
-      entry.observe(seconds);
-    }
+    const entry = bound.find(transport, network, method, targetName, errorType, statusCode, version);
+    if (entry !== undefined) return entry;
+    const values = labels({
+      transport,
+      mcp_method_name: method,
+      gen_ai_tool_name: tool,
+      gen_ai_prompt_name: prompt,
+      error_type: errorType,
+      rpc_response_status_code: statusCode,
+      mcp_protocol_version: version,
+      network_transport: network,
+    });
+    const made: BoundOperation = { labels: values, observe: target.labels(values).observe };
+    return bound.add(made, transport, network, method, targetName, errorType, statusCode, version) ? made : { labels: values, observe: (v) => target.observe(values, v) };
   }
+
+  /** The last request's raw (transport, method) per direction, its capped method and its in-flight count: see `lastClient`. */
+  const lastOutboundRequest = emptyLastRequest();
+  const lastInboundRequest = emptyLastRequest();
 
   /** The in-flight count of this request's label set (undefined past the bound: then the gauge is used directly). */
   function inFlightCount(ctx: Context, method: string | undefined): InFlightCount | undefined {
@@ -423,37 +498,81 @@ export function metrics(options?: MetricsOptions): Layer {
   // Not an async function: `then` keeps no suspended frame, which halves what each call allocates.
   function handle(ctx: Context, next: Next): Promise<void> {
     const started = performance.now();
-    const method = ctx.kind === 'request' ? caps.method.value(ctx.method) : undefined;
+    let method: string | undefined;
     let counted: InFlightCount | undefined;
     let unbound: Labels | undefined;
     if (ctx.kind === 'request') {
-      counted = inFlightCount(ctx, method);
+      const last = ctx.direction === 'outbound' ? lastOutboundRequest : lastInboundRequest;
+      if (last.count !== undefined && last.rawMethod === ctx.method && last.transport === ctx.session.name) {
+        method = last.method;
+        counted = last.count;
+      } else {
+        method = caps.method.value(ctx.method);
+        counted = inFlightCount(ctx, method);
+        if (counted !== undefined) {
+          last.transport = ctx.session.name;
+          last.rawMethod = ctx.method;
+          last.method = method as string;
+          last.count = counted;
+        }
+      }
       if (counted !== undefined) counted.count++;
       else inFlight.inc((unbound = labels({ transport: ctx.session.name, direction: ctx.direction, mcp_method_name: method })));
     }
-    const done = (failed: boolean, failure: unknown): void => {
-      if (counted !== undefined) counted.count--;
-      else if (unbound !== undefined) inFlight.dec(unbound);
-      observeOperation(ctx, method, (performance.now() - started) / 1000, failed, failure);
-    };
-    return settled(next, done);
+    // settled(), written out: one closure context per exchange instead of two, and no `done` closure.
+    let running: Promise<void>;
+    try {
+      running = next();
+    } catch (error) {
+      try {
+        finish(ctx, method, started, counted, unbound, true, error);
+      } catch (thrown) {
+        return Promise.reject(thrown);
+      }
+      return Promise.reject(error);
+    }
+    return running.then(
+      () => finish(ctx, method, started, counted, unbound, false, undefined),
+      (error: unknown) => {
+        finish(ctx, method, started, counted, unbound, true, error);
+        throw error;
+      },
+    );
+  }
+
+  function finish(ctx: Context, method: string | undefined, started: number, counted: InFlightCount | undefined, unbound: Labels | undefined, failed: boolean, failure: unknown): void {
+    if (counted !== undefined) counted.count--;
+    else if (unbound !== undefined) inFlight.dec(unbound);
+    observeOperation(ctx, method, (performance.now() - started) / 1000, failed, failure);
   }
 
   // --- events -------------------------------------------------------------------
   // Every outbound request publishes one: bound per (transport, method, tool).
   const attempts = counter('mcp_layers_attempts_total');
   const attemptsBound = new LabelTree<{ inc: () => void }>(3, MAX_BOUND_LABEL_SETS);
+  // The last attempt's raw (transport, method, tool) and its child: see `lastClient`.
+  const lastAttempt = { transport: '', method: '', tool: undefined as string | undefined, child: undefined as { inc: () => void } | undefined };
   function countAttempt(ctx: Context): void {
     const transport = ctx.session.name;
-    const method = caps.method.value(ctx.method);
-    const tool = caps.tool.value(ctx.tool);
-    let child = attemptsBound.find(transport, method, tool);
-    if (child === undefined) {
-      const values = labels({ transport, mcp_method_name: method, gen_ai_tool_name: tool });
-      const made = attempts.labels(values);
-      child = attemptsBound.add(made, transport, method, tool) ? made : { inc: () => attempts.inc(values) };
+    const rawTool = ctx.tool;
+    const last = lastAttempt;
+    let child = last.child;
+    if (child === undefined || last.method !== ctx.method || last.tool !== rawTool || last.transport !== transport) {
+      child = attemptChild(transport, caps.method.value(ctx.method), caps.tool.value(rawTool));
+      last.transport = transport;
+      last.method = ctx.method;
+      last.tool = rawTool;
+      last.child = child;
     }
     child.inc();
+  }
+
+  function attemptChild(transport: string, method: string | undefined, tool: string | undefined): { inc: () => void } {
+    const child = attemptsBound.find(transport, method, tool);
+    if (child !== undefined) return child;
+    const values = labels({ transport, mcp_method_name: method, gen_ai_tool_name: tool });
+    const made = attempts.labels(values);
+    return attemptsBound.add(made, transport, method, tool) ? made : { inc: () => attempts.inc(values) };
   }
 
   // Every message a broker transport publishes publishes one: bound per (transport, via).
@@ -569,6 +688,9 @@ export function metrics(options?: MetricsOptions): Layer {
     attach(host: LayerHost) {
       const network = configuredTransport ?? inferNetwork(host.inner).transport;
       networks.set(host.session, network);
+      // The last operations were bound with the network their session had until now.
+      lastClient.entry = undefined;
+      lastServer.entry = undefined;
       const detachEvents = subscriptions.attach(host);
       const endSession = trackSession(host, network);
       return () => {
