@@ -696,6 +696,9 @@ export function metrics(options?: MetricsOptions): Layer {
       return () => {
         endSession();
         detachEvents();
+        // A closed session is not kept alive by the cache (docs/architecture.md#invariant-5).
+        if (lastClient.session === host.session) Object.assign(lastClient, emptyLastOperation());
+        if (lastServer.session === host.session) Object.assign(lastServer, emptyLastOperation());
       };
     },
   };
