@@ -302,10 +302,16 @@ export function byHandVariantsWithTurns(every = 4): Variant[] {
   }));
 }
 
-/** Each observability layer alone on both sides, next to wrap(t, []): a layer's cost is the difference. */
+/**
+ * Each observability layer alone on both sides, next to wrap(t, []) and a pass-through
+ * layer: a layer's own cost is its difference from the pass-through, and the pass-through's
+ * from wrap(t, []) is what having a stack at all costs the core.
+ */
 export function layerVariants(): Variant[] {
   return [
     bothSides('wrap(t, []) both sides', () => []),
+    // What any stack costs the core (the layered path), apart from what a layer does.
+    bothSides('one pass-through layer both sides', () => [(_ctx, next) => next()]),
     bothSides('logging (info) both sides', () => [logging({ logger: nullLogger() })]),
     bothSides('tracing (SDK, batch) both sides', () => [tracing()]),
     bothSides('metrics both sides', () => [metrics({ registry: new Registry() })]),
@@ -400,7 +406,7 @@ export async function primitives(quick: boolean): Promise<Primitive[]> {
   const attempts = new Counter({ name: 'primitive_attempts_total', help: 'attempts', labelNames: ['transport', 'mcp_method_name', 'gen_ai_tool_name'], registers: [registry] });
   const attempt = attempts.labels({ transport: 'client', mcp_method_name: 'tools/call', gen_ai_tool_name: 'echo' });
   await measure('our shape: attempts counter inc, labels bound once', () => attempt.inc());
-  await measure('our shape: winston JSON line of an exchange record (14 fields)', (i) =>
+  await measure('our shape: winston JSON line of an exchange record (16 fields)', (i) =>
     logger.log({
       level: 'info',
       message: 'mcp outbound tools/call echo: ok in 0.1 ms',
@@ -411,6 +417,8 @@ export async function primitives(quick: boolean): Promise<Primitive[]> {
       method: 'tools/call',
       id: i,
       tool: 'echo',
+      trace_id: '0af7651916cd43dd8448eb211c80319c',
+      span_id: 'b7ad6b7169203331',
       protocol_version: version,
       outcome: 'ok',
       duration_ms: 0.1,
