@@ -110,10 +110,11 @@ export function concurrency(options?: ConcurrencyOptions): ConcurrencyLayer {
         throw failure(ctx, bulkhead, error);
       });
     }
-    return queued(ctx, bulkhead, attempt);
+    return waitForSlot(ctx, bulkhead, attempt);
   };
 
-  const queued = async (ctx: Context, bulkhead: BulkheadPolicy, attempt: () => Promise<void>): Promise<void> => {
+  /** A full bulkhead: queued until a slot frees (or shed), and the wait ends with the exchange. */
+  const waitForSlot = async (ctx: Context, bulkhead: BulkheadPolicy, attempt: () => Promise<void>): Promise<void> => {
     try {
       if (bulkhead.queueSlots > 0 && ctx.events.has('queued')) {
         const { inFlight, queued } = usageOf(bulkhead);
