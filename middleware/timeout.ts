@@ -107,7 +107,7 @@ export function timeout(options?: TimeoutOptions): Layer {
 
   const deadlineKey = Symbol('timeout.deadline');
 
-  const run = async (ctx: Context, next: Next, plan: Plan): Promise<void> => {
+  const run = (ctx: Context, next: Next, plan: Plan): Promise<void> => {
     // The fixed deadline of this call: the attempt's (or its ceiling), or what is left of the total.
     let fixed: number | undefined = plan.ceiling ?? plan.ms;
     let scope: Scope = 'attempt';
@@ -126,27 +126,32 @@ export function timeout(options?: TimeoutOptions): Layer {
         scope = 'total';
       }
     }
-    if (fixed === undefined || fixed <= 0) throw expired(ctx, 'total', plan.total as number);
+    if (fixed === undefined || fixed <= 0) return Promise.reject(expired(ctx, 'total', plan.total as number));
 
     const attempt = ctx.fork();
     const deadline = new Deadline(ctx, attempt, scope, scope === 'total' ? (plan.total as number) : fixed);
-    const timer = setTimeout(expire, fixed, deadline);
-    unref(timer);
-    let stopProgress: (() => void) | undefined;
-    if (plan.ceiling !== undefined && (plan.ms as number) < fixed) stopProgress = deadline.idleUntilProgress(plan.ms as number);
+    deadline.start(fixed);
+    if (plan.ceiling !== undefined && (plan.ms as number) < fixed) deadline.idleUntilProgress(plan.ms as number);
+    let running: Promise<void>;
     try {
-      await next(attempt);
+      running = next(attempt);
     } catch (error) {
-      // Our deadline passed: say so, whatever the layers inside made of the abort.
-      if (deadline.fired !== undefined && !ctx.aborted) throw deadline.fired;
-      throw error;
-    } finally {
-      clearTimeout(timer);
-      if (stopProgress !== undefined) stopProgress();
+      deadline.stop();
+      return Promise.reject(deadline.failure(error));
     }
-    ctx.response = attempt.response;
-    ctx.responseExtra = attempt.responseExtra;
-    ctx.attempt = attempt.attempt;
+    // then() rather than an async function: no suspended frame on every request.
+    return running.then(
+      () => {
+        deadline.stop();
+        ctx.response = attempt.response;
+        ctx.responseExtra = attempt.responseExtra;
+        ctx.attempt = attempt.attempt;
+      },
+      (error: unknown) => {
+        deadline.stop();
+        throw deadline.failure(error);
+      },
+    );
   };
 
   return {
@@ -171,6 +176,8 @@ class Deadline {
   readonly #attempt: Context;
   readonly #scope: Scope;
   readonly #limit: number;
+  #timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #stopProgress: (() => void) | undefined = undefined;
 
   constructor(ctx: Context, attempt: Context, scope: Scope, limit: number) {
     this.#ctx = ctx;
@@ -179,20 +186,37 @@ class Deadline {
     this.#limit = limit;
   }
 
+  /** Arms the fixed deadline, `ms` from now. */
+  start(ms: number): void {
+    this.#timer = setTimeout(expire, ms, this);
+    unref(this.#timer);
+  }
+
   /** The fixed deadline passed. */
   expire(): void {
     this.#fire(this.#scope, this.#limit);
   }
 
-  /** Starts an idle deadline of `ms` that each progress notification restarts; returns its cleanup. */
-  idleUntilProgress(ms: number): () => void {
+  /** Starts an idle deadline of `ms` that each progress notification restarts, until `stop()`. */
+  idleUntilProgress(ms: number): void {
     const idle = setTimeout(() => this.#fire('attempt', ms), ms);
     unref(idle);
     const stop = this.#ctx.onProgress(() => idle.refresh());
-    return () => {
+    this.#stopProgress = () => {
       clearTimeout(idle);
       stop();
     };
+  }
+
+  /** The attempt settled: no deadline can pass any more. */
+  stop(): void {
+    clearTimeout(this.#timer);
+    if (this.#stopProgress !== undefined) this.#stopProgress();
+  }
+
+  /** What a failed attempt ends with: our TimeoutError when our deadline passed, whatever the layers inside made of the abort. */
+  failure(error: unknown): unknown {
+    return this.fired !== undefined && !this.#ctx.aborted ? this.fired : error;
   }
 
   #fire(scope: Scope, limit: number): void {

@@ -119,19 +119,30 @@ export function retry(options?: RetryOptions): RetryLayer {
     return 'error' in outcome && outcome.error instanceof McpLayersError && outcome.error.neverSent && !ctx.sent;
   };
 
-  const run = async (ctx: Context, next: Next): Promise<void> => {
+  const run = (ctx: Context, next: Next): Promise<void> => {
     budget?.deposit();
-    let delays: IBackoff<IRetryBackoffContext<unknown>> | undefined;
-    for (let attempt = 1; ; attempt++) {
-      let outcome: Outcome;
-      try {
-        await next();
+    let running: Promise<void>;
+    try {
+      running = next();
+    } catch (error) {
+      return retryAfter(ctx, next, { error });
+    }
+    // The first attempt through then() rather than an async function: no suspended frame
+    // for the requests that need no retry.
+    return running.then(
+      () => {
         const response = ctx.response;
-        if (response === undefined || !('error' in response)) return;
-        outcome = { response };
-      } catch (error) {
-        outcome = { error };
-      }
+        if (response !== undefined && 'error' in response) return retryAfter(ctx, next, { response });
+      },
+      (error: unknown) => retryAfter(ctx, next, { error }),
+    );
+  };
+
+  /** After a failed first attempt (`first`): waits and tries again while attempts fail and may be retried. */
+  const retryAfter = async (ctx: Context, next: Next, first: Outcome): Promise<void> => {
+    let delays: IBackoff<IRetryBackoffContext<unknown>> | undefined;
+    let outcome = first;
+    for (let attempt = 1; ; attempt++) {
       if (ctx.aborted) return settle(outcome);
       if (!(retryOn?.(outcome, ctx) ?? isTransient(outcome, ctx.session))) return settle(outcome);
 
@@ -162,6 +173,14 @@ export function retry(options?: RetryOptions): RetryLayer {
       ctx.response = undefined;
       ctx.responseExtra = undefined;
       await sleep(delayMs, ctx.signal);
+      try {
+        await next();
+        const response = ctx.response;
+        if (response === undefined || !('error' in response)) return;
+        outcome = { response };
+      } catch (error) {
+        outcome = { error };
+      }
     }
   };
 
