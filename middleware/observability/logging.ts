@@ -62,8 +62,8 @@ export interface LoggingOptions {
 }
 
 const DEFAULT_PAYLOAD_LENGTH = 2048;
-// Captured at load, as in src/core/order.ts: fake timers in tests must not keep an answer forever.
-const endOfTurn: (fn: () => void) => NodeJS.Immediate = globalThis.setImmediate.bind(globalThis);
+/** How long winston's "disabled" for a level is taken as the answer. */
+const DISABLED_ANSWER_MS = 1000;
 
 /** Distinct repeating strings (methods, names, session ids) remembered scrubbed per logging() layer. */
 const MAX_SCRUBBED_NAMES = 1024;
@@ -176,14 +176,10 @@ export function logging(options?: LoggingOptions): Layer {
   // is never missed. Other sinks are asked every time.
   const enabledLevels = new Set<string>();
   // A level found disabled (every outbound request's `attempt` record at debug, say) is
-  // not asked again for the rest of the event-loop turn: a transport's level lowered
-  // meanwhile is seen from the next turn on, the logger's own level at once.
-  const disabledLevels = new Set<string>();
-  let forgetting = false;
-  const forgetDisabled = (): void => {
-    disabledLevels.clear();
-    forgetting = false;
-  };
+  // not asked again for DISABLED_ANSWER_MS: a transport's level lowered meanwhile is seen
+  // within that time, the logger's own level at once. (A timer per answer would cost more
+  // than the question at low load.)
+  const disabledUntil = new Map<string, number>();
   let enabledFor: string | undefined;
   const enabled = (level: string | false): level is string => {
     if (level === false) return false;
@@ -193,17 +189,14 @@ export function logging(options?: LoggingOptions): Layer {
     if (typeof current !== 'string') return check.call(logger, level);
     if (current !== enabledFor) {
       enabledLevels.clear();
-      disabledLevels.clear();
+      disabledUntil.clear();
       enabledFor = current;
     }
     if (enabledLevels.has(level)) return true;
-    if (disabledLevels.has(level)) return false;
+    const until = disabledUntil.get(level);
+    if (until !== undefined && performance.now() < until) return false;
     if (!check.call(logger, level)) {
-      disabledLevels.add(level);
-      if (!forgetting) {
-        forgetting = true;
-        endOfTurn(forgetDisabled).unref();
-      }
+      disabledUntil.set(level, performance.now() + DISABLED_ANSWER_MS);
       return false;
     }
     enabledLevels.add(level);

@@ -57,6 +57,9 @@ interface ClientRecord {
   bucket: TokenBucket | undefined;
   inFlight: number;
   removed: boolean;
+  /** The client's metric children, bound once: prom-client hashes a label object on every unbound call. */
+  readonly gauge: { inc(): void; dec(): void };
+  readonly outcomes: Map<ClientOutcome, { inc(): void }>;
 }
 
 export class ClientPolicies {
@@ -88,7 +91,15 @@ export class ClientPolicies {
     const now = this.#now();
     const next = new Map<string, ClientRecord>();
     const keep = (name: string, policy: Policy) => {
-      const record = this.#records.get(name) ?? { name, policy, bucket: undefined, inFlight: 0, removed: false };
+      const record = this.#records.get(name) ?? {
+        name,
+        policy,
+        bucket: undefined,
+        inFlight: 0,
+        removed: false,
+        gauge: this.#metrics.inFlight.labels({ client: name }),
+        outcomes: new Map<ClientOutcome, { inc(): void }>(),
+      };
       record.policy = policy;
       record.removed = false;
       const limit = policy.rateLimit;
@@ -189,20 +200,25 @@ export class ClientPolicies {
     }
     this.#count(record, 'admitted');
     record.inFlight++;
-    this.#metrics.inFlight.inc({ client: record.name });
+    record.gauge.inc();
     let released = false;
     return {
       release: () => {
         if (released) return;
         released = true;
         record.inFlight--;
-        this.#metrics.inFlight.dec({ client: record.name });
+        record.gauge.dec();
       },
     };
   }
 
   #count(record: ClientRecord, outcome: ClientOutcome): void {
-    this.#metrics.requests.inc({ client: record.name, outcome });
+    let child = record.outcomes.get(outcome);
+    if (child === undefined) {
+      child = this.#metrics.requests.labels({ client: record.name, outcome });
+      record.outcomes.set(outcome, child);
+    }
+    child.inc();
   }
 }
 
