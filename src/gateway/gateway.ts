@@ -35,6 +35,7 @@ import { type AppliedConfig, ConfigReloader, RELOAD_METRIC_FAMILIES, type Reload
 import { listenOn } from './listen.ts';
 import { asError, ErrorCode, toErrorObject } from '../core/errors.ts';
 import { tryRequirePeer } from '../layer-kit/peer-deps.ts';
+import type * as OtelApi from '@opentelemetry/api';
 import { EventBus } from '../core/events.ts';
 import { AuthenticationError, isLoopbackHost } from '../transports/guard.ts';
 import { isRequest, type JSONRPCMessage } from '../core/jsonrpc.ts';
@@ -76,13 +77,25 @@ const GATEWAY_DEFAULTS = {
 };
 
 /**
- * The stack a side gets when the config names none. `tracing` needs @opentelemetry/api (an
- * optional peer dependency); without it there is no span to make or context to carry, so
- * the default leaves it out rather than refuse to start.
+ * The stack a side gets when the config names none. `tracing` is in it when an
+ * OpenTelemetry tracer provider is registered as the stacks are built (the CLI registers
+ * its SDK first when `observability.traces` is on; an embedding application, its own).
+ * Without one every span is a no-op, no context can be injected, and `_meta` travels
+ * through unchanged either way: the layers would only cost time (~4 % of the calls per
+ * second at 1 in flight over HTTP; docs/benchmarks.md). A config that names `tracing` gets it.
  */
 export function defaultLayers(side: 'upstream' | 'downstream'): LayerEntry[] {
   const layers = side === 'upstream' ? GATEWAY_DEFAULTS.upstreamLayers : GATEWAY_DEFAULTS.downstreamLayers;
-  return tryRequirePeer('@opentelemetry/api') === undefined ? layers.filter((entry) => !('tracing' in entry)) : layers;
+  return tracerRegistered() ? layers : layers.filter((entry) => !('tracing' in entry));
+}
+
+/** True when @opentelemetry/api is installed and a tracer provider is registered with it. */
+function tracerRegistered(): boolean {
+  const api = tryRequirePeer<typeof OtelApi>('@opentelemetry/api');
+  if (api === undefined) return false;
+  // The global provider is a proxy that has a delegate once an SDK registered one.
+  const provider = api.trace.getTracerProvider() as { getDelegateTracer?: (name: string) => unknown };
+  return typeof provider.getDelegateTracer !== 'function' || provider.getDelegateTracer('mcp-layers') !== undefined;
 }
 
 /** The gateway's own metric families (beside the metrics layers'); docs/gateway.md. */
