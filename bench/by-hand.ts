@@ -71,9 +71,24 @@ const metaGetter: otel.TextMapGetter<Record<string, unknown>> = {
 };
 
 /** The same instrumentation, written by hand around callTool and the tool handler. */
+/** Runs `run`, marks the span on an error, then `finish(outcome)`: the shape of a hand-written wrapper. */
+async function withOutcome<T>(span: otel.Span, run: () => Promise<T>, finish: (outcome: 'ok' | 'error') => void): Promise<T> {
+  let outcome: 'ok' | 'error' = 'ok';
+  try {
+    return await run();
+  } catch (error) {
+    outcome = 'error';
+    span.setStatus({ code: otel.SpanStatusCode.ERROR });
+    throw error;
+  } finally {
+    finish(outcome);
+  }
+}
+
 /**
  * What a hand-written wrapper does once the call has run: end the span (marked on error),
  * observe the histogram, write one JSON line. Written once, as a user would for two sides.
+ * (Kept as the issue's measurements ran it, not through withOutcome: the baseline stays put.)
  */
 async function observed<T>(span: otel.Span, started: number, histogram: Histogram, log: winston.Logger, run: () => Promise<T>): Promise<T> {
   let outcome = 'ok';
@@ -182,6 +197,20 @@ function byHandSameRecords(name: string): Variant {
         });
       };
 
+      type SideMetrics = ReturnType<typeof metricsFor>;
+      /** Runs one side's call and records it: the in-flight gauge, the histogram, the attempt count, the line, the span's end. */
+      const recorded = <T>(side: 'client' | 'server', id: number | string, span: otel.Span, started: number, metrics: SideMetrics, log: winston.Logger, run: () => Promise<T>, attempts?: () => number): Promise<T> => {
+        metrics.inFlight.inc();
+        return withOutcome(span, run, (outcome) => {
+          metrics.inFlight.dec();
+          (outcome === 'ok' ? metrics.ok : metrics.error).observe((performance.now() - started) / 1000);
+          const made = attempts?.();
+          if (made !== undefined) span.setAttribute('mcp_layers.attempts', made);
+          line(log, side, id, span, started, outcome, made);
+          span.end();
+        });
+      };
+
       // Server: a bulkhead around the tool handler; its span's parent extracted from _meta.
       const serverPolicy = bulkhead(1000, 0);
       const serverMetrics = metricsFor('server');
@@ -193,20 +222,9 @@ function byHandSameRecords(name: string): Variant {
         const id = String(++served);
         const parent = otel.propagation.extract(otel.context.active(), extra._meta ?? {}, metaGetter);
         const span = tracer.startSpan('tools/call echo', { kind: otel.SpanKind.SERVER, attributes: spanAttributes(id) }, parent);
-        serverMetrics.inFlight.inc();
-        let outcome = 'ok';
-        try {
-          return await otel.context.with(otel.trace.setSpan(parent, span), () => serverPolicy.execute(async () => ({ content: [{ type: 'text' as const, text }] })));
-        } catch (error) {
-          outcome = 'error';
-          span.setStatus({ code: otel.SpanStatusCode.ERROR });
-          throw error;
-        } finally {
-          serverMetrics.inFlight.dec();
-          (outcome === 'ok' ? serverMetrics.ok : serverMetrics.error).observe((performance.now() - started) / 1000);
-          line(serverLog, 'server', id, span, started, outcome, undefined);
-          span.end();
-        }
+        return recorded('server', id, span, started, serverMetrics, serverLog, () =>
+          otel.context.with(otel.trace.setSpan(parent, span), () => serverPolicy.execute(async () => ({ content: [{ type: 'text' as const, text }] }))),
+        );
       });
       const [near, far] = InMemoryTransport.createLinkedPair();
       await server.connect(far);
@@ -232,31 +250,27 @@ function byHandSameRecords(name: string): Variant {
           const spanContext = otel.trace.setSpan(otel.context.active(), span);
           const meta: Record<string, string> = {};
           otel.propagation.inject(spanContext, meta);
-          clientMetrics.inFlight.inc();
           let attempts = 0;
-          let outcome = 'ok';
-          try {
-            await otel.context.with(spanContext, () =>
-              clientPolicy.execute(() =>
-                attemptTimeout.execute(() => {
-                  attempts++;
-                  clientMetrics.attempt.inc();
-                  span.addEvent('mcp_layers.attempt', { 'mcp_layers.attempt': attempts, 'jsonrpc.request.id': String(id) });
-                  return client.callTool({ name: 'echo', arguments: { text: 'hi' }, _meta: meta });
-                }),
+          await recorded(
+            'client',
+            id,
+            span,
+            started,
+            clientMetrics,
+            clientLog,
+            () =>
+              otel.context.with(spanContext, () =>
+                clientPolicy.execute(() =>
+                  attemptTimeout.execute(() => {
+                    attempts++;
+                    clientMetrics.attempt.inc();
+                    span.addEvent('mcp_layers.attempt', { 'mcp_layers.attempt': attempts, 'jsonrpc.request.id': String(id) });
+                    return client.callTool({ name: 'echo', arguments: { text: 'hi' }, _meta: meta });
+                  }),
+                ),
               ),
-            );
-          } catch (error) {
-            outcome = 'error';
-            span.setStatus({ code: otel.SpanStatusCode.ERROR });
-            throw error;
-          } finally {
-            clientMetrics.inFlight.dec();
-            (outcome === 'ok' ? clientMetrics.ok : clientMetrics.error).observe((performance.now() - started) / 1000);
-            span.setAttribute('mcp_layers.attempts', attempts);
-            line(clientLog, 'client', id, span, started, outcome, attempts);
-            span.end();
-          }
+            () => attempts,
+          );
         },
         close: () => client.close(),
       };
