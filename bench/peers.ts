@@ -118,22 +118,22 @@ type Listener = 'http' | 'websocket';
 interface Peer {
   name: string;
   listener: Listener;
-  /** Starts the server on `port`; returns its URL and how to stop it. */
-  start(port: number): Promise<{ url: string; stop(): Promise<void> }>;
+  /** Starts the server on `port` (its node run with `nodeFlags`); returns its URL and how to stop it. */
+  start(port: number, nodeFlags?: readonly string[]): Promise<{ url: string; stop(): Promise<void> }>;
 }
 
 /** Our gateway CLI; logs at `error` unless told (the peers run with their logs off). */
 const ourGateway = (name: string, listener: Listener, noLayers: boolean, logLevel: 'error' | 'info' = 'error'): Peer => ({
   name,
   listener,
-  async start(port) {
+  async start(port, nodeFlags = []) {
     const config = gatewayConfigFile({
       upstream: { command: process.execPath, args: [SERVER], ...(noLayers ? { layers: [] } : {}) },
       downstream: { host: '127.0.0.1', port, transports: [listener], ...(noLayers ? { layers: [] } : {}) },
       observability: { logs: { level: logLevel } },
     });
     try {
-      const started = await startProcess(name, [GATEWAY_CLI, 'gateway', '--config', config.path], port);
+      const started = await startProcess(name, [...nodeFlags, GATEWAY_CLI, 'gateway', '--config', config.path], port);
       return { url: `${listener === 'http' ? 'http' : 'ws'}://127.0.0.1:${port}/mcp`, stop: async () => (await started.stop(), config.remove()) };
     } catch (error) {
       config.remove();
@@ -154,10 +154,10 @@ const sdkCeiling: Peer = {
 const supergateway = (listener: Listener): Peer => ({
   name: listener === 'http' ? 'supergateway 4 (streamableHttp, stateful)' : 'supergateway 4 (ws)',
   listener,
-  async start(port) {
+  async start(port, nodeFlags = []) {
     // supergateway has no host option: the preload makes its listen() bind 127.0.0.1.
     const output = listener === 'http' ? ['--outputTransport', 'streamableHttp', '--stateful'] : ['--outputTransport', 'ws', '--messagePath', '/mcp'];
-    const args = ['--import', LOOPBACK_PRELOAD, SUPERGATEWAY, '--stdio', `"${process.execPath}" "${SERVER}"`, ...output, '--port', String(port), '--logLevel', 'none'];
+    const args = [...nodeFlags, '--import', LOOPBACK_PRELOAD, SUPERGATEWAY, '--stdio', `"${process.execPath}" "${SERVER}"`, ...output, '--port', String(port), '--logLevel', 'none'];
     const started = await startProcess('supergateway', args, port);
     return { url: `${listener === 'http' ? 'http' : 'ws'}://127.0.0.1:${port}/mcp`, stop: started.stop };
   },
@@ -173,12 +173,12 @@ const mcpProxy: Peer = {
   },
 };
 
-/** A peer as a harness Variant: setup starts its process and connects an SDK client. */
-function asVariant(peer: Peer): Variant {
+/** A peer as a harness Variant: setup starts its process (with `nodeFlags`) and connects an SDK client. */
+function asVariant(peer: Peer, nodeFlags: readonly string[] = []): Variant {
   return {
     name: peer.name,
     async setup() {
-      const server = await peer.start(await freePort());
+      const server = await peer.start(await freePort(), nodeFlags);
       const client = new Client({ name: 'bench', version: '1.0.0' });
       try {
         await client.connect(peer.listener === 'http' ? new StreamableHTTPClientTransport(new URL(server.url)) : new WebSocketClientTransport(server.url, { reconnect: false }));
@@ -197,6 +197,14 @@ function asVariant(peer: Peer): Variant {
   };
 }
 
+export type ProfiledGateway = 'ours' | 'ours-no-layers' | 'supergateway';
+
+/** One gateway of the Peers bench as a Variant whose server process runs with `nodeFlags` (bench/profile-gateway.ts). */
+export function gatewayVariant(which: ProfiledGateway, listener: Listener, nodeFlags: readonly string[]): Variant {
+  const peer = which === 'supergateway' ? supergateway(listener) : ourGateway(`mcp-layers gateway${which === 'ours' ? ', default stacks' : ', no layers'}`, listener, which === 'ours-no-layers');
+  return asVariant(peer, nodeFlags);
+}
+
 /** The first variant is the one the others are compared with (supergateway). */
 export function peerVariants(listener: Listener): Variant[] {
   const peers =
@@ -211,7 +219,7 @@ export function peerVariants(listener: Listener): Variant[] {
           mcpProxy,
         ]
       : [supergateway('websocket'), ourGateway('mcp-layers gateway, default stacks', 'websocket', false), ourGateway('mcp-layers gateway, no layers', 'websocket', true)];
-  return peers.map(asVariant);
+  return peers.map((peer) => asVariant(peer));
 }
 
 export interface PeerResult {
