@@ -169,16 +169,13 @@ export function logging(options?: LoggingOptions): Layer {
   }
   const redactor = new Redactor(o.redact ?? [], 'logging.redact');
 
-  // A winston logger's answers, for as long as its own level stays what it was: a level
-  // it said was enabled is not asked again (the answer allocates). Were a transport's
-  // level raised meanwhile, winston still drops the record itself (each transport checks
-  // every record); a level found disabled is asked again every time, so a level lowered
-  // is never missed. Other sinks are asked every time.
+  // A winston logger's answers, for as long as its own level stays what it was (the answer
+  // allocates): a level it said was enabled is not asked again — were a transport's level
+  // raised meanwhile, winston still drops the record itself, each transport checking every
+  // record; a level it said was disabled (every request's `attempt` record at debug) is
+  // not asked again for DISABLED_ANSWER_MS, so a transport's level lowered is seen within
+  // that time. Other sinks are asked every time.
   const enabledLevels = new Set<string>();
-  // A level found disabled (every outbound request's `attempt` record at debug, say) is
-  // not asked again for DISABLED_ANSWER_MS: a transport's level lowered meanwhile is seen
-  // within that time, the logger's own level at once. (A timer per answer would cost more
-  // than the question at low load.)
   const disabledUntil = new Map<string, number>();
   let enabledFor: string | undefined;
   const enabled = (level: string | false): level is string => {
