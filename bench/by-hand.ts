@@ -88,23 +88,15 @@ async function withOutcome<T>(span: otel.Span, run: () => Promise<T>, finish: (o
 /**
  * What a hand-written wrapper does once the call has run: end the span (marked on error),
  * observe the histogram, write one JSON line. Written once, as a user would for two sides.
- * (Kept as the issue's measurements ran it, not through withOutcome: the baseline stays put.)
  */
-async function observed<T>(span: otel.Span, started: number, histogram: Histogram, log: winston.Logger, run: () => Promise<T>): Promise<T> {
-  let outcome = 'ok';
-  try {
-    return await run();
-  } catch (error) {
-    outcome = 'error';
-    span.setStatus({ code: otel.SpanStatusCode.ERROR });
-    throw error;
-  } finally {
+function observed<T>(span: otel.Span, started: number, histogram: Histogram, log: winston.Logger, run: () => Promise<T>): Promise<T> {
+  return withOutcome(span, run, (outcome) => {
     span.end();
     const ms = performance.now() - started;
     histogram.observe({ method: 'tools/call', tool: 'echo', outcome }, ms / 1000);
     const { traceId, spanId } = span.spanContext();
     log.info({ message: `tools/call echo: ${outcome} in ${ms.toFixed(1)} ms`, method: 'tools/call', tool: 'echo', outcome, duration_ms: ms, trace_id: traceId, span_id: spanId });
-  }
+  });
 }
 
 function byHand(name: string): Variant {
