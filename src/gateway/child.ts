@@ -13,6 +13,7 @@ import type { ChildProcess } from 'node:child_process';
 import type { Writable } from 'node:stream';
 import type { JSONRPCMessage } from '../core/jsonrpc.ts';
 import { Redactor } from '../../middleware/observability/redact.ts';
+import { TurnCork } from './turn-cork.ts';
 
 /** How the child ended, when it ended on its own (the gateway did not stop it). */
 export interface ChildExit {
@@ -46,8 +47,8 @@ export class WatchedStdioTransport extends StdioClientTransport {
   #exit: { exitCode: number | null; signal: NodeJS.Signals | null } | undefined;
   #stopping = false;
   #stdin: Writable | undefined;
-  /** Messages written since the last flush, held in the corked pipe. */
-  #corked = false;
+  /** Holds what a turn writes to stdin for one write at its end. */
+  #cork: TurnCork | undefined;
   /** While the pipe is full: resolves when it drains (one listener, however many messages wait). */
   #drained: Promise<void> | undefined;
 
@@ -71,14 +72,13 @@ export class WatchedStdioTransport extends StdioClientTransport {
       this.#exit = { exitCode, signal };
     });
     this.#stdin = child?.stdin ?? undefined;
+    this.#cork = this.#stdin === undefined ? undefined : new TurnCork(this.#stdin);
   }
 
   /**
    * Writes the message to the child's stdin, in order. Messages sent within one turn of the
    * event loop — the requests of every client the gateway read in that turn, a client's
-   * batch — go to the pipe in one write: each write wakes the child, and under load those
-   * wake-ups cost more than the messages. The pipe is flushed at the end of the turn
-   * (setImmediate), before the event loop waits for anything.
+   * batch — go to the pipe in one write (turn-cork.ts).
    *
    * One `drain` listener however many messages wait for a full pipe: the SDK's send() adds
    * one per message, and the gateway forwards each item of a client's batch as its own
@@ -91,11 +91,7 @@ export class WatchedStdioTransport extends StdioClientTransport {
       if (stdin === undefined && !this.#stopping) return super.send(message);
       return Promise.reject(new Error('Not connected'));
     }
-    if (!this.#corked) {
-      this.#corked = true;
-      stdin.cork();
-      setImmediate(this.#flush);
-    }
+    this.#cork?.hold();
     if (stdin.write(`${JSON.stringify(message)}\n`)) return this.#drained ?? Promise.resolve();
     this.#drained ??= new Promise<void>((resolve) => {
       const done = () => {
@@ -110,15 +106,10 @@ export class WatchedStdioTransport extends StdioClientTransport {
     return this.#drained;
   }
 
-  readonly #flush = () => {
-    this.#corked = false;
-    this.#stdin?.uncork();
-  };
-
   override async close(): Promise<void> {
     this.#stopping = true;
-    // What is still corked goes before stdin closes (MCP's stdio shutdown).
-    if (this.#corked) this.#flush();
+    // What is still held goes before stdin closes (MCP's stdio shutdown).
+    this.#cork?.release();
     await super.close();
   }
 
