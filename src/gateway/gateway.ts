@@ -23,13 +23,14 @@ import { EventEmitter } from 'node:events';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
-import { Counter, Gauge, type Registry, Registry as PromRegistry, collectDefaultMetrics } from 'prom-client';
+import { type Counter, type Gauge, type Registry, Registry as PromRegistry } from 'prom-client';
 import winston from 'winston';
 import { BROKER_URL_SCHEMES, type DownstreamConfig, type GatewayConfig } from './config/gateway.ts';
 import type { LayerEntry } from './config/layers.ts';
 import { formatPath, type PathSegment } from './config/issues.ts';
 import { ConfigError, type LoadedConfig, loadConfigFile } from './config/load.ts';
 import { SESSION_ERA_VERSIONS, UNSUPPORTED_PROTOCOL_VERSION } from './eras.ts';
+import { collectProcessMetrics, counterOf, gaugeOf } from './families.ts';
 import { configChanges, sameSection } from './reload/changes.ts';
 import { type AppliedConfig, ConfigReloader, RELOAD_METRIC_FAMILIES, type ReloadOutcome, type ReloadTrigger } from './reload/reloader.ts';
 import { listenOn } from './listen.ts';
@@ -961,14 +962,13 @@ const CLIENT_ATTRIBUTE = 'mcp_layers.client.name';
 
 function gatewayMetrics(registry: Registry, processMetrics: boolean): { sessions: Gauge; refused: Counter; closes: Counter; clientRequests: Counter; clientInFlight: Gauge } {
   const [sessions, refused, closes, clientRequests, clientInFlight] = GATEWAY_METRIC_FAMILIES;
-  const make = <T>(name: string, create: () => T): T => (registry.getSingleMetric(name) as T | undefined) ?? create();
-  if (processMetrics && registry.getSingleMetric('process_cpu_user_seconds_total') === undefined) collectDefaultMetrics({ register: registry });
+  if (processMetrics) collectProcessMetrics(registry);
   return {
-    sessions: make(sessions.name, () => new Gauge({ name: sessions.name, help: sessions.help, labelNames: [...sessions.labels], registers: [registry] })),
-    refused: make(refused.name, () => new Counter({ name: refused.name, help: refused.help, labelNames: [...refused.labels], registers: [registry] })),
-    closes: make(closes.name, () => new Counter({ name: closes.name, help: closes.help, labelNames: [...closes.labels], registers: [registry] })),
-    clientRequests: make(clientRequests.name, () => new Counter({ name: clientRequests.name, help: clientRequests.help, labelNames: [...clientRequests.labels], registers: [registry] })),
-    clientInFlight: make(clientInFlight.name, () => new Gauge({ name: clientInFlight.name, help: clientInFlight.help, labelNames: [...clientInFlight.labels], registers: [registry] })),
+    sessions: gaugeOf(registry, sessions),
+    refused: counterOf(registry, refused),
+    closes: counterOf(registry, closes),
+    clientRequests: counterOf(registry, clientRequests),
+    clientInFlight: gaugeOf(registry, clientInFlight),
   };
 }
 

@@ -7,7 +7,8 @@
  * (keyed by upstream), a `private` one never is. `list_changed` drops both: a public list
  * is the same for everyone, so one session's news is everyone's.
  */
-import { Counter, type Registry } from 'prom-client';
+import type { Counter, Registry } from 'prom-client';
+import { counterOf } from '../families.ts';
 import type { Entry } from './lists.ts';
 import type { ListKind } from './names.ts';
 
@@ -77,9 +78,7 @@ export class SharedListCache extends Lists {
   constructor(registry?: Registry) {
     super();
     if (registry === undefined) return;
-    const f = LIST_CACHE_FAMILY;
-    this.#counter =
-      (registry.getSingleMetric(f.name) as Counter<'upstream' | 'list' | 'outcome'> | undefined) ?? new Counter({ name: f.name, help: f.help, labelNames: [...f.labels], registers: [registry] });
+    this.#counter = counterOf(registry, LIST_CACHE_FAMILY);
   }
 
   count(member: string, kind: ListKind, outcome: CacheOutcome): void {

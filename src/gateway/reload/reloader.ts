@@ -8,9 +8,10 @@
  * What applying means is the gateway's (Gateway.reload, docs/gateway.md "Live reload");
  * this decides when, counts each outcome and keeps the generation.
  */
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Counter, Gauge, Registry } from 'prom-client';
 import { asError } from '../../core/errors.ts';
 import { ConfigError, type LoadedConfig } from '../config/load.ts';
+import { counterOf, gaugeOf } from '../families.ts';
 import type { GatewayLogger } from '../logger.ts';
 
 export type ReloadTrigger = 'signal' | 'watch' | 'api';
@@ -58,15 +59,13 @@ export class ConfigReloader {
     this.#options = options;
     this.#nextLoad = options.load;
     const [generation, reloads, success, timestamp] = RELOAD_METRIC_FAMILIES;
-    const registers = [options.registry];
     const first = options.registry.getSingleMetric(generation.name) === undefined;
     // Gateways that share a registry share these, as they share the gateway's other families.
-    const make = <T>(name: string, create: () => T): T => (options.registry.getSingleMetric(name) as T | undefined) ?? create();
     this.#metrics = {
-      generation: make(generation.name, () => new Gauge({ name: generation.name, help: generation.help, registers })),
-      reloads: make(reloads.name, () => new Counter({ name: reloads.name, help: reloads.help, labelNames: [...reloads.labels], registers })),
-      success: make(success.name, () => new Gauge({ name: success.name, help: success.help, registers })),
-      timestamp: make(timestamp.name, () => new Gauge({ name: timestamp.name, help: timestamp.help, registers })),
+      generation: gaugeOf(options.registry, generation),
+      reloads: counterOf(options.registry, reloads),
+      success: gaugeOf(options.registry, success),
+      timestamp: gaugeOf(options.registry, timestamp),
     };
     if (first) {
       this.#metrics.generation.set(1);

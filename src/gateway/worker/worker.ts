@@ -21,7 +21,7 @@
  * per request; a stdio server that does not speak 2026-07-28 answers as it would over
  * stdio, and a negotiating client falls back to a 2025 session (docs/gateway.md "Worker").
  */
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { type Counter, Registry } from 'prom-client';
 import winston from 'winston';
 import { EventBus } from '../../core/events.ts';
 import { optionsAt } from '../../core/options.ts';
@@ -38,6 +38,7 @@ import type { LayerEntry } from '../config/layers.ts';
 import { ConfigError, type LoadedConfig } from '../config/load.ts';
 import type { WorkerConfig } from '../config/worker.ts';
 import { checkGateway, defaultLayers } from '../gateway.ts';
+import { collectProcessMetrics, counterOf, gaugeOf } from '../families.ts';
 import type { GatewayLogger } from '../logger.ts';
 import { ProxySession } from '../proxy.ts';
 import { type BuiltStack, buildStack, StackProblemsError } from '../stack.ts';
@@ -308,15 +309,12 @@ export class StdioWorker {
 
   #registerMetrics(): { closes: Counter } {
     const registry = this.registry;
-    if (this.settings.processMetrics && registry.getSingleMetric('process_cpu_user_seconds_total') === undefined) collectDefaultMetrics({ register: registry });
+    if (this.settings.processMetrics) collectProcessMetrics(registry);
     const [sessions, inFlight, children, closes] = WORKER_METRIC_FAMILIES;
-    const make = <T>(name: string, create: () => T): T => (registry.getSingleMetric(name) as T | undefined) ?? create();
     // The gauges are read when scraped: the library keeps the counts.
-    const gauge = (family: { name: string; help: string }, read: () => number) =>
-      make(family.name, () => new Gauge({ name: family.name, help: family.help, registers: [registry], collect() { this.set(read()); } }));
-    gauge(sessions, () => this.sessions);
-    gauge(inFlight, () => this.inFlight);
-    gauge(children, () => this.#children);
-    return { closes: make(closes.name, () => new Counter({ name: closes.name, help: closes.help, labelNames: [...closes.labels], registers: [registry] })) };
+    gaugeOf(registry, sessions, () => this.sessions);
+    gaugeOf(registry, inFlight, () => this.inFlight);
+    gaugeOf(registry, children, () => this.#children);
+    return { closes: counterOf(registry, closes) };
   }
 }
