@@ -20,7 +20,12 @@ const run = promisify(execFile);
 export interface Variant {
   name: string;
   /** Sets up a fresh instance; returns the per-exchange function and a cleanup. */
-  setup(): Promise<{ exchange(i: number): Promise<void>; close(): Promise<void> }>;
+  setup(): Promise<{
+    exchange(i: number): Promise<void>;
+    close(): Promise<void>;
+    /** The server process the exchanges go to, when it is one (the Peers table reports its CPU per call). */
+    pid?: number | undefined;
+  }>;
 }
 
 export interface Result {

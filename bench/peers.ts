@@ -11,7 +11,7 @@
  * are over every measured call.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -119,7 +119,7 @@ interface Peer {
   name: string;
   listener: Listener;
   /** Starts the server on `port` (its node run with `nodeFlags`); returns its URL and how to stop it. */
-  start(port: number, nodeFlags?: readonly string[]): Promise<{ url: string; stop(): Promise<void> }>;
+  start(port: number, nodeFlags?: readonly string[]): Promise<{ url: string; pid: number | undefined; stop(): Promise<void> }>;
 }
 
 /** Our gateway CLI; logs at `error` unless told (the peers run with their logs off). */
@@ -134,7 +134,7 @@ const ourGateway = (name: string, listener: Listener, noLayers: boolean, logLeve
     });
     try {
       const started = await startProcess(name, [...nodeFlags, GATEWAY_CLI, 'gateway', '--config', config.path], port);
-      return { url: `${listener === 'http' ? 'http' : 'ws'}://127.0.0.1:${port}/mcp`, stop: async () => (await started.stop(), config.remove()) };
+      return { url: `${listener === 'http' ? 'http' : 'ws'}://127.0.0.1:${port}/mcp`, pid: started.child.pid, stop: async () => (await started.stop(), config.remove()) };
     } catch (error) {
       config.remove();
       throw error;
@@ -147,7 +147,7 @@ const sdkCeiling: Peer = {
   listener: 'http',
   async start(port) {
     const started = await startProcess('SDK server', [ECHO_HTTP_SERVER, String(port)], port);
-    return { url: `http://127.0.0.1:${port}/mcp`, stop: started.stop };
+    return { url: `http://127.0.0.1:${port}/mcp`, pid: started.child.pid, stop: started.stop };
   },
 };
 
@@ -159,7 +159,7 @@ const supergateway = (listener: Listener): Peer => ({
     const output = listener === 'http' ? ['--outputTransport', 'streamableHttp', '--stateful'] : ['--outputTransport', 'ws', '--messagePath', '/mcp'];
     const args = [...nodeFlags, '--import', LOOPBACK_PRELOAD, SUPERGATEWAY, '--stdio', `"${process.execPath}" "${SERVER}"`, ...output, '--port', String(port), '--logLevel', 'none'];
     const started = await startProcess('supergateway', args, port);
-    return { url: `${listener === 'http' ? 'http' : 'ws'}://127.0.0.1:${port}/mcp`, stop: started.stop };
+    return { url: `${listener === 'http' ? 'http' : 'ws'}://127.0.0.1:${port}/mcp`, pid: started.child.pid, stop: started.stop };
   },
 });
 
@@ -169,7 +169,7 @@ const mcpProxy: Peer = {
   async start(port) {
     const args = [MCP_PROXY, '--host', '127.0.0.1', '--port', String(port), '--server', 'stream', '--', process.execPath, SERVER];
     const started = await startProcess('mcp-proxy', args, port);
-    return { url: `http://127.0.0.1:${port}/mcp`, stop: started.stop };
+    return { url: `http://127.0.0.1:${port}/mcp`, pid: started.child.pid, stop: started.stop };
   },
 };
 
@@ -187,6 +187,7 @@ function asVariant(peer: Peer, nodeFlags: readonly string[] = []): Variant {
         throw error;
       }
       return {
+        pid: server.pid,
         exchange: async () => void (await client.callTool({ name: 'echo', arguments: { text: 'bench' } })),
         close: async () => {
           await Promise.race([client.close(), sleep(2_000)]).catch(() => {});
@@ -228,6 +229,47 @@ export interface PeerResult {
   p50Ms: number;
   p99Ms: number;
   ratio: number;
+  /** CPU of the server process per measured call, µs (Linux). */
+  serverCpuMicros?: number;
+  /** The same with the processes it started (the stdio child, whatever group it runs in), µs. */
+  treeCpuMicros?: number;
+}
+
+/**
+ * CPU time (user + system, every thread) of a process and of it with its descendants, in
+ * µs, from /proc: Linux only, undefined elsewhere or once it is gone. On two cores the
+ * client, the gateway and its child share the CPU, so calls per second alone do not say
+ * which of them a change made cheaper. The kernel counts in USER_HZ ticks (100 a second on
+ * Linux); the rounds' seconds of CPU make 10 ms fine enough.
+ */
+function cpuMicros(pid: number): { own: number; tree: number } | undefined {
+  const processes = new Map<number, { parent: number; ticks: number }>();
+  for (const entry of readdirSync('/proc')) {
+    if (entry.charCodeAt(0) > 57) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // After "pid (comm) ": state, ppid, ..., utime and stime (fields 14 and 15 of proc(5)).
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      processes.set(Number(entry), { parent: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) });
+    } catch {
+      // gone meanwhile, or not a process
+    }
+  }
+  const own = processes.get(pid);
+  if (own === undefined) return undefined;
+  let tree = 0;
+  const under = new Set([pid]);
+  // Passes until one adds nothing: a child may be listed before its parent.
+  for (let added = true; added; ) {
+    added = false;
+    for (const [id, { parent, ticks }] of processes) {
+      if (under.has(id) || !under.has(parent)) continue;
+      under.add(id);
+      tree += ticks;
+      added = true;
+    }
+  }
+  return { own: own.ticks * 10_000, tree: (tree + own.ticks) * 10_000 };
 }
 
 declare const gc: (() => void) | undefined;
@@ -245,6 +287,7 @@ export async function measurePeers(variants: Variant[], { count = 2_000, rounds 
     for (const variant of variants) instances.push(await variant.setup());
     const latencies = variants.map(() => new Float64Array(count * rounds));
     const times: number[][] = variants.map(() => []);
+    const cpu = variants.map(() => ({ own: 0, tree: 0, known: true }));
     const runRound = async (index: number, n: number, record: Float64Array | undefined, offset: number) => {
       const instance = instances[index] as (typeof instances)[number];
       let next = 0;
@@ -270,7 +313,16 @@ export async function measurePeers(variants: Variant[], { count = 2_000, rounds 
     for (let round = 0; round < rounds; round++) {
       for (const i of instances.keys()) {
         if (typeof gc === 'function') gc();
+        const pid = instances[i]?.pid;
+        const before = pid === undefined ? undefined : cpuMicros(pid);
         times[i]?.push(await runRound(i, count, latencies[i], round * count));
+        const after = pid === undefined ? undefined : cpuMicros(pid);
+        const used = cpu[i] as (typeof cpu)[number];
+        if (before === undefined || after === undefined) used.known = false;
+        else {
+          used.own += after.own - before.own;
+          used.tree += after.tree - before.tree;
+        }
       }
     }
     const medianMs = times.map((t) => t.toSorted((a, b) => a - b)[Math.floor(t.length / 2)] as number);
@@ -278,7 +330,13 @@ export async function measurePeers(variants: Variant[], { count = 2_000, rounds 
     return variants.map((v, i) => {
       const sorted = (latencies[i] as Float64Array).toSorted();
       const ms = medianMs[i] as number;
-      return { name: v.name, callsPerSecond: Math.round((count / ms) * 1000), p50Ms: quantile(sorted, 0.5), p99Ms: quantile(sorted, 0.99), ratio: base / ms };
+      const used = cpu[i] as (typeof cpu)[number];
+      const result: PeerResult = { name: v.name, callsPerSecond: Math.round((count / ms) * 1000), p50Ms: quantile(sorted, 0.5), p99Ms: quantile(sorted, 0.99), ratio: base / ms };
+      if (used.known) {
+        result.serverCpuMicros = used.own / (count * rounds);
+        result.treeCpuMicros = used.tree / (count * rounds);
+      }
+      return result;
     });
   } finally {
     for (const instance of instances) await instance.close().catch((error: unknown) => console.error(`bench: closing a peer: ${(error as Error).message}`));
@@ -287,11 +345,13 @@ export async function measurePeers(variants: Variant[], { count = 2_000, rounds 
 
 export function peerTable(title: string, results: PeerResult[]): string {
   const base = results[0]?.name ?? '';
+  const withCpu = results.every((r) => r.serverCpuMicros !== undefined);
+  const cpuCells = (r: PeerResult) => (withCpu ? ` ${r.serverCpuMicros?.toFixed(0)} | ${r.treeCpuMicros?.toFixed(0)} |` : '');
   return [
     `### ${title}`,
     '',
-    `| variant | calls/s | p50 ms | p99 ms | vs ${base.split(' (')[0]} |`,
-    '| --- | ---: | ---: | ---: | ---: |',
-    ...results.map((r) => `| ${r.name} | ${r.callsPerSecond.toLocaleString('en-US')} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.ratio.toFixed(2)}× |`),
+    `| variant | calls/s | p50 ms | p99 ms | vs ${base.split(' (')[0]} |${withCpu ? ' server CPU µs/call | with its child |' : ''}`,
+    `| --- | ---: | ---: | ---: | ---: |${withCpu ? ' ---: | ---: |' : ''}`,
+    ...results.map((r) => `| ${r.name} | ${r.callsPerSecond.toLocaleString('en-US')} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.ratio.toFixed(2)}× |${cpuCells(r)}`),
   ].join('\n');
 }
