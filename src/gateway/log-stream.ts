@@ -12,7 +12,7 @@
 import { Writable } from 'node:stream';
 import { TurnCork } from './turn-cork.ts';
 
-/** Writers that held lines since they last flushed; flushed on exit (one holding nothing lets nothing out). */
+/** Writers holding this turn's lines; flushed on exit. */
 const holding = new Set<LinesPerTurn>();
 let exitHooked = false;
 
@@ -23,7 +23,7 @@ export class LinesPerTurn extends Writable {
   constructor(target: Writable) {
     super({ decodeStrings: false });
     this.#target = target;
-    this.#cork = new TurnCork(target);
+    this.#cork = new TurnCork(target, () => holding.delete(this));
   }
 
   override _write(chunk: unknown, encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -48,7 +48,6 @@ export class LinesPerTurn extends Writable {
 
   /** Writes what this turn holds now (exit). */
   flush(): void {
-    holding.delete(this);
     this.#cork.release();
   }
 }

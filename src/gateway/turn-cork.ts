@@ -12,10 +12,13 @@ const endOfTurn: (fn: () => void) => unknown = globalThis.setImmediate.bind(glob
 
 export class TurnCork {
   readonly #stream: Writable;
+  readonly #released: (() => void) | undefined;
   #held = false;
 
-  constructor(stream: Writable) {
+  /** `released` is told each time what was held has been let out. */
+  constructor(stream: Writable, released?: () => void) {
     this.#stream = stream;
+    this.#released = released;
   }
 
   /** True while this turn's writes are held. */
@@ -36,5 +39,6 @@ export class TurnCork {
     if (!this.#held) return;
     this.#held = false;
     this.#stream.uncork();
+    this.#released?.();
   };
 }
