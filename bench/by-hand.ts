@@ -72,13 +72,13 @@ const metaGetter: otel.TextMapGetter<Record<string, unknown>> = {
 
 /** The same instrumentation, written by hand around callTool and the tool handler. */
 /** Runs `run`, marks the span on an error, then `finish(outcome)`: the shape of a hand-written wrapper. */
-async function withOutcome<T>(span: otel.Span, run: () => Promise<T>, finish: (outcome: 'ok' | 'error') => void): Promise<T> {
+async function withOutcome<T>(span: otel.Span | undefined, run: () => Promise<T>, finish: (outcome: 'ok' | 'error') => void): Promise<T> {
   let outcome: 'ok' | 'error' = 'ok';
   try {
     return await run();
   } catch (error) {
     outcome = 'error';
-    span.setStatus({ code: otel.SpanStatusCode.ERROR });
+    span?.setStatus({ code: otel.SpanStatusCode.ERROR });
     throw error;
   } finally {
     finish(outcome);
@@ -148,6 +148,21 @@ function byHand(name: string): Variant {
 /** The labels our operation histograms carry (docs/metrics.md). */
 const OPERATION_LABELS = ['transport', 'mcp_method_name', 'gen_ai_tool_name', 'gen_ai_prompt_name', 'error_type', 'rpc_response_status_code', 'mcp_protocol_version', 'network_transport'];
 
+/** Which of our layers' records a by-hand variant writes: all of them, or one layer's. */
+interface Records {
+  /** standard()'s stages, in cockatiel. */
+  resilience: boolean;
+  /** tracing(): the spans, the attempt event, the context in `_meta`. */
+  spans: boolean;
+  /** metrics(): the operation histogram, the in-flight gauge, the attempts counter. */
+  metrics: boolean;
+  /** logging(): the exchange line. */
+  lines: boolean;
+}
+
+const ALL_RECORDS: Records = { resilience: true, spans: true, metrics: true, lines: true };
+const NO_RECORDS: Records = { resilience: false, spans: false, metrics: false, lines: false };
+
 /**
  * By hand again, but recording what our layers record, so the comparison is of the same
  * work: on the client, cockatiel's bulkhead → total timeout → retry → sampling breaker →
@@ -156,9 +171,10 @@ const OPERATION_LABELS = ['transport', 'mcp_method_name', 'gen_ai_tool_name', 'g
  * 8-label operation histogram (children bound once), the in-flight gauge, the attempts
  * counter; a 16-field exchange line. On the server, a bulkhead (standard()'s only inbound
  * stage), the SERVER span from `_meta`, the same metrics and line. A user writing our
- * records by hand writes this.
+ * records by hand writes this. With `records`, one layer's records alone: what that
+ * layer's libraries cost inside an exchange, beside the layer alone (`layerVariants`).
  */
-function byHandSameRecords(name: string): Variant {
+function byHandSameRecords(name: string, records: Records = ALL_RECORDS): Variant {
   return {
     name,
     async setup() {
@@ -166,6 +182,7 @@ function byHandSameRecords(name: string): Variant {
       const registry = new Registry();
       const version = '2025-06-18';
       const metricsFor = (side: 'client' | 'server') => {
+        if (!records.metrics) return undefined;
         const operations = new Histogram({ name: `${side}_operation_duration_seconds`, help: 'operation duration', labelNames: OPERATION_LABELS, buckets: [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300], registers: [registry] });
         const inFlight = new Gauge({ name: `${side}_requests_in_flight`, help: 'in flight', labelNames: ['transport', 'direction', 'mcp_method_name'], registers: [registry] });
         const attempts = new Counter({ name: `${side}_attempts_total`, help: 'attempts', labelNames: ['transport', 'mcp_method_name', 'gen_ai_tool_name'], registers: [registry] });
@@ -178,28 +195,31 @@ function byHandSameRecords(name: string): Variant {
         };
       };
       const spanAttributes = (id: string) => ({ 'mcp.method.name': 'tools/call', 'jsonrpc.request.id': id, 'gen_ai.tool.name': 'echo', 'gen_ai.operation.name': 'execute_tool', 'mcp.protocol.version': version });
-      const line = (log: winston.Logger, side: 'client' | 'server', id: number | string, span: otel.Span, started: number, outcome: string, attempts: number | undefined) => {
+      const startSpan = (kind: otel.SpanKind, id: string, parent?: otel.Context) => (records.spans ? tracer.startSpan('tools/call echo', { kind, attributes: spanAttributes(id) }, parent) : undefined);
+      const line = (log: winston.Logger, side: 'client' | 'server', id: number | string, span: otel.Span | undefined, started: number, outcome: string, attempts: number | undefined) => {
         const ms = Math.round((performance.now() - started) * 10) / 10;
         const direction = side === 'client' ? 'outbound' : 'inbound';
-        const { traceId, spanId } = span.spanContext();
+        const ids = span?.spanContext();
         log.log({
           level: outcome === 'ok' ? 'info' : 'warn', message: `mcp ${direction} tools/call echo: ${outcome} in ${ms} ms`, event: 'exchange', transport: side, direction, kind: 'request',
-          method: 'tools/call', id, tool: 'echo', trace_id: traceId, span_id: spanId, protocol_version: version, outcome, duration_ms: ms,
+          method: 'tools/call', id, tool: 'echo', trace_id: ids?.traceId, span_id: ids?.spanId, protocol_version: version, outcome, duration_ms: ms,
           ...(attempts === undefined ? {} : { attempts, wire_ids: [id] }),
         });
       };
 
       type SideMetrics = ReturnType<typeof metricsFor>;
       /** Runs one side's call and records it: the in-flight gauge, the histogram, the attempt count, the line, the span's end. */
-      const recorded = <T>(side: 'client' | 'server', id: number | string, span: otel.Span, started: number, metrics: SideMetrics, log: winston.Logger, run: () => Promise<T>, attempts?: () => number): Promise<T> => {
-        metrics.inFlight.inc();
+      const recorded = <T>(side: 'client' | 'server', id: number | string, span: otel.Span | undefined, started: number, metrics: SideMetrics, log: winston.Logger, run: () => Promise<T>, attempts?: () => number): Promise<T> => {
+        metrics?.inFlight.inc();
         return withOutcome(span, run, (outcome) => {
-          metrics.inFlight.dec();
-          (outcome === 'ok' ? metrics.ok : metrics.error).observe((performance.now() - started) / 1000);
+          if (metrics !== undefined) {
+            metrics.inFlight.dec();
+            (outcome === 'ok' ? metrics.ok : metrics.error).observe((performance.now() - started) / 1000);
+          }
           const made = attempts?.();
-          if (made !== undefined) span.setAttribute('mcp_layers.attempts', made);
-          line(log, side, id, span, started, outcome, made);
-          span.end();
+          if (made !== undefined) span?.setAttribute('mcp_layers.attempts', made);
+          if (records.lines) line(log, side, id, span, started, outcome, made);
+          span?.end();
         });
       };
 
@@ -212,11 +232,11 @@ function byHandSameRecords(name: string): Variant {
       server.registerTool('echo', { inputSchema: { text: z.string() } }, async ({ text }, extra) => {
         const started = performance.now();
         const id = String(++served);
-        const parent = otel.propagation.extract(otel.context.active(), extra._meta ?? {}, metaGetter);
-        const span = tracer.startSpan('tools/call echo', { kind: otel.SpanKind.SERVER, attributes: spanAttributes(id) }, parent);
-        return recorded('server', id, span, started, serverMetrics, serverLog, () =>
-          otel.context.with(otel.trace.setSpan(parent, span), () => serverPolicy.execute(async () => ({ content: [{ type: 'text' as const, text }] }))),
-        );
+        const parent = records.spans ? otel.propagation.extract(otel.context.active(), extra._meta ?? {}, metaGetter) : otel.context.active();
+        const span = startSpan(otel.SpanKind.SERVER, id, parent);
+        const tool = async () => ({ content: [{ type: 'text' as const, text }] });
+        const call = () => (records.resilience ? serverPolicy.execute(tool) : tool());
+        return recorded('server', id, span, started, serverMetrics, serverLog, () => (span === undefined ? call() : otel.context.with(otel.trace.setSpan(parent, span), call)));
       });
       const [near, far] = InMemoryTransport.createLinkedPair();
       await server.connect(far);
@@ -238,11 +258,18 @@ function byHandSameRecords(name: string): Variant {
         exchange: async () => {
           const started = performance.now();
           const id = ++called;
-          const span = tracer.startSpan('tools/call echo', { kind: otel.SpanKind.CLIENT, attributes: spanAttributes(String(id)) });
-          const spanContext = otel.trace.setSpan(otel.context.active(), span);
-          const meta: Record<string, string> = {};
-          otel.propagation.inject(spanContext, meta);
+          const span = startSpan(otel.SpanKind.CLIENT, String(id));
+          const active = otel.context.active();
+          const spanContext = span === undefined ? active : otel.trace.setSpan(active, span);
+          let meta: Record<string, string> | undefined;
+          if (span !== undefined) otel.propagation.inject(spanContext, (meta = {}));
           let attempts = 0;
+          const attempt = () => {
+            attempts++;
+            clientMetrics?.attempt.inc();
+            span?.addEvent('mcp_layers.attempt', { 'mcp_layers.attempt': attempts, 'jsonrpc.request.id': String(id) });
+            return meta === undefined ? client.callTool({ name: 'echo', arguments: { text: 'hi' } }) : client.callTool({ name: 'echo', arguments: { text: 'hi' }, _meta: meta });
+          };
           await recorded(
             'client',
             id,
@@ -250,17 +277,10 @@ function byHandSameRecords(name: string): Variant {
             started,
             clientMetrics,
             clientLog,
-            () =>
-              otel.context.with(spanContext, () =>
-                clientPolicy.execute(() =>
-                  attemptTimeout.execute(() => {
-                    attempts++;
-                    clientMetrics.attempt.inc();
-                    span.addEvent('mcp_layers.attempt', { 'mcp_layers.attempt': attempts, 'jsonrpc.request.id': String(id) });
-                    return client.callTool({ name: 'echo', arguments: { text: 'hi' }, _meta: meta });
-                  }),
-                ),
-              ),
+            () => {
+              const call = () => (records.resilience ? clientPolicy.execute(() => attemptTimeout.execute(attempt)) : attempt());
+              return span === undefined ? call() : otel.context.with(spanContext, call);
+            },
             () => attempts,
           );
         },
@@ -315,12 +335,18 @@ export function byHandVariantsWithTurns(every = 4): Variant[] {
  */
 export function layerVariants(): Variant[] {
   return [
+    bothSides('bare', undefined),
     bothSides('wrap(t, []) both sides', () => []),
     // What any stack costs the core (the layered path), apart from what a layer does.
     bothSides('one pass-through layer both sides', () => [(_ctx, next) => next()]),
     bothSides('logging (info) both sides', () => [logging({ logger: nullLogger() })]),
     bothSides('tracing (SDK, batch) both sides', () => [tracing()]),
     bothSides('metrics both sides', () => [metrics({ registry: new Registry() })]),
+    // Each layer's records written by hand around callTool and the tool handler: what its
+    // libraries cost inside an exchange (promises, GC and all), as a user would pay for them.
+    byHandSameRecords('by hand: logging\'s line, both sides', { ...NO_RECORDS, lines: true }),
+    byHandSameRecords('by hand: tracing\'s spans, both sides', { ...NO_RECORDS, spans: true }),
+    byHandSameRecords('by hand: metrics\' metrics, both sides', { ...NO_RECORDS, metrics: true }),
   ];
 }
 
