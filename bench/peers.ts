@@ -122,14 +122,23 @@ interface Peer {
   start(port: number, nodeFlags?: readonly string[]): Promise<{ url: string; pid: number | undefined; stop(): Promise<void> }>;
 }
 
-/** Our gateway CLI; logs at `error` unless told (the peers run with their logs off). */
-const ourGateway = (name: string, listener: Listener, noLayers: boolean, logLevel: 'error' | 'info' = 'error'): Peer => ({
+interface OurSettings {
+  /** Both stacks empty. */
+  noLayers?: boolean;
+  /** Default `error` (the peers run with their logs off); `info` is the gateway's default. */
+  logLevel?: 'error' | 'info';
+  /** downstream.jsonResponses (off by default). */
+  jsonResponses?: boolean;
+}
+
+/** Our gateway CLI with its defaults, but for what `settings` names. */
+const ourGateway = (name: string, listener: Listener, { noLayers = false, logLevel = 'error', jsonResponses = false }: OurSettings = {}): Peer => ({
   name,
   listener,
   async start(port, nodeFlags = []) {
     const config = gatewayConfigFile({
       upstream: { command: process.execPath, args: [SERVER], ...(noLayers ? { layers: [] } : {}) },
-      downstream: { host: '127.0.0.1', port, transports: [listener], ...(noLayers ? { layers: [] } : {}) },
+      downstream: { host: '127.0.0.1', port, transports: [listener], ...(noLayers ? { layers: [] } : {}), ...(jsonResponses ? { jsonResponses } : {}) },
       observability: { logs: { level: logLevel } },
     });
     try {
@@ -202,7 +211,7 @@ export type ProfiledGateway = 'ours' | 'ours-no-layers' | 'supergateway';
 
 /** One gateway of the Peers bench as a Variant whose server process runs with `nodeFlags` (bench/profile-gateway.ts). */
 export function gatewayVariant(which: ProfiledGateway, listener: Listener, nodeFlags: readonly string[]): Variant {
-  const peer = which === 'supergateway' ? supergateway(listener) : ourGateway(`mcp-layers gateway${which === 'ours' ? ', default stacks' : ', no layers'}`, listener, which === 'ours-no-layers');
+  const peer = which === 'supergateway' ? supergateway(listener) : ourGateway(`mcp-layers gateway${which === 'ours' ? ', default stacks' : ', no layers'}`, listener, { noLayers: which === 'ours-no-layers' });
   return asVariant(peer, nodeFlags);
 }
 
@@ -213,13 +222,15 @@ export function peerVariants(listener: Listener): Variant[] {
       ? [
           supergateway('http'),
           sdkCeiling,
-          ourGateway('mcp-layers gateway, default stacks', 'http', false),
+          ourGateway('mcp-layers gateway, default stacks', 'http'),
           // Its default log level: a JSON line per exchange on stderr, which the bench reads as a supervisor would.
-          ourGateway('mcp-layers gateway, default stacks, logs at info (the default)', 'http', false, 'info'),
-          ourGateway('mcp-layers gateway, no layers', 'http', true),
+          ourGateway('mcp-layers gateway, default stacks, logs at info (the default)', 'http', { logLevel: 'info' }),
+          ourGateway('mcp-layers gateway, no layers', 'http', { noLayers: true }),
+          // Opt-in (clients see JSON bodies instead of one-event streams: docs/gateway.md).
+          ourGateway('mcp-layers gateway, default stacks, downstream.jsonResponses', 'http', { jsonResponses: true }),
           mcpProxy,
         ]
-      : [supergateway('websocket'), ourGateway('mcp-layers gateway, default stacks', 'websocket', false), ourGateway('mcp-layers gateway, no layers', 'websocket', true)];
+      : [supergateway('websocket'), ourGateway('mcp-layers gateway, default stacks', 'websocket'), ourGateway('mcp-layers gateway, no layers', 'websocket', { noLayers: true })];
   return peers.map((peer) => asVariant(peer));
 }
 

@@ -71,6 +71,7 @@ const GATEWAY_DEFAULTS = {
   handshakeTimeoutMs: 10_000,
   evictIdleSessions: true,
   heldMessageTimeoutMs: 30_000,
+  jsonResponses: false,
   drainTimeoutMs: 10_000,
   metricsPath: '/metrics',
   upstreamLayers: [{ tracing: {} }, { metrics: {} }, { logging: {} }] as LayerEntry[],
@@ -160,6 +161,8 @@ export interface GatewaySettings {
   readonly handshakeTimeoutMs: number | undefined;
   readonly evictIdleSessions: boolean;
   readonly heldMessageTimeoutMs: number;
+  /** HTTP: a lone request's whole answer as application/json (downstream.jsonResponses). */
+  readonly jsonResponses: boolean;
   readonly drainTimeoutMs: number;
   readonly metricsPath: string;
   readonly processMetrics: boolean;
@@ -183,6 +186,7 @@ export function settingsOf(config: GatewayConfig): GatewaySettings {
     handshakeTimeoutMs: orNever(d.handshakeTimeoutMs ?? GATEWAY_DEFAULTS.handshakeTimeoutMs),
     evictIdleSessions: d.evictIdleSessions ?? GATEWAY_DEFAULTS.evictIdleSessions,
     heldMessageTimeoutMs: d.heldMessageTimeoutMs ?? GATEWAY_DEFAULTS.heldMessageTimeoutMs,
+    jsonResponses: d.jsonResponses ?? GATEWAY_DEFAULTS.jsonResponses,
     drainTimeoutMs: config.shutdown?.drainTimeoutMs ?? GATEWAY_DEFAULTS.drainTimeoutMs,
     metricsPath: config.observability?.metrics?.path ?? GATEWAY_DEFAULTS.metricsPath,
     processMetrics: config.observability?.metrics?.processMetrics ?? true,
@@ -667,8 +671,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   // --- sessions ------------------------------------------------------------------------
 
   async #openHttpSession(req: IncomingMessage): Promise<Wrapped<StreamableHttpSessionTransport>> {
-    const inner = new StreamableHttpSessionTransport({ sessionIdGenerator: randomUUID });
     const generation = this.#current;
+    const inner = new StreamableHttpSessionTransport({ sessionIdGenerator: randomUUID, jsonResponses: generation.settings.jsonResponses });
     const client = this.#clients.clientOf(req);
     const downstream = this.#wrapDownstream(generation, inner, client);
     const session = this.#open(generation, 'http', downstream, () => downstream.close(), client);
@@ -719,7 +723,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     }
     const header = req.headers['mcp-protocol-version'];
     const protocolVersion = (upstream.inner as { protocolVersion?: string }).protocolVersion ?? (typeof header === 'string' ? header : undefined);
-    const inner = new StreamableHttpSessionTransport({ sessionIdGenerator: randomUUID, adopt: sessionId });
+    const inner = new StreamableHttpSessionTransport({ sessionIdGenerator: randomUUID, adopt: sessionId, jsonResponses: generation.settings.jsonResponses });
     const client = this.#clients.clientOf(req);
     const downstream = this.#wrapDownstream(generation, inner, client);
     const session = this.#open(generation, 'http', downstream, () => downstream.close(), client, id, { upstream, protocolVersion });
@@ -772,7 +776,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const generation = this.#current;
     const release = this.#use(generation.upstream);
     const client = this.#clients.clientOf(req);
-    const downstream = this.#wrapDownstream(generation, new PerRequestHttpTransport(), client);
+    const downstream = this.#wrapDownstream(generation, new PerRequestHttpTransport({ jsonResponses: generation.settings.jsonResponses }), client);
     const exchange = new ProxySession({
       id,
       listener: 'http',

@@ -47,6 +47,46 @@ describe.each([['v1'], ['v2']] as const)('fixture server on SDK %s behind the ga
   });
 });
 
+describe('downstream.jsonResponses: a lone answer as one application/json body', () => {
+  let gw: TestGateway;
+  beforeAll(async () => {
+    gw = await startTestGateway({ upstream: fixtureUpstream('v1'), downstream: { jsonResponses: true } });
+  });
+  afterAll(async () => {
+    await gw.stop();
+  });
+  // The one difference the option names (docs/gateway.md): an SDK client reports an aborted
+  // event stream as it closes, and never a JSON body.
+  const apartFromStreamErrors = (run: ReturnType<typeof comparable>) => ({ ...run, errors: run.errors.filter((e) => !e.startsWith('SSE stream disconnected')) });
+
+  it.each([['v1'], ['v2']] as const)('an SDK %s client over http sees what it sees connected to the server directly, but for aborted event streams', async (sdk) => {
+    const cancelSent = cancelSentOn(gw.gateway.upstreamEvents);
+    const through = comparable(await script(sdk, makeClientTransport(sdk, gw.http), 'v1', () => cancelSent));
+    const reference = comparable(await directRun(sdk, 'v1', 'http'));
+    expect(apartFromStreamErrors(through)).toEqual(apartFromStreamErrors(reference));
+    expect(through.errors.length).toBeLessThanOrEqual(reference.errors.length);
+    expect(through.progressBeforeResponse).toEqual([1, 2, 3]);
+    expect(gw.logs.filter((r) => r['level'] === 'error')).toEqual([]);
+  });
+
+  it('answers initialize and a tools/call with JSON bodies, and progress before an answer with an event stream', async () => {
+    const post = (body: unknown, headers: Record<string, string> = {}) =>
+      fetch(gw.http, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers }, body: JSON.stringify(body) });
+    const init = await post({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '0' } } });
+    expect(init.headers.get('content-type')).toBe('application/json');
+    expect(await init.json()).toMatchObject({ jsonrpc: '2.0', id: 0, result: { protocolVersion: '2025-11-25' } });
+    const session = { 'mcp-session-id': init.headers.get('mcp-session-id') ?? '', 'mcp-protocol-version': '2025-11-25' };
+    await (await post({ jsonrpc: '2.0', method: 'notifications/initialized' }, session)).arrayBuffer();
+    const call = await post({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'add', arguments: { a: 2, b: 3 } } }, session);
+    expect(call.headers.get('content-type')).toBe('application/json');
+    expect(await call.json()).toMatchObject({ jsonrpc: '2.0', id: 1, result: { content: [{ type: 'text', text: '5' }] } });
+    const progress = await post({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'progress', arguments: { steps: 2 }, _meta: { progressToken: 'p' } } }, session);
+    expect(progress.headers.get('content-type')).toBe('text/event-stream');
+    expect(await progress.text()).toMatch(/notifications\/progress[\s\S]*"id":2/);
+    await fetch(gw.http, { method: 'DELETE', headers: session });
+  });
+});
+
 describe('protocol eras through the gateway', () => {
   // The fixture behind the SDK v2 stdio entry, which serves both eras (2025 and 2026-07-28).
   const bothEras = { command: process.execPath, args: [fileURLToPath(new URL('../support/stdio-server.ts', import.meta.url)), '--sdk', 'v2'] };

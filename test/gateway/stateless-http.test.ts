@@ -276,6 +276,19 @@ describeEachBroker('test/gateway/stateless-http.test.ts', (b) => `2026-07-28 ove
     expect(answers).toHaveLength(1);
     expect(JSON.parse(answers[0]!.slice(answers[0]!.indexOf('data: ') + 6))).toMatchObject({ id: 'mine', result: { content: [{ type: 'text', text: '42' }] } });
   });
+
+  it('with downstream.jsonResponses the same answer is one application/json body', async () => {
+    const gw = await startTestGateway({ upstream: { url: upstreamUrl }, downstream: { jsonResponses: true } });
+    try {
+      const res = await fetch(gw.http, modernRequest('tools/call', { name: 'add', arguments: { a: 40, b: 2 } }, { 'mcp-name': 'add' }, 'json'));
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toBe('application/json');
+      expect(await res.json()).toMatchObject({ jsonrpc: '2.0', id: 'json', result: { content: [{ type: 'text', text: '42' }] } });
+      await exchangesOver(gw);
+    } finally {
+      await gw.stop(0);
+    }
+  });
 });
 
 describe('2026-07-28 over HTTP in front of a stdio upstream', () => {

@@ -9,7 +9,7 @@ import zlib from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JSONRPCMessage, JSONRPCRequest } from '#core/jsonrpc.ts';
 import { McpHttpServer } from '#transports/http/server.ts';
-import { StreamableHttpSessionTransport } from '#transports/http/session.ts';
+import { type StreamableHttpSessionOptions, StreamableHttpSessionTransport } from '#transports/http/session.ts';
 
 const INITIALIZE = { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '0' } } };
 const ACCEPT = 'application/json, text/event-stream';
@@ -26,11 +26,14 @@ afterEach(async () => {
 });
 
 /** A session whose "application" answers each request by `answer`; `keepAliveMs` shortened where a test needs it. */
-async function serve(answer: (transport: StreamableHttpSessionTransport, request: JSONRPCRequest) => void, keepAliveMs?: number): Promise<{ url: string; sessions: StreamableHttpSessionTransport[] }> {
+async function serve(
+  answer: (transport: StreamableHttpSessionTransport, request: JSONRPCRequest) => void,
+  options: Omit<StreamableHttpSessionOptions, 'sessionIdGenerator'> = {},
+): Promise<{ url: string; sessions: StreamableHttpSessionTransport[] }> {
   const sessions: StreamableHttpSessionTransport[] = [];
   const server = new McpHttpServer({
     sessions: async () => {
-      const transport = new StreamableHttpSessionTransport({ sessionIdGenerator: () => `session-${sessions.length}`, ...(keepAliveMs === undefined ? {} : { keepAliveMs }) });
+      const transport = new StreamableHttpSessionTransport({ sessionIdGenerator: () => `session-${sessions.length}`, ...options });
       transport.onmessage = (message: JSONRPCMessage) => {
         if ('method' in message && 'id' in message) answer(transport, message as JSONRPCRequest);
       };
@@ -122,7 +125,7 @@ describe('how a POST is answered', () => {
   });
 
   it('a POST still waiting for its first message gets its headers and a keep-alive comment', async () => {
-    const { url, sessions } = await serve((transport, req) => (req.method === 'initialize' ? answers(transport, req) : undefined), 40);
+    const { url, sessions } = await serve((transport, req) => (req.method === 'initialize' ? answers(transport, req) : undefined), { keepAliveMs: 40 });
     const session = await initialized(url);
     let first = '';
     const waiting = request(url, 'POST', { 'content-type': 'application/json', accept: ACCEPT, ...session }, { jsonrpc: '2.0', id: 1, method: 'tools/call' }, (chunk) => {
@@ -141,6 +144,39 @@ describe('how a POST is answered', () => {
     const accepted = await post(url, { jsonrpc: '2.0', method: 'notifications/initialized' }, session);
     expect(accepted.status).toBe(202);
     expect(accepted.body.length).toBe(0);
+  });
+});
+
+describe('with jsonResponses', () => {
+  const progressFirst = (transport: StreamableHttpSessionTransport, req: JSONRPCRequest) => {
+    if (req.method !== 'tools/call') return answers(transport, req);
+    void transport.send({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 1, progress: 1 } }, { relatedRequestId: req.id });
+    setImmediate(() => result(transport, req, { done: true }));
+  };
+
+  it('a lone request whose answer is all there is gets it as one application/json body, with a Content-Length and the session id', async () => {
+    const { url } = await serve(answers, { jsonResponses: true });
+    const answer = await post(url, INITIALIZE);
+    expect(answer.status).toBe(200);
+    expect(answer.headers['content-type']).toBe('application/json');
+    expect(answer.headers['mcp-session-id']).toBe('session-1');
+    expect(Number(answer.headers['content-length'])).toBe(answer.body.length);
+    expect(JSON.parse(answer.body.toString())).toMatchObject({ jsonrpc: '2.0', id: 0, result: { protocolVersion: '2025-11-25' } });
+    const session = { 'mcp-session-id': 'session-1', 'mcp-protocol-version': '2025-11-25' };
+    const call = await post(url, { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'x' } }, session);
+    expect(call.headers['content-type']).toBe('application/json');
+    expect(JSON.parse(call.body.toString())).toEqual({ jsonrpc: '2.0', id: 1, result: { echo: { name: 'x' } } });
+  });
+
+  it('a message before the answer still makes an event stream, and a batch stays one', async () => {
+    const { url } = await serve(progressFirst, { jsonResponses: true });
+    const session = await initialized(url);
+    const streamed = await post(url, { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'x' } }, session);
+    expect(streamed.headers['content-type']).toBe('text/event-stream');
+    expect(streamed.body.toString().split('\n\n').filter((e) => e !== '')).toHaveLength(2);
+    const batch = await post(url, [{ jsonrpc: '2.0', id: 2, method: 'ping' }], session);
+    expect(batch.headers['content-type']).toBe('text/event-stream');
+    expect(batch.body.toString()).toMatch(/^event: message\ndata: \{"jsonrpc":"2\.0","id":2,/);
   });
 });
 

@@ -253,6 +253,12 @@ export const downstreamConfig = options(
       .meta({ description: 'HTTP: how long a message from the server with no stream to go on (no GET stream, no request in flight) waits for one before a server request is answered with an error and a notification dropped (default 30 000).' }),
     evictIdleSessions: boolean().optional().meta({ description: 'At maxSessions, close the least recently active session nobody is using (nothing in flight, and a client that never spoke or holds no HTTP stream) to admit a new one, instead of refusing it with 503 (default true).' }),
     maxBodyBytes: integer(1).optional().meta({ description: 'Largest HTTP request body (default 4 MiB).' }),
+    jsonResponses: boolean()
+      .optional()
+      .meta({
+        description:
+          'HTTP: a POST holding one request whose response is the first and only message for it is answered with one application/json body instead of an event stream (default false, as the SDK server answers). Clients must accept both, and read JSON for less; an SDK client then no longer reports an aborted event stream as it closes, so it sees something else than connected to an SDK server directly.',
+      }),
   layers: layerList('downstream').optional().meta({ description: 'The server-side stack, first = outermost. Default: tracing, metrics.' }),
   },
   'What the gateway serves.',

@@ -38,6 +38,7 @@ const LIVE: ReadonlyArray<readonly [string, (config: GatewayConfig) => unknown]>
   ['downstream.handshakeTimeoutMs', (c) => c.downstream?.handshakeTimeoutMs],
   ['downstream.heldMessageTimeoutMs', (c) => c.downstream?.heldMessageTimeoutMs],
   ['downstream.evictIdleSessions', (c) => c.downstream?.evictIdleSessions],
+  ['downstream.jsonResponses', (c) => c.downstream?.jsonResponses],
   ['observability.logs.level', (c) => c.observability?.logs?.level],
   ['shutdown.drainTimeoutMs', (c) => c.shutdown?.drainTimeoutMs],
 ];

@@ -7,7 +7,8 @@
  *   - The answer written first (the common case) is the whole response, one body with its
  *     headers, as the session transport (session.ts) writes it; otherwise the response is
  *     an event stream from the first message on, each event flushed, ended by the answer.
- *     Responses are `text/event-stream` either way, as the session transport's are.
+ *     Responses are `text/event-stream` either way, as the session transport's are
+ *     (a whole answer is `application/json` with `jsonResponses`).
  *   - The client cancels by closing its request (the era has no `notifications/cancelled`
  *     from client to server over HTTP): a response that closes before its answer was
  *     written is delivered as `notifications/cancelled` for the request, which is what
@@ -24,12 +25,14 @@ import type { IncomingMessage } from 'node:http';
 import { CANCELLED, isRequest, type JSONRPCMessage, type RequestId } from '../../core/jsonrpc.ts';
 import type { MessageExtraInfo, TransportSendOptions } from '../../core/transport.ts';
 import { deliverTo, reportTo } from '../../core/callbacks.ts';
-import { errorJson, event, EVENT_STREAM, type EventStream, KEEP_ALIVE, KEEP_ALIVE_MS, postRefusal, type Responder } from './respond.ts';
+import { errorJson, event, EVENT_STREAM, type EventStream, KEEP_ALIVE, KEEP_ALIVE_MS, loneAnswer, postRefusal, type Responder } from './respond.ts';
 import { extraInfo } from './session.ts';
 
 export interface PerRequestHttpOptions {
   /** Between keep-alive comments on a silent response. Default 15 000. */
   keepAliveMs?: number;
+  /** Answer with `application/json` when the answer is all there is (respond.ts `loneAnswer`). Default false: an event stream, as the SDK's transport answers. */
+  jsonResponses?: boolean;
 }
 
 export class PerRequestHttpTransport {
@@ -40,6 +43,7 @@ export class PerRequestHttpTransport {
   onerror?: ((error: Error) => void) | undefined;
 
   readonly #keepAliveMs: number;
+  readonly #json: boolean;
   #started = false;
   #used = false;
   #closed = false;
@@ -53,6 +57,7 @@ export class PerRequestHttpTransport {
 
   constructor(options: PerRequestHttpOptions = {}) {
     this.#keepAliveMs = options.keepAliveMs ?? KEEP_ALIVE_MS;
+    this.#json = options.jsonResponses ?? false;
   }
 
   async start(): Promise<void> {
@@ -110,8 +115,11 @@ export class PerRequestHttpTransport {
     this.#answered = true;
     clearInterval(this.#pulse);
     if (this.#events !== undefined) this.#events.end(event(message));
-    // Nothing was streamed yet: the whole event stream is known, and goes out as one body.
-    else out.whole(200, { ...EVENT_STREAM }, event(message));
+    else {
+      // Nothing was streamed yet: the whole answer is known, and goes out as one body.
+      const { base, body } = loneAnswer(message, this.#json);
+      out.whole(200, { ...base }, body);
+    }
     queueMicrotask(() => void this.close());
   }
 

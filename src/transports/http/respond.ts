@@ -190,6 +190,22 @@ export const EVENT_STREAM: OutgoingHttpHeaders = {
   'x-accel-buffering': 'no',
 };
 
+const JSON_BODY: OutgoingHttpHeaders = { 'content-type': 'application/json' };
+
+/**
+ * The body that answers a POST's one request when its response is the first and last
+ * message for it (the common case: nothing was streamed before it). The spec lets the
+ * server answer a request with `application/json` or an event stream, and clients must
+ * accept both; with `json`, it is the message as JSON, which spares the client an
+ * event-stream parser: the SDK client reads an event stream through two Web streams, and
+ * that is most of what a call costs it (docs/benchmarks.md, "JSON answers"). Without, one
+ * event, as the SDK's transport answers unless `enableJsonResponse` is set. `base` is the
+ * headers to send (copied: callers add theirs).
+ */
+export function loneAnswer(message: JSONRPCMessage, json: boolean): { base: OutgoingHttpHeaders; body: string } {
+  return json ? { base: JSON_BODY, body: JSON.stringify(message) } : { base: EVENT_STREAM, body: event(message) };
+}
+
 /** One message as an SSE event. */
 export function event(message: JSONRPCMessage): string {
   return `event: message\ndata: ${JSON.stringify(message)}\n\n`;

@@ -16,9 +16,10 @@
  * known and goes out as one body with its headers, in one write, compressed only from
  * McpHttpServer's `minBytes` on, like any other whole body. Otherwise it is an event stream
  * from that message on, every event flushed (and compressed as negotiated) at once.
- * Responses stay `text/event-stream`, as the SDK's: `application/json` would be allowed,
- * but clients see the difference (the SDK client reports an event stream still open when
- * it closes; it never reports a JSON body).
+ * Responses are `text/event-stream`, as the SDK's, unless `jsonResponses` says otherwise:
+ * then a lone request's whole answer is one `application/json` body (respond.ts
+ * `loneAnswer`). Not by default, because clients see the difference (the SDK client
+ * reports an event stream still open when it closes; it never reports a JSON body).
  *
  * What it keeps of the SDK's transport, answer for answer: Accept (406) and Content-Type
  * (415) checks, batches of at most 100 (400), one initialize per session (400), the
@@ -36,7 +37,7 @@ import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from '
 import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
 import { CANCELLED, type JSONRPCMessage, type RequestId } from '../../core/jsonrpc.ts';
 import type { MessageExtraInfo, TransportSendOptions } from '../../core/transport.ts';
-import { errorJson, event, EVENT_STREAM, KEEP_ALIVE, KEEP_ALIVE_MS, postRefusal, type EventStream, type Responder } from './respond.ts';
+import { errorJson, event, EVENT_STREAM, KEEP_ALIVE, KEEP_ALIVE_MS, loneAnswer, postRefusal, type EventStream, type Responder } from './respond.ts';
 import { deliverTo, reportTo } from '../../core/callbacks.ts';
 
 /** The SDK's transports refuse longer batches (MAX_BATCH_SIZE). */
@@ -53,6 +54,8 @@ export interface StreamableHttpSessionOptions {
   adopt?: string;
   /** Between keep-alive comments on event streams. Default 15 000. */
   keepAliveMs?: number;
+  /** Answer a lone request with `application/json` when its response is all there is (respond.ts `loneAnswer`). Default false: an event stream, as the SDK's transport answers. */
+  jsonResponses?: boolean;
 }
 
 /** One POST that carried requests: answered once every one of them is. */
@@ -65,6 +68,8 @@ interface Exchange {
   events: EventStream | undefined;
   /** When the POST arrived (performance.now()): its silence, while it is not an event stream. */
   readonly at: number;
+  /** The POST's body was a JSON-RPC batch (an array), not one message. */
+  readonly batch: boolean;
 }
 
 /** The GET stream; `early` holds what was sent to it while its headers were being written. */
@@ -87,6 +92,7 @@ export class StreamableHttpSessionTransport {
 
   readonly #generate: () => string;
   readonly #keepAliveMs: number;
+  readonly #json: boolean;
   #versions: readonly string[] = SUPPORTED_PROTOCOL_VERSIONS;
   #started = false;
   #initialized = false;
@@ -100,6 +106,7 @@ export class StreamableHttpSessionTransport {
   constructor(options: StreamableHttpSessionOptions) {
     this.#generate = options.sessionIdGenerator;
     this.#keepAliveMs = options.keepAliveMs ?? KEEP_ALIVE_MS;
+    this.#json = options.jsonResponses ?? false;
     if (options.adopt !== undefined) {
       this.sessionId = options.adopt;
       this.#initialized = true;
@@ -173,7 +180,7 @@ export class StreamableHttpSessionTransport {
       return out.whole(202, {}, undefined);
     }
     // A client that goes away abandons its answers: send() refuses them when they come, as the SDK's transport does.
-    const exchange: Exchange = { out, pending: requests, answers: [], events: undefined, at: performance.now() };
+    const exchange: Exchange = { out, pending: requests, answers: [], events: undefined, at: performance.now(), batch: Array.isArray(body) };
     for (const message of messages) if (isRequest(message)) this.#exchanges.set(message.id, exchange);
     this.#pulse ??= this.#startPulse();
     for (const message of messages) this.#hand(message, extra);
@@ -253,8 +260,12 @@ export class StreamableHttpSessionTransport {
         return;
       }
       if (exchange.events !== undefined) return exchange.events.end(event(message));
+      // Nothing was streamed yet: the whole answer is known, and goes out as one body.
+      if (!exchange.batch) {
+        const { base, body } = loneAnswer(message, this.#json);
+        return exchange.out.whole(200, this.#headers(base), body);
+      }
       exchange.answers.push(message);
-      // Nothing was streamed yet: the whole event stream is known, and goes out as one body.
       exchange.out.whole(200, this.#headers(EVENT_STREAM), exchange.answers.map(event).join(''));
       return;
     }
