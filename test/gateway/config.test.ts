@@ -148,6 +148,16 @@ describe('config problems are reported by path, expectation, value and line', ()
     ]);
   });
 
+  it('the WebSocket upstream\'s reconnect.queueTimeoutMs and downstream.jsonResponses: read, and checked', () => {
+    const { config } = parseConfigText('upstream:\n  url: wss://mcp.example.com/mcp\n  websocket: { reconnect: { maxRetries: 3, queueTimeoutMs: 5000 } }\ndownstream: { jsonResponses: true }\n', 'mcp-layers.yaml');
+    expect(config.upstream?.websocket?.reconnect).toEqual({ maxRetries: 3, queueTimeoutMs: 5000 });
+    expect(config.downstream?.jsonResponses).toBe(true);
+    expect(problems('upstream:\n  url: wss://mcp.example.com/mcp\n  websocket: { reconnect: { queueTimeoutMs: 0 } }\ndownstream: { jsonResponses: "yes" }\n')).toEqual([
+      'upstream.websocket.reconnect.queueTimeoutMs: expected a duration in milliseconds >= 1, got 0 (line 3)',
+      'downstream.jsonResponses: expected true or false, got "yes" (line 4)',
+    ]);
+  });
+
   it('a bad URL, a missing upstream, misplaced options', () => {
     expect(problems('upstream:\n  url: ftp://mcp.example.com\n')).toEqual(['upstream.url: expected an absolute upstream URL (http://, https://, ws://, wss://; or a broker URL, nats://, tls://, redis://, rediss:// HOST:PORT/SERVICE), got "ftp://mcp.example.com" (line 2)']);
     expect(problems('downstream: { port: 8080 }\n')).toEqual(['upstream: missing; expected an options object (line 1)']);

@@ -101,7 +101,20 @@ const upstreamShape = {
         perMessageDeflate: boolean().optional(),
         heartbeat: z.union([z.literal(false), options({ intervalMs: duration(1).optional(), timeoutMs: duration(1).optional() })], { error: 'heartbeat options, or false' }).optional(),
         reconnect: z
-          .union([z.literal(false), options({ maxRetries: integer(0).optional(), initialDelayMs: duration().optional(), maxDelayMs: duration().optional() })], { error: 'reconnect options, or false' })
+          .union(
+            [
+              z.literal(false),
+              options({
+                maxRetries: integer(0).optional(),
+                initialDelayMs: duration().optional(),
+                maxDelayMs: duration().optional(),
+                queueTimeoutMs: duration(1)
+                  .optional()
+                  .meta({ description: 'How long a message sent while the connection is being restored waits for it before it fails, never sent (default 30 000).' }),
+              }),
+            ],
+            { error: 'reconnect options, or false' },
+          )
           .optional(),
       },
       'WebSocketClientTransport options.',
