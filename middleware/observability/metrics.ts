@@ -590,6 +590,20 @@ export function metrics(options?: MetricsOptions): Layer {
     child.bytes.inc(event.bytes);
   }
 
+  // Every message a transport reads or writes publishes one (wire bytes): bound per (transport, direction, encoding).
+  const wireBytes = counter('mcp_layers_wire_bytes_total');
+  const wireBound = new LabelTree<{ inc: (by: number) => void }>(3, MAX_BOUND_LABEL_SETS);
+  function countWire(transport: string, event: LayerEvents['wire']): void {
+    const encoding = caps.encoding.value(event.encoding);
+    let child = wireBound.find(transport, event.direction, encoding);
+    if (child === undefined) {
+      const values = labels({ transport, direction: event.direction, encoding });
+      const made = wireBytes.labels(values);
+      child = wireBound.add(made, transport, event.direction, encoding) ? made : { inc: (by) => wireBytes.inc(values, by) };
+    }
+    child.inc(event.bytes);
+  }
+
   function subscribe(host: LayerHost): () => void {
     // Events without an exchange are labelled with the transport whose bus carried them.
     const transport = host.session.name;
@@ -640,7 +654,7 @@ export function metrics(options?: MetricsOptions): Layer {
         inc('mcp_layers_compression_bytes_total', { ...base, stage: 'before' }, e.before);
         inc('mcp_layers_compression_bytes_total', { ...base, stage: 'after' }, e.after);
       },
-      wire: (e) => inc('mcp_layers_wire_bytes_total', { transport, direction: e.direction, encoding: caps.encoding.value(e.encoding) }, e.bytes),
+      wire: (e) => countWire(transport, e),
       // No session ids, subjects or worker ids in labels: they are unbounded (the logs have them).
       'broker-published': (e) => countPublished(transport, e),
       'broker-redelivered': (e) => inc('mcp_layers_broker_redeliveries_total', { transport, mcp_method_name: caps.method.value(e.method), outcome: e.outcome }),
