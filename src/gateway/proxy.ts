@@ -600,7 +600,9 @@ export class ProxySession {
         this.#upstreamAnswered = true;
         if (request?.method === 'initialize') this.#negotiated(message.result['protocolVersion']);
         const client = this.#options.client;
-        if (client !== undefined && request !== undefined) message = { ...message, result: client.visible(request.method, message.result) };
+        const shown = client === undefined || request === undefined ? message.result : client.visible(request.method, message.result);
+        // A copy only when the client's allow-lists hid something (visible() returns the result itself otherwise).
+        if (shown !== message.result) message = { ...message, result: shown };
       } else if (message.error.code === ErrorCode.ConnectionClosed) {
         const exit = this.#upstreamExit();
         if (exit !== undefined) message = { jsonrpc: '2.0', id, error: toErrorObject(this.#exitError(exit, request?.method ?? 'the request'), 0) };
