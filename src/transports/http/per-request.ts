@@ -7,8 +7,8 @@
  *   - The answer written first (the common case) is the whole response, one body with its
  *     headers, as the session transport (session.ts) writes it; otherwise the response is
  *     an event stream from the first message on, each event flushed, ended by the answer.
- *     Responses are `text/event-stream` either way, as the session transport's are
- *     (a whole answer is `application/json` with `jsonResponses`).
+ *     Responses are `text/event-stream`, as the session transport's are, unless
+ *     `jsonResponses` says otherwise: then a whole answer is one `application/json` body.
  *   - The client cancels by closing its request (the era has no `notifications/cancelled`
  *     from client to server over HTTP): a response that closes before its answer was
  *     written is delivered as `notifications/cancelled` for the request, which is what
