@@ -58,6 +58,7 @@ import { ClientPolicies } from './clients/policies.ts';
 import { type CloseReason, ProxySession, type ProxySessionOptions } from './proxy.ts';
 import { type BuiltStack, buildStack, StackProblemsError } from './stack.ts';
 import { createUpstream, findCommand, type Upstream } from './upstream.ts';
+import { WRAP_SETTING_KEYS, wrapOptionsOf } from './wrap-options.ts';
 
 /** Defaults of everything the config may leave out (docs/gateway.md lists them). */
 const GATEWAY_DEFAULTS = {
@@ -733,13 +734,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   }
 
   #wrapUpstream(generation: Generation, transport: Transport): LayeredTransport {
-    const upstreamConfig = generation.config.upstream;
-    return wrap(transport, generation.stacks.upstream.layers, {
-      name: 'upstream',
-      events: this.upstreamEvents,
-      ...(upstreamConfig?.idempotentTools === undefined ? {} : { idempotentTools: upstreamConfig.idempotentTools }),
-      ...(upstreamConfig?.nonIdempotentTools === undefined ? {} : { nonIdempotentTools: upstreamConfig.nonIdempotentTools }),
-    });
+    return wrap(transport, generation.stacks.upstream.layers, { name: 'upstream', events: this.upstreamEvents, ...wrapOptionsOf(generation.config.upstream) });
   }
 
   /**
@@ -819,7 +814,12 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   /** Every span of the session's exchanges names its client (a name from the config, or unknown: bounded). */
   #wrapDownstream<T extends Transport>(generation: Generation, inner: T, client: string): Wrapped<T> {
-    return wrap(inner, generation.stacks.downstream.layers, { name: 'downstream', events: this.downstreamEvents, attributes: { [CLIENT_ATTRIBUTE]: client } });
+    return wrap(inner, generation.stacks.downstream.layers, {
+      name: 'downstream',
+      events: this.downstreamEvents,
+      attributes: { [CLIENT_ATTRIBUTE]: client },
+      ...wrapOptionsOf(generation.config.downstream),
+    });
   }
 
   /**
@@ -944,7 +944,8 @@ function onBroker(config: GatewayConfig): boolean {
  */
 function connectionOf(config: GatewayConfig): unknown {
   if (config.upstream === undefined) return { upstreams: config.upstreams, federation: config.federation };
-  const { layers: _layers, idempotentTools: _idempotent, nonIdempotentTools: _nonIdempotent, ...connection } = config.upstream;
+  const { layers: _layers, ...connection }: Record<string, unknown> = config.upstream;
+  for (const key of WRAP_SETTING_KEYS) delete connection[key];
   return connection;
 }
 

@@ -101,3 +101,24 @@ for (const listener of ['http', 'websocket'] as const) {
     });
   });
 }
+
+describe('with upstream.maxDepth and downstream.maxDepth set', () => {
+  let limited: TestGateway;
+  beforeAll(async () => {
+    limited = await startTestGateway({ upstream: { command: process.execPath, args: ['--input-type=module', '-e', SERVER], maxDepth: 20 }, downstream: { maxDepth: 16 } });
+  });
+  afterAll(() => limited.stop(0));
+
+  it("refuses a server's result deeper than upstream.maxDepth, and a client's request deeper than downstream.maxDepth, each naming its limit", async () => {
+    const client = await connect('http', limited);
+    const tooDeepResult = await failure(client.callTool({ name: 'nest', arguments: { depth: 25 } }, undefined, { timeout: 20_000 }));
+    expect(tooDeepResult?.code).toBe(-32600);
+    expect(tooDeepResult?.message).toMatch(/too deep \(\d+ levels, limit 20\) at \$\.result\.structuredContent\.a/);
+    const tooDeepRequest = await failure(client.callTool({ name: 'nest', arguments: { depth: 1, extra: nest(20) } }, undefined, { timeout: 20_000 }));
+    expect(tooDeepRequest?.code).toBe(-32600);
+    expect(tooDeepRequest?.message).toMatch(/too deep \(\d+ levels, limit 16\) at \$\.params\.arguments\.extra\.a/);
+    // Within both limits the call goes through, and the session goes on.
+    expect((await client.callTool({ name: 'nest', arguments: { depth: 10 } })).structuredContent).toEqual(nest(10));
+    await client.close();
+  });
+});

@@ -122,6 +122,7 @@ const upstreamShape = {
   broker: brokerOptions.optional(),
   idempotentTools: names('tool name or glob').optional().meta({ description: 'Tools safe to send twice (retried, hedged), besides those annotated readOnlyHint/idempotentHint.' }),
   nonIdempotentTools: names('tool name or glob').optional().meta({ description: 'Tools never sent twice, whatever their annotations say.' }),
+  maxDepth: integer(2).optional().meta({ description: 'The deepest nesting a message from the server may have, the message itself being level 1; a deeper one is refused and the request waiting for it ends with -32600 (default 1000).' }),
   layers: layerList('upstream').optional().meta({ description: 'The client-side stack, first = outermost. Default: tracing, metrics, logging.' }),
 };
 
@@ -266,6 +267,7 @@ export const downstreamConfig = options(
       .meta({ description: 'HTTP: how long a message from the server with no stream to go on (no GET stream, no request in flight) waits for one before a server request is answered with an error and a notification dropped (default 30 000).' }),
     evictIdleSessions: boolean().optional().meta({ description: 'At maxSessions, close the least recently active session nobody is using (nothing in flight, and a client that never spoke or holds no HTTP stream) to admit a new one, instead of refusing it with 503 (default true).' }),
     maxBodyBytes: integer(1).optional().meta({ description: 'Largest HTTP request body (default 4 MiB).' }),
+    maxDepth: integer(2).optional().meta({ description: 'The deepest nesting a message from a client may have, the message itself being level 1; a deeper request is answered -32600 (default 1000).' }),
     jsonResponses: boolean()
       .optional()
       .meta({

@@ -103,6 +103,7 @@ export const workerConfig = options(
     id: text('a worker id (letters, digits, "_" and "-")').optional().meta({ description: 'This worker\'s id on the broker (default a random one).' }),
     idempotentTools: names('tool name or glob').optional().meta({ description: 'Tools that may run again when the broker redelivers them after a worker died, besides those annotated readOnlyHint/idempotentHint.' }),
     nonIdempotentTools: names('tool name or glob').optional().meta({ description: 'Tools never run twice, whatever their annotations or the client say.' }),
+    maxDepth: integer(2).optional().meta({ description: 'The deepest nesting a message from a client may have, the message itself being level 1; a deeper request is answered -32600 (default 1000).' }),
     storage: choice(['file', 'memory']).optional().meta({ description: 'NATS only: where JetStream keeps the service\'s stream (default file, which survives a broker restart).' }),
     maxPayload: integer(1024).optional().meta({ description: 'Redis only: the largest message, with its headers, in bytes (default 1 048 576). NATS takes the server\'s max_payload.' }),
     host: text('a host name or address').optional().meta({ description: 'Interface of the /metrics, /healthz and /readyz listener (default 127.0.0.1).' }),

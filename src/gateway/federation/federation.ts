@@ -85,8 +85,7 @@ export function createFederation(options: FederationOptions, previous?: Federati
       upstream: createUpstream(section, { baseDir: options.baseDir, oauth: stack.oauth, logger, maxSessions: options.maxSessions }),
       layers: stack.layers,
       filters: filtersOf(member, formatPath(path)),
-      idempotentTools: section.idempotentTools,
-      nonIdempotentTools: section.nonIdempotentTools,
+      wrapOptions: section,
     };
   }
   for (const spec of members) if (!stacks.has(spec.name)) stacks.set(spec.name, previous?.stacks.get(spec.name) as BuiltStack);

@@ -14,6 +14,7 @@ import { type LayeredTransport, wrap } from '../../core/wrap.ts';
 import { type ChildExit, describeExit } from '../child.ts';
 import type { GatewayLogger } from '../logger.ts';
 import type { Upstream } from '../upstream.ts';
+import { type WrapSettings, wrapOptionsOf } from '../wrap-options.ts';
 import type { Filters } from './filters.ts';
 
 /** What the gateway knows of one upstream of several: built once, shared by every session. */
@@ -23,8 +24,8 @@ export interface MemberSpec {
   readonly upstream: Upstream;
   readonly layers: readonly Layer[];
   readonly filters: Filters;
-  readonly idempotentTools?: readonly string[] | undefined;
-  readonly nonIdempotentTools?: readonly string[] | undefined;
+  /** Its section's idempotency lists and maxDepth (wrap-options.ts). */
+  readonly wrapOptions: WrapSettings;
 }
 
 /** The `transport` label of a member's metrics and log records (the one upstream's is `upstream`). */
@@ -100,8 +101,7 @@ export class Member {
       transport = wrap(this.spec.upstream.create(this.#session), this.spec.layers, {
         name: memberTransportName(this.spec.name),
         events: this.#events,
-        ...(this.spec.idempotentTools === undefined ? {} : { idempotentTools: this.spec.idempotentTools }),
-        ...(this.spec.nonIdempotentTools === undefined ? {} : { nonIdempotentTools: this.spec.nonIdempotentTools }),
+        ...wrapOptionsOf(this.spec.wrapOptions),
       });
       this.#transport = transport;
       transport.onmessage = (message) => this.#receive(message);

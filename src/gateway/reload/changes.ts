@@ -39,6 +39,7 @@ const LIVE: ReadonlyArray<readonly [string, (config: GatewayConfig) => unknown]>
   ['downstream.heldMessageTimeoutMs', (c) => c.downstream?.heldMessageTimeoutMs],
   ['downstream.evictIdleSessions', (c) => c.downstream?.evictIdleSessions],
   ['downstream.jsonResponses', (c) => c.downstream?.jsonResponses],
+  ['downstream.maxDepth', (c) => c.downstream?.maxDepth],
   ['observability.logs.level', (c) => c.observability?.logs?.level],
   ['shutdown.drainTimeoutMs', (c) => c.shutdown?.drainTimeoutMs],
 ];

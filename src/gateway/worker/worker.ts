@@ -43,6 +43,7 @@ import type { GatewayLogger } from '../logger.ts';
 import { ProxySession } from '../proxy.ts';
 import { type BuiltStack, buildStack, StackProblemsError } from '../stack.ts';
 import { createUpstream, type Upstream } from '../upstream.ts';
+import { wrapOptionsOf } from '../wrap-options.ts';
 import { Endpoints, type EndpointUrls } from './endpoints.ts';
 import { libraryOptions, WORKER_DEFAULTS, type WorkerSettings, workerSettingsOf } from './settings.ts';
 
@@ -270,7 +271,8 @@ export class StdioWorker {
   /** A session's (or a sessionless request's) broker transport: paired with a child of its own. */
   async #onsession(transport: BrokerServerTransport): Promise<void> {
     const id = `local-${this.#nextLocalId++}`;
-    const downstream = wrap(transport, this.stacks.worker.layers, { name: 'downstream', events: this.downstreamEvents });
+    // The worker section's idempotency lists are the broker's (redelivery), not this wrap's: only its maxDepth applies here.
+    const downstream = wrap(transport, this.stacks.worker.layers, { name: 'downstream', events: this.downstreamEvents, ...wrapOptionsOf({ maxDepth: this.#config.worker?.maxDepth }) });
     const upstreamConfig = this.#config.upstream as UpstreamConfig;
     let childStarted = false;
     const session = new ProxySession({
@@ -280,12 +282,7 @@ export class StdioWorker {
       openUpstream: (): LayeredTransport => {
         childStarted = true;
         this.#children++;
-        return wrap(this.upstream.create(id) as Transport, this.stacks.upstream.layers, {
-          name: 'upstream',
-          events: this.upstreamEvents,
-          ...(upstreamConfig.idempotentTools === undefined ? {} : { idempotentTools: upstreamConfig.idempotentTools }),
-          ...(upstreamConfig.nonIdempotentTools === undefined ? {} : { nonIdempotentTools: upstreamConfig.nonIdempotentTools }),
-        });
+        return wrap(this.upstream.create(id) as Transport, this.stacks.upstream.layers, { name: 'upstream', events: this.upstreamEvents, ...wrapOptionsOf(upstreamConfig) });
       },
       logger: this.#log,
       closeDownstream: () => downstream.close(),
