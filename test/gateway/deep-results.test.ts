@@ -8,19 +8,8 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketClientTransport } from '#transports/ws/index.ts';
+import { DEEP_SERVER_ARGS, nest } from '../support/deep-server.ts';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
-
-/** A stdio server (the SDK's) whose `nest` tool answers structuredContent `depth` levels deep. */
-const SERVER = `
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
-import { z } from 'zod';
-const nest = (depth) => { let value = {}; for (let i = 0; i < depth; i++) value = { a: value }; return value; };
-const server = new McpServer({ name: 'deep', version: '1.0.0' });
-server.registerTool('nest', { inputSchema: { depth: z.number().int() } }, ({ depth }) => ({ content: [{ type: 'text', text: 'nested' }], structuredContent: nest(depth) }));
-process.stdin.once('end', () => process.exit(0));
-await server.connect(new StdioServerTransport());
-`;
 
 /**
  * A server written by hand, since the SDK's never puts a "__proto__" key on the wire: it
@@ -44,16 +33,10 @@ process.stdin.on('data', (chunk) => {
 process.stdin.once('end', () => process.exit(0));
 `;
 
-const nest = (depth: number) => {
-  let value: Record<string, unknown> = {};
-  for (let i = 0; i < depth; i++) value = { a: value };
-  return value;
-};
-
 let gw: TestGateway;
 let poisoning: TestGateway;
 beforeAll(async () => {
-  gw = await startTestGateway({ upstream: { command: process.execPath, args: ['--input-type=module', '-e', SERVER] } });
+  gw = await startTestGateway({ upstream: { command: process.execPath, args: DEEP_SERVER_ARGS } });
   poisoning = await startTestGateway({ upstream: { command: process.execPath, args: ['-e', POISONING_SERVER] } });
 });
 afterAll(() => Promise.all([gw.stop(0), poisoning.stop(0)]));
@@ -105,7 +88,7 @@ for (const listener of ['http', 'websocket'] as const) {
 describe('with upstream.maxDepth and downstream.maxDepth set', () => {
   let limited: TestGateway;
   beforeAll(async () => {
-    limited = await startTestGateway({ upstream: { command: process.execPath, args: ['--input-type=module', '-e', SERVER], maxDepth: 20 }, downstream: { maxDepth: 16 } });
+    limited = await startTestGateway({ upstream: { command: process.execPath, args: DEEP_SERVER_ARGS, maxDepth: 20 }, downstream: { maxDepth: 16 } });
   });
   afterAll(() => limited.stop(0));
 

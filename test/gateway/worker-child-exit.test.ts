@@ -7,12 +7,12 @@
  * on a new child and its next call succeeds.
  */
 import { execFileSync } from 'node:child_process';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { type BrokerServer, describeEachBroker, uniqueService } from '../support/brokers.ts';
+import { expect, it } from 'vitest';
+import { describeEachBroker, uniqueService } from '../support/brokers.ts';
 import { createV1Client, textOf } from '../support/clients.ts';
 import { DEMO_SERVER } from '../support/gateway.ts';
 import { captureOutcome } from '../support/scenarios.ts';
-import { killWorkers, startWorkerCli } from '../support/worker-cli.ts';
+import { brokerForWorkers, startWorkerCli } from '../support/worker-cli.ts';
 
 const childrenOf = (pid: number): number[] =>
   execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' }).split('\n').map((s) => Number(s.trim())).filter((n) => n > 0);
@@ -21,20 +21,13 @@ const childrenOf = (pid: number): number[] =>
 const FAILING = `process.stderr.write('loading config\\nboom: no such table\\n'); process.exit(3);`;
 
 describeEachBroker('test/gateway/worker-child-exit.test.ts', (b) => `mcp-layers worker over ${b.title}: a child that exits`, (kind) => {
-  let broker: BrokerServer | undefined;
-  beforeAll(async () => {
-    broker = await kind.start();
-  });
-  afterAll(async () => {
-    await killWorkers();
-    await broker?.stop();
-  });
+  const broker = brokerForWorkers(kind);
 
   it('as it starts: initialize is answered with -32054 upstream-unavailable, its exit code and last stderr line', async () => {
     const service = uniqueService('child-fails');
-    const cli = await startWorkerCli(['--upstream', `${broker!.url}/${service}`, '--', process.execPath, '-e', FAILING]);
+    const cli = await startWorkerCli(['--upstream', `${broker.url}/${service}`, '--', process.execPath, '-e', FAILING]);
     const client = createV1Client();
-    const outcome = await captureOutcome(() => client.connect(kind.client({ servers: broker!.url, service, recover: false })));
+    const outcome = await captureOutcome(() => client.connect(kind.client({ servers: broker.url, service, recover: false })));
     expect(outcome).toMatchObject({
       error: { code: -32054, message: expect.stringContaining('The upstream server exited with code 3 before it answered initialize; its last stderr line: boom: no such table'), data: { reason: 'upstream-unavailable', exitCode: 3 } },
     });
@@ -44,8 +37,8 @@ describeEachBroker('test/gateway/worker-child-exit.test.ts', (b) => `mcp-layers 
 
   it('under a call in flight: the call gets -32000 with how the child ended, and the session goes on on a new child', async () => {
     const service = uniqueService('child-killed');
-    const cli = await startWorkerCli(['--upstream', `${broker!.url}/${service}`, '--', process.execPath, DEMO_SERVER]);
-    const transport = kind.client({ servers: broker!.url, service, heartbeat: { intervalMs: 100, timeoutMs: 500 } });
+    const cli = await startWorkerCli(['--upstream', `${broker.url}/${service}`, '--', process.execPath, DEMO_SERVER]);
+    const transport = kind.client({ servers: broker.url, service, heartbeat: { intervalMs: 100, timeoutMs: 500 } });
     const client = createV1Client();
     await client.connect(transport);
     const sessionId = transport.sessionId;

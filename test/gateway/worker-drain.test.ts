@@ -4,30 +4,23 @@
  * every child process exits, and so does the worker, with code 0.
  */
 import { execFileSync } from 'node:child_process';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { type BrokerServer, describeEachBroker, uniqueService } from '../support/brokers.ts';
+import { expect, it } from 'vitest';
+import { describeEachBroker, uniqueService } from '../support/brokers.ts';
 import { createV1Client, textOf } from '../support/clients.ts';
 import { DEMO_SERVER, isAlive } from '../support/gateway.ts';
-import { killWorkers, startWorkerCli } from '../support/worker-cli.ts';
+import { brokerForWorkers, startWorkerCli } from '../support/worker-cli.ts';
 
 const childrenOf = (pid: number): number[] =>
   execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' }).split('\n').map((s) => Number(s.trim())).filter((n) => n > 0);
 
 describeEachBroker('test/gateway/worker-drain.test.ts', (b) => `mcp-layers worker over ${b.title}: SIGTERM`, (kind) => {
-  let broker: BrokerServer | undefined;
-  beforeAll(async () => {
-    broker = await kind.start();
-  });
-  afterAll(async () => {
-    await killWorkers();
-    await broker?.stop();
-  });
+  const broker = brokerForWorkers(kind);
 
   it('with a call in flight: /readyz turns 503, the call completes, the children exit, exit code 0', async () => {
     const service = uniqueService('drain');
-    const cli = await startWorkerCli(['--upstream', `${broker!.url}/${service}`, '--drain-timeout', '20000', '--', process.execPath, DEMO_SERVER]);
+    const cli = await startWorkerCli(['--upstream', `${broker.url}/${service}`, '--drain-timeout', '20000', '--', process.execPath, DEMO_SERVER]);
     const client = createV1Client();
-    await client.connect(kind.client({ servers: broker!.url, service }));
+    await client.connect(kind.client({ servers: broker.url, service }));
     try {
       expect(textOf(await client.callTool('echo', { text: 'up' }))).toBe('up');
       const children = childrenOf(cli.process.pid as number);

@@ -7,6 +7,8 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { afterAll, beforeAll } from 'vitest';
+import type { Broker, BrokerServer } from './brokers.ts';
 import { CLI } from './gateway.ts';
 
 export interface WorkerCli {
@@ -110,4 +112,26 @@ export async function startWorkerCli(args: readonly string[], env: NodeJS.Proces
 /** After a suite: every worker still running is killed (a test that failed midway leaves none behind). */
 export async function killWorkers(): Promise<void> {
   await Promise.all([...started].map((cli) => cli.kill('SIGKILL')));
+}
+
+/**
+ * The broker a describe block's `mcp-layers worker` processes use: started before its
+ * tests; every worker killed, then the broker stopped, after them. Its `url` is read in
+ * the tests.
+ */
+export function brokerForWorkers(kind: Broker): { readonly url: string } {
+  let broker: BrokerServer | undefined;
+  beforeAll(async () => {
+    broker = await kind.start();
+  });
+  afterAll(async () => {
+    await killWorkers();
+    await broker?.stop();
+  });
+  return {
+    get url() {
+      if (broker === undefined) throw new Error('the broker is not started yet (read its url in a test)');
+      return broker.url;
+    },
+  };
 }
