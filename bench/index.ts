@@ -113,9 +113,10 @@ function primitivesTable(prims: { name: string; micros: number }[], layers: Resu
   const µ = (name: string) => prims.find((p) => p.name.startsWith(name))?.micros ?? Number.NaN;
   const [bare, empty, passThrough, ...others] = layers;
   if (!bare || !empty || !passThrough) return '';
-  const rest = others.filter((r) => !r.name.startsWith('by hand'));
-  // The same records written by hand inside an exchange, over bare: "by hand: tracing's spans" → tracing.
-  const byHand = new Map(others.filter((r) => r.name.startsWith('by hand')).map((r) => [r.name.slice('by hand: '.length).split('\'')[0] as string, r.microsPerExchange - bare.microsPerExchange]));
+  // The same records written by hand inside an exchange, over bare, by the layer they are of ("by hand: tracing's spans").
+  const handOf = (r: Result) => /^by hand: (\w+)/.exec(r.name)?.[1];
+  const rest = others.filter((r) => handOf(r) === undefined);
+  const byHand = new Map(others.flatMap((r) => (handOf(r) === undefined ? [] : [[handOf(r) as string, r.microsPerExchange - bare.microsPerExchange] as const])));
   const contextWith = 2 * µ('context.with');
   const propagation = µ('traceparent inject') + µ('traceparent extract');
   // What each layer's library does per exchange (one client and one server side): as the

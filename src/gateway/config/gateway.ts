@@ -272,7 +272,7 @@ export const downstreamConfig = options(
       .optional()
       .meta({
         description:
-          'HTTP: a POST holding one request whose response is the first and only message for it is answered with one application/json body instead of an event stream (default false, as the SDK server answers). Clients must accept both, and read JSON for less; an SDK client then no longer reports an aborted event stream as it closes, so it sees something else than connected to an SDK server directly.',
+          'HTTP: a POST holding one request whose response is the first and only message for it is answered with one application/json body instead of an event stream (default false, as the SDK server answers). Clients must accept both, and read JSON for less; an SDK client then no longer reports an aborted event stream as it closes, so what it sees differs from a direct connection to an SDK server.',
       }),
   layers: layerList('downstream').optional().meta({ description: 'The server-side stack, first = outermost. Default: tracing, metrics.' }),
   },
